@@ -1,0 +1,1 @@
+"""Dataset readers, preprocessing and the built-in demo dataset generator."""

@@ -1,0 +1,71 @@
+"""One inspection sample: registered RGB image + organized point cloud + optional GT mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Sample:
+    """A loaded sample. Arrays share the same H×W grid.
+
+    rgb:   H×W×3 uint8, or None for 3D-only data.
+    xyz:   H×W×3 float32 organized point cloud in metres; invalid points are exactly (0,0,0)
+           (NaN/inf from sensors are converted to 0 by the readers); None for RGB-only data.
+    mask:  H×W bool ground-truth defect mask (True = defect), or None when unknown.
+    label: "good", a defect type name, or None when unknown.
+    """
+
+    name: str
+    rgb: np.ndarray | None
+    xyz: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    label: str | None = None
+    category: str = ""
+    split: str = ""
+    rgb_path: Path | None = None
+    xyz_path: Path | None = None
+    mask_path: Path | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        arr = self.rgb if self.rgb is not None else self.xyz
+        assert arr is not None, "a sample has at least one modality"
+        return int(arr.shape[0]), int(arr.shape[1])
+
+    @property
+    def valid(self) -> np.ndarray | None:
+        """H×W bool: pixels with a measured 3D point (not exactly 0,0,0); None without xyz."""
+        if self.xyz is None:
+            return None
+        return np.any(self.xyz != 0, axis=-1)
+
+    @property
+    def is_defect(self) -> bool | None:
+        if self.label is None:
+            return None
+        return self.label != "good"
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        out = []
+        if self.rgb is not None:
+            out.append("rgb")
+        if self.xyz is not None:
+            out.append("xyz")
+        return tuple(out)
+
+    def source(self) -> str:
+        """The most specific file path naming this sample, for messages."""
+        for p in (self.rgb_path, self.xyz_path):
+            if p is not None:
+                return str(p)
+        return self.name
+
+    def with_arrays(self, **arrays) -> "Sample":
+        """Copy with some of rgb/xyz/mask replaced."""
+        return replace(self, **arrays)
