@@ -1,0 +1,99 @@
+"""``lsfa fit DATA_ROOT --category C --out MODEL.lsfa``: fit a model on train/good."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fit", help="fit a model on a category's train/good samples")
+    p.add_argument("data_root", type=Path, help="dataset folder (MVTec 3D-AD, Eyecandies or plain)")
+    p.add_argument("--category", "-c", required=True, help="category (class) to fit")
+    p.add_argument("--out", "-o", type=Path, required=True, help="model file to write (.lsfa)")
+    p.add_argument("--modalities", default="auto", help="auto | rgb | xyz | rgb,xyz (default: auto)")
+    p.add_argument("--rgb-backbone", default="efficientnet_lite0")
+    p.add_argument("--xyz-backbone", default="fpfh")
+    p.add_argument("--rgb-weights", help="checkpoint file for the RGB backbone (e.g. DINO ViT-B/8)")
+    p.add_argument("--xyz-weights", help="checkpoint file for the 3D backbone (e.g. Point-MAE)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--grid", type=int, default=28)
+    p.add_argument("--coreset", type=float, default=0.1, help="memory-bank coreset ratio (default 0.1)")
+    p.add_argument("--fusion", default="sum", choices=["sum", "ocsvm"])
+    p.add_argument("--no-preprocess", action="store_true", help="skip background-plane removal")
+    p.add_argument("--max-train", type=int, help="use at most N training samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    add_adaptation_args(p)
+    p.set_defaults(func=run)
+
+
+def add_adaptation_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LSFA feature adaptation")
+    g.add_argument("--adapt", dest="adapt", action="store_true", default=None, help="train LSFA adaptors")
+    g.add_argument("--no-adapt", dest="adapt", action="store_false", help="frozen features only")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--adaptor", choices=["block", "mlp"])
+    g.add_argument("--losses", help="comma list of la,ga,lc,gc")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+
+
+def config_from_args(args):
+    from core.config import FitConfig
+
+    adaptation = {}
+    for key, name in (("epochs", "epochs"), ("adaptor", "adaptor"), ("batch_size", "batch_size"), ("lr", "lr")):
+        value = getattr(args, key, None)
+        if value is not None:
+            adaptation[name] = value
+    if getattr(args, "losses", None):
+        adaptation["losses"] = [s.strip() for s in args.losses.split(",") if s.strip()]
+    kwargs = {}
+    if args.adapt is not None:
+        kwargs["adapt"] = args.adapt
+    return FitConfig(
+        modalities=args.modalities,
+        rgb_backbone=args.rgb_backbone,
+        xyz_backbone=args.xyz_backbone,
+        rgb_weights=args.rgb_weights,
+        xyz_weights=args.xyz_weights,
+        device=args.device,
+        image_size=args.image_size,
+        grid=args.grid,
+        coreset_ratio=args.coreset,
+        fusion=args.fusion,
+        preprocess=not args.no_preprocess,
+        max_train=args.max_train,
+        seed=args.seed,
+        adaptation=adaptation,
+        **kwargs,
+    )
+
+
+def run(args) -> int:
+    from core.commands._progress import cli_progress
+    from core.errors import UserError
+    from core.pipeline import fit
+
+    if args.out.exists() and not args.force:
+        raise UserError(f"{args.out}: already exists; pass --force to overwrite it")
+    if args.out.suffix != ".lsfa":
+        raise UserError(f"{args.out}: model files use the .lsfa extension")
+    config = config_from_args(args)
+    progress, sink = cli_progress()
+    try:
+        model = fit(args.data_root, args.category, config, progress)
+        model_id = model.save(args.out)
+    finally:
+        sink.close()
+    t = model.thresholds
+    print(
+        f"fitted {args.category}: modalities {','.join(model.modalities)}, "
+        f"{model.info['n_train']} training samples, {model.info['fit_seconds']:.1f} s, "
+        f"adapted={'yes' if model.adapter is not None else 'no'}"
+    )
+    print(f"thresholds (raw, from {model.info['calibration']}): image {t.image:.4g}, pixel {t.pixel:.4g}")
+    print(f"wrote {args.out} (model id {model_id})")
+    return 0

@@ -1,0 +1,63 @@
+"""Fit settings, stored verbatim in the model file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from core.errors import UserError
+
+MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
+
+
+@dataclass
+class FitConfig:
+    modalities: str = "auto"  # "auto" (all the training data has), "rgb", "xyz" or "rgb,xyz"
+    rgb_backbone: str = "efficientnet_lite0"
+    xyz_backbone: str = "fpfh"
+    rgb_weights: str | None = None  # checkpoint file for backbones that need one
+    xyz_weights: str | None = None
+    device: str = "cpu"
+    image_size: int = 224  # model grid side S in pixels
+    grid: int = 28  # patch grid side
+    coreset_ratio: float = 0.1  # fraction of training patches kept per memory bank
+    fusion: str = "sum"  # late fusion of modalities: "sum" (standardised) or "ocsvm"
+    preprocess: bool = True  # background-plane removal + largest cluster + square padding
+    blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
+    seed: int = 0
+    batch_size: int = 8
+    max_train: int | None = None  # cap on training samples (None = all)
+    image_quantile: float = 0.99  # image threshold = this quantile of good validation scores
+    pixel_quantile: float = 0.999  # pixel threshold = this quantile of good validation pixels
+    cache_dir: str | None = None  # preprocessing cache (None = per-user default)
+    adapt: bool = False  # LSFA feature adaptation
+    adaptation: dict = field(default_factory=dict)  # AdaptConfig overrides
+
+    def __post_init__(self):
+        if self.modalities not in MODALITY_CHOICES:
+            raise UserError(
+                f"--modalities must be one of {', '.join(MODALITY_CHOICES)}, got {self.modalities!r}"
+            )
+        if self.fusion not in ("sum", "ocsvm"):
+            raise UserError(f"--fusion must be 'sum' or 'ocsvm', got {self.fusion!r}")
+        if not 0 < self.coreset_ratio <= 1:
+            raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
+        if self.image_size % self.grid:
+            raise UserError(f"image size {self.image_size} must be a multiple of the grid {self.grid}")
+
+    def requested_modalities(self) -> tuple[str, ...] | None:
+        """Explicitly requested modalities, or None for "auto"."""
+        return None if self.modalities == "auto" else tuple(self.modalities.split(","))
+
+    def cache_path(self) -> Path:
+        from core.prepare import default_cache_dir
+
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir() / "preprocessed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

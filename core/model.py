@@ -1,0 +1,201 @@
+"""A fitted inspection model: frozen extractors (+ optional LSFA adaptors), one memory bank
+per modality, late fusion, thresholds. Scores samples; saves to / loads from ``.lsfa`` files."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from core.config import FitConfig
+from core.data.sample import Sample
+from core.errors import ModelFileError, UserError
+from core.progress import Progress, ensure
+from core.results import SampleResult, Thresholds
+
+
+class Model:
+    """Everything needed to score a sample. Build with :func:`core.pipeline.fit` or :func:`load_model`."""
+
+    def __init__(
+        self,
+        config: FitConfig,
+        modalities: tuple[str, ...],
+        extractors: dict,
+        banks: dict,
+        image_fusion,
+        pixel_fusion,
+        thresholds: Thresholds,
+        display_range: tuple[float, float],
+        adapter=None,
+        info: dict | None = None,
+    ):
+        self.config = config
+        self.modalities = tuple(modalities)
+        self.extractors = extractors  # {modality: FeatureExtractor}
+        self.banks = banks  # {modality: MemoryBank}
+        self.image_fusion = image_fusion
+        self.pixel_fusion = pixel_fusion
+        self.thresholds = thresholds
+        self.display_range = (float(display_range[0]), float(display_range[1]))
+        self.adapter = adapter  # core.adaptation.Adapter or None
+        self.info = dict(info or {})
+        self.model_id = self.info.get("model_id", "unsaved")
+
+    # ----------------------------------------------------------------- scoring
+    def check_sample(self, sample: Sample) -> None:
+        """UserError if the sample lacks a modality this model needs."""
+        missing = [m for m in self.modalities if m not in sample.modalities]
+        if missing:
+            names = {"rgb": "an RGB image", "xyz": "a point cloud (xyz)"}
+            raise UserError(
+                f"{sample.source()}: this model needs {' and '.join(names[m] for m in self.modalities)}, "
+                f"but the sample has no {' or '.join(names[m] for m in missing)}"
+            )
+
+    def prepare(self, sample: Sample) -> Sample:
+        from core.prepare import prepare_sample
+
+        self.check_sample(sample)
+        return prepare_sample(
+            sample, self.config.image_size, self.config.preprocess, self.config.cache_path()
+        )
+
+    def modality_scores(self, prepared: list[Sample], timings: dict | None = None):
+        """Per-modality raw scores of prepared samples.
+
+        Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of raw kNN distance}).
+        """
+        from core.scoring.maps import upsample_and_blur
+        from core.scoring.patchcore import reweighted_image_score
+        from core.tokens import extract_tokens, foreground
+
+        cfg = self.config
+        g, size = cfg.grid, cfg.image_size
+        t0 = time.perf_counter()
+        tokens = extract_tokens(self.extractors, prepared, g, batch_size=len(prepared) or 1)
+        fg = foreground(prepared, g)
+        t1 = time.perf_counter()
+        if self.adapter is not None:
+            tokens = self.adapter.apply(tokens, fg)
+        t2 = time.perf_counter()
+        scores, maps = {}, {}
+        knn_s = map_s = 0.0
+        for m in self.modalities:
+            bank = self.banks[m]
+            tk = tokens[m]
+            scores[m] = np.zeros(len(prepared), np.float32)
+            maps[m] = np.zeros((len(prepared), size, size), np.float32)
+            for b in range(len(prepared)):
+                ta = time.perf_counter()
+                q = np.ascontiguousarray(tk[b][fg[b]])
+                patch = np.zeros(g * g, np.float32)
+                if len(q):
+                    dist, idx = bank.nearest(q)
+                    patch[fg[b]] = dist
+                    scores[m][b] = reweighted_image_score(q, dist, idx, bank)
+                tb = time.perf_counter()
+                maps[m][b] = upsample_and_blur(patch.reshape(g, g), size=size, sigma=cfg.blur_sigma)
+                knn_s += tb - ta
+                map_s += time.perf_counter() - tb
+        if timings is not None:
+            timings["features"] = timings.get("features", 0.0) + (t1 - t0)
+            timings["adaptation"] = timings.get("adaptation", 0.0) + (t2 - t1)
+            timings["knn"] = timings.get("knn", 0.0) + knn_s
+            timings["maps"] = timings.get("maps", 0.0) + map_s
+        return scores, maps
+
+    def fuse(self, scores: dict, maps: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Fused image scores (B,) and maps (B,S,S) in raw fused units."""
+        mods = self.modalities
+        img = self.image_fusion.transform(np.stack([scores[m] for m in mods], axis=1))
+        b, s, _ = maps[mods[0]].shape
+        pix = self.pixel_fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
+        return np.asarray(img, np.float32), np.asarray(pix, np.float32).reshape(b, s, s)
+
+    def score_prepared(self, prepared: list[Sample]) -> list[SampleResult]:
+        """Score samples already on the model grid (see :meth:`prepare`)."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        scores, maps = self.modality_scores(prepared, timings)
+        tf = time.perf_counter()
+        fused_img, fused_map = self.fuse(scores, maps)
+        timings["fusion"] = time.perf_counter() - tf
+        per = (time.perf_counter() - t0) / max(len(prepared), 1)
+        per_timings = {k: v / max(len(prepared), 1) for k, v in timings.items()}
+        out = []
+        for i, s in enumerate(prepared):
+            out.append(
+                SampleResult(
+                    name=s.name,
+                    label=s.label,
+                    image_score=float(fused_img[i]),
+                    anomaly_map=fused_map[i],
+                    modality_scores={m: float(scores[m][i]) for m in self.modalities},
+                    modality_maps={m: maps[m][i] for m in self.modalities},
+                    rgb=s.rgb,
+                    xyz=s.xyz,
+                    mask=s.mask,
+                    category=s.category,
+                    split=s.split,
+                    source=s.source(),
+                    seconds=per,
+                    timings=dict(per_timings),
+                )
+            )
+        return out
+
+    def score(self, sample: Sample) -> SampleResult:
+        """Score one loaded sample (any size; it is preprocessed and resized here)."""
+        t0 = time.perf_counter()
+        prepared = self.prepare(sample)
+        t_prep = time.perf_counter() - t0
+        result = self.score_prepared([prepared])[0]
+        result.timings["preprocess"] = t_prep
+        result.seconds += t_prep
+        return result
+
+    def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
+        """Yield a SampleResult per SampleRef, with progress and cancellation per sample."""
+        p = ensure(progress)
+        n = len(refs)
+        for i, ref in enumerate(refs):
+            p.update(stage, i, n, ref.name)
+            yield self.score(ref.load())
+        p.update(stage, n, n)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> str:
+        """Write the model atomically; returns its model id."""
+        from core.model_io import save_model
+
+        self.model_id = save_model(self, path)
+        self.info["model_id"] = self.model_id
+        return self.model_id
+
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        self.thresholds = thresholds
+
+    def describe(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "modalities": list(self.modalities),
+            "extractors": {m: ex.name for m, ex in self.extractors.items()},
+            "adapted": self.adapter is not None,
+            "thresholds": self.thresholds.to_dict(),
+            "display_range": list(self.display_range),
+            "config": asdict(self.config),
+            **{k: v for k, v in self.info.items() if k != "model_id"},
+        }
+
+
+def load_model(path: str | Path) -> Model:
+    """Read a ``.lsfa`` file (never unpickles). Raises ModelFileError with the reason."""
+    from core.model_io import load_model as _load
+
+    return _load(Path(path))
+
+
+__all__ = ["Model", "load_model", "ModelFileError"]

@@ -1,0 +1,89 @@
+"""Model <-> ``.lsfa`` file: which manifest entries and tensors make up a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core import __version__
+from core.config import FitConfig
+from core.errors import ModelFileError, UserError
+from core.model_file import read_model_file, write_model_file
+from core.results import Thresholds
+
+
+def save_model(model, path: str | Path) -> str:
+    manifest = {
+        "app_version": __version__,
+        "config": model.config.to_dict(),
+        "modalities": list(model.modalities),
+        "extractors": {
+            m: {"name": ex.name, "params": dict(getattr(ex, "params", {}) or {}), "weights_id": ex.weights_id, "dim": int(ex.dim)}
+            for m, ex in model.extractors.items()
+        },
+        "thresholds": model.thresholds.to_dict(),
+        "display_range": list(model.display_range),
+        "info": {k: v for k, v in model.info.items() if k != "model_id"},
+    }
+    tensors: dict[str, np.ndarray] = {}
+    for m, bank in model.banks.items():
+        for key, arr in bank.state().items():
+            tensors[f"bank.{m}.{key}"] = np.asarray(arr)
+    for level, fusion in (("image", model.image_fusion), ("pixel", model.pixel_fusion)):
+        manifest[f"fusion_{level}"] = fusion.state()
+    if model.adapter is not None:
+        meta, arrays = model.adapter.state()
+        manifest["adaptation"] = meta
+        tensors.update({f"adapt.{k}": v for k, v in arrays.items()})
+    return write_model_file(path, manifest, tensors)
+
+
+def _section(tensors: dict, prefix: str) -> dict:
+    n = len(prefix)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_model(path: Path):
+    from core.features.registry import create_extractor
+    from core.model import Model
+    from core.scoring.fusion import LateFusion
+    from core.scoring.memory_bank import MemoryBank
+
+    manifest, tensors = read_model_file(path)
+    try:
+        config = FitConfig.from_dict(manifest["config"])
+        modalities = tuple(manifest["modalities"])
+        thresholds = Thresholds.from_dict(manifest["thresholds"])
+        display_range = tuple(float(v) for v in manifest["display_range"])
+        extractor_specs = manifest["extractors"]
+        fusion_image = LateFusion.from_state(manifest["fusion_image"])
+        fusion_pixel = LateFusion.from_state(manifest["fusion_pixel"])
+        banks = {m: MemoryBank.from_state(_section(tensors, f"bank.{m}.")) for m in modalities}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"model manifest is incomplete or malformed ({exc!r})") from None
+    extractors = {}
+    for m in modalities:
+        spec = extractor_specs[m]
+        try:
+            ex = create_extractor(spec["name"], **spec.get("params", {}))
+        except UserError as exc:
+            raise ModelFileError(path, f"cannot rebuild the {m} feature extractor: {exc}") from None
+        if ex.weights_id != spec["weights_id"]:
+            raise ModelFileError(
+                path,
+                f"the {m} backbone weights differ from those the model was fitted with "
+                f"({ex.weights_id} != {spec['weights_id']})",
+            )
+        extractors[m] = ex
+    adapter = None
+    if "adaptation" in manifest:
+        from core.adaptation.engine import Adapter
+
+        adapter = Adapter.from_state(manifest["adaptation"], _section(tensors, "adapt."))
+    info = dict(manifest.get("info", {}))
+    info["model_id"] = manifest["model_id"]
+    return Model(
+        config, modalities, extractors, banks, fusion_image, fusion_pixel, thresholds, display_range,
+        adapter=adapter, info=info,
+    )

@@ -1,0 +1,279 @@
+"""Engine entry points shared by the CLI, batch runs and the GUI: fit, evaluate, score.
+
+Every function reports progress through :class:`core.progress.Progress` and stops with
+:class:`core.progress.Cancelled` within one step when the user cancels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.config import FitConfig
+from core.data.sample import Sample
+from core.errors import UserError
+from core.model import Model, load_model
+from core.progress import Progress, ensure
+from core.results import SampleResult, Thresholds
+
+log = logging.getLogger(__name__)
+
+MIN_CALIBRATION = 3  # validation samples needed to calibrate on held-out data
+
+
+def load_prepared(refs, config: FitConfig, progress: Progress | None, stage: str) -> list[Sample]:
+    """Load SampleRefs and bring them to the model grid, with progress."""
+    from core.prepare import prepare_sample
+
+    p = ensure(progress)
+    out = []
+    for i, ref in enumerate(refs):
+        p.update(stage, i, len(refs), ref.name)
+        out.append(prepare_sample(ref.load(), config.image_size, config.preprocess, config.cache_path()))
+    p.update(stage, len(refs), len(refs))
+    return out
+
+
+def choose_modalities(config: FitConfig, samples: list[Sample], where: str) -> tuple[str, ...]:
+    """Modalities to fit: the requested ones (checked against the data) or all the data has."""
+    have = set.intersection(*(set(s.modalities) for s in samples)) if samples else set()
+    requested = config.requested_modalities()
+    if requested is None:
+        mods = tuple(m for m in ("rgb", "xyz") if m in have)
+        if not mods:
+            raise UserError(f"{where}: training samples share no modality (RGB or xyz)")
+        return mods
+    missing = [m for m in requested if m not in have]
+    if missing:
+        lacking = [s.source() for s in samples if not set(missing) <= set(s.modalities)]
+        raise UserError(
+            f"{where}: --modalities {config.modalities} needs {'/'.join(missing)}, but "
+            f"{len(lacking)} training sample(s) lack it (e.g. {lacking[0]}); "
+            f"use --modalities {','.join(m for m in ('rgb', 'xyz') if m in have) or 'auto'}"
+        )
+    return requested
+
+
+def create_extractors(config: FitConfig, modalities) -> dict:
+    from core.features.registry import create_extractor, modality_of
+
+    out = {}
+    for m in modalities:
+        name = config.rgb_backbone if m == "rgb" else config.xyz_backbone
+        if modality_of(name) != m:
+            raise UserError(f"backbone {name!r} is not a {m} feature extractor")
+        weights = config.rgb_weights if m == "rgb" else config.xyz_weights
+        kwargs = {}
+        if weights:
+            kwargs["weights_path"] = weights
+        if config.device != "cpu":
+            kwargs["device"] = config.device
+        out[m] = create_extractor(name, **kwargs)
+    return out
+
+
+def fit(
+    dataset_root: str | Path,
+    category: str,
+    config: FitConfig | None = None,
+    progress: Progress | None = None,
+) -> Model:
+    """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``."""
+    from core.data.dataset import open_dataset
+    from core.scoring.fusion import LateFusion
+    from core.scoring.memory_bank import MemoryBank
+    from core.tokens import extract_tokens, foreground
+
+    config = config or FitConfig()
+    p = ensure(progress)
+    t_start = time.perf_counter()
+    ds = open_dataset(dataset_root)
+    where = f"{dataset_root} [{category}]"
+    train_refs = ds.samples(category, "train")
+    if config.max_train and len(train_refs) > config.max_train:
+        pick = np.random.default_rng(config.seed).choice(len(train_refs), config.max_train, replace=False)
+        train_refs = [train_refs[i] for i in sorted(pick)]
+    val_refs = ds.samples(category, "validation") if "validation" in ds.splits(category) else []
+    val_refs = [r for r in val_refs if r.label in (None, "good")]
+
+    train = load_prepared(train_refs, config, p, "Loading training samples")
+    modalities = choose_modalities(config, train, where)
+    extractors = create_extractors(config, modalities)
+    tokens = extract_tokens(extractors, train, config.grid, config.batch_size, p, "Extracting features")
+    fg = foreground(train, config.grid)
+    if not fg.any():
+        raise UserError(f"{where}: no training sample has any foreground point")
+
+    adapter = None
+    adapt_notes: list[str] = []
+    if config.adapt:
+        from core.adaptation.engine import train_adapter
+
+        adapter, adapt_notes = train_adapter(tokens, fg, config, p)
+        if adapter is not None:
+            tokens = adapter.apply(tokens, fg)
+    for note in adapt_notes:
+        log.info("adaptation: %s", note)
+
+    banks = {}
+    for m in modalities:
+        banks[m] = MemoryBank.build(
+            np.ascontiguousarray(tokens[m][fg]), config.coreset_ratio, config.seed, progress=p
+        )
+    del tokens
+
+    model = Model(
+        config,
+        modalities,
+        extractors,
+        banks,
+        LateFusion(config.fusion),
+        LateFusion(config.fusion),
+        Thresholds(0.0, 0.0),
+        (0.0, 1.0),
+        adapter=adapter,
+    )
+
+    use_validation = len(val_refs) >= MIN_CALIBRATION
+    calib = load_prepared(val_refs, config, p, "Loading validation samples") if use_validation else train
+    scores, maps = _modality_scores_batched(model, calib, p, "Calibrating")
+    img_matrix = np.stack([scores[m] for m in modalities], axis=1)
+    pix_matrix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)
+    model.image_fusion.fit(img_matrix)
+    model.pixel_fusion.fit(pix_matrix)
+    fused_img, fused_maps = model.fuse(scores, maps)
+
+    source = "validation" if use_validation else "training (no validation split)"
+    image_thr = float(np.quantile(fused_img, config.image_quantile))
+    pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
+    model.thresholds = Thresholds(image_thr, pixel_thr, f"{source} good quantiles")
+    lo = float(np.quantile(fused_maps, 0.5))
+    hi = pixel_thr + max(pixel_thr - lo, 1e-6)
+    model.display_range = (lo, hi)
+    model.info = {
+        "category": category,
+        "dataset": str(dataset_root),
+        "n_train": len(train),
+        "n_calibration": len(calib),
+        "calibration": source,
+        "fit_seconds": round(time.perf_counter() - t_start, 3),
+        "bank_sizes": {m: int(len(b.vectors)) for m, b in banks.items()},
+        "adaptation_notes": adapt_notes,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    p.update("Done", 1, 1)
+    return model
+
+
+def _modality_scores_batched(model: Model, samples: list[Sample], progress, stage: str):
+    p = ensure(progress)
+    bs = model.config.batch_size
+    all_scores: dict[str, list] = {m: [] for m in model.modalities}
+    all_maps: dict[str, list] = {m: [] for m in model.modalities}
+    for start in range(0, len(samples), bs):
+        p.update(stage, start, len(samples))
+        s, mp = model.modality_scores(samples[start : start + bs])
+        for m in model.modalities:
+            all_scores[m].append(s[m])
+            all_maps[m].append(mp[m])
+    p.update(stage, len(samples), len(samples))
+    return (
+        {m: np.concatenate(v) for m, v in all_scores.items()},
+        {m: np.concatenate(v) for m, v in all_maps.items()},
+    )
+
+
+@dataclass
+class EvalReport:
+    """Metrics of one category's test split. Metrics are None when not defined."""
+
+    category: str
+    n_good: int
+    n_defect: int
+    image_auroc: float | None
+    pixel_auroc: float | None
+    aupro_30: float | None
+    seconds_per_sample: float
+    modality_image_auroc: dict[str, float | None] = field(default_factory=dict)
+    defect_type_image_auroc: dict[str, float | None] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # median seconds per stage
+    results: list[SampleResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "category": self.category,
+            "image_auroc": self.image_auroc,
+            "pixel_auroc": self.pixel_auroc,
+            "aupro_30": self.aupro_30,
+            "n_good": self.n_good,
+            "n_defect": self.n_defect,
+            "seconds_per_sample": self.seconds_per_sample,
+            "modality_image_auroc": self.modality_image_auroc,
+            "defect_type_image_auroc": self.defect_type_image_auroc,
+            "timings": self.timings,
+        }
+
+
+def metrics_for(results: list[SampleResult], modalities=()) -> dict:
+    """I-AUROC, P-AUROC, AUPRO@0.3 (100 thresholds) and per-modality/per-type I-AUROC."""
+    from core.metrics import aupro, image_auroc, pixel_auroc
+
+    labelled = [r for r in results if r.label is not None]
+    labels = np.array([r.is_defect for r in labelled], dtype=bool)
+    scores = np.array([r.image_score for r in labelled], dtype=np.float64)
+    with_masks = [r for r in labelled if r.mask is not None]
+    masks = [r.mask for r in with_masks]
+    maps = [r.anomaly_map for r in with_masks]
+    out = {
+        "image_auroc": image_auroc(labels, scores) if len(labelled) else None,
+        "pixel_auroc": pixel_auroc(masks, maps) if with_masks else None,
+        "aupro_30": aupro(masks, maps, fpr_limit=0.3, num_thresholds=100) if with_masks else None,
+        "modality_image_auroc": {
+            m: image_auroc(labels, np.array([r.modality_scores[m] for r in labelled])) for m in modalities
+        },
+        "defect_type_image_auroc": {},
+    }
+    good = [r.image_score for r in labelled if r.label == "good"]
+    for t in sorted({r.label for r in labelled if r.label != "good"}):
+        bad = [r.image_score for r in labelled if r.label == t]
+        lab = np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)]
+        out["defect_type_image_auroc"][t] = image_auroc(lab, np.r_[good, bad]) if good else None
+    return out
+
+
+def evaluate(
+    model: Model,
+    dataset_root: str | Path,
+    category: str,
+    progress: Progress | None = None,
+    keep_results: bool = True,
+) -> EvalReport:
+    """Score ``test/*`` of a category and compute the metrics at the model grid."""
+    from core.data.dataset import open_dataset
+
+    ds = open_dataset(dataset_root)
+    refs = ds.samples(category, "test")
+    results = list(model.score_refs(refs, progress, "Scoring test samples"))
+    m = metrics_for(results, model.modalities)
+    stages = sorted({k for r in results for k in r.timings})
+    timings = {k: float(np.median([r.timings.get(k, 0.0) for r in results])) for k in stages}
+    return EvalReport(
+        category=category,
+        n_good=sum(r.label == "good" for r in results),
+        n_defect=sum(r.is_defect is True for r in results),
+        image_auroc=m["image_auroc"],
+        pixel_auroc=m["pixel_auroc"],
+        aupro_30=m["aupro_30"],
+        seconds_per_sample=float(np.mean([r.seconds for r in results])) if results else 0.0,
+        modality_image_auroc=m["modality_image_auroc"],
+        defect_type_image_auroc=m["defect_type_image_auroc"],
+        timings=timings,
+        results=results if keep_results else [],
+    )
+
+
+__all__ = ["FitConfig", "fit", "evaluate", "EvalReport", "Model", "load_model", "SampleResult", "Thresholds"]

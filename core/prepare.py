@@ -1,0 +1,32 @@
+"""Bring a loaded sample onto the model grid: preprocessing (background removal, square
+padding) followed by resizing to S×S. Shared by fitting, evaluation, scoring and the GUI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.data.sample import Sample
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache for preprocessed samples (``$LSFA_CACHE_DIR`` or ~/.cache/lsfa-inspector)."""
+    env = os.environ.get("LSFA_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lsfa-inspector"
+
+
+def prepare_sample(
+    sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None
+) -> Sample:
+    """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask nearest."""
+    from core.data.preprocess import pad_to_square, preprocess as run_preprocess
+    from core.data.resize import resize_sample
+
+    if preprocess:
+        sample = run_preprocess(sample, cache_dir=cache_dir)
+    else:
+        sample = pad_to_square(sample)
+    return resize_sample(sample, size)

@@ -1,0 +1,66 @@
+"""Per-sample scoring results and the model's decision thresholds (raw score units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Thresholds:
+    """Decision thresholds in raw fused-score units. NG iff score >= threshold."""
+
+    image: float  # part verdict: image score >= image -> NG
+    pixel: float  # defect region: map value >= pixel -> defect pixel
+    source: str = ""  # how they were chosen ("validation quantile", "best F1", "user")
+
+    def to_dict(self) -> dict:
+        return {"image": float(self.image), "pixel": float(self.pixel), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Thresholds":
+        return cls(float(d["image"]), float(d["pixel"]), str(d.get("source", "")))
+
+
+@dataclass
+class SampleResult:
+    """Scores of one sample on the model grid (S×S pixels)."""
+
+    name: str
+    label: str | None  # "good" / defect type / None when unknown
+    image_score: float  # raw fused image score (higher = more anomalous)
+    anomaly_map: np.ndarray  # S×S float32 raw fused pixel scores
+    modality_scores: dict[str, float] = field(default_factory=dict)  # raw per-modality image scores
+    modality_maps: dict[str, np.ndarray] = field(default_factory=dict)  # S×S raw kNN distances
+    rgb: np.ndarray | None = None  # S×S×3 uint8 (preprocessed, model grid)
+    xyz: np.ndarray | None = None  # S×S×3 float32 metres, 0 = invalid
+    mask: np.ndarray | None = None  # S×S bool ground truth, None when unknown
+    category: str = ""
+    split: str = ""
+    source: str = ""  # file the sample came from
+    seconds: float = 0.0  # wall time to score this sample (load excluded)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def valid(self) -> np.ndarray | None:
+        """S×S bool of measured 3D points, None without xyz."""
+        return None if self.xyz is None else np.any(self.xyz != 0, axis=-1)
+
+    @property
+    def is_defect(self) -> bool | None:
+        return None if self.label is None else self.label != "good"
+
+    def verdict(self, thresholds: Thresholds) -> str:
+        return "NG" if self.image_score >= thresholds.image else "OK"
+
+    def defect_mask(self, pixel_threshold: float) -> np.ndarray:
+        """S×S bool predicted defect region at a raw pixel threshold."""
+        return self.anomaly_map >= pixel_threshold
+
+    def point_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N×3 points in metres, N raw scores) for every valid point: the score of its pixel."""
+        if self.xyz is None:
+            return np.zeros((0, 3), np.float32), np.zeros(0, np.float32)
+        valid = self.valid
+        return self.xyz[valid], self.anomaly_map[valid]

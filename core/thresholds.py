@@ -1,0 +1,120 @@
+"""Decision thresholds on raw anomaly scores, and the confusion counts they give.
+
+Convention, used everywhere in the project: a sample (or pixel) is judged a defect (NG)
+**iff score >= threshold**. Thresholds are in the raw units of the scores they were chosen
+on (image score or anomaly-map value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
+
+__all__ = ["best_f1_threshold", "quantile_threshold", "confusion", "pixel_best_f1_threshold", "is_defect"]
+
+
+def is_defect(scores, threshold: float):
+    """The verdict under the project convention: True (NG) where score >= threshold."""
+    return np.asarray(scores) >= threshold
+
+
+def _checked(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = _binary_labels(labels, "labels")
+    s = _finite_scores(scores, "scores", ndim=1)
+    if y.shape != s.shape:
+        raise ValueError(f"got {y.size} labels but {s.size} scores")
+    if y.size == 0:
+        raise ValueError("no labels/scores given")
+    return y, s
+
+
+def best_f1_threshold(labels, scores) -> tuple[float, float]:
+    """Threshold (raw score units) maximising F1 of ``score >= threshold`` vs labels (1 = defect).
+
+    Every cut between two distinct scores is tried. The returned threshold is the midpoint
+    between the lowest score flagged and the next lower score (the lowest score itself when
+    every sample is flagged), so it keeps a margin on both sides. Among equal F1 the highest
+    threshold (fewest flagged samples) wins. Returns (threshold, f1). Raises ValueError when
+    there is no defect sample (F1 is then undefined; use ``quantile_threshold``).
+    """
+    y, s = _checked(labels, scores)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        raise ValueError("best_f1_threshold needs at least one defect sample (label 1)")
+    order = np.argsort(-s, kind="stable")
+    s_desc, y_desc = s[order], y[order]
+    tp = np.cumsum(y_desc)
+    fp = np.cumsum(~y_desc)
+    # A cut is only possible after the last sample of a run of equal scores.
+    last_of_run = np.flatnonzero(np.append(s_desc[1:] != s_desc[:-1], True))
+    tp, fp = tp[last_of_run], fp[last_of_run]
+    f1 = 2.0 * tp / (tp + fp + n_pos)  # 2tp / (2tp + fp + fn) with fn = n_pos - tp
+    best = int(np.argmax(f1))  # first maximum = highest threshold
+    i = last_of_run[best]
+    threshold = s_desc[i]
+    if i + 1 < s_desc.size:
+        lower = s_desc[i + 1]
+        midpoint = lower + 0.5 * (threshold - lower)
+        if midpoint > lower:  # not rounded onto the unflagged score (adjacent floats)
+            threshold = midpoint
+    return float(threshold), float(f1[best])
+
+
+def quantile_threshold(good_scores, q: float = 0.99) -> float:
+    """The q-quantile (linear interpolation) of scores of good samples, raw units.
+
+    With ``score >= threshold`` meaning NG, about (1 - q) of good samples are flagged.
+    """
+    s = _finite_scores(good_scores, "good_scores").ravel()
+    if s.size == 0:
+        raise ValueError("quantile_threshold needs at least one good score")
+    if not 0.0 <= float(q) <= 1.0:
+        raise ValueError(f"q must be in [0, 1], got {q!r}")
+    return float(np.quantile(s, float(q)))
+
+
+def confusion(labels, scores, threshold: float) -> dict:
+    """Counts and rates of ``score >= threshold`` vs labels (1 = defect).
+
+    Returns dict(tp, fp, tn, fn: int; precision, recall, f1, accuracy: float). A rate whose
+    denominator is zero is 0.0 (scikit-learn's convention).
+    """
+    y, s = _checked(labels, scores)
+    pred = s >= threshold
+    tp = int(np.sum(pred & y))
+    fp = int(np.sum(pred & ~y))
+    fn = int(np.sum(~pred & y))
+    tn = int(np.sum(~pred & ~y))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    return dict(
+        tp=tp, fp=fp, tn=tn, fn=fn,
+        precision=ratio(tp, tp + fp),
+        recall=ratio(tp, tp + fn),
+        f1=ratio(2 * tp, 2 * tp + fp + fn),
+        accuracy=ratio(tp + tn, y.size),
+    )
+
+
+def pixel_best_f1_threshold(masks, maps, max_pixels: int = 1_000_000, seed: int = 0) -> tuple[float, float]:
+    """Best-F1 threshold over pixels (raw map units), on a uniform random subsample.
+
+    Pools every pixel of every (mask, map) pair; if there are more than ``max_pixels``, a
+    uniform sample of that many (seeded, without replacement) is used, which keeps the
+    defect/normal ratio and so estimates F1 without bias. Returns (threshold, f1).
+    Raises ValueError when no defect pixel is present (in the sample).
+    """
+    if int(max_pixels) < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels!r}")
+    mask_list, map_list = _pixel_pairs(masks, maps)
+    flat_mask = np.concatenate([m.ravel() for m in mask_list])
+    flat_map = np.concatenate([a.ravel() for a in map_list])
+    if flat_mask.size > max_pixels:
+        pick = np.random.default_rng(seed).choice(flat_mask.size, size=int(max_pixels), replace=False)
+        flat_mask, flat_map = flat_mask[pick], flat_map[pick]
+    if not flat_mask.any():
+        raise ValueError("pixel_best_f1_threshold needs at least one defect pixel")
+    return best_f1_threshold(flat_mask, flat_map)

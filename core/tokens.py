@@ -1,0 +1,56 @@
+"""Frozen patch tokens for a batch of model-grid samples, plus the foreground cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.data.sample import Sample
+from core.progress import Progress, ensure
+
+
+def modality_inputs(samples: list[Sample], modality: str) -> list[np.ndarray]:
+    """The per-sample arrays an extractor of ``modality`` consumes (uint8 RGB / float32 xyz)."""
+    key = "rgb" if modality == "rgb" else "xyz"
+    arrays = [getattr(s, key) for s in samples]
+    for s, a in zip(samples, arrays):
+        if a is None:
+            from core.errors import DataError
+
+            raise DataError(s.source(), f"sample has no {'RGB image' if key == 'rgb' else 'point cloud (xyz)'}")
+    return arrays
+
+
+def foreground(samples: list[Sample], grid: int) -> np.ndarray:
+    """(B, grid*grid) bool: cells holding measured 3D points; all True for samples without xyz."""
+    from core.features.pooling import foreground_cells
+
+    out = np.ones((len(samples), grid * grid), dtype=bool)
+    for i, s in enumerate(samples):
+        valid = s.valid
+        if valid is not None:
+            out[i] = foreground_cells(valid, grid).reshape(-1)
+    return out
+
+
+def extract_tokens(
+    extractors: dict,
+    samples: list[Sample],
+    grid: int,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    stage: str = "Extracting features",
+) -> dict[str, np.ndarray]:
+    """{modality: (B, grid*grid, dim) float32} of frozen features, in batches with progress."""
+    p = ensure(progress)
+    out = {m: np.zeros((len(samples), grid * grid, ex.dim), np.float32) for m, ex in extractors.items()}
+    n = len(samples)
+    for start in range(0, n, batch_size):
+        p.update(stage, start, n)
+        chunk = samples[start : start + batch_size]
+        for m, ex in extractors.items():
+            with torch.inference_mode():
+                feats = ex.extract(modality_inputs(chunk, m), grid=grid)
+            out[m][start : start + len(chunk)] = feats.flatten(2).transpose(1, 2).float().numpy()
+    p.update(stage, n, n)
+    return out
