@@ -74,8 +74,7 @@ class Model:
 
         cfg = self.config
         g, size = cfg.grid, cfg.image_size
-        t0 = time.perf_counter()
-        tokens = extract_tokens(self.extractors, prepared, g, batch_size=len(prepared) or 1)
+        tokens = extract_tokens(self.extractors, prepared, g, batch_size=len(prepared) or 1, timings=timings)
         fg = foreground(prepared, g)
         t1 = time.perf_counter()
         if self.adapter is not None:
@@ -101,7 +100,6 @@ class Model:
                 knn_s += tb - ta
                 map_s += time.perf_counter() - tb
         if timings is not None:
-            timings["features"] = timings.get("features", 0.0) + (t1 - t0)
             timings["adaptation"] = timings.get("adaptation", 0.0) + (t2 - t1)
             timings["knn"] = timings.get("knn", 0.0) + knn_s
             timings["maps"] = timings.get("maps", 0.0) + map_s

@@ -22,11 +22,19 @@ def prepare_sample(
     sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None
 ) -> Sample:
     """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask nearest."""
-    from core.data.preprocess import pad_to_square, preprocess as run_preprocess
+    from dataclasses import replace
+
+    from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
     from core.data.resize import resize_sample
 
     if preprocess:
         sample = run_preprocess(sample, cache_dir=cache_dir)
     else:
-        sample = pad_to_square(sample)
+        side, top, left = square_padding(*sample.shape)
+        sample = replace(
+            sample,
+            rgb=pad_to_square(sample.rgb, side, top, left),
+            xyz=pad_to_square(sample.xyz, side, top, left),
+            mask=pad_to_square(sample.mask, side, top, left),
+        )
     return resize_sample(sample, size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -40,8 +42,11 @@ def extract_tokens(
     batch_size: int = 8,
     progress: Progress | None = None,
     stage: str = "Extracting features",
+    timings: dict | None = None,
 ) -> dict[str, np.ndarray]:
-    """{modality: (B, grid*grid, dim) float32} of frozen features, in batches with progress."""
+    """{modality: (B, grid*grid, dim) float32} of frozen features, in batches with progress.
+
+    ``timings`` (optional) accumulates seconds per modality under "features_<modality>"."""
     p = ensure(progress)
     out = {m: np.zeros((len(samples), grid * grid, ex.dim), np.float32) for m, ex in extractors.items()}
     n = len(samples)
@@ -49,8 +54,12 @@ def extract_tokens(
         p.update(stage, start, n)
         chunk = samples[start : start + batch_size]
         for m, ex in extractors.items():
+            t0 = time.perf_counter()
             with torch.inference_mode():
                 feats = ex.extract(modality_inputs(chunk, m), grid=grid)
             out[m][start : start + len(chunk)] = feats.flatten(2).transpose(1, 2).float().numpy()
+            if timings is not None:
+                key = f"features_{m}"
+                timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
     p.update(stage, n, n)
     return out

@@ -1,0 +1,345 @@
+"""Offline-style preprocessing of one sample (BTF/M3DM/LSFA recipe, vectorized, never in place).
+
+1. Fit the background plane by RANSAC to the valid points of a ``border_px`` frame of the
+   image (or, with ``border_from="valid_bbox"``, of the valid points' bounding box, for
+   sensors whose image margins are invalid) (3-point hypotheses, inlier distance ``plane_inlier_m``, least-squares refit on the inliers)
+   and remove every point closer than ``plane_remove_m`` to it. Skipped when the frame holds
+   fewer than ``min_border_points`` valid points (e.g. data that is already preprocessed).
+2. Keep the largest connected cluster. Instead of DBSCAN, pixels are linked when they are
+   grid neighbours (within ``cluster_link_px`` rows/columns) and their 3D points are closer
+   than ``cluster_eps_m``; components come from ``scipy.sparse.csgraph``.
+3. Zero-pad xyz, RGB and mask to a centred square whose side is the larger image side
+   rounded up to a multiple of ``pad_multiple`` (odd pixel bottom/right).
+
+Removed points become (0, 0, 0) and, with ``zero_rgb_background``, black in RGB (points that
+were already invalid keep their colour, as in the reference). All distances are in metres.
+Results can be cached in ``cache_dir`` keyed by a SHA-256 of the xyz content and the
+parameters; only the kept-pixel mask is stored. The user's files are never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.data.sample import Sample
+from core.errors import DataError, UserError
+
+CACHE_VERSION = "lsfa-preprocess-v1"
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    border_px: int = 10  # width of the frame used to fit the background plane (pixels)
+    border_from: str = "image"  # "image" (reference) | "valid_bbox": frame of the valid points' box,
+    #                              for sensors with invalid image margins; not for padded data
+    plane_inlier_m: float = 0.004  # RANSAC inlier distance (metres)
+    plane_remove_m: float = 0.005  # points closer than this to the plane are background (metres)
+    ransac_iterations: int = 1000
+    ransac_max_points: int = 4000  # border points used to score hypotheses (random subset)
+    min_border_points: int = 50  # fewer valid border points -> no plane removal
+    cluster_eps_m: float = 0.006  # neighbouring points closer than this are connected (metres)
+    cluster_link_px: int = 2  # neighbourhood radius on the grid (1 = 8-neighbours)
+    pad_multiple: int = 100  # square side rounded up to this (0 = plain max(H, W))
+    zero_rgb_background: bool = True
+    seed: int = 0
+
+    def cache_fields(self) -> dict:
+        """Parameters that change which points are kept."""
+        d = asdict(self)
+        d.pop("pad_multiple")
+        d.pop("zero_rgb_background")
+        return d
+
+
+# ---------------------------------------------------------------------------- plane removal
+
+
+def border_mask(shape: tuple[int, int], border_px: int) -> np.ndarray:
+    h, w = shape
+    m = np.zeros((h, w), dtype=bool)
+    b = max(0, int(border_px))
+    m[:b, :] = True
+    m[h - b :, :] = True
+    m[:, :b] = True
+    m[:, w - b :] = True
+    return m
+
+
+def fit_plane_ransac(
+    points: np.ndarray, inlier_m: float, iterations: int = 1000, max_points: int = 4000, seed: int = 0
+) -> tuple[np.ndarray, int] | None:
+    """RANSAC plane (a, b, c, d) with unit normal, |a x + b y + c z + d| = distance in metres,
+    and its inlier count among ``points``; None if no non-degenerate hypothesis exists."""
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    if n < 3:
+        return None
+    rng = np.random.default_rng(seed)
+    centre = pts.mean(axis=0)
+    local = pts - centre
+    sub = local if n <= max_points else local[rng.choice(n, max_points, replace=False)]
+    idx = rng.integers(0, n, size=(iterations, 3))
+    p0 = local[idx[:, 0]]
+    normals = np.cross(local[idx[:, 1]] - p0, local[idx[:, 2]] - p0)
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-12
+    if not ok.any():
+        return None
+    normals = normals[ok] / norms[ok, None]
+    offsets = -np.einsum("ij,ij->i", normals, p0[ok])
+    counts = np.zeros(len(normals), dtype=np.int64)
+    sub32, n32, o32 = sub.astype(np.float32), normals.astype(np.float32), offsets.astype(np.float32)
+    for start in range(0, len(normals), 250):  # bounded memory: |sub| × 250 distances at a time
+        dist = np.abs(sub32 @ n32[start : start + 250].T + o32[start : start + 250])
+        counts[start : start + 250] = np.count_nonzero(dist < inlier_m, axis=0)
+    best = int(np.argmax(counts))
+    normal, offset = normals[best], offsets[best]
+    inliers = np.abs(local @ normal + offset) < inlier_m
+    if inliers.sum() >= 3:  # least-squares refit on all inliers
+        c = local[inliers].mean(axis=0)
+        _, _, vt = np.linalg.svd(local[inliers] - c, full_matrices=False)
+        refit = vt[2]
+        refit_offset = -float(refit @ c)
+        refit_inliers = np.abs(local @ refit + refit_offset) < inlier_m
+        if refit_inliers.sum() >= inliers.sum():
+            normal, offset, inliers = refit, refit_offset, refit_inliers
+    d = offset - float(normal @ centre)  # back to the original coordinates
+    return np.array([*normal, d], dtype=np.float64), int(inliers.sum())
+
+
+def valid_mask(xyz: np.ndarray) -> np.ndarray:
+    """H×W bool: points that are not exactly (0, 0, 0)."""
+    return (xyz[..., 0] != 0) | (xyz[..., 1] != 0) | (xyz[..., 2] != 0)
+
+
+def plane_keep_mask(
+    xyz: np.ndarray, params: PreprocessParams, valid: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
+    """H×W bool of valid points that are not on the background plane, and a summary dict."""
+    valid = valid_mask(xyz) if valid is None else valid
+    if params.border_from == "image":
+        frame = border_mask(valid.shape, params.border_px) & valid
+    elif params.border_from == "valid_bbox":
+        frame = np.zeros_like(valid)
+        if valid.any():
+            rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            frame[box] = border_mask(valid[box].shape, params.border_px) & valid[box]
+    else:
+        raise UserError(f"border_from must be 'image' or 'valid_bbox', got {params.border_from!r}")
+    n_border = int(frame.sum())
+    info = {"plane": None, "border_points": n_border, "plane_inliers": 0, "plane_removed": 0}
+    if n_border < params.min_border_points:
+        return valid, info
+    fit = fit_plane_ransac(
+        xyz[frame], params.plane_inlier_m, params.ransac_iterations, params.ransac_max_points, params.seed
+    )
+    if fit is None:
+        return valid, info
+    plane, n_inliers = fit
+    a, b, c, d = (np.float32(v) for v in plane)
+    dist = np.abs(xyz[..., 0] * a + xyz[..., 1] * b + xyz[..., 2] * c + d)
+    on_plane = valid & (dist < params.plane_remove_m)
+    info.update(plane=[float(v) for v in plane], plane_inliers=n_inliers, plane_removed=int(on_plane.sum()))
+    return valid & ~on_plane, info
+
+
+# ---------------------------------------------------------------------------- clustering
+
+
+def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: int = 2) -> np.ndarray:
+    """H×W bool of the largest group of ``keep`` pixels connected through grid neighbours
+    (within ``link_px`` rows/columns) whose 3D points are closer than ``eps_m`` metres."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not keep.any():
+        return keep.copy()
+    rows_any = np.flatnonzero(keep.any(axis=1))
+    cols_any = np.flatnonzero(keep.any(axis=0))
+    y0, y1, x0, x1 = rows_any[0], rows_any[-1] + 1, cols_any[0], cols_any[-1] + 1
+    k = keep[y0:y1, x0:x1]
+    h, w = k.shape
+    node = np.full((h, w), -1, dtype=np.int64)
+    n_nodes = int(k.sum())
+    node[k] = np.arange(n_nodes)
+    planes = [np.ascontiguousarray(xyz[y0:y1, x0:x1, c], dtype=np.float32) for c in range(3)]
+    eps2 = np.float32(eps_m * eps_m)
+    src, dst = [], []
+    r = max(1, int(link_px))
+    for dy in range(0, r + 1):
+        for dx in range(-r, r + 1):
+            if (dy == 0 and dx <= 0) or dy >= h or abs(dx) >= w:
+                continue
+            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+            both = k[a] & k[b]
+            d2 = np.zeros(both.shape, dtype=np.float32)
+            for p in planes:
+                diff = p[a] - p[b]
+                d2 += diff * diff
+            linked = both & (d2 < eps2)
+            src.append(node[a][linked])
+            dst.append(node[b][linked])
+    src_all = np.concatenate(src) if src else np.zeros(0, np.int64)
+    dst_all = np.concatenate(dst) if dst else np.zeros(0, np.int64)
+    graph = csr_matrix((np.ones(len(src_all), dtype=np.float64), (src_all, dst_all)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    best = int(np.argmax(np.bincount(labels)))
+    out = np.zeros_like(keep)
+    out[y0:y1, x0:x1][k] = labels == best
+    return out
+
+
+# ---------------------------------------------------------------------------- padding
+
+
+def square_padding(height: int, width: int, multiple: int = 100) -> tuple[int, int, int]:
+    """(side, top, left): centred square padding; side = larger side rounded up to ``multiple``."""
+    if multiple and multiple > 0:
+        side = max(math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple)
+    else:
+        side = max(height, width)
+    return side, (side - height) // 2, (side - width) // 2
+
+
+def pad_to_square(arr: np.ndarray | None, side: int, top: int, left: int) -> np.ndarray | None:
+    """Zero-pad an H×W(×C) array into a side×side canvas at (top, left)."""
+    if arr is None:
+        return None
+    h, w = arr.shape[:2]
+    if (h, w) == (side, side):
+        return arr
+    out = np.zeros((side, side) + arr.shape[2:], dtype=arr.dtype)
+    out[top : top + h, left : left + w] = arr
+    return out
+
+
+# ---------------------------------------------------------------------------- cache
+
+
+def cache_key(xyz: np.ndarray, params: PreprocessParams) -> str:
+    """SHA-256 of the xyz content (shape, dtype, bytes) and the parameters that affect it."""
+    h = hashlib.sha256()
+    h.update(CACHE_VERSION.encode())
+    h.update(json.dumps(params.cache_fields(), sort_keys=True).encode())
+    arr = np.ascontiguousarray(xyz, dtype=np.float32)
+    h.update(str(arr.shape).encode())
+    h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()[:40]
+
+
+def _cache_read(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            stored_shape = tuple(int(v) for v in z["shape"])
+            if stored_shape != shape:
+                return None
+            keep = np.unpackbits(z["keep"], count=shape[0] * shape[1]).astype(bool).reshape(shape)
+            info = json.loads(bytes(z["info"]).decode())
+        return keep, info
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # missing or unusable cache entry: recompute
+
+
+def _cache_write(path: Path, keep: np.ndarray, info: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(
+                fh,
+                shape=np.array(keep.shape, dtype=np.int64),
+                keep=np.packbits(keep.ravel()),
+                info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _check_cache_dir(cache_dir: Path, sample: Sample) -> None:
+    target = cache_dir.resolve()
+    for p in (sample.rgb_path, sample.xyz_path, sample.mask_path):
+        if p is not None and Path(p).resolve().parent == target:
+            raise UserError(f"cache folder {cache_dir} is a data folder; choose a separate cache folder")
+
+
+# ---------------------------------------------------------------------------- main entry
+
+
+def foreground_mask(xyz: np.ndarray, params: PreprocessParams, source: str = "") -> tuple[np.ndarray, dict]:
+    """H×W bool of the points kept by plane removal + largest cluster, and a summary dict.
+    DataError when the cloud has no valid point or nothing is left."""
+    valid = valid_mask(xyz)
+    if not valid.any():
+        raise DataError(source or None, "point cloud has no valid points (all coordinates are 0 or NaN)")
+    keep, info = plane_keep_mask(xyz, params, valid)
+    if not keep.any():
+        raise DataError(
+            source or None,
+            f"nothing left after removing the background plane ({params.plane_remove_m} m); "
+            "are the coordinates in metres?",
+        )
+    cluster = largest_cluster(xyz, keep, params.cluster_eps_m, params.cluster_link_px)
+    info["cluster_removed"] = int(keep.sum() - cluster.sum())
+    info["kept_points"] = int(cluster.sum())
+    return cluster, info
+
+
+def preprocess(
+    sample: Sample, cache_dir: str | Path | None = None, params: PreprocessParams | None = None
+) -> Sample:
+    """Background-plane removal, largest-cluster cleaning and square zero-padding (new Sample).
+
+    Samples without xyz are only padded. ``sample.meta["preprocess"]`` records the plane,
+    counts, whether the cache was used, and the padding (``pad``: side, top, left, height,
+    width) needed to map results back onto the original image.
+    """
+    p = params or PreprocessParams()
+    h, w = sample.shape
+    side, top, left = square_padding(h, w, p.pad_multiple)
+    summary: dict = {"pad": {"side": side, "top": top, "left": left, "height": h, "width": w}}
+    rgb, xyz, mask = sample.rgb, sample.xyz, sample.mask
+    if xyz is not None:
+        source = str(sample.xyz_path or sample.source())
+        keep = info = None
+        cache_file = None
+        if cache_dir is not None:
+            cache_dir = Path(cache_dir)
+            _check_cache_dir(cache_dir, sample)
+            cache_file = cache_dir / f"{cache_key(xyz, p)}.npz"
+            hit = _cache_read(cache_file, (h, w))
+            if hit is not None:
+                keep, info = hit
+        cached = keep is not None
+        if keep is None:
+            keep, info = foreground_mask(xyz, p, source)
+            if cache_file is not None:
+                _cache_write(cache_file, keep, info)
+        removed = valid_mask(xyz) & ~keep
+        xyz = xyz.astype(np.float32, copy=True)
+        xyz[~keep] = 0
+        if rgb is not None and p.zero_rgb_background and removed.any():
+            rgb = rgb.copy()
+            rgb[removed] = 0
+        summary.update(info)
+        summary["cached"] = cached
+    out = replace(
+        sample,
+        rgb=pad_to_square(rgb, side, top, left),
+        xyz=pad_to_square(xyz, side, top, left),
+        mask=pad_to_square(mask, side, top, left),
+        meta={**sample.meta, "preprocess": summary},
+    )
+    return out
