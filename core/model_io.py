@@ -65,8 +65,15 @@ def load_model(path: Path):
     extractors = {}
     for m in modalities:
         spec = extractor_specs[m]
+        from core.pipeline import accepts_option
+
+        params = dict(spec.get("params", {}))
+        if accepts_option(spec["name"], "device"):
+            import torch
+
+            params["device"] = config.device if torch.cuda.is_available() else "cpu"
         try:
-            ex = create_extractor(spec["name"], **spec.get("params", {}))
+            ex = create_extractor(spec["name"], **params)
         except UserError as exc:
             raise ModelFileError(path, f"cannot rebuild the {m} feature extractor: {exc}") from None
         if ex.weights_id != spec["weights_id"]:

@@ -69,11 +69,25 @@ def create_extractors(config: FitConfig, modalities) -> dict:
         weights = config.rgb_weights if m == "rgb" else config.xyz_weights
         kwargs = {}
         if weights:
-            kwargs["weights_path"] = weights
-        if config.device != "cpu":
+            kwargs["weights"] = str(Path(weights).expanduser().resolve())
+        if accepts_option(name, "device"):
             kwargs["device"] = config.device
+        elif config.device != "cpu":
+            log.info("%s runs on the CPU (no --device option)", name)
         out[m] = create_extractor(name, **kwargs)
     return out
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the extractor factory registered as ``name`` takes keyword ``option``."""
+    import inspect
+
+    from core.features import registry
+
+    registry.create_extractor  # noqa: B018 (module loaded)
+    registry._ensure_loaded(name)
+    entry = registry._FACTORIES.get(name)
+    return entry is not None and option in inspect.signature(entry[0]).parameters
 
 
 def fit(
