@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every import
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

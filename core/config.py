@@ -21,6 +21,8 @@ class FitConfig:
     image_size: int = 224  # model grid side S in pixels
     grid: int = 28  # patch grid side
     coreset_ratio: float = 0.1  # fraction of training patches kept per memory bank
+    min_bank_size: int = 10000  # keep at least this many patches (all if fewer): small training
+    #                             sets need every patch; the ratio only bites on large ones
     fusion: str = "sum"  # late fusion of modalities: "sum" (standardised) or "ocsvm"
     preprocess: bool = True  # background-plane removal + largest cluster + square padding
     blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
@@ -44,6 +46,13 @@ class FitConfig:
             raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:
             raise UserError(f"image size {self.image_size} must be a multiple of the grid {self.grid}")
+
+    def effective_coreset_ratio(self, n_patches: int) -> float:
+        """Coreset ratio for a bank of ``n_patches``: the configured one, raised so that at
+        least ``min_bank_size`` patches are kept."""
+        if n_patches <= 0:
+            return 1.0
+        return float(min(1.0, max(self.coreset_ratio, self.min_bank_size / n_patches)))
 
     def requested_modalities(self) -> tuple[str, ...] | None:
         """Explicitly requested modalities, or None for "auto"."""

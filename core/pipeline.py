@@ -135,9 +135,9 @@ def fit(
 
     banks = {}
     for m in modalities:
-        banks[m] = MemoryBank.build(
-            np.ascontiguousarray(tokens[m][fg]), config.coreset_ratio, config.seed, progress=p
-        )
+        patches = np.ascontiguousarray(tokens[m][fg])
+        ratio = config.effective_coreset_ratio(len(patches))
+        banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
     del tokens
 
     model = Model(

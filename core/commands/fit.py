@@ -20,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--grid", type=int, default=28)
     p.add_argument("--coreset", type=float, default=0.1, help="memory-bank coreset ratio (default 0.1)")
+    p.add_argument("--min-bank", type=int, default=10000,
+                   help="keep at least this many patches per memory bank (default 10000)")
     p.add_argument("--fusion", default="sum", choices=["sum", "ocsvm"])
     p.add_argument("--no-preprocess", action="store_true", help="skip background-plane removal")
     p.add_argument("--max-train", type=int, help="use at most N training samples")
@@ -63,6 +65,7 @@ def config_from_args(args):
         image_size=args.image_size,
         grid=args.grid,
         coreset_ratio=args.coreset,
+        min_bank_size=args.min_bank,
         fusion=args.fusion,
         preprocess=not args.no_preprocess,
         max_train=args.max_train,

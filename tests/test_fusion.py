@@ -1,0 +1,105 @@
+"""Late fusion of per-modality anomaly scores."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from core.scoring.fusion import MODES, LateFusion
+
+
+def nominal_scores(n: int, seed: int) -> np.ndarray:
+    """Positive kNN-like scores: xyz around 2, rgb around 27 (very different scales)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.gamma(16, 0.125, n), rng.gamma(36, 0.75, n)], axis=1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_anomalous_rows_get_higher_fused_scores(mode):
+    train = nominal_scores(200, 0)
+    fusion = LateFusion(mode).fit(train)
+    normal = nominal_scores(100, 1)
+    only_xyz = normal[:30].copy()
+    only_xyz[:, 0] *= 2.5  # geometry defect: rgb stays nominal
+    only_rgb = normal[30:60].copy()
+    only_rgb[:, 1] *= 2.0  # colour defect: xyz stays nominal
+    both = normal[60:90] * 1.8
+    for anomalous in (only_xyz, only_rgb, both):
+        fused = fusion.transform(np.concatenate([normal, anomalous]))
+        labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+        assert roc_auc_score(labels, fused) > 0.95  # a wrong sign gives ~0
+    # raising any one modality's score never lowers the fused score (max: non-decreasing)
+    base = fusion.transform(normal)
+    for j in range(2):
+        bumped = normal.copy()
+        bumped[:, j] += 1.0
+        raised = fusion.transform(bumped)
+        assert (raised >= base).all() and (raised > base).any()
+        if mode != "max":
+            assert (raised > base).all()
+
+
+@pytest.mark.parametrize("mode", ["sum", "ocsvm"])
+def test_fusion_ignores_per_modality_scale(mode):
+    """Per-modality scaling makes M3DM's fixed 0.1 factor on RGB unnecessary."""
+    train, test = nominal_scores(200, 2), nominal_scores(50, 3) * [1.5, 1.2]
+    a = LateFusion(mode).fit(train).transform(test)
+    b = LateFusion(mode).fit(train * [1.0, 0.1]).transform(test * [1.0, 0.1])
+    np.testing.assert_allclose(np.argsort(a), np.argsort(b))
+    np.testing.assert_allclose(a / a.mean(), b / b.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_background_zero_rows_do_not_change_the_fit(mode):
+    train = nominal_scores(5000, 4)
+    with_bg = np.concatenate([train, np.zeros((12000, 2))])  # background pixels of the maps
+    plain, bg = LateFusion(mode).fit(train), LateFusion(mode).fit(with_bg)
+    assert (plain.coef > 0).all()
+    test = nominal_scores(50, 5)
+    np.testing.assert_allclose(bg.transform(test), plain.transform(test), rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_single_modality_is_monotone(mode):
+    rng = np.random.default_rng(5)
+    train = rng.gamma(4, 0.5, 300)
+    fusion = LateFusion(mode).fit(train)
+    test = np.sort(rng.gamma(4, 0.5, 100))
+    fused = fusion.transform(test)
+    assert fused.shape == (100,)
+    assert (np.diff(fused) > 0).all()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_state_round_trip_through_json(mode):
+    fusion = LateFusion(mode).fit(nominal_scores(200, 6))
+    again = LateFusion.from_state(json.loads(json.dumps(fusion.state())))
+    test = nominal_scores(40, 7)
+    np.testing.assert_array_equal(again.transform(test), fusion.transform(test))
+    unfitted = LateFusion.from_state(json.loads(json.dumps(LateFusion(mode).state())))
+    assert unfitted.mode == mode and not unfitted.fitted
+
+
+def test_pixel_scale_rows_and_errors():
+    rng = np.random.default_rng(8)
+    pixels = rng.gamma(2, 0.5, (1_000_000, 2)).astype(np.float32)
+    fusion = LateFusion("ocsvm").fit(pixels)
+    fused = fusion.transform(pixels)
+    assert fused.shape == (1_000_000,) and fused.dtype == np.float32
+    with pytest.raises(ValueError):
+        LateFusion("mean")
+    with pytest.raises(ValueError):
+        LateFusion("sum").transform(pixels[:3])
+    with pytest.raises(ValueError):
+        fusion.transform(pixels[:3, :1])
+    with pytest.raises(ValueError):
+        fusion.transform(np.array([[np.nan, 1.0]]))
+    bad = fusion.state()
+    bad["std"] = [0.0, 1.0]
+    with pytest.raises(ValueError):
+        LateFusion.from_state(bad)
+    with pytest.raises(ValueError):
+        LateFusion.from_state({"version": 99, "mode": "sum"})
+    const = LateFusion("sum").fit(np.c_[np.ones(10), np.arange(10.0)])
+    assert np.isfinite(const.transform(np.c_[np.ones(3), np.arange(3.0)])).all()

@@ -1,0 +1,138 @@
+"""End-to-end engine: fit on generated demo data, evaluate, save/load, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.config import FitConfig
+from core.data.dataset import open_dataset
+from core.data.synthetic import generate_demo_dataset
+from core.errors import ModelFileError, UserError
+from core.model import load_model
+from core.pipeline import evaluate, fit
+from core.progress import Cancelled, Progress
+
+SMALL = dict(size=160, n_train=12, n_validation=4, n_test_good=3, n_test_per_defect=2)
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory) -> Path:
+    return generate_demo_dataset(tmp_path_factory.mktemp("demo") / "d", seed=5, categories=["puck"], **SMALL)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def model(demo_root, cache_dir):
+    return fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, seed=0))
+
+
+def test_fit_produces_calibrated_multimodal_model(model):
+    assert model.modalities == ("rgb", "xyz")
+    assert model.info["n_train"] == 12 and model.info["calibration"] == "validation"
+    t = model.thresholds
+    assert np.isfinite([t.image, t.pixel]).all()
+    lo, hi = model.display_range
+    assert lo < t.pixel < hi
+    # 12 small images have fewer patches than the minimum bank size: all are kept
+    assert 12 * 50 < model.info["bank_sizes"]["xyz"] == model.info["bank_sizes"]["rgb"] < 12 * 28 * 28
+
+
+def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
+    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, min_bank_size=1))
+    n_fg = m.info["bank_sizes"]["xyz"]
+    full = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, coreset_ratio=1.0))
+    assert n_fg == pytest.approx(0.1 * full.info["bank_sizes"]["xyz"], abs=1)
+
+
+def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
+    report = evaluate(model, demo_root, "puck")
+    assert report.n_good == 3 and report.n_defect == 10
+    for v in (report.image_auroc, report.pixel_auroc, report.aupro_30):
+        assert v is not None and 0.0 <= v <= 1.0
+    assert report.pixel_auroc > 0.8  # defects are localised far better than chance
+    r = next(r for r in report.results if r.is_defect)
+    assert r.anomaly_map.shape == (224, 224) and r.mask.shape == (224, 224)
+    pts, scores = r.point_scores()
+    assert pts.shape == (int(r.valid.sum()), 3) and scores.shape == (len(pts),)
+    # the defect region scores higher than the rest of the object on average
+    obj = r.valid & ~r.mask
+    assert r.anomaly_map[r.mask].mean() > r.anomaly_map[obj].mean()
+
+
+def test_save_load_round_trip_gives_identical_scores(model, demo_root, tmp_path):
+    path = tmp_path / "m.lsfa"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.model_id == model.model_id and loaded.thresholds == model.thresholds
+    sample = open_dataset(demo_root).samples("puck", "test")[-1].load()
+    a, b = model.score(sample), loaded.score(sample)
+    assert a.image_score == pytest.approx(b.image_score, rel=1e-5)
+    np.testing.assert_allclose(a.anomaly_map, b.anomaly_map, rtol=1e-4, atol=1e-5)
+
+
+def test_rgb_only_sample_is_refused_by_rgb_xyz_model(model, demo_root):
+    sample = open_dataset(demo_root).samples("puck", "test")[0].load()
+    sample.xyz = None
+    with pytest.raises(UserError, match="point cloud"):
+        model.score(sample)
+
+
+def test_single_modality_models(demo_root, cache_dir):
+    for mods in ("rgb", "xyz"):
+        m = fit(demo_root, "puck", FitConfig(modalities=mods, cache_dir=cache_dir, max_train=6))
+        assert m.modalities == (mods,)
+        r = m.score(open_dataset(demo_root).samples("puck", "test")[0].load())
+        assert set(r.modality_scores) == {mods} and np.isfinite(r.image_score)
+
+
+def test_fit_is_cancellable(demo_root, cache_dir):
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev.stage)
+        if ev.stage == "Extracting features":
+            progress.cancel()
+
+    progress = Progress(on_event)
+    with pytest.raises(Cancelled):
+        fit(demo_root, "puck", FitConfig(cache_dir=cache_dir), progress)
+    assert "Loading training samples" in seen and "Calibrating" not in seen
+
+
+def test_xyz_requested_on_rgb_only_data_is_a_clear_error(shared_data, cache_dir):
+    with pytest.raises(UserError, match="--modalities"):
+        fit(shared_data / "mvtec3d_tire_rgb", "tire", FitConfig(modalities="rgb,xyz", cache_dir=cache_dir, max_train=4))
+
+
+def test_rgb_only_real_tire_end_to_end(shared_data, cache_dir):
+    root = shared_data / "mvtec3d_tire_rgb"
+    m = fit(root, "tire", FitConfig(cache_dir=cache_dir, max_train=20))
+    assert m.modalities == ("rgb",)
+    report = evaluate(m, root, "tire")
+    assert report.n_good == 10 and report.n_defect == 33
+    assert report.image_auroc > 0.5 and report.pixel_auroc > 0.9 and report.aupro_30 > 0.6
+
+
+def test_dataset_without_test_defects_reports_undefined_metrics(demo_root, tmp_path, cache_dir, model):
+    import shutil
+
+    root = tmp_path / "nodefects"
+    shutil.copytree(demo_root / "puck" / "train", root / "puck" / "train")
+    shutil.copytree(demo_root / "puck" / "test" / "good", root / "puck" / "test" / "good")
+    report = evaluate(model, root, "puck")
+    assert report.n_defect == 0 and report.image_auroc is None and report.aupro_30 is None
+
+
+def test_tampered_model_file_is_refused(model, tmp_path):
+    path = tmp_path / "m.lsfa"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        load_model(path)
