@@ -31,8 +31,10 @@ from core.pipeline import evaluate, fit  # noqa: E402
 BASE_VARIANTS = {
     "rgb only": dict(modalities="rgb"),
     "xyz only": dict(modalities="xyz"),
-    "fused (sum)": dict(fusion="sum"),
-    "fused (ocsvm)": dict(fusion="ocsvm"),
+    "fused (sum, max)": dict(fusion="sum", image_score="max"),
+    "fused (ocsvm, max)": dict(fusion="ocsvm", image_score="max"),
+    "fused (sum, reweighted)": dict(fusion="sum", image_score="reweighted"),
+    "fused (ocsvm, reweighted)": dict(fusion="ocsvm", image_score="reweighted"),
 }
 ADAPT_VARIANTS = {
     "frozen (no adaptation)": dict(adapt=False),

@@ -23,6 +23,7 @@ class FitConfig:
     coreset_ratio: float = 0.1  # fraction of training patches kept per memory bank
     min_bank_size: int = 10000  # keep at least this many patches (all if fewer): small training
     #                             sets need every patch; the ratio only bites on large ones
+    image_score: str = "max"  # per-modality image score: "max" patch distance or PatchCore "reweighted"
     fusion: str = "sum"  # late fusion of modalities: "sum" (standardised) or "ocsvm"
     preprocess: bool = True  # background-plane removal + largest cluster + square padding
     blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
@@ -42,6 +43,8 @@ class FitConfig:
             )
         if self.fusion not in ("sum", "ocsvm"):
             raise UserError(f"--fusion must be 'sum' or 'ocsvm', got {self.fusion!r}")
+        if self.image_score not in ("max", "reweighted"):
+            raise UserError(f"image score must be 'max' or 'reweighted', got {self.image_score!r}")
         if not 0 < self.coreset_ratio <= 1:
             raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:

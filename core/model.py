@@ -94,7 +94,10 @@ class Model:
                 if len(q):
                     dist, idx = bank.nearest(q)
                     patch[fg[b]] = dist
-                    scores[m][b] = reweighted_image_score(q, dist, idx, bank)
+                    if cfg.image_score == "reweighted":
+                        scores[m][b] = reweighted_image_score(q, dist, idx, bank)
+                    else:
+                        scores[m][b] = float(dist.max())
                 tb = time.perf_counter()
                 maps[m][b] = upsample_and_blur(patch.reshape(g, g), size=size, sigma=cfg.blur_sigma)
                 knn_s += tb - ta

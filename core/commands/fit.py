@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("--coreset", type=float, default=0.1, help="memory-bank coreset ratio (default 0.1)")
     p.add_argument("--min-bank", type=int, default=10000,
                    help="keep at least this many patches per memory bank (default 10000)")
-    p.add_argument("--fusion", default="sum", choices=["sum", "ocsvm"])
+    p.add_argument("--fusion", default="sum", choices=["sum", "ocsvm"], help="late fusion of modalities")
+    p.add_argument("--image-score", default="max", choices=["max", "reweighted"],
+                   help="per-modality image score: max patch distance or PatchCore re-weighted")
     p.add_argument("--no-preprocess", action="store_true", help="skip background-plane removal")
     p.add_argument("--max-train", type=int, help="use at most N training samples")
     p.add_argument("--seed", type=int, default=0)
@@ -67,6 +69,7 @@ def config_from_args(args):
         coreset_ratio=args.coreset,
         min_bank_size=args.min_bank,
         fusion=args.fusion,
+        image_score=args.image_score,
         preprocess=not args.no_preprocess,
         max_train=args.max_train,
         seed=args.seed,
