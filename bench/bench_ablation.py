@@ -41,6 +41,8 @@ ADAPT_VARIANTS = {
     "LSFA intra-modal only (lc,gc)": dict(adapt=True, adaptation={"losses": ["lc", "gc"]}),
     "LSFA cross-modal only (la,ga)": dict(adapt=True, adaptation={"losses": ["la", "ga"]}),
     "LSFA full (la,ga,lc,gc)": dict(adapt=True, adaptation={"losses": ["la", "ga", "lc", "gc"]}),
+    "LSFA cross-modal only, tau 0.1": dict(adapt=True, adaptation={"losses": ["la", "ga"], "tau": 0.1}),
+    "LSFA full, tau 0.1": dict(adapt=True, adaptation={"losses": ["la", "ga", "lc", "gc"], "tau": 0.1}),
 }
 
 

@@ -49,9 +49,9 @@ class Model:
         """UserError if the sample lacks a modality this model needs."""
         missing = [m for m in self.modalities if m not in sample.modalities]
         if missing:
-            names = {"rgb": "an RGB image", "xyz": "a point cloud (xyz)"}
+            names = {"rgb": "RGB image", "xyz": "point cloud (xyz)"}
             raise UserError(
-                f"{sample.source()}: this model needs {' and '.join(names[m] for m in self.modalities)}, "
+                f"{sample.source()}: this model needs {' and '.join('an ' + names[m] if m == 'rgb' else 'a ' + names[m] for m in self.modalities)}, "
                 f"but the sample has no {' or '.join(names[m] for m in missing)}"
             )
 

@@ -1,0 +1,98 @@
+"""`lsfa fit / eval / score` on tiny generated data: outputs, JSON/CSV, and exit status 2 for
+user errors (one line, no traceback)."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.data.synthetic import generate_demo_dataset
+
+TINY = dict(size=128, n_train=6, n_validation=3, n_test_good=2, n_test_per_defect=1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    root = generate_demo_dataset(tmp / "demo", seed=9, categories=["cookie"], **TINY)
+    model = tmp / "m.lsfa"
+    return tmp, root, model
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSFA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def test_fit_eval_score(setup, capsys, tmp_path):
+    tmp, root, model = setup
+    code, out, err = run(["fit", root, "-c", "cookie", "-o", model, "--force"], capsys)
+    assert code == 0, err
+    assert "wrote" in out and model.is_file()
+
+    code, out, err = run(["eval", model, root, "-c", "cookie", "--json", tmp_path / "m.json"], capsys)
+    assert code == 0, err
+    data = json.loads((tmp_path / "m.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro_30", "n_good", "n_defect", "seconds_per_sample"):
+        assert key in data
+    assert data["n_good"] == 2 and data["n_defect"] == 5 and 0 <= data["aupro_30"] <= 1
+
+    test_dir = root / "cookie" / "test"
+    code, out, err = run(["score", model, test_dir / "crack" / "rgb" / "000.png", test_dir / "good",
+                          "--csv", tmp_path / "s.csv", "--maps", tmp_path / "maps"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert len(rows) == 3 and {r["verdict"] for r in rows} <= {"OK", "NG"}
+    assert all(r["model_id"] and float(r["image_threshold"]) for r in rows)
+    assert len(list((tmp_path / "maps").glob("*.png"))) == 3
+
+
+def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):
+    tmp, root, model = setup
+    if not model.exists():
+        assert main(["fit", str(root), "-c", "cookie", "-o", str(model)]) == 0
+    cases = [
+        (["fit", tmp_path / "missing", "-c", "cookie", "-o", tmp_path / "x.lsfa"], "missing"),
+        (["fit", root, "-c", "nosuch", "-o", tmp_path / "x.lsfa"], "nosuch"),
+        (["fit", root, "-c", "cookie", "-o", model], "already exists"),
+        (["eval", tmp_path / "absent.lsfa", root, "-c", "cookie"], "absent.lsfa"),
+    ]
+    for argv, needle in cases:
+        code, out, err = run(argv, capsys)
+        assert code == 2, (argv, err)
+        assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_rgb_only_input_to_rgb_xyz_model_is_reported(setup, capsys, caplog, tmp_path):
+    tmp, root, model = setup
+    if not model.exists():
+        assert main(["fit", str(root), "-c", "cookie", "-o", str(model)]) == 0
+    lone = tmp_path / "lone.png"
+    shutil.copy(root / "cookie" / "test" / "good" / "rgb" / "000.png", lone)
+    code, out, err = run(["score", model, lone], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "lone.png" in caplog.text and "has no point cloud" in caplog.text
+
+
+def test_eval_without_defects_says_not_defined(setup, capsys, tmp_path):
+    tmp, root, model = setup
+    if not model.exists():
+        assert main(["fit", str(root), "-c", "cookie", "-o", str(model)]) == 0
+    nodef = tmp_path / "nodef"
+    shutil.copytree(root / "cookie" / "train", nodef / "cookie" / "train")
+    shutil.copytree(root / "cookie" / "test" / "good", nodef / "cookie" / "test" / "good")
+    code, out, err = run(["eval", model, nodef, "-c", "cookie"], capsys)
+    assert code == 0, err
+    assert "not defined" in out
