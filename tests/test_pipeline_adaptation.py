@@ -1,0 +1,79 @@
+"""LSFA adaptation inside the engine: fit with adaptors, persist them, cancel cleanly."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.config import FitConfig
+from core.data.dataset import open_dataset
+from core.data.synthetic import generate_demo_dataset
+from core.model import load_model
+from core.pipeline import fit
+from core.progress import Cancelled, Progress
+
+TINY = dict(size=128, n_train=8, n_validation=3, n_test_good=1, n_test_per_defect=1)
+FAST = {"epochs": 1, "min_steps": 4, "batch_size": 4}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return generate_demo_dataset(tmp_path_factory.mktemp("d") / "d", seed=4, categories=["puck"], **TINY)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def test_adapted_model_round_trips_and_changes_features(root, cache, tmp_path):
+    stages = []
+    model = fit(root, "puck", FitConfig(cache_dir=cache, adapt=True, adaptation=FAST),
+                Progress(lambda ev: stages.append(ev.stage)))
+    assert "Adapting features" in stages
+    assert model.adapter is not None
+    frozen = fit(root, "puck", FitConfig(cache_dir=cache, adapt=False))
+    sample = open_dataset(root).samples("puck", "test")[0].load()
+    a = model.score(sample)
+    assert a.image_score != pytest.approx(frozen.score(sample).image_score, rel=1e-6)
+
+    path = tmp_path / "a.lsfa"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.adapter is not None
+    b = loaded.score(sample)
+    assert b.image_score == pytest.approx(a.image_score, rel=1e-5)
+    np.testing.assert_allclose(a.anomaly_map, b.anomaly_map, rtol=1e-4, atol=1e-5)
+
+
+def test_rgb_only_adaptation_drops_cross_modal_losses(shared_data, cache):
+    model = fit(shared_data / "mvtec3d_tire_rgb", "tire",
+                FitConfig(cache_dir=cache, max_train=6, adapt=True, adaptation={**FAST, "losses": ["la", "ga"]}))
+    assert model.adapter is None  # only cross-modal losses asked: nothing applies to RGB-only data
+    assert any("cross-modal" in n for n in model.info["adaptation_notes"])
+
+
+def test_cancel_during_adaptation_writes_no_model(root, cache, tmp_path, monkeypatch):
+    from core.commands import _progress
+
+    real = _progress.cli_progress
+
+    def cancelling():
+        progress, sink = real()
+        inner = progress._callback
+
+        def cb(ev):
+            inner(ev)
+            if ev.stage == "Adapting features":
+                progress.cancel()
+
+        progress._callback = cb
+        return progress, sink
+
+    monkeypatch.setattr(_progress, "cli_progress", cancelling)
+    monkeypatch.setenv("LSFA_CACHE_DIR", cache)
+    out = tmp_path / "never.lsfa"
+    code = main(["fit", str(root), "-c", "puck", "-o", str(out), "--adapt", "--epochs", "1"])
+    assert code == 130
+    assert not out.exists() and not list(tmp_path.iterdir())
