@@ -1,0 +1,336 @@
+"""Qt-free inspection state: the single source of truth the panels read from and write to.
+
+Widgets never call each other; they change this object and listen to its events. Nothing
+here imports Qt, so the logic (verdicts, colour range, thresholds) is testable on plain data.
+
+Units: image and pixel thresholds are in the model's raw score units (fused kNN distance);
+"normalised" values are positions inside a displayed range, 0 at its low end, 1 at its high end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+OK, NG = "OK", "NG"
+COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
+DEFAULT_COLORMAP = "turbo"  # the CLI's overlay PNGs (core.render) use turbo too
+
+
+class Event:
+    """A minimal synchronous callback list (Qt-free signal)."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.remove(callback)
+
+    def emit(self, *args: Any) -> None:
+        for cb in list(self._callbacks):
+            cb(*args)
+
+
+@dataclass
+class SampleEntry:
+    """One row of the sample browser: what is known about a sample before and after scoring.
+
+    ``result`` is a ``core.pipeline.SampleResult`` (or any object with the same attributes:
+    image_score, anomaly_map, rgb, xyz, valid, mask, seconds) once the sample is scored.
+    ``ref`` is whatever loads the sample again (a ``SampleRef``), or None.
+    """
+
+    name: str
+    split: str = ""
+    label: str | None = None
+    source: str = ""
+    ref: Any = None
+    result: Any = None
+
+    @property
+    def is_defect(self) -> bool | None:
+        if self.label is None:
+            return None
+        return self.label != "good"
+
+    @property
+    def image_score(self) -> float | None:
+        return None if self.result is None else float(self.result.image_score)
+
+    @property
+    def seconds(self) -> float | None:
+        if self.result is None:
+            return None
+        s = getattr(self.result, "seconds", None)
+        return None if s is None else float(s)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return None if self.result is None else getattr(self.result, "mask", None)
+
+
+@dataclass
+class Thresholds:
+    """Image-level (part verdict) and pixel-level (defect region) thresholds, raw score units."""
+
+    image: float | None = None
+    pixel: float | None = None
+
+
+@dataclass
+class Display:
+    """How maps are drawn: colormap, heatmap opacity (0..1), overlays, colour-range mode.
+
+    fade_low_scores: heatmap alpha grows with the score (low end of the range transparent).
+    """
+
+    colormap: str = DEFAULT_COLORMAP
+    opacity: float = 0.5
+    show_heatmap: bool = True
+    show_prediction: bool = True
+    show_ground_truth: bool = True
+    hide_below_threshold: bool = False
+    fade_low_scores: bool = True
+    per_sample_range: bool = False
+
+
+@dataclass
+class ModelInfo:
+    """What the window shows about the active model (None fields = unknown)."""
+
+    path: str | None = None
+    name: str = ""
+    seeded: Thresholds = field(default_factory=Thresholds)
+    colour_range: tuple[float, float] | None = None
+
+
+def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:
+    """(low, high) covering the bulk of ``values``: 1st .. 99.9th percentile, threshold inside."""
+    lo, hi = (float(v) for v in np.percentile(values, [1.0, 99.9]))
+    if pixel_threshold is not None and np.isfinite(pixel_threshold):
+        lo = min(lo, float(pixel_threshold))
+        hi = max(hi, float(pixel_threshold))
+    if not hi > lo:
+        hi = lo + max(abs(lo) * 1e-3, 1e-6)
+    return lo, hi
+
+
+def pooled_map_values(maps: list[np.ndarray], max_values: int = 200_000) -> np.ndarray:
+    """A deterministic subsample of all map values (for ranges and quantiles), float32 1-D."""
+    if not maps:
+        return np.zeros(0, np.float32)
+    per_map = max(1, max_values // len(maps))
+    parts = []
+    for m in maps:
+        flat = np.asarray(m, np.float32).ravel()
+        step = max(1, flat.size // per_map)
+        parts.append(flat[::step])
+    return np.concatenate(parts)
+
+
+class InspectionState:
+    """Samples, thresholds, display options and the current selection, with change events.
+
+    Events (all synchronous):
+      samples_reset()            the list of entries was replaced
+      sample_updated(index)      one entry got a (new) result
+      current_changed(index)     the selected sample changed (-1 = none)
+      thresholds_changed()       image and/or pixel threshold changed
+      display_changed()          colormap, opacity, overlays or colour-range mode changed
+      colour_range_changed()     the fixed colour range changed
+      model_changed()            a model was loaded / fitted / closed
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[SampleEntry] = []
+        self.current: int = -1
+        self.thresholds = Thresholds()
+        self.display = Display()
+        self.model = ModelInfo()
+        self.dataset_root: str | None = None
+        self.category: str | None = None
+        self._colour_range: tuple[float, float] | None = None
+        self._colour_range_locked = False
+        self.samples_reset = Event()
+        self.sample_updated = Event()
+        self.current_changed = Event()
+        self.thresholds_changed = Event()
+        self.display_changed = Event()
+        self.colour_range_changed = Event()
+        self.model_changed = Event()
+
+    # ------------------------------------------------------------------ samples
+    def set_entries(self, entries: list[SampleEntry]) -> None:
+        self.entries = list(entries)
+        self.current = -1
+        self.samples_reset.emit()
+        self.current_changed.emit(-1)
+
+    def add_entries(self, entries: list[SampleEntry]) -> list[int]:
+        """Append entries (e.g. single samples opened by the user); returns their indices."""
+        start = len(self.entries)
+        self.entries.extend(entries)
+        self.samples_reset.emit()
+        return list(range(start, len(self.entries)))
+
+    def set_result(self, index: int, result: Any) -> None:
+        """Attach a scored result to entry ``index``; fills the fixed range on first result."""
+        self.entries[index].result = result
+        if self._colour_range is None:
+            self._set_colour_range(self._default_range([result.anomaly_map]), emit=True)
+        self.sample_updated.emit(index)
+        if index == self.current:
+            self.current_changed.emit(index)
+
+    def clear_results(self) -> None:
+        for e in self.entries:
+            e.result = None
+        self.samples_reset.emit()
+        self.current_changed.emit(self.current)
+
+    @property
+    def scored(self) -> list[int]:
+        return [i for i, e in enumerate(self.entries) if e.result is not None]
+
+    def set_current(self, index: int) -> None:
+        index = int(index)
+        if not -1 <= index < len(self.entries):
+            raise IndexError(index)
+        if index != self.current:
+            self.current = index
+            self.current_changed.emit(index)
+
+    @property
+    def current_entry(self) -> SampleEntry | None:
+        return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
+
+    # ------------------------------------------------------------------ thresholds
+    def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> None:
+        """Change one or both thresholds (raw units); None leaves that one unchanged."""
+        changed = False
+        if image is not None and image != self.thresholds.image:
+            self.thresholds.image = float(image)
+            changed = True
+        if pixel is not None and pixel != self.thresholds.pixel:
+            self.thresholds.pixel = float(pixel)
+            changed = True
+        if changed:
+            self.thresholds_changed.emit()
+
+    def verdict(self, entry: SampleEntry) -> str | None:
+        """"OK" / "NG" at the current image threshold, None if unscored or no threshold."""
+        score = entry.image_score
+        if score is None or self.thresholds.image is None:
+            return None
+        return NG if score >= self.thresholds.image else OK
+
+    def image_score_range(self) -> tuple[float, float] | None:
+        """(min, max) raw image score over scored samples, None if fewer than one."""
+        scores = [e.image_score for e in self.entries if e.result is not None]
+        if not scores:
+            return None
+        lo, hi = float(min(scores)), float(max(scores))
+        if self.thresholds.image is not None:
+            lo, hi = min(lo, self.thresholds.image), max(hi, self.thresholds.image)
+        if not hi > lo:
+            hi = lo + max(abs(lo) * 1e-3, 1e-6)
+        return lo, hi
+
+    # ------------------------------------------------------------------ model
+    def set_model(self, info: ModelInfo) -> None:
+        """Make ``info`` the active model: seeds thresholds and (if given) the colour range."""
+        self.model = info
+        self._colour_range_locked = False
+        self._colour_range = None
+        if info.colour_range is not None:
+            self._set_colour_range(info.colour_range, emit=False)
+            self._colour_range_locked = True
+        self.model_changed.emit()
+        self.colour_range_changed.emit()
+        self.set_thresholds(info.seeded.image, info.seeded.pixel)
+
+    # ------------------------------------------------------------------ display
+    def set_display(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            if not hasattr(self.display, key):
+                raise AttributeError(f"unknown display option {key!r}")
+        changed = {k: v for k, v in changes.items() if getattr(self.display, k) != v}
+        if not changed:
+            return
+        for key, value in changed.items():
+            setattr(self.display, key, value)
+        self.display_changed.emit()
+
+    @property
+    def colour_range(self) -> tuple[float, float] | None:
+        """The fixed (low, high) raw-score range shared by the heatmap and the cloud."""
+        return self._colour_range
+
+    def set_colour_range(self, low: float, high: float) -> None:
+        """Fix the colour range explicitly (keeps it until a new model is set)."""
+        if not high > low:
+            raise ValueError(f"colour range needs high > low, got ({low}, {high})")
+        self._colour_range_locked = True
+        self._set_colour_range((float(low), float(high)), emit=True)
+
+    def fit_colour_range_to_results(self) -> None:
+        """Fix the range to the bulk of all scored maps (unless the model or user fixed it)."""
+        if self._colour_range_locked:
+            return
+        maps = [e.result.anomaly_map for e in self.entries if e.result is not None]
+        if maps:
+            self._set_colour_range(self._default_range(maps), emit=True)
+
+    def display_range(self, entry: SampleEntry | None = None) -> tuple[float, float] | None:
+        """The colour range for ``entry`` (default: current): fixed, or per-sample if toggled."""
+        entry = entry if entry is not None else self.current_entry
+        if self.display.per_sample_range and entry is not None and entry.result is not None:
+            amap = np.asarray(entry.result.anomaly_map)
+            lo, hi = float(amap.min()), float(amap.max())
+            return (lo, hi if hi > lo else lo + 1e-6)
+        return self._colour_range
+
+    def _default_range(self, maps: list[np.ndarray]) -> tuple[float, float]:
+        return _robust_range(pooled_map_values(maps), self.thresholds.pixel)
+
+    def _set_colour_range(self, rng: tuple[float, float], emit: bool) -> None:
+        if rng != self._colour_range:
+            self._colour_range = rng
+            if emit:
+                self.colour_range_changed.emit()
+
+    # ------------------------------------------------------------------ summaries
+    def labelled_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """(is_defect bool (n,), raw image score (n,)) of scored samples with a known label."""
+        ys, ss = [], []
+        for e in self.entries:
+            if e.result is not None and e.is_defect is not None:
+                ys.append(e.is_defect)
+                ss.append(e.image_score)
+        return np.asarray(ys, bool), np.asarray(ss, np.float64)
+
+    def confusion(self) -> dict[str, int] | None:
+        """TP/FP/FN/TN of labelled scored samples at the current image threshold."""
+        y, s = self.labelled_scores()
+        if y.size == 0 or self.thresholds.image is None:
+            return None
+        pred = s >= self.thresholds.image
+        return {
+            "tp": int(np.sum(pred & y)),
+            "fp": int(np.sum(pred & ~y)),
+            "fn": int(np.sum(~pred & y)),
+            "tn": int(np.sum(~pred & ~y)),
+        }
+
+
+def normalised(value: float | None, rng: tuple[float, float] | None) -> float | None:
+    """Position of a raw value inside ``rng`` (0 = low end, 1 = high end), None if unknown."""
+    if value is None or rng is None:
+        return None
+    lo, hi = rng
+    return (float(value) - lo) / (hi - lo) if hi > lo else 0.0

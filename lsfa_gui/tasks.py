@@ -1,0 +1,277 @@
+"""Job functions the window runs in the background: thin wrappers over the engine (Qt-free).
+
+Each ``*_job(...)`` returns a function ``fn(progress, emit)`` for :class:`lsfa_gui.worker.JobRunner`.
+``emit`` streams small messages to the window, one of:
+
+  DatasetOpened(listing)            the samples to show (before anything is scored)
+  ModelReady(model, path, fitted)   a model was loaded or fitted (and saved to ``path``)
+  SampleScored(index, result)       one entry's SampleResult
+  SampleFailed(index, message)      one sample could not be read/scored (the job goes on)
+  Note(text)                        something worth a line in the log
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.errors import ModelFileError, UserError
+from core.progress import Progress
+
+DEMO_CATEGORY = "puck"
+DEMO_COUNTS = dict(size=256, n_train=30, n_validation=6, n_test_good=6, n_test_per_defect=3)  # < 1 min on 2 cores
+MODEL_SUFFIX = ".lsfa"
+
+
+# ---------------------------------------------------------------------- messages
+@dataclass
+class DatasetListing:
+    root: str
+    format: str
+    category: str
+    categories: list[str]
+    refs: list[Any]  # SampleRef, in display order
+    has_train: bool = False
+
+
+@dataclass
+class DatasetOpened:
+    listing: DatasetListing
+
+
+@dataclass
+class ModelReady:
+    model: Any
+    path: str | None
+    fitted: bool = False
+
+
+@dataclass
+class SampleScored:
+    index: int
+    result: Any
+
+
+@dataclass
+class SampleFailed:
+    index: int
+    message: str
+
+
+@dataclass
+class Note:
+    text: str
+    level: str = "info"
+
+
+@dataclass
+class SampleRequest:
+    """What to score: entry index + the SampleRef to load."""
+
+    index: int
+    ref: Any
+
+
+@dataclass
+class Pipeline:
+    """What a combined job did (returned as the job result)."""
+
+    model: Any = None
+    model_path: str | None = None
+    listing: DatasetListing | None = None
+    scored: int = 0
+    failed: int = 0
+
+
+# ---------------------------------------------------------------------- paths
+def cache_dir() -> Path:
+    """Per-user cache (``$LSFA_CACHE_DIR`` or ``$XDG_CACHE_HOME/lsfa-inspector`` or ~/.cache/…)."""
+    from core.prepare import default_cache_dir
+
+    return default_cache_dir()
+
+
+def demo_dir() -> Path:
+    return cache_dir() / "demo"
+
+
+def demo_model_path(category: str = DEMO_CATEGORY) -> Path:
+    return cache_dir() / f"demo-{category}{MODEL_SUFFIX}"
+
+
+def fitted_model_path(dataset_root: str | Path, category: str) -> Path:
+    """Where the GUI keeps a model it fitted (never inside the user's dataset folder)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{Path(dataset_root).name}-{category}")
+    return cache_dir() / "models" / f"{stem}{MODEL_SUFFIX}"
+
+
+# ---------------------------------------------------------------------- building blocks
+def list_dataset(root: str | Path, category: str | None = None, split: str = "test") -> DatasetListing:
+    """Open a dataset and list the samples of ``split`` (falls back to every split it has)."""
+    from core.data.dataset import open_dataset
+
+    ds = open_dataset(root)
+    if not ds.categories:
+        raise UserError(f"{root}: the dataset has no categories")
+    cat = category or ds.categories[0]
+    splits = ds.splits(cat)
+    refs = ds.samples(cat, split) if split in splits else [r for s in splits for r in ds.samples(cat, s)]
+    return DatasetListing(str(ds.root), ds.format, cat, list(ds.categories), refs, "train" in splits)
+
+
+def score_requests(model, requests: list[SampleRequest], progress: Progress, emit: Callable) -> tuple[int, int]:
+    """Score each request, streaming results; a bad sample is reported and skipped."""
+    n = len(requests)
+    ok = failed = 0
+    for k, req in enumerate(requests):
+        progress.update("Scoring", k, n, getattr(req.ref, "name", ""))
+        try:
+            result = model.score(req.ref.load())
+        except UserError as exc:
+            emit(SampleFailed(req.index, str(exc)))
+            failed += 1
+            continue
+        emit(SampleScored(req.index, result))
+        ok += 1
+    progress.update("Scoring", n, n)
+    return ok, failed
+
+
+def load_or_fit(
+    dataset_root: str | Path, category: str, model_path: Path, progress: Progress, emit: Callable, config=None
+) -> tuple[Any, bool]:
+    """Load ``model_path`` if it is a readable model, else fit on the dataset and save there."""
+    from core.model import load_model
+
+    if model_path.is_file():
+        try:
+            progress.update("Loading model", 0, 1)
+            model = load_model(model_path)
+            emit(Note(f"Loaded cached model {model_path}"))
+            return model, False
+        except ModelFileError as exc:
+            emit(Note(f"Cached model unusable ({exc}); fitting a new one", "warning"))
+    return fit_and_save(dataset_root, category, model_path, progress, emit, config), True
+
+
+def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, emit: Callable, config=None):
+    from core.config import FitConfig
+    from core.pipeline import fit
+
+    config = config if config is not None else FitConfig()
+    emit(Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)"))
+    model = fit(dataset_root, category, config, progress=progress)
+    progress.update("Saving model", 0, 1)
+    model.save(model_path)
+    progress.update("Saving model", 1, 1)
+    emit(Note(f"Model saved to {model_path}", "success"))
+    return model
+
+
+# ---------------------------------------------------------------------- jobs
+def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_needed: bool = False, config=None):
+    """List a dataset; then score it with ``model`` or (``fit_if_needed``) a model fitted on it."""
+
+    def run(progress: Progress, emit: Callable) -> Pipeline:
+        progress.update("Reading dataset", 0, 1)
+        listing = list_dataset(root, category)
+        emit(DatasetOpened(listing))
+        out = Pipeline(listing=listing)
+        m = model
+        if m is None and fit_if_needed:
+            if not listing.has_train:
+                raise UserError(f"{root}: no train split to fit a model on; open a model file instead")
+            path = fitted_model_path(listing.root, listing.category)
+            m, fitted = load_or_fit(listing.root, listing.category, path, progress, emit, config)
+            out.model_path = str(path)
+            emit(ModelReady(m, str(path), fitted))
+        out.model = m
+        if m is not None:
+            reqs = [SampleRequest(i, r) for i, r in enumerate(listing.refs)]
+            out.scored, out.failed = score_requests(m, reqs, progress, emit)
+        return out
+
+    return run
+
+
+def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=None):
+    """Generate the demo data once (per-user cache), load or fit its model, score the test split."""
+
+    def run(progress: Progress, emit: Callable) -> Pipeline:
+        from core.data.synthetic import MARKER_NAME, generate_demo_dataset
+
+        root = demo_dir()
+        if not (root / MARKER_NAME).is_file():
+            emit(Note(f"Generating the demo dataset in {root} (first launch only)"))
+            generate_demo_dataset(root, categories=[category], progress=progress, force=True, **(counts or DEMO_COUNTS))
+        listing = list_dataset(root, category)
+        emit(DatasetOpened(listing))
+        path = demo_model_path(category)
+        model, fitted = load_or_fit(root, category, path, progress, emit, config)
+        emit(ModelReady(model, str(path), fitted))
+        reqs = [SampleRequest(i, r) for i, r in enumerate(listing.refs)]
+        scored, failed = score_requests(model, reqs, progress, emit)
+        return Pipeline(model, str(path), listing, scored, failed)
+
+    return run
+
+
+def load_model_job(path: str | Path):
+    def run(progress: Progress, emit: Callable):
+        from core.model import load_model
+
+        progress.update("Loading model", 0, 1)
+        model = load_model(path)
+        progress.update("Loading model", 1, 1)
+        return ModelReady(model, str(path), False)
+
+    return run
+
+
+def score_job(model, requests: list[SampleRequest]):
+    def run(progress: Progress, emit: Callable) -> Pipeline:
+        scored, failed = score_requests(model, requests, progress, emit)
+        return Pipeline(model=model, scored=scored, failed=failed)
+
+    return run
+
+
+def fit_job(dataset_root: str | Path, category: str, model_path: str | Path, config=None, score_refs=None):
+    """Fit, save, then (optionally) score the given entries."""
+
+    def run(progress: Progress, emit: Callable) -> Pipeline:
+        model = fit_and_save(dataset_root, category, Path(model_path), progress, emit, config)
+        emit(ModelReady(model, str(model_path), True))
+        out = Pipeline(model=model, model_path=str(model_path))
+        if score_refs:
+            out.scored, out.failed = score_requests(model, score_refs, progress, emit)
+        return out
+
+    return run
+
+
+def open_samples_job(paths: list[str | Path]):
+    def run(progress: Progress, emit: Callable) -> list:
+        from core.data.dataset import load_inputs
+
+        progress.update("Reading samples", 0, 1)
+        return load_inputs([Path(p) for p in paths])
+
+    return run
+
+
+def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
+    """Store thresholds (raw units) in the model and rewrite its file atomically."""
+
+    def run(progress: Progress, emit: Callable) -> str:
+        from core.results import Thresholds
+
+        progress.update("Saving thresholds", 0, 1)
+        model.set_thresholds(Thresholds(float(image), float(pixel), "user (GUI)"))
+        model_id = model.save(path)
+        progress.update("Saving thresholds", 1, 1)
+        return model_id
+
+    return run

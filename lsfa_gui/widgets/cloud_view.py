@@ -1,0 +1,456 @@
+"""3D view: the organized point cloud's valid points coloured by anomaly score (pyvistaqt).
+
+Uses the same colormap and colour range as the 2D heatmap (fixed across samples unless the
+per-sample stretch is switched on). Points below the pixel threshold are drawn grey: their
+display scalar is set to NaN and the mapper's NaN colour is grey, so a threshold change only
+rewrites one float array. Without an OpenGL-capable Qt platform (e.g. ``offscreen``) the view
+keeps its data logic but shows a notice instead of the renderer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lsfa_gui import overlay
+from lsfa_gui.colormaps import lut
+from lsfa_gui.state import InspectionState, normalised
+
+GREY_RGB = tuple(c / 255.0 for c in overlay.BELOW_THRESHOLD_RGB)
+BACKGROUND = "#1e1e1e"
+
+
+def opengl_available() -> bool:
+    """True when a QtInteractor can render here (an X/Wayland/Windows/macOS platform)."""
+    if os.environ.get("LSFA_NO_3D"):
+        return False
+    app = QGuiApplication.instance()
+    name = app.platformName() if app is not None else os.environ.get("QT_QPA_PLATFORM", "")
+    return name not in ("offscreen", "minimal", "vnc", "")
+
+
+class CloudView(QWidget):
+    """Reads ``state`` (current sample, thresholds, colour range); writes the per-sample toggle."""
+
+    PAGE_PLOT, PAGE_NOTICE = 0, 1
+
+    def __init__(self, state: InspectionState, parent=None, enable_3d: bool | None = None):
+        super().__init__(parent)
+        self.state = state
+        self.points: np.ndarray | None = None  # N×3 float32, metres
+        self.scores: np.ndarray | None = None  # N raw scores
+        self.display_scalars: np.ndarray | None = None  # N, NaN = below pixel threshold
+        self.picked: int | None = None
+        self._valid: np.ndarray | None = None
+        self._greyed_at: float | None = None
+        self._message_actor = None
+        self._xyz: np.ndarray | None = None
+        self._mesh = None
+        self._actor = None
+        self._lut_key = None
+        self.plotter = None
+
+        self.stack = QStackedWidget()
+        self.notice = QLabel()
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.notice.setWordWrap(True)
+        self.notice.setObjectName("cloudNotice")
+        self.notice.setStyleSheet(f"background:{BACKGROUND};color:#bbb;font-size:14px;")
+        enable_3d = opengl_available() if enable_3d is None else enable_3d
+        if enable_3d:
+            import pyvista as pv
+            from pyvistaqt import QtInteractor
+
+            pv.global_theme.allow_empty_mesh = True
+            self.plotter = QtInteractor(self, auto_update=False, multi_samples=0)
+            self.plotter.set_background(BACKGROUND)
+            self.plotter.enable_point_picking(
+                callback=self._on_pick, show_message=False, use_picker=True, show_point=True,
+                color="cyan", point_size=12, pickable_window=False,
+            )
+            self.stack.addWidget(self.plotter)
+        else:
+            self.stack.addWidget(QWidget())
+        self.stack.addWidget(self.notice)
+
+        self.reset_button = QPushButton("Reset view")
+        self.reset_button.setToolTip("Reset the 3D camera (R)")
+        self.reset_button.clicked.connect(self.reset_camera)
+        self.stretch_check = QCheckBox("Stretch per sample")
+        self.stretch_check.setToolTip(
+            "Stretch colours to this sample's own min–max (2D and 3D).\n"
+            "Off (default): one fixed range for all samples, so colours are comparable."
+        )
+        self.stretch_check.toggled.connect(lambda on: state.set_display(per_sample_range=on))
+        self.point_size = QSpinBox()
+        self.point_size.setRange(1, 10)
+        self.point_size.setValue(2)
+        self.point_size.setPrefix("size ")
+        self.point_size.setToolTip("Rendered size of each point in pixels (Points style)")
+        self.point_size.setEnabled(False)
+        self.point_size.valueChanged.connect(self._on_point_size)
+        self._point_size_auto = True  # until the user picks a size, fit it to the point density
+        self.style_combo = QComboBox()
+        self.style_combo.addItems(["Surface", "Points"])
+        self.style_combo.setToolTip(
+            "Surface: the valid points joined to their grid neighbours (shaded; depth jumps left open).\n"
+            "Points: each valid point on its own."
+        )
+        self.style_combo.currentTextChanged.connect(self._on_style)
+        self.readout = QLabel(" ")
+        self.readout.setObjectName("readout")
+        self._render_pending = False
+        self._last_render = 0.0
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(self.reset_button)
+        controls.addWidget(self.style_combo)
+        controls.addWidget(self.point_size)
+        controls.addWidget(self.stretch_check)
+        controls.addStretch(1)
+        self.title = QLabel("<b>3D</b> <span style='color:#888'>· grey = below pixel threshold · right-click reads a point</span>")
+        self.title.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(3)
+        layout.addWidget(self.title)
+        layout.addWidget(self.stack, 1)
+        layout.addLayout(controls)
+        layout.addWidget(self.readout)
+
+        self._sample_pending = False
+        state.current_changed.connect(lambda _i: self.schedule_refresh())
+        state.thresholds_changed.connect(self.refresh_thresholds)
+        state.display_changed.connect(self.refresh_colours)
+        state.colour_range_changed.connect(self.refresh_colours)
+        self.refresh_sample()
+
+    # ------------------------------------------------------------------ state -> view
+    @property
+    def showing_notice(self) -> bool:
+        return self.stack.currentIndex() == self.PAGE_NOTICE
+
+    def _show_message(self, text: str):
+        """A neutral message: drawn inside the 3D scene when there is one (keeps the OpenGL
+        widget shown, so its one-time set-up happens at start, not when results arrive)."""
+        if self.plotter is None:
+            self._show_notice(text)
+            return
+        if self._message_actor is None:
+            self._message_actor = self.plotter.add_text(text, position="upper_edge", font_size=11, color="#bbbbbb",
+                                                        name="message")
+        else:
+            self._message_actor.SetText(7, text)  # vtkCornerAnnotation.UpperEdge
+        self._message_actor.SetVisibility(True)
+        self.stack.setCurrentIndex(self.PAGE_PLOT)
+        self.request_render()
+
+    def warm_up(self):
+        """Create the real actor and colour bar on a tiny hidden mesh and render once: shaders,
+        colour-bar text and lookup table are then ready, and the first sample only swaps data."""
+        if self.plotter is None or self._actor is not None:
+            return
+        import pyvista as pv
+
+        tiny = pv.PolyData(np.array([[0, 0, 0], [1e-3, 0, 0], [0, 1e-3, 0]], float), np.array([3, 0, 1, 2]))
+        tiny.point_data["score"] = np.array([0.0, 0.5, 1.0], np.float32)
+        tiny.point_data["display"] = np.array([0.0, 0.5, np.nan], np.float32)
+        tiny = tiny.compute_normals(cell_normals=False, split_vertices=False)
+        tiny.set_active_scalars("display")
+        self._attach(tiny, True)
+        self.plotter.render()
+        self._last_render = time.perf_counter()
+        self._set_actor_visible(self.points is not None)
+
+    def _show_notice(self, text: str):
+        self.notice.setText(text)
+        self.stack.setCurrentIndex(self.PAGE_NOTICE)
+
+    def refresh_sample(self):
+        entry = self.state.current_entry
+        result = entry.result if entry is not None else None
+        self.picked = None
+        self.points = self.scores = self.display_scalars = None
+        self._hide_actor()
+        if result is None:
+            self._show_message("No sample selected" if entry is None else "Sample not scored yet")
+            self._update_readout()
+            return
+        xyz = getattr(result, "xyz", None)
+        if xyz is None:
+            self._show_notice("No 3D data\n\nThis sample has an RGB image only.")
+            self._update_readout()
+            return
+        valid = getattr(result, "valid", None)
+        valid = np.any(xyz != 0, axis=-1) if valid is None else np.asarray(valid, bool)
+        self._valid = valid
+        self._xyz = xyz
+        self.points = np.ascontiguousarray(xyz[valid], np.float32)
+        self.scores = np.asarray(result.anomaly_map, np.float32)[valid]
+        self.display_scalars = self._greyed(self.scores)
+        if self.points.shape[0] == 0:
+            self._show_notice("No 3D data\n\nThis sample's point cloud has no valid points.")
+            self._update_readout()
+            return
+        if self.plotter is None:
+            self._show_notice("3D view unavailable on this display platform\n(needs OpenGL: run under X11/Xvfb).")
+            self._update_readout()
+            return
+        self._auto_point_size()
+        self._build_actor()
+        self.stack.setCurrentIndex(self.PAGE_PLOT)
+        self.reset_camera()
+        self._update_readout()
+
+    def refresh_thresholds(self):
+        """Pixel threshold moved: regrey points (one array rewrite) and re-render."""
+        if self.scores is None or self._sample_pending:
+            return
+        if self.state.thresholds.pixel == self._greyed_at:  # only the image threshold moved
+            return
+        self.display_scalars = self._greyed(self.scores)
+        if self._mesh is not None:
+            arr = self._mesh.point_data["display"]
+            arr[:] = self.display_scalars
+            self._mesh.GetPointData().GetArray("display").Modified()
+            self.request_render()
+        self._update_readout()
+
+    def refresh_colours(self):
+        """Colormap / colour range / stretch mode changed: new lookup table, same points."""
+        self.stretch_check.blockSignals(True)
+        self.stretch_check.setChecked(self.state.display.per_sample_range)
+        self.stretch_check.blockSignals(False)
+        self.stretch_check.setStyleSheet("color:#e65100;font-weight:bold;" if self.state.display.per_sample_range else "")
+        if self._actor is not None and self._mesh is not None:
+            self._apply_lut()
+            self.request_render()
+        self._update_readout()
+
+    def schedule_refresh(self):
+        """Refresh for the new current sample at the next event-loop turn: the 2D view and the
+        table update first, and a burst of selection changes builds only the last mesh."""
+        if not self._sample_pending:
+            self._sample_pending = True
+            QTimer.singleShot(5, self._refresh_if_pending)  # a real timer, not a posted call: other events run first
+
+    def _refresh_if_pending(self):
+        if self._sample_pending:
+            self._sample_pending = False
+            self.refresh_sample()
+
+    MIN_RENDER_INTERVAL_S = 0.1  # while a slider is dragged, re-render at most ~10 times a second
+
+    def request_render(self):
+        """Render soon, once: coalesces bursts (slider drags) and throttles to ~10 renders/s,
+        so the 2D view and the table stay live even where rendering is slow (software GL)."""
+        if self.plotter is None or self._render_pending:
+            return
+        self._render_pending = True
+        wait = self.MIN_RENDER_INTERVAL_S - (time.perf_counter() - self._last_render)
+        QTimer.singleShot(max(5, int(wait * 1000)), self._render_now)
+
+    def _render_now(self):
+        self._render_pending = False
+        if self.plotter is not None:
+            self.plotter.render()
+            self._last_render = time.perf_counter()
+
+    def _auto_point_size(self):
+        """Points about as large as their on-screen spacing, so the surface reads as closed."""
+        if not self._point_size_auto or self.points is None or self.plotter is None:
+            return
+        across = max(1.0, float(np.sqrt(self.points.shape[0])))
+        view_px = 0.7 * min(self.plotter.width(), self.plotter.height())
+        size = int(np.clip(round(view_px / across), 2, 8))
+        self.point_size.blockSignals(True)
+        self.point_size.setValue(size)
+        self.point_size.blockSignals(False)
+
+    def _on_style(self, text: str):
+        self.point_size.setEnabled(text == "Points")
+        if self._actor is not None and self.points is not None:
+            self._build_actor()
+            self.request_render()
+
+    def _on_point_size(self, size: int):
+        self._point_size_auto = False
+        if self._actor is not None:
+            self._actor.GetProperty().SetPointSize(float(size))
+            self.request_render()
+
+    def _greyed(self, scores: np.ndarray) -> np.ndarray:
+        thr = self.state.thresholds.pixel
+        self._greyed_at = thr
+        out = scores.astype(np.float32, copy=True)
+        if thr is not None:
+            out[scores < thr] = np.nan
+        return out
+
+    # ------------------------------------------------------------------ rendering
+    def _colour_range(self) -> tuple[float, float]:
+        rng = self.state.display_range()
+        if rng is None and self.scores is not None and self.scores.size:
+            rng = (float(self.scores.min()), float(self.scores.max()) + 1e-6)
+        return rng or (0.0, 1.0)
+
+    def _make_lut(self):
+        import pyvista as pv
+
+        table = lut(self.state.display.colormap)
+        values = np.concatenate([table, np.full((len(table), 1), 255, np.uint8)], axis=1)
+        lookup = pv.LookupTable(values=values)
+        lookup.scalar_range = self._colour_range()
+        lookup.nan_color = GREY_RGB
+        return lookup
+
+    def _sample_mesh(self):
+        """PolyData of the current sample's valid points (+ grid triangles and normals for Surface)."""
+        import pyvista as pv
+
+        surface = self.style_combo.currentText() == "Surface"
+        tris = overlay.grid_triangles(self._xyz, self._valid) if surface else np.zeros((0, 3), np.int64)
+        if len(tris):
+            faces = np.column_stack([np.full(len(tris), 3, np.int64), tris]).ravel()
+            mesh = pv.PolyData(self.points.astype(np.float64), faces)
+        else:
+            mesh = pv.PolyData(self.points.astype(np.float64))
+        mesh.point_data["score"] = self.scores
+        mesh.point_data["display"] = self.display_scalars
+        if len(tris):  # point normals for smooth shading, computed on this very mesh (no copy)
+            mesh = mesh.compute_normals(cell_normals=False, point_normals=True, split_vertices=False,
+                                        consistent_normals=False, auto_orient_normals=False)
+        mesh.set_active_scalars("display")
+        return mesh, bool(len(tris))
+
+    def _build_actor(self):
+        """Show the current sample's mesh."""
+        mesh, is_surface = self._sample_mesh()
+        self._attach(mesh, is_surface)
+        self._mesh = mesh
+
+    def _attach(self, mesh, is_surface: bool):
+        """The first call creates the actor and colour bar; later ones only swap the actor's
+        data (much cheaper than a new actor)."""
+        if self._actor is None:
+            self._actor = self.plotter.add_mesh(
+                mesh,
+                scalars="display",
+                cmap=self._make_lut(),
+                clim=self._colour_range(),
+                nan_color=GREY_RGB,
+                point_size=float(self.point_size.value()),
+                render_points_as_spheres=False,
+                ambient=0.35,
+                diffuse=0.75,
+                specular=0.1,
+                interpolate_before_map=True,
+                show_scalar_bar=True,
+                scalar_bar_args=dict(
+                    title="score", vertical=True, position_x=0.84, position_y=0.08,
+                    height=0.84, width=0.06, fmt="%.3g", label_font_size=11, title_font_size=12,
+                    color="white", n_labels=5,
+                ),
+                name="cloud",
+                reset_camera=False,
+                render=False,
+            )
+        else:
+            self._actor.GetMapper().SetInputData(mesh)
+            self._apply_lut()
+        prop = self._actor.GetProperty()
+        if is_surface:
+            prop.SetRepresentationToSurface()
+        else:
+            prop.SetRepresentationToPoints()
+        prop.SetLighting(is_surface)
+        prop.SetPointSize(float(self.point_size.value()))
+        self._set_actor_visible(True)
+
+    def _apply_lut(self):
+        mapper = self._actor.GetMapper()
+        lookup = self._make_lut()
+        mapper.SetLookupTable(lookup)
+        mapper.SetScalarRange(*self._colour_range())
+        for bar in self.plotter.scalar_bars.values():
+            bar.SetLookupTable(lookup)
+
+    def _set_actor_visible(self, on: bool):
+        if self._actor is not None:
+            self._actor.SetVisibility(on)
+        if self.plotter is not None:
+            for bar in self.plotter.scalar_bars.values():
+                bar.SetVisibility(on)
+
+    def _hide_actor(self):
+        if self._message_actor is not None:
+            self._message_actor.SetVisibility(False)
+        self._set_actor_visible(False)
+        self._mesh = None
+
+    def reset_camera(self):
+        """Look at the cloud from the sensor side, tilted ~30° for depth, fitted to the view."""
+        if self.plotter is None or self.points is None or self.points.shape[0] == 0:
+            return
+        centre = self.points.mean(axis=0)
+        extent = float(np.linalg.norm(self.points.max(axis=0) - self.points.min(axis=0))) or 1.0
+        eye = centre + np.array([0.0, 0.55, -1.0]) * extent
+        self.plotter.camera_position = [tuple(eye), tuple(centre), (0.0, -1.0, 0.0)]
+        self.plotter.reset_camera()
+        self.plotter.camera.zoom(1.15)
+        self.plotter.reset_camera_clipping_range()
+        self.request_render()
+
+    # ------------------------------------------------------------------ picking
+    def _on_pick(self, point, *_picker):
+        if self.points is None or point is None:
+            return
+        d = np.linalg.norm(self.points - np.asarray(point, np.float32), axis=1)
+        self.pick_index(int(np.argmin(d)))
+
+    def pick_index(self, index: int):
+        """Show the read-out for point ``index`` of the valid points."""
+        self.picked = int(index)
+        self._update_readout()
+
+    def _update_readout(self):
+        if self.scores is None:
+            self.readout.setText(" ")
+            return
+        n = self.scores.size
+        above = int(np.sum(~np.isnan(self.display_scalars))) if self.state.thresholds.pixel is not None else n
+        base = f"{n:,} valid points · {above:,} at or above the pixel threshold"
+        if self.picked is not None and 0 <= self.picked < n:
+            v = float(self.scores[self.picked])
+            x, y, z = (float(c) for c in self.points[self.picked])
+            norm = normalised(v, self._colour_range())
+            base = (
+                f"Point ({x * 1000:.1f}, {y * 1000:.1f}, {z * 1000:.1f}) mm: score <b>{v:.4g}</b>"
+                f" ({norm:.2f} of range) · " + base
+            )
+        self.readout.setText(base)
+
+    # ------------------------------------------------------------------ lifetime
+    def close_plotter(self):
+        """Release the VTK render window (call before the window closes)."""
+        if self.plotter is not None:
+            self.plotter.close()
+            self.plotter = None
+            self._message_actor = None
+            self._actor = None
+            self._mesh = None

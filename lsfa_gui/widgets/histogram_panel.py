@@ -1,0 +1,117 @@
+"""Histogram of image scores, good vs defective, with a draggable image-threshold line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from lsfa_gui.state import InspectionState
+
+GOOD_COLOUR = (46, 160, 67)
+DEFECT_COLOUR = (214, 39, 40)
+UNLABELLED_COLOUR = (120, 120, 120)
+LINE_COLOUR = (255, 152, 0)
+
+
+def score_histograms(
+    state: InspectionState, bins: int = 30
+) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """Shared bin edges and counts per group ("good", "defective", "unlabelled")."""
+    groups: dict[str, list[float]] = {"good": [], "defective": [], "unlabelled": []}
+    for e in state.entries:
+        if e.result is None:
+            continue
+        key = "unlabelled" if e.is_defect is None else ("defective" if e.is_defect else "good")
+        groups[key].append(e.image_score)
+    all_scores = [s for v in groups.values() for s in v]
+    if not all_scores:
+        return None
+    lo, hi = min(all_scores), max(all_scores)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    counts = {k: np.histogram(v, bins=edges)[0] for k, v in groups.items() if v}
+    return edges, counts
+
+
+class HistogramPanel(QWidget):
+    """Reads scores and the image threshold from ``state``; dragging the line writes it back."""
+
+    def __init__(self, state: InspectionState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "image score (raw)")
+        self.plot.setLabel("left", "samples")
+        self.plot.setTitle(
+            f"<span style='color:rgb{GOOD_COLOUR};font-size:9pt'>■ good</span>&nbsp;&nbsp;"
+            f"<span style='color:rgb{DEFECT_COLOUR};font-size:9pt'>■ defective</span>&nbsp;&nbsp;"
+            f"<span style='color:rgb{LINE_COLOUR};font-size:9pt'>│ threshold</span>"
+        )
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for key, colour in (("good", GOOD_COLOUR), ("defective", DEFECT_COLOUR), ("unlabelled", UNLABELLED_COLOUR)):
+            curve = pg.PlotDataItem(
+                stepMode="center", fillLevel=0, pen=pg.mkPen(colour, width=1.5), brush=pg.mkBrush(*colour, 90)
+            )
+            self.curves[key] = curve
+        self.line = pg.InfiniteLine(
+            angle=90, movable=True, pen=pg.mkPen(LINE_COLOUR, width=2.5), hoverPen=pg.mkPen(LINE_COLOUR, width=4),
+            label="{value:.4g}", labelOpts=dict(position=0.93, color=LINE_COLOUR, fill=(255, 255, 255, 200)),
+        )
+        self.line.setZValue(10)
+        self.line.setToolTip("Drag to change the image (part verdict) threshold")
+        self.plot.setToolTip("Image scores of scored samples: good (green), defective (red), unlabelled (grey).\nDrag the orange line to set the image threshold.")
+        self.line.sigPositionChanged.connect(self._on_line_moved)
+        self.plot.addItem(self.line)
+        self.line.setVisible(False)
+        self.empty_label = QLabel("No scored samples yet.")
+        self.empty_label.setStyleSheet("color:#888")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.empty_label)
+        self._syncing = False
+        state.samples_reset.connect(self.refresh)
+        state.sample_updated.connect(lambda _i: self.refresh())
+        state.thresholds_changed.connect(self.refresh_line)
+        self.refresh()
+
+    def refresh(self):
+        hist = score_histograms(self.state)
+        for key, curve in self.curves.items():
+            if curve.scene() is not None:
+                self.plot.removeItem(curve)
+        self.empty_label.setVisible(hist is None)
+        if hist is None:
+            self.refresh_line()
+            return
+        edges, counts = hist
+        for key, c in counts.items():
+            self.curves[key].setData(edges, c)
+            self.plot.addItem(self.curves[key])
+        lo, hi = edges[0], edges[-1]
+        thr = self.state.thresholds.image
+        if thr is not None:
+            lo, hi = min(lo, thr), max(hi, thr)
+        pad = 0.03 * (hi - lo)
+        self.plot.setXRange(lo - pad, hi + pad, padding=0)
+        self.plot.setYRange(0, max(int(c.max()) for c in counts.values()) * 1.15 + 0.5, padding=0)
+        self.refresh_line()
+
+    def refresh_line(self):
+        thr = self.state.thresholds.image
+        self.line.setVisible(thr is not None)
+        if thr is not None and self.line.value() != thr:
+            self._syncing = True
+            try:
+                self.line.setValue(thr)
+            finally:
+                self._syncing = False
+
+    def _on_line_moved(self):
+        if not self._syncing:
+            self.state.set_thresholds(image=float(self.line.value()))

@@ -1,0 +1,146 @@
+"""Metrics panel: I-AUROC, P-AUROC, AUPRO of the scored set, and the confusion matrix live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from lsfa_gui.state import InspectionState
+
+
+@dataclass
+class MetricsInput:
+    """Copies of what the threshold-free metrics need, safe to hand to a worker thread."""
+
+    labels: np.ndarray  # (n,) bool, True = defective
+    scores: np.ndarray  # (n,) raw image scores
+    masks: list[np.ndarray]  # GT masks of samples that have one
+    maps: list[np.ndarray]  # their anomaly maps (raw)
+
+
+def metrics_input(state: InspectionState) -> MetricsInput:
+    y, s = state.labelled_scores()
+    masks, maps = [], []
+    for e in state.entries:
+        if e.result is not None and e.mask is not None and np.shape(e.mask) == np.shape(e.result.anomaly_map):
+            masks.append(np.asarray(e.mask, bool))
+            maps.append(np.asarray(e.result.anomaly_map, np.float32))
+    return MetricsInput(y, s, masks, maps)
+
+
+def compute_metrics(data: MetricsInput, progress=None) -> dict[str, float | None]:
+    """I-AUROC, P-AUROC and AUPRO@0.3 (None where undefined). Runs in a worker thread."""
+    from core import metrics
+    from core.progress import ensure
+
+    p = ensure(progress)
+    p.update("Metrics", 0, 3)
+    out: dict[str, float | None] = {"i_auroc": None, "p_auroc": None, "aupro": None}
+    if data.labels.size:
+        out["i_auroc"] = metrics.image_auroc(data.labels, data.scores)
+    p.update("Metrics", 1, 3)
+    if data.masks:
+        out["p_auroc"] = metrics.pixel_auroc(data.masks, data.maps)
+        p.update("Metrics", 2, 3)
+        out["aupro"] = metrics.aupro(data.masks, data.maps)
+    p.update("Metrics", 3, 3)
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+class MetricsPanel(QWidget):
+    """Threshold-free metrics (set by the window after scoring) + live confusion matrix."""
+
+    NAMES = (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC"), ("aupro", "AUPRO@0.3"))
+
+    def __init__(self, state: InspectionState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.values: dict[str, float | None] = {}
+        top = QGroupBox("Detection and segmentation")
+        grid = QGridLayout(top)
+        self.metric_labels: dict[str, QLabel] = {}
+        for col, (key, title) in enumerate(self.NAMES):
+            name = QLabel(title)
+            name.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            name.setStyleSheet("color:#666")
+            value = QLabel("–")
+            value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            value.setStyleSheet("font-size:18px;font-weight:bold;")
+            grid.addWidget(name, 0, col)
+            grid.addWidget(value, 1, col)
+            self.metric_labels[key] = value
+        self.metric_note = QLabel("Computed over labelled scored samples.")
+        self.metric_note.setWordWrap(True)
+        self.metric_note.setStyleSheet("color:#888")
+        grid.addWidget(self.metric_note, 2, 0, 1, 3)
+
+        cm = QGroupBox("Confusion matrix at the image threshold")
+        cgrid = QGridLayout(cm)
+        cgrid.addWidget(QLabel(""), 0, 0)
+        for c, text in enumerate(("pred NG", "pred OK"), start=1):
+            lab = QLabel(f"<b>{text}</b>")
+            lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cgrid.addWidget(lab, 0, c)
+        self.cells: dict[str, QLabel] = {}
+        for r, (text, keys) in enumerate((("GT defective", ("tp", "fn")), ("GT good", ("fp", "tn"))), start=1):
+            cgrid.addWidget(QLabel(f"<b>{text}</b>"), r, 0)
+            for c, key in enumerate(keys, start=1):
+                cell = QLabel("–")
+                cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                cell.setFrameShape(QFrame.Shape.StyledPanel)
+                cell.setMinimumHeight(30)
+                good = key in ("tp", "tn")
+                cell.setStyleSheet(
+                    f"font-size:16px;font-weight:bold;background:{'#e8f5e9' if good else '#ffebee'};"
+                )
+                cell.setToolTip(key.upper())
+                cgrid.addWidget(cell, r, c)
+                self.cells[key] = cell
+        self.rates = QLabel("–")
+        self.rates.setWordWrap(True)
+        cgrid.addWidget(self.rates, 3, 0, 1, 3)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(top)
+        layout.addWidget(cm)
+        layout.addStretch(1)
+        state.thresholds_changed.connect(self.refresh_confusion)
+        state.samples_reset.connect(self._on_reset)
+        state.sample_updated.connect(lambda _i: self.refresh_confusion())
+        self.refresh_confusion()
+
+    def set_metrics(self, values: dict[str, float | None] | None, note: str = ""):
+        """Show metric values (None = not defined); ``values=None`` marks them as stale."""
+        self.values = dict(values or {})
+        for key, _title in self.NAMES:
+            self.metric_labels[key].setText("–" if values is None else _fmt(self.values.get(key)))
+        if note:
+            self.metric_note.setText(note)
+
+    def _on_reset(self):
+        self.set_metrics(None, "Computed over labelled scored samples.")
+        self.refresh_confusion()
+
+    def refresh_confusion(self):
+        c = self.state.confusion()
+        if c is None:
+            for cell in self.cells.values():
+                cell.setText("–")
+            self.rates.setText("Needs labelled, scored samples and an image threshold.")
+            return
+        for key, cell in self.cells.items():
+            cell.setText(str(c[key]))
+        tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        acc = (tp + tn) / max(1, tp + fp + fn + tn)
+        self.rates.setText(f"precision {precision:.3f} · recall {recall:.3f} · F1 {f1:.3f} · accuracy {acc:.3f}")

@@ -1,0 +1,255 @@
+"""Sample browser: a sortable, filterable table of samples with score and OK/NG verdict."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lsfa_gui.state import NG, OK, InspectionState
+
+COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time")
+COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME = range(len(COLUMNS))
+SORT_ROLE = Qt.ItemDataRole.UserRole
+UNSCORED_SORT = -1e300
+
+VERDICT_COLORS = {OK: (QColor(46, 125, 50), QColor(232, 245, 233)), NG: (QColor(183, 28, 28), QColor(255, 235, 238))}
+VERDICT_FILTERS = ("All", "NG", "OK", "Unscored", "GT defective", "GT good")
+
+
+class SampleTableModel(QAbstractTableModel):
+    """Table model over ``state.entries``; verdicts follow the state's image threshold."""
+
+    def __init__(self, state: InspectionState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        state.samples_reset.connect(self._reset)
+        state.sample_updated.connect(self._row_changed)
+        state.thresholds_changed.connect(self._verdicts_changed)
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.state.entries)
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return {
+                COL_SCORE: "Image anomaly score (raw units of the model)",
+                COL_VERDICT: "OK / NG at the current image threshold",
+                COL_TIME: "Scoring time of the sample",
+                COL_GT: "Ground-truth label, if the dataset has one",
+            }.get(section)
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        entry = self.state.entries[index.row()]
+        col = index.column()
+        if role in (Qt.ItemDataRole.DisplayRole, SORT_ROLE):
+            sort = role == SORT_ROLE
+            if col == COL_NAME:
+                return entry.name
+            if col == COL_SPLIT:
+                return entry.split
+            if col == COL_GT:
+                return entry.label or ("" if sort else "–")
+            if col == COL_SCORE:
+                score = entry.image_score
+                if sort:
+                    return UNSCORED_SORT if score is None else score
+                return "" if score is None else f"{score:.3g}"
+            if col == COL_VERDICT:
+                return self.state.verdict(entry) or ""
+            if col == COL_TIME:
+                s = entry.seconds
+                if sort:
+                    return UNSCORED_SORT if s is None else s
+                if s is None:
+                    return ""
+                return f"{s * 1000:.0f} ms" if s < 1.0 else f"{s:.1f} s"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_SCORE, COL_TIME):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_VERDICT:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        if col == COL_VERDICT and role in (Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.BackgroundRole):
+            verdict = self.state.verdict(entry)
+            if verdict in VERDICT_COLORS:
+                fg, bg = VERDICT_COLORS[verdict]
+                return fg if role == Qt.ItemDataRole.ForegroundRole else bg
+        if col == COL_GT and role == Qt.ItemDataRole.ForegroundRole and entry.is_defect:
+            return QColor(183, 28, 28)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return entry.source or entry.name
+        return None
+
+    def _reset(self):
+        self.beginResetModel()
+        self.endResetModel()
+
+    def _row_changed(self, row: int):
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def _verdicts_changed(self):
+        if self.state.entries:
+            last = len(self.state.entries) - 1
+            self.dataChanged.emit(self.index(0, COL_VERDICT), self.index(last, COL_VERDICT))
+
+
+class SampleFilterProxy(QSortFilterProxyModel):
+    """Text filter over name / split / GT / verdict plus a verdict/label category filter."""
+
+    def __init__(self, state: InspectionState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.category = "All"
+        self.setSortRole(SORT_ROLE)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setDynamicSortFilter(True)
+
+    def set_category(self, category: str):
+        self.beginFilterChange()
+        self.category = category
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row, source_parent):  # noqa: N802
+        entry = self.state.entries[source_row]
+        verdict = self.state.verdict(entry)
+        cat = self.category
+        if cat in (OK, NG) and verdict != cat:
+            return False
+        if cat == "Unscored" and entry.result is not None:
+            return False
+        if cat == "GT defective" and entry.is_defect is not True:
+            return False
+        if cat == "GT good" and entry.is_defect is not False:
+            return False
+        text = self.filterRegularExpression().pattern()
+        if not text:
+            return True
+        hay = " ".join([entry.name, entry.split, entry.label or "", verdict or ""]).lower()
+        return all(word in hay for word in text.lower().split())
+
+
+class SampleBrowser(QWidget):
+    """Filter box + table; selecting a row sets ``state.current`` and vice versa."""
+
+    sample_activated = Signal(int)  # source row (double-click / Enter)
+
+    def __init__(self, state: InspectionState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.model = SampleTableModel(state, self)
+        self.proxy = SampleFilterProxy(state, self)
+        self.proxy.setSourceModel(self.model)
+
+        self.filter_edit = QLineEdit(placeholderText="Filter: name, split, label, OK/NG…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._on_filter_text)
+        self.category_combo = QComboBox()
+        self.category_combo.addItems(VERDICT_FILTERS)
+        self.category_combo.setToolTip("Show only samples in this group")
+        self.category_combo.currentTextChanged.connect(self.proxy.set_category)
+
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((COL_SPLIT, 44), (COL_GT, 54), (COL_SCORE, 56), (COL_VERDICT, 52), (COL_TIME, 52)):
+            header.resizeSection(col, width)
+        self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        self.table.doubleClicked.connect(lambda idx: self.sample_activated.emit(self.proxy.mapToSource(idx).row()))
+
+        self.summary = QLabel()
+        self.summary.setObjectName("browserSummary")
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.category_combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary)
+
+        self._syncing = False
+        state.current_changed.connect(self._on_state_current)
+        for ev in (state.samples_reset, state.sample_updated, state.thresholds_changed):
+            ev.connect(lambda *a: self._update_summary())
+        self._update_summary()
+
+    # ------------------------------------------------------------------ navigation
+    def visible_rows(self) -> list[int]:
+        """Source rows in the order shown (after filtering and sorting)."""
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def select_next(self, step: int = 1) -> None:
+        """Move the selection ``step`` visible rows down (negative = up), clamped."""
+        n = self.proxy.rowCount()
+        if n == 0:
+            return
+        cur = self.proxy.mapFromSource(self.model.index(self.state.current, 0)).row() if self.state.current >= 0 else -1
+        target = 0 if cur < 0 else min(max(cur + step, 0), n - 1)
+        self.state.set_current(self.proxy.mapToSource(self.proxy.index(target, 0)).row())
+
+    def select_previous(self) -> None:
+        self.select_next(-1)
+
+    # ------------------------------------------------------------------ sync
+    def _on_filter_text(self, text: str):
+        self.proxy.setFilterFixedString(text)
+
+    def _on_row_changed(self, current, _previous):
+        if self._syncing or not current.isValid():
+            return
+        self.state.set_current(self.proxy.mapToSource(current).row())
+
+    def _on_state_current(self, row: int):
+        self._syncing = True
+        try:
+            if row < 0:
+                self.table.clearSelection()
+                return
+            idx = self.proxy.mapFromSource(self.model.index(row, 0))
+            if idx.isValid():
+                self.table.selectionModel().setCurrentIndex(
+                    idx,
+                    self.table.selectionModel().SelectionFlag.ClearAndSelect
+                    | self.table.selectionModel().SelectionFlag.Rows,
+                )
+                self.table.scrollTo(idx)
+        finally:
+            self._syncing = False
+
+    def _update_summary(self):
+        entries = self.state.entries
+        scored = [e for e in entries if e.result is not None]
+        ng = sum(1 for e in scored if self.state.verdict(e) == NG)
+        text = f"{len(entries)} samples · {len(scored)} scored"
+        if self.state.thresholds.image is not None and scored:
+            text += f" · {ng} NG · {len(scored) - ng} OK"
+        self.summary.setText(text)

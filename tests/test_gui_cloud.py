@@ -1,0 +1,103 @@
+"""3D view: scored points coloured, grey below the pixel threshold, picking, "no 3D data" state.
+
+Rendering tests need OpenGL through Qt: they run under Xvfb with QT_QPA_PLATFORM=xcb
+(pytest-xvfb + tests/conftest.py) and skip elsewhere. The data logic runs everywhere.
+"""
+
+import os
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from lsfa_gui._testing import synthetic_result
+from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, Thresholds
+
+needs_display = pytest.mark.skipif(
+    not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
+    reason="QtInteractor needs an X display with the xcb platform (Xvfb)",
+)
+
+
+def make_state(results) -> InspectionState:
+    st = InspectionState()
+    st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
+    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=(0.1, 1.1)))
+    for i, r in enumerate(results):
+        st.set_result(i, r)
+    return st
+
+
+def test_greying_and_no_3d_state_without_renderer(qtbot):
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    results = [synthetic_result(0, "crack", size=48), synthetic_result(1, "good", size=48, with_xyz=False)]
+    st = make_state(results)
+    w = CloudView(st, enable_3d=False)
+    qtbot.addWidget(w)
+    st.set_current(0)  # the view rebuilds at the next event-loop turn
+    qtbot.waitUntil(lambda: w.points is not None, timeout=5000)
+    valid = np.any(results[0].xyz != 0, axis=-1)
+    assert w.points.shape == (int(valid.sum()), 3)
+    below = results[0].anomaly_map[valid] < 0.5
+    assert below.any() and (~below).any()
+    assert np.array_equal(np.isnan(w.display_scalars), below)
+    st.set_thresholds(pixel=0.0)  # nothing below: no grey point
+    assert not np.isnan(w.display_scalars).any()
+    w.pick_index(int(np.argmax(w.scores)))
+    assert f"{w.scores.max():.4g}" in w.readout.text()
+    st.set_current(1)
+    qtbot.waitUntil(lambda: "No 3D data" in w.notice.text(), timeout=5000)
+    assert w.showing_notice and w.points is None
+    w.stretch_check.setChecked(True)  # user -> state
+    assert st.display.per_sample_range
+    st.set_display(per_sample_range=False)  # state -> user
+    assert not w.stretch_check.isChecked()
+
+
+def _grab_rgb(widget) -> np.ndarray:
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    h, w = img.height(), img.width()
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
+    return arr[..., [2, 1, 0]].copy()  # BGRA -> RGB
+
+
+@pytest.mark.display
+@needs_display
+def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    st = make_state([synthetic_result(0, "crack", size=96), synthetic_result(1, "good", size=96, with_xyz=False)])
+    w = CloudView(st)
+    qtbot.addWidget(w)
+    try:
+        w.resize(420, 380)
+        w.show()
+        qtbot.waitExposed(w)
+        st.set_current(0)
+        qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
+        w.plotter.render()
+        rgb = _grab_rgb(w.plotter).astype(int)
+        spread = np.max(rgb, -1) - np.min(rgb, -1)
+        grey = (spread < 20) & (rgb.mean(-1) > 60)  # shaded grey surface, not the dark background
+        saturated = spread > 80  # colormap colours
+        assert grey.sum() > 500, "points below the pixel threshold should be grey"
+        assert saturated.sum() > 100, "scored points above the threshold should be coloured"
+        # with the pixel threshold above every score, the coloured blob (outside the colour bar) disappears
+        bar_free = np.zeros_like(saturated)
+        bar_free[:, : int(0.8 * rgb.shape[1])] = True
+        coloured_before = int((saturated & bar_free).sum())
+        st.set_thresholds(pixel=10.0)
+        w.plotter.render()
+        rgb2 = _grab_rgb(w.plotter).astype(int)
+        saturated2 = (np.max(rgb2, -1) - np.min(rgb2, -1)) > 80
+        assert coloured_before > 100 and int((saturated2 & bar_free).sum()) < coloured_before // 20
+        # RGB-only sample: a clear notice instead of an empty scene
+        st.set_current(1)
+        qtbot.waitUntil(lambda: w.showing_notice, timeout=5000)
+        assert "No 3D data" in w.notice.text() and not w._actor.GetVisibility()
+        st.set_current(-1)  # nothing selected: a message inside the (kept) 3D scene
+        qtbot.waitUntil(lambda: not w.showing_notice, timeout=5000)
+        assert w._message_actor.GetVisibility() and not w._actor.GetVisibility()
+    finally:
+        w.close_plotter()

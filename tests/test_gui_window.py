@@ -1,0 +1,132 @@
+"""The main window with synthetic results: wiring between panels, export, settings, errors."""
+
+import csv
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+from lsfa_gui._testing import synthetic_result
+from lsfa_gui.state import NG, OK, SampleEntry
+
+LABELS = ["good"] * 3 + ["crack"] * 2
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=settings, enable_3d=False)
+    qtbot.addWidget(w)
+    yield w
+    w.close()
+
+
+def load_fake(window, labels=LABELS, size=48):
+    results = [synthetic_result(i, lab, size=size) for i, lab in enumerate(labels)]
+    window.state.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
+    model = SimpleNamespace(thresholds=SimpleNamespace(image=0.6, pixel=0.5), display_range=(0.1, 1.1))
+    window._set_model(model, "/nonexistent/m.lsfa")
+    for i, r in enumerate(results):
+        window.state.set_result(i, r)
+    window.state.set_current(0)
+    return results
+
+
+def test_threshold_drag_updates_every_panel(qtbot, window):
+    load_fake(window)
+    st = window.state
+    assert window.threshold_panel.image_row.spin.value() == pytest.approx(0.6)
+    window.histogram.line.setValue(0.0)  # drag the histogram line to 0: everything NG
+    assert window.threshold_panel.image_row.spin.value() == pytest.approx(0.0)
+    assert all(st.verdict(e) == NG for e in st.entries)
+    assert window.metrics.cells["fp"].text() == "3"
+    assert "NG" in window.image_view.header.text()
+    window.threshold_panel.image_row.spin.setValue(0.6)
+    assert window.histogram.line.value() == pytest.approx(0.6)
+    assert [st.verdict(e) for e in st.entries] == [OK] * 3 + [NG] * 2
+    assert "5 samples · 5 scored · 2 NG" in window.browser.summary.text()
+
+
+def test_keyboard_next_previous(qtbot, window):
+    load_fake(window)
+    from PySide6.QtWidgets import QApplication
+
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()  # shortcuts need the active window
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    table = window.browser.table
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_N)
+    assert window.state.current == 1
+    qtbot.keyClick(table, Qt.Key.Key_N)
+    qtbot.keyClick(table, Qt.Key.Key_P)
+    assert window.state.current == 1
+    qtbot.keyClick(table, Qt.Key.Key_Down)  # plain arrow keys move through the table too
+    assert window.state.current == 2
+
+
+def test_export_from_the_window(tmp_path, window):
+    load_fake(window)
+    out = window.export_results(str(tmp_path / "results.csv"))
+    rows = list(csv.DictReader(out.open()))
+    assert [r["verdict"] for r in rows] == [OK] * 3 + [NG] * 2
+    window.state.set_current(4)
+    png = window.export_current_png(str(tmp_path / "one.png"))
+    assert png.is_file() and png.stat().st_size > 100
+
+
+def test_export_all_pngs_runs_in_the_background(qtbot, tmp_path, window):
+    load_fake(window)
+    with qtbot.waitSignal(window.aux.succeeded, timeout=10000):
+        window.export_all_pngs(str(tmp_path / "pngs"))
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == 5
+
+
+def test_job_error_is_a_notification_and_the_window_lives_on(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.jobs.failed, timeout=10000):
+        window.open_dataset(str(tmp_path / "does-not-exist"))
+    level, text = window.log_panel.entries[-1]
+    assert level == "error" and "does-not-exist" in text and "not found" in text
+    assert window.status.stage_label.text() == "Failed" and not window.status.cancel_button.isEnabled()
+    load_fake(window)  # still usable
+    assert window.state.current == 0
+
+
+def test_preferences_persist_in_qsettings(qtbot, settings):
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=settings, enable_3d=False)
+    qtbot.addWidget(w)
+    w.state.set_display(colormap="viridis", opacity=0.3)
+    w.settings.set_last_dir("dataset", "/data/mvtec")
+    w.resize(1100, 850)
+    w.docks["log"].hide()
+    w.close()
+    w2 = MainWindow(settings=settings, enable_3d=False)
+    qtbot.addWidget(w2)
+    w2.show()
+    qtbot.waitExposed(w2)
+    assert w2.state.display.colormap == "viridis" and w2.state.display.opacity == pytest.approx(0.3)
+    assert w2.colormap_actions["viridis"].isChecked()
+    assert w2.settings.last_dir("dataset") == "/data/mvtec"
+    assert not w2.docks["log"].isVisible()  # dock layout restored
+    if w2.screen().availableGeometry().width() >= 1100:  # restoreGeometry clamps to the screen
+        assert w2.width() == 1100
+    w2.close()
+
+
+def test_colormap_menu_changes_heatmap(qtbot, window):
+    load_fake(window)
+    window.state.set_current(4)
+    before = window.image_view.heat_item.image.copy()
+    window.colormap_actions["viridis"].trigger()
+    assert window.state.display.colormap == "viridis"
+    assert not np.array_equal(before, window.image_view.heat_item.image)
