@@ -55,13 +55,13 @@ def main() -> None:
     ap.add_argument("--test-per-defect", type=int, default=6)
     ap.add_argument("--test-good", type=int, default=12)
     ap.add_argument("--adaptation", action="store_true", help="run the LSFA ablation instead")
-    ap.add_argument("--variants", help="comma list of variant names to run (default all)")
+    ap.add_argument("--variants", help="variant names to run, separated by | (default all)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
     variants = ADAPT_VARIANTS if args.adaptation else BASE_VARIANTS
     if args.variants:
-        variants = {k: v for k, v in variants.items() if k in args.variants.split(",")}
+        variants = {k: v for k, v in variants.items() if k in args.variants.split("|")}
     categories = args.categories.split(",")
     tmp = tempfile.TemporaryDirectory()
     rows = []
