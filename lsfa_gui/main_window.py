@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         a["open_model"] = self._action("Open &model file…", self.open_model_dialog, "Ctrl+M", "Open a .lsfa model file")
         a["open_samples"] = self._action("Open &samples…", self.open_samples_dialog, "Ctrl+Shift+O", "Open single sample files (RGB image, .tiff/.npy xyz, .pcd)")
         a["demo"] = self._action("Open &demo data", self.start_demo, None, "Generate (once) and score the built-in demo data")
-        a["fit"] = self._action("&Fit model on dataset", self.fit_current_dataset, "Ctrl+F", "Fit a model on the open dataset's train split")
+        a["fit"] = self._action("&Fit model on dataset…", self.fit_current_dataset, "Ctrl+F", "Fit a model on the open dataset's train split (asks for the fit settings)")
         a["score"] = self._action("&Score all", self.score_all, "Ctrl+R", "Score every sample with the current model")
         a["cancel"] = self._action("&Cancel", self.cancel_job, "Esc", "Cancel the running job")
         a["export_csv"] = self._action("Export results as &CSV…", lambda: self.export_results_dialog("csv"), None)
@@ -252,7 +252,7 @@ class MainWindow(QMainWindow):
         a["open_dataset"].setIconText("Open dataset")
         a["open_model"].setIconText("Open model")
         a["open_samples"].setIconText("Open samples")
-        a["fit"].setIconText("Fit")
+        a["fit"].setIconText("Fit…")
         a["score"].setIconText("Score all")
         a["export_csv"].setIconText("Export CSV")
         a["export_png"].setIconText("Export PNG")
@@ -320,14 +320,23 @@ class MainWindow(QMainWindow):
             return
         self._start_job("Scoring", tasks.score_job(self.model, reqs))
 
-    def fit_current_dataset(self):
+    def fit_current_dataset(self, config=None):
+        """Fit on the open dataset with ``config`` (a FitConfig; None: ask with the Fit settings dialog)."""
         if not self.state.dataset_root or not self.state.category:
             self.log("Open a dataset folder first (it needs a train split of good samples).", "warning")
             return
+        if config is None:
+            from lsfa_gui.widgets.fit_dialog import FitDialog
+
+            dialog = FitDialog(self.settings, parent=self)
+            dialog.exec()
+            if dialog.result_config is None:  # cancelled
+                return
+            config = dialog.result_config
         path = tasks.fitted_model_path(self.state.dataset_root, self.state.category)
         reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
         self.state.clear_results()
-        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, path, score_refs=reqs))
+        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, path, config, score_refs=reqs))
 
     # ------------------------------------------------------------------ job messages
     def _on_partial(self, _rid: int, msg: Any):

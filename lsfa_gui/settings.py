@@ -1,4 +1,4 @@
-"""UI preferences in QSettings: window geometry/state, last folders, colormap, opacity.
+"""UI preferences in QSettings: window geometry/state, last folders, colormap, opacity, fit choices.
 
 ``LSFA_GUI_SETTINGS`` (a file path) points the app at an INI file instead of the per-user
 store; tests pass their own ``QSettings`` so they never touch the user's preferences.
@@ -6,6 +6,7 @@ store; tests pass their own ``QSettings`` so they never touch the user's prefere
 
 from __future__ import annotations
 
+import json
 import os
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -54,6 +55,17 @@ class Settings:
     def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
         self.q.setValue("window/geometry", geometry)
         self.q.setValue("window/state", state)
+
+    def fit_choices(self) -> dict:
+        """The last fit-dialog choices (a json object; {} when none or unreadable)."""
+        try:
+            value = json.loads(str(self.q.value("fit/choices", "", type=str) or "{}"))
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def save_fit_choices(self, choices: dict) -> None:
+        self.q.setValue("fit/choices", json.dumps(choices, sort_keys=True))
 
     def sync(self) -> None:
         self.q.sync()

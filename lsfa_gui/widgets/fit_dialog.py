@@ -1,0 +1,287 @@
+"""Fit settings dialog: modalities, backbones (+ weight files), device, LSFA adaptation, memory
+bank and fusion. Returns a :class:`core.config.FitConfig`; remembers the last choices in QSettings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.adaptation.config import LOSS_NAMES, AdaptConfig
+from core.config import MODALITY_CHOICES, FitConfig
+from core.errors import UserError
+from lsfa_gui.settings import Settings
+
+WEIGHTS_REQUIRED = frozenset({"dino_vitb8", "pointmae"})  # backbones that need a checkpoint file
+ADAPTORS = ("block", "mlp")
+FUSIONS = ("sum", "ocsvm")
+# FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
+DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
+                 "adapt", "coreset_ratio", "fusion", "seed")
+ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
+WEIGHT_FILTER = "Checkpoints (*.pth *.pt *.ckpt *.safetensors *.bin);;All files (*)"
+
+
+def available_devices() -> list[str]:
+    """"cpu", plus "cuda" when torch sees a GPU."""
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def available_backbones(modality: str) -> list[str]:
+    from core.features.registry import available
+
+    return available(modality)
+
+
+def uses(modalities: str, modality: str) -> bool:
+    """Whether a fit with ``modalities`` may use the ``modality`` backbone ("auto" may use both)."""
+    return modalities == "auto" or modality in modalities.split(",")
+
+
+def merge_choices(base: FitConfig, choices: dict) -> FitConfig:
+    """``base`` with remembered dialog ``choices`` applied; ``base`` itself when they are unusable."""
+    try:
+        picked = {k: choices[k] for k in DIALOG_FIELDS if k in choices}
+        adaptation = {**base.adaptation, **{k: v for k, v in dict(choices.get("adaptation") or {}).items() if k in ADAPT_FIELDS}}
+        AdaptConfig.from_dict(adaptation)
+        return dataclasses.replace(base, **picked, adaptation=adaptation)
+    except (UserError, TypeError, ValueError, AttributeError):
+        return base
+
+
+class WeightsPicker(QWidget):
+    """A path line edit with a "…" button opening a file dialog."""
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(parent)
+        self.title = title
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("checkpoint file")
+        self.button = QToolButton()
+        self.button.setText("…")
+        self.button.setToolTip(f"Choose the {title} file")
+        self.button.clicked.connect(self.browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.button)
+
+    def path(self) -> str:
+        return self.edit.text().strip()
+
+    def set_path(self, path: str | None) -> None:
+        self.edit.setText(path or "")
+
+    def browse(self) -> None:
+        start = str(Path(self.path()).parent) if self.path() else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, f"Choose the {self.title}", start, WEIGHT_FILTER)
+        if path:
+            self.set_path(path)
+
+
+class FitDialog(QDialog):
+    """Settings of a fit. ``exec()`` then ``result_config`` (a FitConfig) when accepted.
+
+    ``base``: the config whose other fields (image size, grid, thresholds quantiles...) are kept;
+    ``settings``: where the last choices are read from and, on OK, written to.
+    """
+
+    def __init__(self, settings: Settings | None = None, base: FitConfig | None = None, parent=None,
+                 devices: list[str] | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Fit settings")
+        self.setMinimumWidth(420)
+        self.settings = settings
+        self.base = base if base is not None else FitConfig()
+        self.result_config: FitConfig | None = None
+
+        self.modalities = QComboBox()
+        self.modalities.addItems(list(MODALITY_CHOICES))
+        self.modalities.setToolTip("auto: every modality the training data has")
+        self.rgb_backbone = QComboBox()
+        self.rgb_backbone.addItems(available_backbones("rgb"))
+        self.xyz_backbone = QComboBox()
+        self.xyz_backbone.addItems(available_backbones("xyz"))
+        self.rgb_weights = WeightsPicker("RGB backbone weights")
+        self.xyz_weights = WeightsPicker("3D backbone weights")
+        self.device = QComboBox()
+        self.device.addItems(devices if devices is not None else available_devices())
+
+        self.adapt = QGroupBox("LSFA feature adaptation")
+        self.adapt.setCheckable(True)
+        self.adaptor = QComboBox()
+        self.adaptor.addItems(list(ADAPTORS))
+        self.adaptor.setToolTip("block: transformer block over the image's tokens; mlp: per-token MLP")
+        self.losses = {name: QCheckBox(name) for name in LOSS_NAMES}
+        tips = {"la": "local (patch) cross-modal alignment", "ga": "global cross-modal alignment",
+                "lc": "local intra-modal compactness", "gc": "global intra-modal compactness"}
+        for name, box in self.losses.items():
+            box.setToolTip(tips[name])
+        self.epochs = QSpinBox()
+        self.epochs.setRange(0, 1000)
+
+        self.coreset_ratio = QDoubleSpinBox()
+        self.coreset_ratio.setDecimals(3)
+        self.coreset_ratio.setRange(0.001, 1.0)
+        self.coreset_ratio.setSingleStep(0.01)
+        self.coreset_ratio.setToolTip("Fraction of training patches kept per memory bank")
+        self.fusion = QComboBox()
+        self.fusion.addItems(list(FUSIONS))
+        self.fusion.setToolTip("Late fusion of the modality scores: standardised sum or one-class SVM")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+
+        self.error = QLabel()
+        self.error.setObjectName("fitError")
+        self.error.setStyleSheet("color:#c62828;")
+        self.error.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Fit")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        data = QGroupBox("Data and backbones")
+        form = QFormLayout(data)
+        form.addRow("Modalities", self.modalities)
+        form.addRow("RGB backbone", self.rgb_backbone)
+        form.addRow("RGB weights", self.rgb_weights)
+        form.addRow("3D backbone", self.xyz_backbone)
+        form.addRow("3D weights", self.xyz_weights)
+        form.addRow("Device", self.device)
+        aform = QFormLayout(self.adapt)
+        aform.addRow("Adaptor", self.adaptor)
+        loss_row = QHBoxLayout()
+        for box in self.losses.values():
+            loss_row.addWidget(box)
+        loss_row.addStretch(1)
+        aform.addRow("Losses", loss_row)
+        aform.addRow("Epochs", self.epochs)
+        bank = QGroupBox("Memory bank and scoring")
+        bform = QFormLayout(bank)
+        bform.addRow("Coreset ratio", self.coreset_ratio)
+        bform.addRow("Fusion", self.fusion)
+        bform.addRow("Seed", self.seed)
+        layout = QVBoxLayout(self)
+        for w in (data, self.adapt, bank, self.error, self.buttons):
+            layout.addWidget(w)
+
+        stored = settings.fit_choices() if settings is not None else {}
+        self.set_config(merge_choices(self.base, stored) if stored else self.base)
+
+        for combo in (self.modalities, self.rgb_backbone, self.xyz_backbone):
+            combo.currentTextChanged.connect(self._update)
+        for edit in (self.rgb_weights.edit, self.xyz_weights.edit):
+            edit.textChanged.connect(self._update)
+        self.adapt.toggled.connect(self._update)
+        for box in self.losses.values():
+            box.toggled.connect(self._update)
+        self._update()
+
+    # ------------------------------------------------------------------ config <-> widgets
+    def set_config(self, config: FitConfig) -> None:
+        """Show ``config`` (backbones/devices not offered here keep the current choice)."""
+        adapt = {**AdaptConfig().to_dict(), **config.adaptation}
+        self.modalities.setCurrentText(config.modalities)
+        self.rgb_backbone.setCurrentText(config.rgb_backbone)
+        self.xyz_backbone.setCurrentText(config.xyz_backbone)
+        self.rgb_weights.set_path(config.rgb_weights)
+        self.xyz_weights.set_path(config.xyz_weights)
+        self.device.setCurrentText(config.device)
+        self.adapt.setChecked(bool(config.adapt))
+        self.adaptor.setCurrentText(str(adapt["adaptor"]))
+        for name, box in self.losses.items():
+            box.setChecked(name in adapt["losses"])
+        self.epochs.setValue(int(adapt["epochs"]))
+        self.coreset_ratio.setValue(float(config.coreset_ratio))
+        self.fusion.setCurrentText(config.fusion)
+        self.seed.setValue(int(config.seed))
+        self._update()
+
+    def choices(self) -> dict:
+        """What the widgets show, adaptation included even when it is off (what gets remembered)."""
+        return {
+            "modalities": self.modalities.currentText(),
+            "rgb_backbone": self.rgb_backbone.currentText(),
+            "xyz_backbone": self.xyz_backbone.currentText(),
+            "rgb_weights": self.rgb_weights.path() or None,
+            "xyz_weights": self.xyz_weights.path() or None,
+            "device": self.device.currentText(),
+            "adapt": self.adapt.isChecked(),
+            "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
+            "fusion": self.fusion.currentText(),
+            "seed": self.seed.value(),
+            "adaptation": {
+                "adaptor": self.adaptor.currentText(),
+                "losses": [n for n, box in self.losses.items() if box.isChecked()],
+                "epochs": self.epochs.value(),
+            },
+        }
+
+    def config(self) -> FitConfig:
+        """The FitConfig the widgets describe (``base`` for the fields not shown). Weight files of
+        backbones that take none are dropped; adaptation overrides only when adaptation is on."""
+        c = self.choices()
+        adaptation = {**self.base.adaptation, **c["adaptation"]} if c["adapt"] else dict(self.base.adaptation)
+        fields = {k: c[k] for k in DIALOG_FIELDS}
+        for m in ("rgb", "xyz"):
+            if c[f"{m}_backbone"] not in WEIGHTS_REQUIRED or not uses(c["modalities"], m):
+                fields[f"{m}_weights"] = None
+        return dataclasses.replace(self.base, **fields, adaptation=adaptation)
+
+    def problem(self) -> str:
+        """Why the settings cannot be used ("" when they can)."""
+        c = self.choices()
+        for m, label in (("rgb", "RGB"), ("xyz", "3D")):
+            name, path = c[f"{m}_backbone"], c[f"{m}_weights"]
+            if not uses(c["modalities"], m) or name not in WEIGHTS_REQUIRED:
+                continue
+            if not path:
+                return f"The {label} backbone {name} needs a weights file: choose one with “…”."
+            if not Path(path).expanduser().is_file():
+                return f"{label} weights file not found: {path}"
+        if c["adapt"] and not c["adaptation"]["losses"]:
+            return "LSFA adaptation needs at least one loss (or switch adaptation off)."
+        try:
+            self.config()
+        except UserError as exc:
+            return str(exc)
+        return ""
+
+    # ------------------------------------------------------------------ behaviour
+    def _update(self, *_):
+        mods = self.modalities.currentText()
+        for m, combo, picker in (("rgb", self.rgb_backbone, self.rgb_weights), ("xyz", self.xyz_backbone, self.xyz_weights)):
+            combo.setEnabled(uses(mods, m))
+            picker.setEnabled(uses(mods, m) and combo.currentText() in WEIGHTS_REQUIRED)
+        text = self.problem()
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not text)
+
+    def accept(self):
+        if self.problem():
+            self._update()
+            return
+        self.result_config = self.config()
+        if self.settings is not None:
+            self.settings.save_fit_choices(self.choices())
+        super().accept()

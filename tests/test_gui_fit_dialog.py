@@ -1,0 +1,171 @@
+"""Fit settings dialog: widgets <-> FitConfig, remembered choices, weights check, fit action wiring."""
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+from core.config import FitConfig
+from lsfa_gui.settings import Settings
+from lsfa_gui.widgets.fit_dialog import FitDialog
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+
+
+def make_dialog(qtbot, settings=None, **kwargs):
+    dialog = FitDialog(settings, devices=["cpu", "cuda"], **kwargs)
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def ok_button(dialog):
+    return dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+
+def test_defaults_give_the_default_config(qtbot):
+    dialog = make_dialog(qtbot)
+    assert dialog.config() == FitConfig()
+    assert ok_button(dialog).isEnabled() and dialog.error.text() == ""
+    assert dialog.rgb_backbone.findText("efficientnet_lite0") >= 0 and dialog.xyz_backbone.findText("fpfh") >= 0
+    assert not dialog.rgb_weights.isEnabled()  # efficientnet_lite0 takes no weights file
+
+
+def test_widgets_to_config(qtbot, tmp_path):
+    weights = tmp_path / "pretrain.pth"
+    weights.write_bytes(b"x")
+    base = FitConfig(image_size=112, adaptation={"lr": 1e-3})
+    dialog = make_dialog(qtbot, base=base)
+    dialog.modalities.setCurrentText("rgb,xyz")
+    dialog.xyz_backbone.setCurrentText("pointmae")
+    dialog.xyz_weights.set_path(str(weights))
+    dialog.device.setCurrentText("cuda")
+    dialog.adapt.setChecked(True)
+    dialog.adaptor.setCurrentText("mlp")
+    dialog.losses["gc"].setChecked(False)
+    dialog.epochs.setValue(7)
+    dialog.coreset_ratio.setValue(0.25)
+    dialog.fusion.setCurrentText("ocsvm")
+    dialog.seed.setValue(42)
+    cfg = dialog.config()
+    assert (cfg.modalities, cfg.rgb_backbone, cfg.xyz_backbone) == ("rgb,xyz", "efficientnet_lite0", "pointmae")
+    assert (cfg.rgb_weights, cfg.xyz_weights, cfg.device) == (None, str(weights), "cuda")
+    assert cfg.adapt and cfg.adaptation == {"lr": 1e-3, "adaptor": "mlp", "losses": ["la", "ga", "lc"], "epochs": 7}
+    assert (cfg.coreset_ratio, cfg.fusion, cfg.seed) == (0.25, "ocsvm", 42)
+    assert cfg.image_size == 112  # fields the dialog does not show come from the base config
+    dialog.adapt.setChecked(False)
+    assert not dialog.config().adapt and dialog.config().adaptation == {"lr": 1e-3}
+    dialog.modalities.setCurrentText("rgb")  # the 3D backbone is unused: its weights are dropped
+    assert dialog.config().xyz_weights is None and not dialog.xyz_backbone.isEnabled()
+
+
+def test_config_to_widgets(qtbot):
+    cfg = FitConfig(modalities="xyz", device="cuda", adapt=True, coreset_ratio=0.05, fusion="ocsvm", seed=3,
+                    adaptation={"adaptor": "mlp", "losses": ["la", "lc"], "epochs": 2})
+    dialog = make_dialog(qtbot)
+    dialog.set_config(cfg)
+    assert dialog.modalities.currentText() == "xyz" and dialog.device.currentText() == "cuda"
+    assert dialog.adapt.isChecked() and dialog.adaptor.currentText() == "mlp" and dialog.epochs.value() == 2
+    assert [n for n, b in dialog.losses.items() if b.isChecked()] == ["la", "lc"]
+    assert dialog.coreset_ratio.value() == pytest.approx(0.05) and dialog.fusion.currentText() == "ocsvm"
+    assert dialog.seed.value() == 3 and not dialog.rgb_backbone.isEnabled()
+    assert dialog.config() == cfg
+
+
+def test_choices_are_remembered(qtbot, settings):
+    first = make_dialog(qtbot, settings)
+    first.fusion.setCurrentText("ocsvm")
+    first.seed.setValue(9)
+    first.adaptor.setCurrentText("mlp")  # remembered even with adaptation off
+    first.accept()
+    assert first.result() == QDialog.DialogCode.Accepted and first.result_config.seed == 9
+    second = make_dialog(qtbot, settings)
+    assert (second.fusion.currentText(), second.seed.value(), second.adaptor.currentText()) == ("ocsvm", 9, "mlp")
+    assert second.config() == first.result_config
+    settings.q.setValue("fit/choices", '{"fusion": "nonsense", "seed": 1}')  # unusable -> defaults
+    assert make_dialog(qtbot, settings).config() == FitConfig()
+
+
+def test_backbone_needing_weights_blocks_ok(qtbot, tmp_path, settings):
+    dialog = make_dialog(qtbot, settings)
+    if dialog.rgb_backbone.findText("dino_vitb8") < 0:
+        pytest.skip("dino_vitb8 backbone not installed")
+    dialog.rgb_backbone.setCurrentText("dino_vitb8")
+    assert dialog.rgb_weights.isEnabled()
+    assert not ok_button(dialog).isEnabled() and "needs a weights file" in dialog.error.text()
+    assert dialog.error.isVisibleTo(dialog)
+    dialog.accept()  # refused: nothing returned, nothing remembered
+    assert dialog.result_config is None and settings.fit_choices() == {}
+    dialog.rgb_weights.set_path(str(tmp_path / "missing.pth"))
+    assert not ok_button(dialog).isEnabled() and "not found" in dialog.error.text()
+    (tmp_path / "dino.pth").write_bytes(b"x")
+    dialog.rgb_weights.set_path(str(tmp_path / "dino.pth"))
+    assert ok_button(dialog).isEnabled() and dialog.error.text() == ""
+    dialog.modalities.setCurrentText("xyz")  # RGB backbone unused: no weights needed
+    dialog.rgb_weights.set_path("")
+    assert ok_button(dialog).isEnabled()
+    dialog.modalities.setCurrentText("auto")
+    dialog.rgb_backbone.setCurrentText("efficientnet_lite0")
+    dialog.adapt.setChecked(True)
+    for box in dialog.losses.values():
+        box.setChecked(False)
+    assert not ok_button(dialog).isEnabled() and "loss" in dialog.error.text()
+
+
+def test_fit_action_passes_the_dialog_config_to_the_job(qtbot, tmp_path, monkeypatch):
+    from lsfa_gui import tasks
+    from lsfa_gui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(window)
+    window.state.dataset_root, window.state.category = str(tmp_path / "data"), "puck"
+
+    def accept_with_seed(dialog):
+        dialog.seed.setValue(123)
+        dialog.fusion.setCurrentText("ocsvm")
+        dialog.accept()
+        return QDialog.DialogCode.Accepted
+
+    captured = {}
+
+    def fake_fit_job(root, category, model_path, config=None, score_refs=None):
+        captured.update(root=root, category=category, config=config)
+        return lambda progress, emit: None
+
+    monkeypatch.setattr(FitDialog, "exec", accept_with_seed)
+    monkeypatch.setattr(tasks, "fit_job", fake_fit_job)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=10000):
+        window.actions_by_name["fit"].trigger()
+    assert captured["category"] == "puck" and isinstance(captured["config"], FitConfig)
+    assert (captured["config"].seed, captured["config"].fusion) == (123, "ocsvm")
+    assert window.settings.fit_choices()["seed"] == 123
+
+    captured.clear()  # cancelling the dialog starts no job
+    monkeypatch.setattr(FitDialog, "exec", lambda dialog: QDialog.DialogCode.Rejected)
+    window.actions_by_name["fit"].trigger()
+    assert captured == {} and not window.jobs.busy
+    window.close()
+
+
+def test_image_view_keeps_square_pixels(qtbot):
+    """The square model-grid image is shown aspect-locked in a non-square view (no stretching)."""
+    from lsfa_gui._testing import synthetic_result
+    from lsfa_gui.state import InspectionState, SampleEntry
+    from lsfa_gui.widgets.image_view import ImageView
+
+    state = InspectionState()
+    result = synthetic_result(0, "crack", size=64)
+    state.set_entries([SampleEntry(result.name, "test", result.label)])
+    state.set_result(0, result)
+    view = ImageView(state)
+    qtbot.addWidget(view)
+    view.resize(300, 700)  # tall and narrow
+    view.show()
+    qtbot.waitExposed(view)
+    state.set_current(0)
+    for size in ((300, 700), (900, 300)):
+        view.resize(*size)
+        qtbot.waitUntil(lambda: view.canvas.width() > 0 and abs(view.view.width() / max(view.view.height(), 1) - 1) > 0.2)
+        px, py = view.view.viewPixelSize()
+        assert px == pytest.approx(py, rel=0.02)
