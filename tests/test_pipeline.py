@@ -33,6 +33,7 @@ def model(demo_root, cache_dir):
 
 def test_fit_produces_calibrated_multimodal_model(model):
     assert model.modalities == ("rgb", "xyz")
+    assert model.adapter is not None  # LSFA adaptation is on by default
     assert model.info["n_train"] == 12 and model.info["calibration"] == "validation"
     t = model.thresholds
     assert np.isfinite([t.image, t.pixel]).all()
@@ -43,9 +44,9 @@ def test_fit_produces_calibrated_multimodal_model(model):
 
 
 def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
-    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, min_bank_size=1))
+    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, min_bank_size=1, adapt=False))
     n_fg = m.info["bank_sizes"]["xyz"]
-    full = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, coreset_ratio=1.0))
+    full = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, max_train=6, coreset_ratio=1.0, adapt=False))
     assert n_fg == pytest.approx(0.1 * full.info["bank_sizes"]["xyz"], abs=1)
 
 
@@ -84,7 +85,7 @@ def test_rgb_only_sample_is_refused_by_rgb_xyz_model(model, demo_root):
 
 def test_single_modality_models(demo_root, cache_dir):
     for mods in ("rgb", "xyz"):
-        m = fit(demo_root, "puck", FitConfig(modalities=mods, cache_dir=cache_dir, max_train=6))
+        m = fit(demo_root, "puck", FitConfig(modalities=mods, cache_dir=cache_dir, max_train=6, adapt=False))
         assert m.modalities == (mods,)
         r = m.score(open_dataset(demo_root).samples("puck", "test")[0].load())
         assert set(r.modality_scores) == {mods} and np.isfinite(r.image_score)
@@ -111,7 +112,7 @@ def test_xyz_requested_on_rgb_only_data_is_a_clear_error(shared_data, cache_dir)
 
 def test_rgb_only_real_tire_end_to_end(shared_data, cache_dir):
     root = shared_data / "mvtec3d_tire_rgb"
-    m = fit(root, "tire", FitConfig(cache_dir=cache_dir, max_train=20))
+    m = fit(root, "tire", FitConfig(cache_dir=cache_dir, max_train=20, adapt=False))
     assert m.modalities == ("rgb",)
     report = evaluate(m, root, "tire")
     assert report.n_good == 10 and report.n_defect == 33

@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 def add_adaptation_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LSFA feature adaptation")
-    g.add_argument("--adapt", dest="adapt", action="store_true", default=None, help="train LSFA adaptors")
+    g.add_argument("--adapt", dest="adapt", action="store_true", default=None, help="train LSFA adaptors (default)")
     g.add_argument("--no-adapt", dest="adapt", action="store_false", help="frozen features only")
     g.add_argument("--epochs", type=int)
     g.add_argument("--adaptor", choices=["block", "mlp"])

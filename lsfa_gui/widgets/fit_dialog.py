@@ -240,7 +240,16 @@ class FitDialog(QDialog):
         """The FitConfig the widgets describe (``base`` for the fields not shown). Weight files of
         backbones that take none are dropped; adaptation overrides only when adaptation is on."""
         c = self.choices()
-        adaptation = {**self.base.adaptation, **c["adaptation"]} if c["adapt"] else dict(self.base.adaptation)
+        adaptation = dict(self.base.adaptation)
+        if c["adapt"]:
+            defaults = AdaptConfig().to_dict()
+            for key, value in c["adaptation"].items():  # keep only real overrides of the defaults
+                default = defaults.get(key)
+                same = list(value) == list(default) if isinstance(value, (list, tuple)) else value == default
+                if same:
+                    adaptation.pop(key, None)
+                else:
+                    adaptation[key] = value
         fields = {k: c[k] for k in DIALOG_FIELDS}
         for m in ("rgb", "xyz"):
             if c[f"{m}_backbone"] not in WEIGHTS_REQUIRED or not uses(c["modalities"], m):
