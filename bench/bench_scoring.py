@@ -56,7 +56,7 @@ def main() -> None:
             n_validation=10, n_test_good=max(args.test // 2, 1), n_test_per_defect=max(args.test // 10, 1),
         )
     gen_s = time.perf_counter() - t0
-    config = FitConfig(cache_dir=str(Path(tmp.name) / "cache"), adapt=args.adapt)
+    config = FitConfig(cache_dir=str(Path(tmp.name) / "cache"), adapt=args.adapt)  # --adapt: LSFA on
 
     t0 = time.perf_counter()
     model = fit(root, args.category, config)
@@ -74,7 +74,7 @@ def main() -> None:
         for k, v in r.timings.items():
             per_stage.setdefault(k, []).append(v)
     out = {
-        "machine_threads": __import__("torch").get_num_threads(),
+        "torch_threads": __import__("torch").get_num_threads(),
         "demo_generation_s": round(gen_s, 2),
         "n_train": model.info["n_train"],
         "fit_s": round(fit_s, 2),
@@ -86,6 +86,7 @@ def main() -> None:
         "peak_rss_gb": round(peak_rss_gb(), 3),
         "rss_target_gb": 2.5,
         "adapted": model.adapter is not None,
+        "adaptation_notes": model.info.get("adaptation_notes", []),
     }
     print(json.dumps(out, indent=2))
 
