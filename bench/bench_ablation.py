@@ -31,10 +31,12 @@ from core.pipeline import evaluate, fit  # noqa: E402
 BASE_VARIANTS = {
     "rgb only": dict(modalities="rgb"),
     "xyz only": dict(modalities="xyz"),
-    "fused (sum, max)": dict(fusion="sum", image_score="max"),
-    "fused (ocsvm, max)": dict(fusion="ocsvm", image_score="max"),
-    "fused (sum, reweighted)": dict(fusion="sum", image_score="reweighted"),
-    "fused (ocsvm, reweighted)": dict(fusion="ocsvm", image_score="reweighted"),
+    "fused (sum, map max)": dict(fusion="sum", fused_image_score="map_max"),
+    "fused (ocsvm, map max)": dict(fusion="ocsvm", fused_image_score="map_max"),
+    "fused (sum, max)": dict(fusion="sum", image_score="max", fused_image_score="late"),
+    "fused (ocsvm, max)": dict(fusion="ocsvm", image_score="max", fused_image_score="late"),
+    "fused (sum, reweighted)": dict(fusion="sum", image_score="reweighted", fused_image_score="late"),
+    "fused (ocsvm, reweighted)": dict(fusion="ocsvm", image_score="reweighted", fused_image_score="late"),
 }
 ADAPT_VARIANTS = {
     "frozen (no adaptation)": dict(adapt=False),

@@ -25,6 +25,8 @@ class FitConfig:
     #                             sets need every patch; the ratio only bites on large ones
     image_score: str = "max"  # per-modality image score: "max" patch distance or PatchCore "reweighted"
     fusion: str = "sum"  # late fusion of modalities: "sum" (standardised) or "ocsvm"
+    fused_image_score: str = "map_max"  # "map_max": maximum of the fused anomaly map;
+    #   "late": late fusion of the per-modality image scores (M3DM decision layer)
     preprocess: bool = True  # background-plane removal + largest cluster + square padding
     blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
     seed: int = 0
@@ -45,6 +47,8 @@ class FitConfig:
             raise UserError(f"--fusion must be 'sum' or 'ocsvm', got {self.fusion!r}")
         if self.image_score not in ("max", "reweighted"):
             raise UserError(f"image score must be 'max' or 'reweighted', got {self.image_score!r}")
+        if self.fused_image_score not in ("map_max", "late"):
+            raise UserError(f"fused image score must be 'map_max' or 'late', got {self.fused_image_score!r}")
         if not 0 < self.coreset_ratio <= 1:
             raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:

@@ -111,10 +111,14 @@ class Model:
     def fuse(self, scores: dict, maps: dict) -> tuple[np.ndarray, np.ndarray]:
         """Fused image scores (B,) and maps (B,S,S) in raw fused units."""
         mods = self.modalities
-        img = self.image_fusion.transform(np.stack([scores[m] for m in mods], axis=1))
         b, s, _ = maps[mods[0]].shape
         pix = self.pixel_fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
-        return np.asarray(img, np.float32), np.asarray(pix, np.float32).reshape(b, s, s)
+        pix = np.asarray(pix, np.float32).reshape(b, s, s)
+        if self.config.fused_image_score == "map_max":
+            img = pix.reshape(b, -1).max(axis=1) if b else np.zeros(0, np.float32)
+        else:
+            img = self.image_fusion.transform(np.stack([scores[m] for m in mods], axis=1))
+        return np.asarray(img, np.float32), pix
 
     def score_prepared(self, prepared: list[Sample]) -> list[SampleResult]:
         """Score samples already on the model grid (see :meth:`prepare`)."""

@@ -124,7 +124,13 @@ def fit(
 
     adapter = None
     adapt_notes: list[str] = []
-    if config.adapt:
+    if config.adapt and len(modalities) < 2 and "losses" not in (config.adaptation or {}):
+        adapt_notes.append(
+            f"adaptation skipped: only {modalities[0]} data, so only the intra-modal losses would apply; "
+            "they have no guard against collapse and did not help on the real tire data "
+            "(pass --losses lc,gc to force them)"
+        )
+    elif config.adapt:
         from core.adaptation.engine import train_adapter
 
         adapter, adapt_notes = train_adapter(tokens, fg, config, p)

@@ -54,6 +54,15 @@ def test_rgb_only_adaptation_drops_cross_modal_losses(shared_data, cache):
     assert any("cross-modal" in n for n in model.info["adaptation_notes"])
 
 
+def test_single_modality_skips_adaptation_unless_losses_are_given(shared_data, cache):
+    root = shared_data / "mvtec3d_tire_rgb"
+    skipped = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True))
+    assert skipped.adapter is None and "skipped" in skipped.info["adaptation_notes"][0]
+    forced = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True,
+                                         adaptation={**FAST, "losses": ["lc", "gc"]}))
+    assert forced.adapter is not None
+
+
 def test_cancel_during_adaptation_writes_no_model(root, cache, tmp_path, monkeypatch):
     from core.commands import _progress
 

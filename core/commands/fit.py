@@ -23,6 +23,9 @@ def register(sub) -> None:
     p.add_argument("--min-bank", type=int, default=10000,
                    help="keep at least this many patches per memory bank (default 10000)")
     p.add_argument("--fusion", default="sum", choices=["sum", "ocsvm"], help="late fusion of modalities")
+    p.add_argument("--fused-image-score", default="map_max", choices=["map_max", "late"],
+                   help="image score of the fused model: max of the fused map, or late fusion of "
+                        "per-modality image scores (M3DM decision layer)")
     p.add_argument("--image-score", default="max", choices=["max", "reweighted"],
                    help="per-modality image score: max patch distance or PatchCore re-weighted")
     p.add_argument("--no-preprocess", action="store_true", help="skip background-plane removal")
@@ -70,6 +73,7 @@ def config_from_args(args):
         min_bank_size=args.min_bank,
         fusion=args.fusion,
         image_score=args.image_score,
+        fused_image_score=args.fused_image_score,
         preprocess=not args.no_preprocess,
         max_train=args.max_train,
         seed=args.seed,
