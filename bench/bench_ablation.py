@@ -46,6 +46,8 @@ ADAPT_VARIANTS = {
     "LSFA full (la,ga,lc,gc)": dict(adapt=True, adaptation={"losses": ["la", "ga", "lc", "gc"]}),
     "LSFA cross-modal only, tau 0.1": dict(adapt=True, adaptation={"losses": ["la", "ga"], "tau": 0.1}),
     "LSFA full, tau 0.1": dict(adapt=True, adaptation={"losses": ["la", "ga", "lc", "gc"], "tau": 0.1}),
+    "LSFA full, reference schedule (lr 3e-4, 100 steps)": dict(adapt=True, adaptation={"lr": 3e-4, "min_steps": 100}),
+    "LSFA full, mlp adaptor": dict(adapt=True, adaptation={"adaptor": "mlp"}),
 }
 
 
