@@ -291,8 +291,11 @@ class MainWindow(QMainWindow):
         """Generate the demo data (once), load or fit its model, score its test split."""
         self._start_job("Demo", tasks.demo_job(counts=counts, config=config))
 
-    def open_dataset(self, root: str, category: str | None = None, fit_if_needed: bool = False):
-        self._start_job("Open dataset", tasks.open_dataset_job(root, category, self.model, fit_if_needed and self.model is None))
+    def open_dataset(self, root: str, category: str | None = None, fit_if_needed: bool = False, config=None):
+        """List and score a dataset; ``fit_if_needed`` fits a model first when none is open
+        (with ``config``, a FitConfig from the Fit settings dialog, or a cached/default model)."""
+        fit = fit_if_needed and self.model is None
+        self._start_job("Open dataset", tasks.open_dataset_job(root, category, self.model, fit, config if fit else None))
 
     def open_model(self, path: str):
         self._start_job("Load model", tasks.load_model_job(path))
@@ -488,12 +491,20 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - shown to the user; the job reports it again
             self.log(str(exc), "error")
             return
-        fit = False
+        fit, config = False, None
         if self.model is None:
             fit = QMessageBox.question(
                 self, "No model", "No model is open. Fit one on this dataset's train split now (runs in the background)?"
             ) == QMessageBox.StandardButton.Yes
-        self.open_dataset(folder, category, fit_if_needed=fit)
+            if fit:
+                from lsfa_gui.widgets.fit_dialog import FitDialog
+
+                dialog = FitDialog(self.settings, parent=self)
+                dialog.exec()
+                if dialog.result_config is None:  # cancelled: open without fitting
+                    fit = False
+                config = dialog.result_config
+        self.open_dataset(folder, category, fit_if_needed=fit, config=config)
 
     def open_model_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open model file", self._dialog_dir("model"), "LSFA models (*.lsfa);;All files (*)")

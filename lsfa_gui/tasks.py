@@ -184,7 +184,10 @@ def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_
             if not listing.has_train:
                 raise UserError(f"{root}: no train split to fit a model on; open a model file instead")
             path = fitted_model_path(listing.root, listing.category)
-            m, fitted = load_or_fit(listing.root, listing.category, path, progress, emit, config)
+            if config is not None:  # settings chosen by the user: always a fresh fit
+                m, fitted = fit_and_save(listing.root, listing.category, path, progress, emit, config), True
+            else:
+                m, fitted = load_or_fit(listing.root, listing.category, path, progress, emit)
             out.model_path = str(path)
             emit(ModelReady(m, str(path), fitted))
         out.model = m

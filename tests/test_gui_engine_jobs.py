@@ -169,3 +169,25 @@ def test_reopen_dataset_and_model_like_main_py_path_and_model(qtbot, fitted, tmp
         assert "demo" in w.windowTitle()
     finally:
         w.close()
+
+
+def test_open_dataset_with_chosen_settings_fits_fresh_instead_of_reusing(fitted, cache):
+    """A FitConfig chosen in the Fit settings dialog is honoured even when a cached model exists."""
+    from dataclasses import replace
+
+    from lsfa_gui import tasks
+
+    listing = next(m for m in fitted[0] if isinstance(m, tasks.DatasetOpened)).listing
+    cached = tasks.fitted_model_path(listing.root, listing.category)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"stale")  # a cached file that load_or_fit would try (and report) first
+    messages = []
+    config = replace(tiny_config(), modalities="xyz", adapt=False)
+    job = tasks.open_dataset_job(listing.root, listing.category, model=None, fit_if_needed=True, config=config)
+    from core.progress import Progress
+
+    out = job(Progress(), messages.append)
+    ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
+    assert ready.fitted and ready.model.modalities == ("xyz",)
+    assert not any("Cached model unusable" in getattr(m, "text", "") for m in messages)
+    assert out.scored == len(listing.refs)
