@@ -4,7 +4,6 @@ per modality, late fusion, thresholds. Scores samples; saves to / loads from ``.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -180,20 +179,6 @@ class Model:
         self.info["model_id"] = self.model_id
         return self.model_id
 
-    def set_thresholds(self, thresholds: Thresholds) -> None:
-        self.thresholds = thresholds
-
-    def describe(self) -> dict:
-        return {
-            "model_id": self.model_id,
-            "modalities": list(self.modalities),
-            "extractors": {m: ex.name for m, ex in self.extractors.items()},
-            "adapted": self.adapter is not None,
-            "thresholds": self.thresholds.to_dict(),
-            "display_range": list(self.display_range),
-            "config": asdict(self.config),
-            **{k: v for k, v in self.info.items() if k != "model_id"},
-        }
 
 
 def load_model(path: str | Path) -> Model:

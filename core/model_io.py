@@ -45,7 +45,7 @@ def _section(tensors: dict, prefix: str) -> dict:
 
 
 def load_model(path: Path):
-    from core.features.registry import create_extractor
+    from core.features.registry import accepts, create_extractor
     from core.model import Model
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
@@ -65,10 +65,8 @@ def load_model(path: Path):
     extractors = {}
     for m in modalities:
         spec = extractor_specs[m]
-        from core.pipeline import accepts_option
-
         params = dict(spec.get("params", {}))
-        if accepts_option(spec["name"], "device"):
+        if accepts(spec["name"], "device"):
             import torch
 
             params["device"] = config.device if torch.cuda.is_available() else "cpu"

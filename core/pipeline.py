@@ -59,7 +59,7 @@ def choose_modalities(config: FitConfig, samples: list[Sample], where: str) -> t
 
 
 def create_extractors(config: FitConfig, modalities) -> dict:
-    from core.features.registry import create_extractor, modality_of
+    from core.features.registry import accepts, create_extractor, modality_of
 
     out = {}
     for m in modalities:
@@ -70,24 +70,12 @@ def create_extractors(config: FitConfig, modalities) -> dict:
         kwargs = {}
         if weights:
             kwargs["weights"] = str(Path(weights).expanduser().resolve())
-        if accepts_option(name, "device"):
+        if accepts(name, "device"):
             kwargs["device"] = config.device
         elif config.device != "cpu":
             log.info("%s runs on the CPU (no --device option)", name)
         out[m] = create_extractor(name, **kwargs)
     return out
-
-
-def accepts_option(name: str, option: str) -> bool:
-    """Whether the extractor factory registered as ``name`` takes keyword ``option``."""
-    import inspect
-
-    from core.features import registry
-
-    registry.create_extractor  # noqa: B018 (module loaded)
-    registry._ensure_loaded(name)
-    entry = registry._FACTORIES.get(name)
-    return entry is not None and option in inspect.signature(entry[0]).parameters
 
 
 def fit(

@@ -119,6 +119,13 @@ def create_extractor(name: str, **kwargs) -> FeatureExtractor:
     return factory(**kwargs)
 
 
+def accepts(name: str, option: str) -> bool:
+    """Whether the factory registered as ``name`` takes the keyword argument ``option``."""
+    _ensure_loaded(name)
+    entry = _FACTORIES.get(name)
+    return entry is not None and option in inspect.signature(entry[0]).parameters
+
+
 def _unknown(name: str) -> UserError:
     known = available()
     hint = ""

@@ -46,7 +46,7 @@ def greedy_coreset(
     (at least 1); ``ratio >= 1`` keeps every row (``arange(N)``). Deterministic for a given seed.
     Reports ``progress.update("Coreset selection", picked, total)`` about every 1 %.
     """
-    x = _as_matrix(features)
+    x = as_feature_matrix(features)
     n = len(x)
     if not ratio > 0:
         raise ValueError(f"coreset ratio must be > 0, got {ratio}")
@@ -63,13 +63,14 @@ def greedy_coreset(
         return _farthest_point_traversal(xp, n_pick, start, max(16, int(block_size)), rng, p)
 
 
-def _as_matrix(features: np.ndarray) -> np.ndarray:
+def as_feature_matrix(features: np.ndarray, what: str = "features") -> np.ndarray:
+    """Validated C-contiguous float32 (N, D) matrix, N and D > 0, all values finite."""
     x = np.asarray(features)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"features must be a non-empty (N, D) array, got shape {x.shape}")
+        raise ValueError(f"{what} must be a non-empty (N, D) array, got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
+        raise ValueError(f"{what} contain NaN or infinite values")
     return x
 
 

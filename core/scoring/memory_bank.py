@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.progress import Progress, ensure
-from core.scoring.coreset import greedy_coreset
+from core.scoring.coreset import as_feature_matrix, greedy_coreset
 
 # faiss picks its own SIMD loop instead of BLAS when (queries x dims) < this threshold (128 000 by
 # default). For one image's 784 queries against a 10k bank that loop took 24 ms (33-d) and 48 ms
@@ -35,12 +35,7 @@ class MemoryBank:
     """
 
     def __init__(self, vectors: np.ndarray):
-        v = np.asarray(vectors)
-        if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
-            raise ValueError(f"memory bank vectors must be a non-empty (M, D) array, not {v.shape}")
-        v = np.ascontiguousarray(v, dtype=np.float32)
-        if not np.isfinite(v).all():
-            raise ValueError("memory bank vectors contain NaN or infinite values")
+        v = as_feature_matrix(vectors, "memory bank vectors")
         self.vectors = v
         self.index = _faiss().IndexFlatL2(v.shape[1])
         self.index.add(v)
@@ -55,9 +50,7 @@ class MemoryBank:
         proj_dim: int | None = 128,
     ) -> MemoryBank:
         """Bank of a greedy k-centre coreset of ``features`` (N, D); ratio >= 1 keeps all rows."""
-        x = np.ascontiguousarray(features, dtype=np.float32)
-        if x.ndim != 2 or len(x) == 0:
-            raise ValueError(f"features must be a non-empty (N, D) array, got shape {x.shape}")
+        x = as_feature_matrix(features)
         if coreset_ratio >= 1:
             return cls(x)
         idx = greedy_coreset(x, coreset_ratio, proj_dim, seed, ensure(progress))
