@@ -272,7 +272,7 @@ def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
         from core.results import Thresholds
 
         progress.update("Saving thresholds", 0, 1)
-        model.set_thresholds(Thresholds(float(image), float(pixel), "user (GUI)"))
+        model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
         model_id = model.save(path)
         progress.update("Saving thresholds", 1, 1)
         return model_id
