@@ -12,7 +12,8 @@ def register(subparsers) -> None:
         "info",
         help="describe a dataset folder",
         description="List format, categories, splits, defect types, sample counts and modalities "
-        "(rgb/xyz/gt) of a dataset folder (MVTec 3D-AD, raw Eyecandies or a plain folder of samples).",
+        "(rgb/xyz/gt) of a dataset folder (MVTec 3D-AD, raw Eyecandies, MVTec AD / MPDD / BTAD (2D) "
+        "or a plain folder of samples).",
     )
     p.add_argument("data_root", metavar="DATA_ROOT", help="dataset folder")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -6,6 +6,9 @@ Supported layouts (see the format modules):
   (:mod:`core.data.mvtec`); the root may also be one category folder.
 * ``eyecandies`` raw Eyecandies: ``<root>/<Class>/{train,val,test_public,test_private}/data/``
   (:mod:`core.data.eyecandies`).
+* ``mvtec_ad``   MVTec AD (2D; also MPDD, BTAD): ``<root>/<category>/{train,test}/<type>/NNN.png`` with
+  masks in ``<category>/ground_truth/<type>/`` (:mod:`core.data.mvtec_ad`); RGB only, the root
+  may also be one category folder.
 * ``folder``     plain folders of ``NAME.png`` + ``NAME.tiff|.npy`` pairs or organized ``.pcd``
   files, optionally in ``<split>/`` or ``<split>/<type>/`` subfolders (:mod:`core.data.folder`).
 """
@@ -229,11 +232,12 @@ class Dataset:
 
 
 def open_dataset(root: str | Path, eyecandies_light: int = 4) -> Dataset:
-    """Open a dataset folder, auto-detecting MVTec 3D-AD, raw Eyecandies or a plain folder.
+    """Open a dataset folder, auto-detecting MVTec 3D-AD, raw Eyecandies, MVTec AD (2D) or a
+    plain folder (checked in this order: the plain folder reader would also accept the others).
 
     eyecandies_light: which Eyecandies render (``image_0``..``image_5``) is the RGB image.
     """
-    from core.data import eyecandies, folder, mvtec
+    from core.data import eyecandies, folder, mvtec, mvtec_ad
 
     root = Path(root).expanduser()
     if not root.exists():
@@ -244,12 +248,15 @@ def open_dataset(root: str | Path, eyecandies_light: int = 4) -> Dataset:
         return Dataset(mvtec.MVTecScanner(root))
     if eyecandies.detect(root):
         return Dataset(eyecandies.EyecandiesScanner(root, light=eyecandies_light))
+    if mvtec_ad.detect(root):
+        return Dataset(mvtec_ad.MVTecADScanner(root))
     if folder.detect(root):
         return Dataset(folder.FolderScanner(root))
     raise DataError(
         root,
         "no supported layout found (expected MVTec 3D-AD <category>/train|test/<type>/rgb/, "
-        "Eyecandies <Class>/train|test_public/data/, or image + .tiff/.npy pairs / organized .pcd files)",
+        "Eyecandies <Class>/train|test_public/data/, MVTec AD <category>/train|test/<type>/*.png with "
+        "ground_truth/, or image + .tiff/.npy pairs / organized .pcd files)",
     )
 
 
