@@ -258,3 +258,141 @@ def test_cli_default_folder_is_the_user_cache(tmp_path, monkeypatch, capsys):
     assert S.read_marker(tmp_path / "cache" / "demo")["defect_types"] == ["hole"]
     assert main(args) == 0  # already there: kept, not an error
     assert capsys.readouterr().out.splitlines() == [str(tmp_path / "cache" / "demo")] * 2
+
+
+# ------------------------------------------------------------------------- variation factors
+
+# Content digest of the TINY seed-3 dataset (file names, marker text, decoded PNG/TIFF arrays),
+# taken before object_scale / noise_scale / defect_scale existed: at their defaults of 1.0 the
+# generator must write exactly what it wrote before. Decoded arrays rather than file bytes, so
+# a different PNG/TIFF encoder build cannot break it; a deliberate change of the generator's
+# output needs a new GENERATOR_VERSION and a new digest here.
+TINY_SEED3_CONTENT_SHA256 = "38e38aa046f0f96e4cda673734e143dba705e1c9a34526f989e14ceb0235df9a"
+
+
+def _content_digest(root: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(root)).encode())
+        if p.suffix == ".png":
+            a = np.asarray(Image.open(p))
+        elif p.suffix == ".tiff":
+            a = tifffile.imread(p)
+        else:
+            h.update(p.read_bytes())
+            continue
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def test_default_variation_output_is_unchanged(tiny_dataset):
+    assert _content_digest(tiny_dataset) == TINY_SEED3_CONTENT_SHA256
+    # the marker file does not list factors at 1.0 (as before they existed); reading fills them in
+    text = (tiny_dataset / S.MARKER_NAME).read_text()
+    assert not any(k in text for k in S.VARIATION_RANGES)
+    marker = S.read_marker(tiny_dataset)
+    assert all(marker[k] == 1.0 for k in S.VARIATION_RANGES)
+    assert marker == S.demo_parameters(seed=3, **TINY)
+
+
+def test_object_scale_changes_physical_size():
+    small = S.render_sample(0, "puck", "train", 0, size=96)
+    big = S.render_sample(0, "puck", "train", 0, size=96, object_scale=1.5)
+    assert big.height.max() == pytest.approx(1.5 * small.height.max(), rel=0.01)  # 10 mm → 15 mm
+    n_small, n_big = small.render.on_object.sum(), big.render.on_object.sum()
+    assert n_big > 1.8 * n_small  # ~1.5² more pixels at the same camera
+
+    def above_table(s):  # measured points more than 2 mm above the table
+        valid = np.any(s.xyz != 0, -1).ravel()
+        return int(np.sum(valid & (s.render.sig > 0.002)))
+
+    assert above_table(big) > 1.8 * above_table(small)
+
+
+def test_noise_scale_multiplies_depth_noise_and_dropouts():
+    def residual_and_valid(noise_scale):
+        s = S.render_sample(0, "cookie", "train", 0, size=96, noise_scale=noise_scale)
+        valid = np.any(s.xyz != 0, -1)
+        table = valid & ~s.render.on_object.reshape(valid.shape)  # the flat table
+        clean_z = s.render.xyz[:, 2].reshape(valid.shape)
+        return np.std(s.xyz[..., 2][table] - clean_z[table]), valid.mean(), s
+
+    r0, v0, quiet = residual_and_valid(0.0)
+    r1, v1, _ = residual_and_valid(1.0)
+    r3, v3, loud = residual_and_valid(3.0)
+    assert r0 < 1e-6 < r1  # metres; float32 rounding only without noise
+    assert r3 == pytest.approx(3 * r1, rel=0.02)
+    assert v0 > v1 > v3  # random dropouts scale too
+    clean_rgb = np.round(255 * np.clip(quiet.render.rgb, 0, 1) ** (1 / 2.2)).reshape(quiet.rgb.shape)
+    assert np.array_equal(quiet.rgb, clean_rgb.astype(np.uint8))
+    assert np.abs(loud.rgb.astype(int) - quiet.rgb).mean() > 1.5
+
+
+def test_defect_scale_changes_size_not_place_or_amplitude():
+    areas = {1.0: [], 2.0: []}
+    for kind in S.DEFECT_TYPES:
+        _, a = S.render_sample_pair(0, "puck", f"test/{kind}", 0, size=96)
+        _, b = S.render_sample_pair(0, "puck", f"test/{kind}", 0, size=96, defect_scale=2.0)
+        assert a.defect.centre == b.defect.centre
+        for k in ("radius_m", "length_m"):
+            if k in a.defect.params:
+                assert b.defect.params[k] == pytest.approx(2 * a.defect.params[k])
+        for k in ("amplitude_m", "depth_m"):
+            if k in a.defect.params:
+                assert b.defect.params[k] == a.defect.params[k]
+        areas[1.0].append(a.mask.sum())
+        areas[2.0].append(b.mask.sum())
+    assert np.mean(areas[2.0]) > 2 * np.mean(areas[1.0])
+
+
+def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
+    for kwargs in ({"object_scale": 0.4}, {"object_scale": 2.5}, {"noise_scale": -0.1},
+                   {"noise_scale": 5.5}, {"defect_scale": 0.2}, {"defect_scale": 3.5},
+                   {"defect_scale": float("nan")}, {"object_scale": "big"}):
+        name = next(iter(kwargs)).replace("_", " ")
+        with pytest.raises(UserError, match=name):
+            S.demo_parameters(**kwargs)
+        with pytest.raises(UserError, match=name):
+            S.generate_demo_dataset(tmp_path / "x", **{**TINY, **kwargs})
+        with pytest.raises(UserError, match=name):
+            S.render_sample(0, "puck", "train", 0, size=64, **kwargs)
+    assert not (tmp_path / "x").exists()
+    for k, (lo, hi) in S.VARIATION_RANGES.items():  # the ends of the ranges are allowed
+        assert S.demo_parameters(**{k: lo})[k] == lo and S.demo_parameters(**{k: hi})[k] == hi
+
+    from core.cli import main
+
+    out = tmp_path / "v"
+    args = ["demo-data", str(out), "--size", "64", "--train", "1", "--validation", "0", "--test-good", "0",
+            "--test-per-defect", "1", "--categories", "cookie", "--defect-types", "hole", "--workers", "1"]
+    varied = args + ["--object-scale", "1.25", "--noise-scale", "2", "--defect-scale", "0.5"]
+    assert main(varied) == 0
+    marker = S.read_marker(out)
+    assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"]) == (1.25, 2.0, 0.5)
+    stamp = (out / S.MARKER_NAME).stat().st_mtime_ns
+    assert main(varied) == 0  # same factors: up to date, kept
+    assert (out / S.MARKER_NAME).stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    assert main(args) == 2  # the defaults differ from what is there
+    assert "--force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    assert S.read_marker(out)["object_scale"] == 1.0
+    assert main(args + ["--noise-scale", "9"]) == 2
+    assert "noise scale must be between 0 and 5" in capsys.readouterr().err
+
+
+def test_marker_without_variation_factors_is_up_to_date_at_defaults(tmp_path):
+    out = S.generate_demo_dataset(tmp_path / "d", categories=["cookie"], defect_types=["stain"], **TINY)
+    path = out / S.MARKER_NAME
+    # as written before the factors existed (no keys), or with them spelled out at 1.0
+    for text in (path.read_text(), path.read_text().replace('"defect_strength": 1.0',
+                                                            '"defect_strength": 1.0, "noise_scale": 1')):
+        path.write_text(text)
+        stamp = path.stat().st_mtime_ns
+        assert S.generate_demo_dataset(out, categories=["cookie"], defect_types=["stain"], **TINY) == out
+        assert path.stat().st_mtime_ns == stamp
+    with pytest.raises(UserError, match="--force"):
+        S.generate_demo_dataset(out, categories=["cookie"], defect_types=["stain"], noise_scale=2.0, **TINY)

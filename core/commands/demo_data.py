@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from core.data.synthetic import DEFAULT_COUNTS, DEFAULT_SIZE, DEFECT_TYPES, DEMO_CATEGORIES
+    from core.data.synthetic import DEFAULT_COUNTS, DEFAULT_SIZE, DEFECT_TYPES, DEMO_CATEGORIES, VARIATION_RANGES
+
+    def span(name: str) -> str:
+        lo, hi = VARIATION_RANGES[name]
+        return f"{lo:g}-{hi:g}"
 
     p = subparsers.add_parser(
         "demo-data",
@@ -37,6 +41,15 @@ def register(subparsers) -> None:
                    help="test samples per defect type and category")
     p.add_argument("--defect-strength", type=float, default=1.0,
                    help="scale of defect depth/height/colour contrast (default 1.0; 0.5 = subtle, 2 = obvious)")
+    p.add_argument("--object-scale", type=float, default=1.0,
+                   help=f"scale of the objects' physical size, diameter and height ({span('object_scale')}, "
+                        "default 1.0); the camera stays, so the object covers more or fewer pixels")
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help=f"multiplies the sensor's depth and RGB noise and its random dropout rates "
+                        f"({span('noise_scale')}, default 1.0; 0 = none; shadows and steep walls still lose points)")
+    p.add_argument("--defect-scale", type=float, default=1.0,
+                   help=f"scale of the defects' lateral size: radius, crack length and width "
+                        f"({span('defect_scale')}, default 1.0); --defect-strength sets their depth/contrast")
     p.add_argument("--workers", type=int, default=0, help="rendering processes (default 0 = automatic)")
     p.add_argument("--force", action="store_true", help="replace a demo dataset made with other options")
     p.set_defaults(func=run)
@@ -73,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         n_test_per_defect=args.test_per_defect,
         defect_types=_split(args.defect_types),
         defect_strength=args.defect_strength,
+        object_scale=args.object_scale,
+        noise_scale=args.noise_scale,
+        defect_scale=args.defect_scale,
         progress=Progress(show),
         force=args.force,
         workers=args.workers,

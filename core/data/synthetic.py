@@ -19,6 +19,11 @@ table tilt, light direction, exposure and colour jitter.
 Defects: dent/bump change geometry only, stain changes colour only, crack/hole change both.
 ``defect_strength`` scales their amplitude (depth, height, colour contrast), not their size.
 
+Variation factors (all 1.0 by default, which gives exactly the standard dataset):
+``object_scale`` scales the objects' physical size (diameter and height; the camera stays),
+``noise_scale`` the sensor's depth/RGB noise and random dropout rates, ``defect_scale`` the
+defects' lateral size (radius, length, width). None of them changes the random draws.
+
 Every sample draws from its own random streams derived from (seed, category, split/label,
 index), so the same seed gives byte-identical files and changing the counts does not change
 the other samples. The pose/appearance, defect and sensor-noise streams are separate, which
@@ -67,6 +72,8 @@ _PROJECTOR_OFFSET_M = np.array([0.06, 0.0, 0.0])  # structured-light baseline al
 _GRID_HALF_EXTENT_M = 0.036  # object height-field grid covers ±36 mm in object coordinates
 _MARCH_STEP_M = 0.0015  # camera-ray march step in height above the table (then bisection)
 _SHADOW_STEP_M = 0.0008  # shadow-ray march step in height
+_DROPOUT_RATE = 0.004  # isolated random dropouts (share of pixels, at noise_scale 1)
+_CLUSTER_RATE = 0.015  # clustered dropouts: pixels whose speckle level is above 1 - this
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,19 +152,23 @@ class _Grid:
     cell: float  # metres per cell
     a: np.ndarray  # n×n object x coordinate (m), columns
     b: np.ndarray  # n×n object y coordinate (m), rows
+    half: float = _GRID_HALF_EXTENT_M  # the grid covers ±half (m) in both coordinates
+    object_scale: float = 1.0  # objects built for this grid are this many times nominal size
 
     @staticmethod
-    def for_size(size: int) -> "_Grid":
+    def for_size(size: int, object_scale: float = 1.0) -> "_Grid":
+        """Grid of ~2 cells per pixel covering ±36 mm × ``object_scale`` (the object's extent)."""
         pixel_m = _CAMERA_DISTANCE_M / (_FOCAL_PER_PIXEL * size)
-        n = int(np.ceil(2 * _GRID_HALF_EXTENT_M / (0.5 * pixel_m)))
-        cell = 2 * _GRID_HALF_EXTENT_M / (n - 1)
-        coords = np.linspace(-_GRID_HALF_EXTENT_M, _GRID_HALF_EXTENT_M, n)
+        half = _GRID_HALF_EXTENT_M * object_scale
+        n = int(np.ceil(2 * half / (0.5 * pixel_m)))
+        cell = 2 * half / (n - 1)
+        coords = np.linspace(-half, half, n)
         a, b = np.meshgrid(coords, coords, indexing="xy")
-        return _Grid(size, n, cell, a, b)
+        return _Grid(size, n, cell, a, b, half, object_scale)
 
     def window(self, centre: tuple[float, float], half: float) -> tuple[slice, slice]:
         """Index window (rows, cols) covering the square centre ± half (m)."""
-        lo = -_GRID_HALF_EXTENT_M
+        lo = -self.half
         c0 = max(int(np.floor((centre[0] - half - lo) / self.cell)), 0)
         c1 = min(int(np.ceil((centre[0] + half - lo) / self.cell)) + 1, self.n)
         r0 = max(int(np.floor((centre[1] - half - lo) / self.cell)), 0)
@@ -219,9 +230,10 @@ _PUCK_R = 0.030  # puck radius (m)
 
 
 @lru_cache(maxsize=4)
-def _puck_layers(size: int) -> dict[str, np.ndarray]:
-    """The puck's fixed geometry and print layers on the grid of ``size`` (read-only)."""
-    g = _grid(size)
+def _puck_layers(size: int, object_scale: float = 1.0) -> dict[str, np.ndarray]:
+    """The puck's fixed geometry and print layers on the nominal grid of ``size`` and
+    ``object_scale`` (read-only; heights unscaled)."""
+    g = _nominal_grid(size, object_scale)
     R, T, fil = _PUCK_R, 0.010, 0.0015
     r = np.hypot(g.a, g.b)
     h = np.where(r < R - fil, T, T - fil + np.sqrt(np.clip(fil**2 - (r - R + fil) ** 2, 0, None)))
@@ -242,7 +254,7 @@ def _puck_layers(size: int) -> dict[str, np.ndarray]:
 def _build_puck(g: _Grid, tex: _Textures, rng: np.random.Generator) -> _Object:
     """Moulded plastic disc (Ø60 × 10 mm) with a filleted top edge, a shallow central recess,
     an embossed ring, printed red rings, a printed "LSFA" logo and an orientation mark."""
-    layers = _puck_layers(g.size)
+    layers = _puck_layers(g.size, g.object_scale)
     ox, oy = rng.uniform(0, 256, 2)
     tx, ty = g.a / 0.0004 + ox, g.b / 0.0004 + oy
     fine = _sample_wrapped(tex.fine, tx, ty)
@@ -326,6 +338,19 @@ def _build_cookie(g: _Grid, tex: _Textures, rng: np.random.Generator) -> _Object
 _BUILDERS = {"puck": _build_puck, "cookie": _build_cookie}
 
 
+def _build_object(category: str, size: int, object_scale: float, tex: _Textures,
+                  rng: np.random.Generator) -> _Object:
+    """The object of ``category`` on the grid of (size, object_scale), ``object_scale`` times
+    its nominal size in every direction: the builders work in nominal coordinates (the grid's
+    metres / object_scale), then heights and the radius are scaled back to metres. Textures,
+    print and chips scale with the object; the grid keeps ~2 cells per pixel."""
+    obj = _BUILDERS[category](_nominal_grid(size, object_scale), tex, rng)
+    if object_scale != 1.0:
+        obj.height = obj.height * object_scale
+        obj.radius = obj.radius * object_scale
+    return obj
+
+
 # --------------------------------------------------------------------------------------------
 # Defects
 
@@ -372,11 +397,13 @@ _STAIN_TINTS = {
 
 
 def _apply_defect(
-    obj: _Object, g: _Grid, kind: str, rng: np.random.Generator, strength: float, tex: _Textures
+    obj: _Object, g: _Grid, kind: str, rng: np.random.Generator, strength: float, tex: _Textures,
+    size_scale: float = 1.0,
 ) -> tuple[_Object, _DefectSpec]:
-    """A copy of ``obj`` with one defect of ``kind`` on its surface; amplitude × strength.
-    Sizes (m): dent/bump radius 1.7-3.2 mm, stain 2.2-4.5 mm, crack 5-17 mm long and
-    0.7-1.2 mm wide, hole radius 0.9-1.6 mm."""
+    """A copy of ``obj`` with one defect of ``kind`` on its surface; amplitude × strength,
+    lateral size × size_scale. Sizes at size_scale 1 (m): dent/bump radius 1.7-3.2 mm, stain
+    2.2-4.5 mm, crack 5-17 mm long and 0.7-1.2 mm wide, hole radius 0.9-1.6 mm. The random
+    draws do not depend on either factor, so the place and shape stay the same."""
     cells = np.flatnonzero(obj.defect_region)
     if cells.size == 0:
         raise RuntimeError("object has no room for a defect")
@@ -392,18 +419,19 @@ def _apply_defect(
         return win, g.a[win], g.b[win], on
 
     if kind in ("dent", "bump"):
-        radius = rng.uniform(0.0017, 0.0032)
+        radius = rng.uniform(0.0017, 0.0032) * size_scale
         amp = rng.uniform(0.0006, 0.0012) * strength
         win, a, b, on = local(1.8 * radius)
         prof = np.clip(1 - _blob_q(a, b, centre, radius, rng) ** 2, 0, None) * on
         height[win] = np.maximum(height[win] + (amp if kind == "bump" else -amp) * prof, 0.0)
         spec.params = {"radius_m": radius, "amplitude_m": amp}
     elif kind == "stain":
-        radius = rng.uniform(0.0022, 0.0045)
+        radius = rng.uniform(0.0022, 0.0045) * size_scale
         win, a, b, on = local(4.0 * radius)
         q = _blob_q(a, b, centre, radius, rng)
         ox, oy = rng.uniform(0, 256, 2)
-        q = q + 0.25 * _sample_wrapped(tex.coarse, a / 0.0004 + ox, b / 0.0004 + oy)
+        texel = 0.0004 * size_scale  # the ragged edge scales with the stain
+        q = q + 0.25 * _sample_wrapped(tex.coarse, a / texel + ox, b / texel + oy)
         alpha = (np.clip((1 - q) * 4, 0, 1) * min(1.0, 0.6 * strength) * on)[..., None]
         name = str(rng.choice(sorted(_STAIN_TINTS)))
         albedo[win] = albedo[win] * (1 - alpha) + albedo[win] * _STAIN_TINTS[name] * alpha
@@ -414,10 +442,11 @@ def _apply_defect(
         pts = [np.array(centre)]
         for _ in range(n_seg):
             ang += rng.normal(0, 0.5)
-            pts.append(pts[-1] + rng.uniform(0.0012, 0.0024) * np.array([np.cos(ang), np.sin(ang)]))
+            step = rng.uniform(0.0012, 0.0024) * size_scale
+            pts.append(pts[-1] + step * np.array([np.cos(ang), np.sin(ang)]))
         pts = np.array(pts)
         pts -= pts.mean(0) - np.array(centre)  # centre the crack on the chosen point
-        half_w = rng.uniform(0.00035, 0.00060)
+        half_w = rng.uniform(0.00035, 0.00060) * size_scale
         depth = rng.uniform(0.0006, 0.0012) * strength
         reach = float(np.hypot(*(pts - np.array(centre)).T).max()) + half_w + g.cell
         win, a, b, on = local(reach)
@@ -426,7 +455,7 @@ def _apply_defect(
         albedo[win] = albedo[win] * (1 - min(0.9, 0.55 * strength) * prof)[..., None]
         spec.params = {"length_m": float(np.sum(np.hypot(*np.diff(pts, axis=0).T))), "depth_m": depth}
     elif kind == "hole":
-        radius = rng.uniform(0.0009, 0.0016)
+        radius = rng.uniform(0.0009, 0.0016) * size_scale
         depth = rng.uniform(0.002, 0.004) * strength
         win, a, b, on = local(1.8 * radius)
         prof = _smoothstep(1.0, 0.8, _blob_q(a, b, centre, radius, rng)) * on
@@ -496,9 +525,13 @@ class _SensorNoise:
     grazing: np.ndarray  # S×S uniform: steep-angle dropouts
     rgb: np.ndarray  # S×S×3 unit normal
     rgb_sigma: float  # in [0, 1] intensity units
+    dropout_rate: float = _DROPOUT_RATE  # share of isolated random dropouts
+    cluster_rate: float = _CLUSTER_RATE  # speckle level above which clustered dropouts fall
 
 
-def _draw_noise(rng: np.random.Generator, size: int) -> _SensorNoise:
+def _draw_noise(rng: np.random.Generator, size: int, noise_scale: float = 1.0) -> _SensorNoise:
+    """The sensor noise fields of one sample; ``noise_scale`` multiplies the depth and RGB
+    noise and the random dropout rates (not the draws, which stay the same)."""
     from scipy.ndimage import zoom
 
     white = rng.standard_normal((size, size))
@@ -507,12 +540,14 @@ def _draw_noise(rng: np.random.Generator, size: int) -> _SensorNoise:
     speckle = zoom(rng.uniform(0, 1, (size // 4 + 1, size // 4 + 1)), 4, order=1)[:size, :size]
     return _SensorNoise(
         depth=depth,
-        depth_sigma=float(rng.uniform(0.00010, 0.00022)),
+        depth_sigma=float(rng.uniform(0.00010, 0.00022)) * noise_scale,
         dropout=rng.random((size, size), dtype=np.float32),
         speckle=speckle,
         grazing=rng.random((size, size), dtype=np.float32),
         rgb=rng.standard_normal((size, size, 3), dtype=np.float32),
-        rgb_sigma=float(rng.uniform(0.006, 0.010)),
+        rgb_sigma=float(rng.uniform(0.006, 0.010)) * noise_scale,
+        dropout_rate=_DROPOUT_RATE * noise_scale,
+        cluster_rate=_CLUSTER_RATE * noise_scale,
     )
 
 
@@ -521,7 +556,7 @@ class _Lookup:
 
     def __init__(self, obj: _Object, g: _Grid):
         self.cell = g.cell
-        self.origin = -_GRID_HALF_EXTENT_M - g.cell  # coordinate of padded index 0
+        self.origin = -g.half - g.cell  # coordinate of padded index 0
 
         def pad(x):
             widths = ((1, 1), (1, 1)) + ((0, 0),) * (x.ndim - 2)
@@ -805,8 +840,8 @@ def _sensor(render: _Render, noise: _SensorNoise, size: int) -> tuple[np.ndarray
     scale = 1 + noise.depth_sigma * noise.depth / np.maximum(z, 1e-6)
     noisy = xyz * scale[..., None]
     valid = ~render.occluded.reshape(size, size)
-    valid &= noise.dropout >= 0.004  # isolated dropouts
-    valid &= noise.speckle <= 0.985  # small dropout clusters
+    valid &= noise.dropout >= noise.dropout_rate  # isolated dropouts
+    valid &= noise.speckle <= 1 - noise.cluster_rate  # small dropout clusters
     valid &= noise.grazing >= render.grazing.reshape(size, size)  # steep surfaces lose points
     xyz_out = np.where(valid[..., None], noisy, 0.0).astype(np.float32)
     lin = np.clip(render.rgb.reshape(size, size, 3) + noise.rgb_sigma * noise.rgb, 0, 1)
@@ -865,6 +900,10 @@ def render_sample_pair(
     size: int = DEFAULT_SIZE,
     defect_strength: float = 1.0,
     full_render: bool = False,
+    *,
+    object_scale: float = 1.0,
+    noise_scale: float = 1.0,
+    defect_scale: float = 1.0,
 ) -> tuple[SyntheticSample, SyntheticSample]:
     """Render sample ``index`` of ``folder`` ("train", "validation", "test/good",
     "test/<defect>") without and with its defect (the same object for good samples).
@@ -872,7 +911,9 @@ def render_sample_pair(
     Both share pose, appearance and sensor noise; the defect's mask is exactly the set of
     pixels whose noise-free geometry, validity or colour the defect changed. The defective
     render re-traces only the pixels the defect can reach; ``full_render`` re-traces all
-    (for checking that shortcut)."""
+    (for checking that shortcut). ``object_scale``, ``noise_scale`` and ``defect_scale``
+    are the variation factors of :func:`demo_parameters` (1 = the standard scene)."""
+    object_scale, noise_scale, defect_scale = _variation(object_scale, noise_scale, defect_scale)
     if category not in _BUILDERS:
         raise UserError(f"unknown demo category {category!r}; known: {', '.join(DEMO_CATEGORIES)}")
     label = folder.split("/", 1)[1] if folder.startswith("test/") else "good"
@@ -882,13 +923,14 @@ def render_sample_pair(
         raise UserError(f"unknown defect type {label!r}; known: {', '.join(DEFECT_TYPES)}")
     streams = _sample_streams(seed, category, folder, index)
     tex = _textures(int(seed), category)
-    g = _grid(size)
-    obj = _BUILDERS[category](g, tex, streams["scene"])
+    g = _grid(size, object_scale)
+    obj = _build_object(category, size, object_scale, tex, streams["scene"])
     pose = _draw_pose(streams["scene"], obj.light_azimuth)
-    noise = _draw_noise(streams["noise"], size)
+    noise = _draw_noise(streams["noise"], size, noise_scale)
     dobj = spec = None
     if label != "good":
-        dobj, spec = _apply_defect(obj, g, label, streams["defect"], float(defect_strength), tex)
+        dobj, spec = _apply_defect(obj, g, label, streams["defect"], float(defect_strength), tex,
+                                   defect_scale)
     top = max(float(obj.height.max()), float(dobj.height.max()) if dobj is not None else 0.0)
     ceiling = (np.floor(top / _MARCH_STEP_M) + 1) * _MARCH_STEP_M
     clean_r = _render(obj, g, pose, tex, size, ceiling)
@@ -910,19 +952,39 @@ def render_sample_pair(
 
 
 @lru_cache(maxsize=4)
-def _grid(size: int) -> _Grid:
-    g = _Grid.for_size(size)
+def _grid(size: int, object_scale: float = 1.0) -> _Grid:
+    """The object grid (metres, object coordinates) for images of ``size`` and objects
+    ``object_scale`` times their nominal size (read-only)."""
+    g = _Grid.for_size(size, object_scale)
     g.a.flags.writeable = False
     g.b.flags.writeable = False
     return g
 
 
+@lru_cache(maxsize=4)
+def _nominal_grid(size: int, object_scale: float = 1.0) -> _Grid:
+    """:func:`_grid` in the nominal object's coordinates (metres / object_scale), for the
+    object builders; the same grid when ``object_scale`` is 1."""
+    g = _grid(size, object_scale)
+    if object_scale == 1.0:
+        return g
+    s = float(object_scale)
+    a, b = g.a / s, g.b / s
+    a.flags.writeable = False
+    b.flags.writeable = False
+    return _Grid(size, g.n, g.cell / s, a, b, g.half / s, s)
+
+
 def render_sample(
-    seed: int, category: str, folder: str, index: int, size: int = DEFAULT_SIZE, defect_strength: float = 1.0
+    seed: int, category: str, folder: str, index: int, size: int = DEFAULT_SIZE, defect_strength: float = 1.0,
+    *, object_scale: float = 1.0, noise_scale: float = 1.0, defect_scale: float = 1.0,
 ) -> SyntheticSample:
     """The sample as written to ``<category>/<folder>/{rgb,xyz,gt}/<index:03d>.*`` (with its
     defect, if any); ``folder`` is "train", "validation", "test/good" or "test/<defect>"."""
-    return render_sample_pair(seed, category, folder, index, size, defect_strength)[1]
+    return render_sample_pair(
+        seed, category, folder, index, size, defect_strength,
+        object_scale=object_scale, noise_scale=noise_scale, defect_scale=defect_scale,
+    )[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -963,9 +1025,11 @@ def _folder_path(root: Path, category: str, folder: str) -> Path:
 
 
 def _write_sample(root: str, seed: int, category: str, folder: str, index: int, size: int,
-                  defect_strength: float) -> str:
+                  defect_strength: float, object_scale: float = 1.0, noise_scale: float = 1.0,
+                  defect_scale: float = 1.0) -> str:
     """Render one sample and write its rgb/xyz(/gt) files under ``root``; returns its name."""
-    s = render_sample(seed, category, folder, index, size, defect_strength)
+    s = render_sample(seed, category, folder, index, size, defect_strength, object_scale=object_scale,
+                      noise_scale=noise_scale, defect_scale=defect_scale)
     base = _folder_path(Path(root), category, folder)
     name = f"{index:03d}"
     subs = ("rgb", "xyz") + (("gt",) if folder.startswith("test/") else ())
@@ -1020,13 +1084,56 @@ def _run_jobs(jobs, root: Path, args: tuple, workers: int, p: progress_mod.Progr
             raise
 
 
+# Variation factors: name -> allowed range (inclusive). 1.0 is the standard scene; the
+# marker stores them only when not 1.0, so a dataset made with the defaults is byte-identical
+# to one made before they existed, and markers without them read as 1.0.
+VARIATION_RANGES: dict[str, tuple[float, float]] = {
+    "object_scale": (0.5, 2.0),
+    "noise_scale": (0.0, 5.0),
+    "defect_scale": (0.3, 3.0),
+}
+_VARIATION_WHAT = {
+    "object_scale": "object scale",
+    "noise_scale": "noise scale",
+    "defect_scale": "defect scale",
+}
+
+
+def _variation(object_scale, noise_scale, defect_scale) -> tuple[float, float, float]:
+    """The three variation factors as floats; UserError when one is not a number in its range."""
+    out = []
+    for name, value in zip(VARIATION_RANGES, (object_scale, noise_scale, defect_scale)):
+        lo, hi = VARIATION_RANGES[name]
+        what = _VARIATION_WHAT[name]
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{what} must be a number between {lo:g} and {hi:g}, got {value!r}") from None
+        if isinstance(value, bool) or not lo <= x <= hi:  # also rejects NaN
+            raise UserError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
+        out.append(x)
+    return out[0], out[1], out[2]
+
+
 def read_marker(out_dir: str | Path) -> dict | None:
-    """The generation parameters of a demo dataset at ``out_dir``, or None if it is not one."""
+    """The generation parameters of a demo dataset at ``out_dir``, or None if it is not one;
+    variation factors the marker does not list are 1.0 (as in :func:`demo_parameters`)."""
     try:
         data = json.loads((Path(out_dir) / MARKER_NAME).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("generator") == "lsfa-demo" else None
+    if not isinstance(data, dict) or data.get("generator") != "lsfa-demo":
+        return None
+    for name in VARIATION_RANGES:
+        data.setdefault(name, 1.0)
+    return data
+
+
+def _marker_text(params: dict) -> str:
+    """The marker file's text for :func:`demo_parameters` output: variation factors at 1.0
+    are left out (older generators wrote none; :func:`read_marker` fills them in)."""
+    stored = {k: v for k, v in params.items() if not (k in VARIATION_RANGES and v == 1.0)}
+    return json.dumps(stored, indent=2) + "\n"
 
 
 def demo_parameters(
@@ -1039,9 +1146,19 @@ def demo_parameters(
     n_test_per_defect: int = DEFAULT_COUNTS["n_test_per_defect"],
     defect_types: list[str] | tuple[str, ...] | None = None,
     defect_strength: float = 1.0,
+    object_scale: float = 1.0,
+    noise_scale: float = 1.0,
+    defect_scale: float = 1.0,
 ) -> dict:
-    """Validated, normalised generation parameters (as stored in the dataset's marker file);
-    UserError on bad values."""
+    """Validated, normalised generation parameters (as stored in the dataset's marker file,
+    which leaves out variation factors at 1.0); UserError on bad values.
+
+    ``object_scale`` (0.5-2) scales the objects' physical size (diameter and height) at the
+    fixed camera, so they cover more or fewer pixels; ``noise_scale`` (0-5) multiplies the
+    sensor's depth and RGB noise and its random dropout rates (0 = noise-free, steep-wall and
+    shadow losses stay); ``defect_scale`` (0.3-3) scales the defects' lateral size (radius,
+    length, width) independently of ``defect_strength`` (depth/height/contrast). At 1.0 they
+    leave the output unchanged."""
     categories = list(DEMO_CATEGORIES if categories is None else categories)
     defect_types = list(DEFECT_TYPES if defect_types is None else defect_types)
     if not categories:
@@ -1067,6 +1184,7 @@ def demo_parameters(
         raise UserError("n_train must be at least 1")
     if not 0 < float(defect_strength) <= 10:
         raise UserError(f"defect strength must be in (0, 10], got {defect_strength}")
+    variation = dict(zip(VARIATION_RANGES, _variation(object_scale, noise_scale, defect_scale)))
     return {
         "generator": "lsfa-demo",
         "version": GENERATOR_VERSION,
@@ -1076,6 +1194,7 @@ def demo_parameters(
         **{k: int(v) for k, v in counts.items()},
         "defect_types": defect_types,
         "defect_strength": float(defect_strength),
+        **variation,
     }
 
 
@@ -1090,6 +1209,9 @@ def generate_demo_dataset(
     n_test_per_defect: int = DEFAULT_COUNTS["n_test_per_defect"],
     defect_types: list[str] | tuple[str, ...] | None = None,
     defect_strength: float = 1.0,
+    object_scale: float = 1.0,
+    noise_scale: float = 1.0,
+    defect_scale: float = 1.0,
     progress: progress_mod.Progress | None = None,
     force: bool = False,
     workers: int = 1,
@@ -1102,12 +1224,13 @@ def generate_demo_dataset(
     marker) is replaced only with ``force``; any other non-empty folder is refused, never
     deleted. ``workers`` > 1 renders in that many spawned processes, 0 picks up to 4 for
     larger sets; files do not depend on it (scripts calling with workers != 1 need the
-    ``if __name__ == "__main__":`` guard).
+    ``if __name__ == "__main__":`` guard). ``object_scale``, ``noise_scale`` and
+    ``defect_scale`` vary the scene (see :func:`demo_parameters`).
     """
     p = progress_mod.ensure(progress)
     params = demo_parameters(
         seed, categories, size, n_train, n_validation, n_test_good, n_test_per_defect,
-        defect_types, defect_strength,
+        defect_types, defect_strength, object_scale, noise_scale, defect_scale,
     )
     out = Path(out_dir).expanduser().absolute()
     replacing = False
@@ -1139,8 +1262,10 @@ def generate_demo_dataset(
             calib.mkdir(parents=True)
             (calib / "camera_parameters.json").write_text(json.dumps(_camera_matrix(size), indent=2) + "\n")
         n_workers = _default_workers(len(jobs)) if int(workers) == 0 else max(1, int(workers))
-        _run_jobs(jobs, tmp, (params["seed"], params["size"], params["defect_strength"]), n_workers, p)
-        (tmp / MARKER_NAME).write_text(json.dumps(params, indent=2) + "\n")
+        args = (params["seed"], params["size"], params["defect_strength"],
+                *(params[k] for k in VARIATION_RANGES))
+        _run_jobs(jobs, tmp, args, n_workers, p)
+        (tmp / MARKER_NAME).write_text(_marker_text(params))
         os.chmod(tmp, 0o755)
         if replacing:
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
