@@ -26,6 +26,7 @@ MODALITIES = ("rgb", "xyz")
 KNOWN_MODULES: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("core.features.rgb_efficientnet", "rgb"),
     "fpfh": ("core.features.fpfh", "xyz"),
+    "fpfh_surface": ("core.features.surface", "xyz"),
     "dino_vitb8": ("core.features.dino_vit", "rgb"),
     "pointmae": ("core.features.pointmae", "xyz"),
 }
