@@ -8,6 +8,13 @@ from pathlib import Path
 from core.errors import UserError
 
 MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
+FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
+FUSED_IMAGE_SCORE_CHOICES = ("map_topk", "map_max", "late")
+# Resolution presets: model grid side (px), patch grid, map blur (px at that size).
+PRESETS = {
+    "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0},  # the default
+    "accurate": {"image_size": 320, "grid": 40, "blur_sigma": 5.7},  # finer patches: ~2-3x slower
+}
 
 
 @dataclass
@@ -24,9 +31,11 @@ class FitConfig:
     min_bank_size: int = 10000  # keep at least this many patches (all if fewer): small training
     #                             sets need every patch; the ratio only bites on large ones
     image_score: str = "max"  # per-modality image score: "max" patch distance or PatchCore "reweighted"
-    fusion: str = "sum"  # late fusion of modalities: "sum" (standardised) or "ocsvm"
-    fused_image_score: str = "map_max"  # "map_max": maximum of the fused anomaly map;
-    #   "late": late fusion of the per-modality image scores (M3DM decision layer)
+    fusion: str = "tail_sum"  # fusion of modalities, one of FUSION_CHOICES (core.scoring.fusion)
+    fused_image_score: str = "map_topk"  # "map_topk": mean of the image_topk highest fused-map
+    #   pixels; "map_max": maximum of the fused map; "late": late fusion of the per-modality
+    #   image scores (M3DM decision layer)
+    image_topk: int = 250  # pixels averaged by "map_topk", counted at 224×224 (scaled with image_size²)
     preprocess: bool = True  # background-plane removal + largest cluster + square padding
     blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
     seed: int = 0
@@ -37,18 +46,25 @@ class FitConfig:
     cache_dir: str | None = None  # preprocessing cache (None = per-user default)
     adapt: bool = True  # LSFA feature adaptation (helps mean I-AUROC on held-out demo seeds; bench_ablation)
     adaptation: dict = field(default_factory=dict)  # AdaptConfig overrides
+    self_check: bool = True  # fit-time self-check on synthetic defects (core.self_check): keeps
+    #   LSFA adaptors only where they help, chooses the fusion, seeds thresholds, estimates quality
 
     def __post_init__(self):
         if self.modalities not in MODALITY_CHOICES:
             raise UserError(
                 f"--modalities must be one of {', '.join(MODALITY_CHOICES)}, got {self.modalities!r}"
             )
-        if self.fusion not in ("sum", "ocsvm"):
-            raise UserError(f"--fusion must be 'sum' or 'ocsvm', got {self.fusion!r}")
+        if self.fusion not in FUSION_CHOICES:
+            raise UserError(f"--fusion must be one of {', '.join(FUSION_CHOICES)}, got {self.fusion!r}")
         if self.image_score not in ("max", "reweighted"):
             raise UserError(f"image score must be 'max' or 'reweighted', got {self.image_score!r}")
-        if self.fused_image_score not in ("map_max", "late"):
-            raise UserError(f"fused image score must be 'map_max' or 'late', got {self.fused_image_score!r}")
+        if self.fused_image_score not in FUSED_IMAGE_SCORE_CHOICES:
+            raise UserError(
+                f"fused image score must be one of {', '.join(FUSED_IMAGE_SCORE_CHOICES)}, "
+                f"got {self.fused_image_score!r}"
+            )
+        if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
+            raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
         if not 0 < self.coreset_ratio <= 1:
             raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:
@@ -60,6 +76,10 @@ class FitConfig:
         if n_patches <= 0:
             return 1.0
         return float(min(1.0, max(self.coreset_ratio, self.min_bank_size / n_patches)))
+
+    def topk_pixels(self) -> int:
+        """Pixels averaged by the "map_topk" image score at this model's image size."""
+        return max(1, int(round(self.image_topk * (self.image_size / 224) ** 2)))
 
     def requested_modalities(self) -> tuple[str, ...] | None:
         """Explicitly requested modalities, or None for "auto"."""

@@ -69,7 +69,7 @@ class Model:
         """
         from core.scoring.maps import upsample_and_blur
         from core.scoring.patchcore import reweighted_image_score
-        from core.tokens import extract_tokens, foreground
+        from core.tokens import extract_tokens, foreground, scoring_regions
 
         cfg = self.config
         g, size = cfg.grid, cfg.image_size
@@ -79,6 +79,7 @@ class Model:
         if self.adapter is not None:
             tokens = self.adapter.apply(tokens, fg)
         t2 = time.perf_counter()
+        regions = scoring_regions(fg, g, self.modalities)
         scores, maps = {}, {}
         knn_s = map_s = 0.0
         for m in self.modalities:
@@ -88,11 +89,11 @@ class Model:
             maps[m] = np.zeros((len(prepared), size, size), np.float32)
             for b in range(len(prepared)):
                 ta = time.perf_counter()
-                q = np.ascontiguousarray(tk[b][fg[b]])
+                q = np.ascontiguousarray(tk[b][regions[m][b]])
                 patch = np.zeros(g * g, np.float32)
                 if len(q):
                     dist, idx = bank.nearest(q)
-                    patch[fg[b]] = dist
+                    patch[regions[m][b]] = dist
                     if cfg.image_score == "reweighted":
                         scores[m][b] = reweighted_image_score(q, dist, idx, bank)
                     else:
@@ -107,14 +108,55 @@ class Model:
             timings["maps"] = timings.get("maps", 0.0) + map_s
         return scores, maps
 
+    def modality_maps_batched(self, samples: list[Sample], progress=None, stage: str = "Scoring"):
+        """({modality: (B,) image scores}, {modality: (B,S,S) raw kNN-distance maps}) of prepared
+        samples, in batches of ``config.batch_size`` with progress and cancellation."""
+        p = ensure(progress)
+        bs = self.config.batch_size
+        scores: dict[str, list] = {m: [] for m in self.modalities}
+        maps: dict[str, list] = {m: [] for m in self.modalities}
+        for start in range(0, len(samples), bs):
+            p.update(stage, start, len(samples))
+            sc, mp = self.modality_scores(samples[start : start + bs])
+            for m in self.modalities:
+                scores[m].append(sc[m])
+                maps[m].append(mp[m])
+        p.update(stage, len(samples), len(samples))
+        s = self.config.image_size
+        return (
+            {m: np.concatenate(v) if v else np.zeros(0, np.float32) for m, v in scores.items()},
+            {m: np.concatenate(v) if v else np.zeros((0, s, s), np.float32) for m, v in maps.items()},
+        )
+
+    def fuse_maps(self, maps: dict, fusion=None) -> tuple[np.ndarray, np.ndarray]:
+        """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
+        pixel fusion or ``fusion``; the image score follows ``config.fused_image_score``
+        ("late" is not map-based: the map maximum is used here)."""
+        fusion = fusion or self.pixel_fusion
+        mods = self.modalities
+        b, s, _ = maps[mods[0]].shape
+        pix = fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
+        pix = np.asarray(pix, np.float32).reshape(b, s, s)
+        return self._map_image_scores(pix), pix
+
+    def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
+        b, s, _ = pix.shape
+        if not b:
+            return np.zeros(0, np.float32)
+        flat = pix.reshape(b, -1)
+        if self.config.fused_image_score == "map_topk":
+            k = min(self.config.topk_pixels(), s * s)
+            return np.partition(flat, s * s - k, axis=1)[:, s * s - k :].mean(axis=1)
+        return flat.max(axis=1)
+
     def fuse(self, scores: dict, maps: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Fused image scores (B,) and maps (B,S,S) in raw fused units."""
+        """Fused image scores (B,) and maps (B,S,S) in fused units."""
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
         pix = self.pixel_fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
         pix = np.asarray(pix, np.float32).reshape(b, s, s)
-        if self.config.fused_image_score == "map_max":
-            img = pix.reshape(b, -1).max(axis=1) if b else np.zeros(0, np.float32)
+        if self.config.fused_image_score in ("map_max", "map_topk"):
+            img = self._map_image_scores(pix)
         else:
             img = self.image_fusion.transform(np.stack([scores[m] for m in mods], axis=1))
         return np.asarray(img, np.float32), pix

@@ -23,6 +23,8 @@ from core.results import SampleResult, Thresholds
 log = logging.getLogger(__name__)
 
 MIN_CALIBRATION = 3  # validation samples needed to calibrate on held-out data
+CALIBRATION_SHARE = 0.15  # share of train/good held out for calibration when there is no validation split
+MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training samples themselves
 
 
 def load_prepared(refs, config: FitConfig, progress: Progress | None, stage: str) -> list[Sample]:
@@ -36,6 +38,36 @@ def load_prepared(refs, config: FitConfig, progress: Progress | None, stage: str
         out.append(prepare_sample(ref.load(), config.image_size, config.preprocess, config.cache_path()))
     p.update(stage, len(refs), len(refs))
     return out
+
+
+def split_calibration(ds, category: str, config: FitConfig):
+    """(train refs, calibration refs, description) for one category.
+
+    Calibration (fusion statistics, thresholds, colour range) uses ``validation/good`` when it
+    has at least MIN_CALIBRATION samples; otherwise a seeded CALIBRATION_SHARE of train/good is
+    held out (MVTec AD layout, plain folders); with fewer than MIN_TRAIN_FOR_HOLDOUT training
+    samples the training samples calibrate themselves (empty calibration list; optimistic).
+    ``config.max_train`` caps the training samples after the split.
+    """
+    rng = np.random.default_rng(config.seed)
+    train = ds.samples(category, "train")
+    val = ds.samples(category, "validation") if "validation" in ds.splits(category) else []
+    val = [r for r in val if r.label in (None, "good")]
+    if len(val) >= MIN_CALIBRATION:
+        source = f"validation/good ({len(val)} samples)"
+    elif len(train) >= MIN_TRAIN_FOR_HOLDOUT:
+        n_hold = max(MIN_CALIBRATION, int(round(CALIBRATION_SHARE * len(train))))
+        hold = set(rng.choice(len(train), n_hold, replace=False).tolist())
+        val = [r for i, r in enumerate(train) if i in hold]
+        train = [r for i, r in enumerate(train) if i not in hold]
+        source = f"{len(val)} of train/good held out (seed {config.seed}; no validation split)"
+    else:
+        val = []
+        source = "training samples (too few to hold any out; thresholds are optimistic)"
+    if config.max_train and len(train) > config.max_train:
+        pick = rng.choice(len(train), config.max_train, replace=False)
+        train = [train[i] for i in sorted(pick)]
+    return train, val, source
 
 
 def choose_modalities(config: FitConfig, samples: list[Sample], where: str) -> tuple[str, ...]:
@@ -88,19 +120,16 @@ def fit(
     from core.data.dataset import open_dataset
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
-    from core.tokens import extract_tokens, foreground
+    from core.tokens import extract_tokens, foreground, scoring_regions
 
     config = config or FitConfig()
     p = ensure(progress)
     t_start = time.perf_counter()
     ds = open_dataset(dataset_root)
     where = f"{dataset_root} [{category}]"
-    train_refs = ds.samples(category, "train")
-    if config.max_train and len(train_refs) > config.max_train:
-        pick = np.random.default_rng(config.seed).choice(len(train_refs), config.max_train, replace=False)
-        train_refs = [train_refs[i] for i in sorted(pick)]
-    val_refs = ds.samples(category, "validation") if "validation" in ds.splits(category) else []
-    val_refs = [r for r in val_refs if r.label in (None, "good")]
+    train_refs, val_refs, source = split_calibration(ds, category, config)
+    if "held out" in source:
+        log.info("%s: no validation split; calibrating on %s", where, source)
 
     train = load_prepared(train_refs, config, p, "Loading training samples")
     modalities = choose_modalities(config, train, where)
@@ -112,6 +141,7 @@ def fit(
 
     adapter = None
     adapt_notes: list[str] = []
+    frozen_tokens = tokens
     if config.adapt and len(modalities) < 2 and "losses" not in (config.adaptation or {}):
         adapt_notes.append(
             f"adaptation skipped: only {modalities[0]} data, so only the intra-modal losses would apply; "
@@ -127,40 +157,57 @@ def fit(
     for note in adapt_notes:
         log.info("adaptation: %s", note)
 
-    banks = {}
-    for m in modalities:
-        patches = np.ascontiguousarray(tokens[m][fg])
-        ratio = config.effective_coreset_ratio(len(patches))
-        banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
-    del tokens
+    regions = scoring_regions(fg, config.grid, modalities)
 
-    model = Model(
-        config,
-        modalities,
-        extractors,
-        banks,
-        LateFusion(config.fusion),
-        LateFusion(config.fusion),
-        Thresholds(0.0, 0.0),
-        (0.0, 1.0),
-        adapter=adapter,
-    )
+    def build_model(toks, adapter_or_none) -> Model:
+        banks = {}
+        for m in modalities:
+            patches = np.ascontiguousarray(toks[m][regions[m]])
+            ratio = config.effective_coreset_ratio(len(patches))
+            banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
+        return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
+                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
-    use_validation = len(val_refs) >= MIN_CALIBRATION
-    calib = load_prepared(val_refs, config, p, "Loading validation samples") if use_validation else train
-    scores, maps = _modality_scores_batched(model, calib, p, "Calibrating")
-    img_matrix = np.stack([scores[m] for m in modalities], axis=1)
-    pix_matrix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)
-    model.image_fusion.fit(img_matrix)
-    model.pixel_fusion.fit(pix_matrix)
+    calib = load_prepared(val_refs, config, p, "Loading calibration samples") if val_refs else train
+    check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
+    variants = {("adapted" if adapter is not None else "frozen"): build_model(tokens, adapter)}
+    if adapter is not None and check_self:
+        variants["frozen"] = build_model(frozen_tokens, None)
+    del tokens, frozen_tokens
+
+    def fit_fusion(model: Model, maps: dict) -> LateFusion:
+        pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)
+        return LateFusion(config.fusion).fit(pix)
+
+    check = None
+    if check_self:
+        from core import self_check
+
+        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p)
+        model = variants[check.chosen.variant]
+        if check.chosen.variant == "frozen" and adapter is not None:
+            adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
+    else:
+        model = next(iter(variants.values()))
+    if model.adapter is None and adapter is not None:
+        adapter = None
+    scores, maps = model.modality_maps_batched(calib, p, "Calibrating")
+    model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
+    model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
     fused_img, fused_maps = model.fuse(scores, maps)
 
-    source = "validation" if use_validation else "training (no validation split)"
-    image_thr = float(np.quantile(fused_img, config.image_quantile))
-    pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
-    model.thresholds = Thresholds(image_thr, pixel_thr, f"{source} good quantiles")
-    lo = float(np.quantile(fused_maps, 0.5))
-    hi = pixel_thr + max(pixel_thr - lo, 1e-6)
+    if check is not None:
+        image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks)
+        how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"
+    else:
+        image_thr = float(np.quantile(fused_img, config.image_quantile))
+        pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
+        how = f"{source} good quantiles"
+    model.thresholds = Thresholds(image_thr, pixel_thr, how)
+    nz = fused_maps[fused_maps > 0]
+    lo = float(np.quantile(nz, 0.5)) if nz.size else 0.0
+    hi = max(pixel_thr, float(np.quantile(fused_maps, config.pixel_quantile)))
+    hi = hi + max(hi - lo, 1e-6)
     model.display_range = (lo, hi)
     model.info = {
         "category": category,
@@ -169,30 +216,18 @@ def fit(
         "n_calibration": len(calib),
         "calibration": source,
         "fit_seconds": round(time.perf_counter() - t_start, 3),
-        "bank_sizes": {m: int(len(b.vectors)) for m, b in banks.items()},
+        "bank_sizes": {m: int(len(b.vectors)) for m, b in model.banks.items()},
         "adaptation_notes": adapt_notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if check is not None:
+        model.info["self_check"] = self_check.summary(check)
+        est = model.info["self_check"]["estimate"]
+        log.info("self-check (synthetic defects, an estimate): I-AUROC %.3f, AUPRO@0.3 %.3f; using %s, %s",
+                 est["image_auroc"], est["aupro_30"], model.info["self_check"]["variant"],
+                 model.info["self_check"]["fusion"])
     p.update("Done", 1, 1)
     return model
-
-
-def _modality_scores_batched(model: Model, samples: list[Sample], progress, stage: str):
-    p = ensure(progress)
-    bs = model.config.batch_size
-    all_scores: dict[str, list] = {m: [] for m in model.modalities}
-    all_maps: dict[str, list] = {m: [] for m in model.modalities}
-    for start in range(0, len(samples), bs):
-        p.update(stage, start, len(samples))
-        s, mp = model.modality_scores(samples[start : start + bs])
-        for m in model.modalities:
-            all_scores[m].append(s[m])
-            all_maps[m].append(mp[m])
-    p.update(stage, len(samples), len(samples))
-    return (
-        {m: np.concatenate(v) for m, v in all_scores.items()},
-        {m: np.concatenate(v) for m, v in all_maps.items()},
-    )
 
 
 @dataclass

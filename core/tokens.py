@@ -35,6 +35,25 @@ def foreground(samples: list[Sample], grid: int) -> np.ndarray:
     return out
 
 
+def scoring_regions(fg: np.ndarray, grid: int, modalities) -> dict[str, np.ndarray]:
+    """{modality: (B, grid*grid) bool} cells whose patches enter the memory bank and are scored.
+
+    xyz: the cells holding 3D points (``fg``). RGB: the same cells with enclosed gaps filled, so
+    a hole through the part (no 3D points, table removed by preprocessing) is still seen by the
+    RGB branch. Samples without xyz have every cell in ``fg`` already.
+    """
+    from scipy.ndimage import binary_fill_holes
+
+    out = {}
+    for m in modalities:
+        if m == "rgb":
+            grids = fg.reshape(-1, grid, grid)
+            out[m] = np.stack([binary_fill_holes(g) for g in grids]).reshape(fg.shape) if len(grids) else fg.copy()
+        else:
+            out[m] = fg
+    return out
+
+
 def extract_tokens(
     extractors: dict,
     samples: list[Sample],

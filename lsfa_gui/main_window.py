@@ -374,7 +374,9 @@ class MainWindow(QMainWindow):
         seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None))
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
-        self.state.set_model(ModelInfo(path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None))
+        check = (getattr(model, "info", None) or {}).get("self_check") or {}
+        self.state.set_model(ModelInfo(path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
+                                       estimate=check.get("estimate")))
 
     def _on_job_succeeded(self, _rid: int, result: Any):
         self._handle_result(result)

@@ -107,6 +107,7 @@ class ModelInfo:
     name: str = ""
     seeded: Thresholds = field(default_factory=Thresholds)
     colour_range: tuple[float, float] | None = None
+    estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
 
 
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:

@@ -344,3 +344,11 @@ def test_gradients_accumulate_between_optimizer_steps(monkeypatch):
     assert torch.equal(b2, a1)  # kept for the second micro-batch
     assert not torch.equal(a2, a1)  # and added to
     assert b3.abs().sum() == 0  # cleared after the optimiser step
+
+
+def test_explicit_epochs_are_honoured():
+    from core.adaptation.config import AdaptConfig
+
+    assert AdaptConfig.from_dict({"epochs": 1}).min_steps == 0
+    assert AdaptConfig.from_dict({}).min_steps == AdaptConfig().min_steps > 0
+    assert AdaptConfig.from_dict({"epochs": 1, "min_steps": 50}).min_steps == 50

@@ -182,6 +182,17 @@ def test_metrics_panel_confusion_and_values(qtbot, state):
     assert w.metric_labels["i_auroc"].text() == "–" and w.cells["tp"].text() == "–"
 
 
+def test_metrics_panel_shows_the_self_check_estimate_labelled_as_one(qtbot, state):
+    from lsfa_gui.widgets.metrics_panel import MetricsPanel
+
+    w = MetricsPanel(state)
+    qtbot.addWidget(w)
+    assert w.estimate.text() == ""  # the fixture's model has no self-check
+    state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5),
+                              estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x"}))
+    assert "synthetic defects" in w.estimate.text() and "0.93" in w.estimate.text() and "0.91" in w.estimate.text()
+
+
 # ---------------------------------------------------------------- log + status bar
 def test_log_and_status_bar(qtbot):
     from core.progress import ProgressEvent

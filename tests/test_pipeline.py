@@ -33,14 +33,20 @@ def model(demo_root, cache_dir):
 
 def test_fit_produces_calibrated_multimodal_model(model):
     assert model.modalities == ("rgb", "xyz")
-    assert model.adapter is not None  # LSFA adaptation is on by default
-    assert model.info["n_train"] == 12 and model.info["calibration"] == "validation"
+    # LSFA adaptation is on by default; the self-check keeps the adaptors only where they help
+    check = model.info["self_check"]
+    assert check["variant"] in ("adapted", "frozen") and (model.adapter is None) == (check["variant"] == "frozen")
+    assert {c["variant"] for c in check["candidates"]} == {"adapted", "frozen"}
+    assert 0 <= check["estimate"]["image_auroc"] <= 1 and "synthetic" in check["estimate"]["what"]
+    assert "synthetic defects" in model.thresholds.source
+    assert model.info["n_train"] == 12 and model.info["calibration"].startswith("validation/good")
     t = model.thresholds
     assert np.isfinite([t.image, t.pixel]).all()
     lo, hi = model.display_range
     assert lo < t.pixel < hi
-    # 12 small images have fewer patches than the minimum bank size: all are kept
-    assert 12 * 50 < model.info["bank_sizes"]["xyz"] == model.info["bank_sizes"]["rgb"] < 12 * 28 * 28
+    # 12 small images have fewer patches than the minimum bank size: all are kept; the RGB bank
+    # also holds the cells of enclosed gaps in the 3D data (scoring_regions)
+    assert 12 * 50 < model.info["bank_sizes"]["xyz"] <= model.info["bank_sizes"]["rgb"] < 12 * 28 * 28
 
 
 def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
@@ -137,3 +143,21 @@ def test_tampered_model_file_is_refused(model, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ModelFileError):
         load_model(path)
+
+
+def test_no_validation_split_holds_out_part_of_train(shared_data):
+    from core.pipeline import CALIBRATION_SHARE, split_calibration
+
+    ds = open_dataset(shared_data / "mvtec_ad_bottle_small")
+    train, calib, source = split_calibration(ds, "bottle", FitConfig(seed=0))
+    all_train = ds.samples("bottle", "train")
+    assert len(calib) == round(CALIBRATION_SHARE * len(all_train)) and len(train) + len(calib) == len(all_train)
+    assert not {r.name for r in train} & {r.name for r in calib}
+    assert "held out" in source and "no validation split" in source
+    again = split_calibration(ds, "bottle", FitConfig(seed=0))[1]
+    other = split_calibration(ds, "bottle", FitConfig(seed=1))[1]
+    assert [r.name for r in again] == [r.name for r in calib] != [r.name for r in other]
+    # a validation split is used as it is
+    tire = open_dataset(shared_data / "mvtec3d_tire_rgb")
+    t_train, t_calib, t_source = split_calibration(tire, "tire", FitConfig())
+    assert len(t_train) == 60 and len(t_calib) == 10 and t_source.startswith("validation/good")

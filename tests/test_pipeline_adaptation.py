@@ -29,7 +29,7 @@ def cache(tmp_path_factory) -> str:
 
 def test_adapted_model_round_trips_and_changes_features(root, cache, tmp_path):
     stages = []
-    model = fit(root, "puck", FitConfig(cache_dir=cache, adapt=True, adaptation=FAST),
+    model = fit(root, "puck", FitConfig(cache_dir=cache, adapt=True, adaptation=FAST, self_check=False),
                 Progress(lambda ev: stages.append(ev.stage)))
     assert "Adapting features" in stages
     assert model.adapter is not None
@@ -49,7 +49,8 @@ def test_adapted_model_round_trips_and_changes_features(root, cache, tmp_path):
 
 def test_rgb_only_adaptation_drops_cross_modal_losses(shared_data, cache):
     model = fit(shared_data / "mvtec3d_tire_rgb", "tire",
-                FitConfig(cache_dir=cache, max_train=6, adapt=True, adaptation={**FAST, "losses": ["la", "ga"]}))
+                FitConfig(cache_dir=cache, max_train=6, adapt=True, adaptation={**FAST, "losses": ["la", "ga"]},
+                          self_check=False))
     assert model.adapter is None  # only cross-modal losses asked: nothing applies to RGB-only data
     assert any("cross-modal" in n for n in model.info["adaptation_notes"])
 
@@ -59,7 +60,7 @@ def test_single_modality_skips_adaptation_unless_losses_are_given(shared_data, c
     skipped = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True))
     assert skipped.adapter is None and "skipped" in skipped.info["adaptation_notes"][0]
     forced = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True,
-                                         adaptation={**FAST, "losses": ["lc", "gc"]}))
+                                         adaptation={**FAST, "losses": ["lc", "gc"]}, self_check=False))
     assert forced.adapter is not None
 
 

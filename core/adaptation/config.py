@@ -50,6 +50,7 @@ class AdaptConfig:
     # --- optimisation ---
     epochs: int = 4
     min_steps: int = 400  # small training sets get more epochs so that ≥ this many micro-batches run
+    #                       (0 when epochs are given explicitly: see from_dict)
     batch_size: int = 8
     grad_accum: int = 1  # micro-batches per optimiser step (gradients are accumulated, not zeroed)
     lr: float = 1e-3  # reference 3e-4; 1e-3 with 400 steps measured better on held-out demo seeds
@@ -103,6 +104,9 @@ class AdaptConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown adaptation setting(s): {', '.join(unknown)}")
+        d = dict(d)
+        if "epochs" in d and "min_steps" not in d:
+            d["min_steps"] = 0  # explicit epochs are honoured, not raised to reach min_steps
         return cls(**d)
 
     @classmethod

@@ -1,5 +1,7 @@
 """``lsfa info DATA_ROOT``: what a dataset folder holds (format, categories, splits, types,
-sample counts and modalities). Text table by default, ``--json`` for machines."""
+sample counts and modalities); ``lsfa info MODEL.lsfa``: what a fitted model is (category,
+modalities, backbones, calibration, thresholds and how they were chosen, the self-check's
+estimate on synthetic defects). Text by default, ``--json`` for machines."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ def register(subparsers) -> None:
         "(rgb/xyz/gt) of a dataset folder (MVTec 3D-AD, raw Eyecandies, MVTec AD / MPDD / BTAD (2D) "
         "or a plain folder of samples).",
     )
-    p.add_argument("data_root", metavar="DATA_ROOT", help="dataset folder")
+    p.add_argument("data_root", metavar="DATA_ROOT|MODEL", help="dataset folder, or a .lsfa model file")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -43,9 +45,64 @@ def format_table(info: dict) -> str:
     return "\n".join(lines)
 
 
+def model_summary(model) -> dict:
+    """JSON-ready description of a fitted model."""
+    info = model.info
+    return {
+        "model_id": model.model_id,
+        "category": info.get("category"),
+        "dataset": info.get("dataset"),
+        "modalities": list(model.modalities),
+        "backbones": {m: ex.name for m, ex in model.extractors.items()},
+        "adapted": model.adapter is not None,
+        "adaptation_notes": info.get("adaptation_notes", []),
+        "n_train": info.get("n_train"),
+        "calibration": info.get("calibration"),
+        "fusion": model.pixel_fusion.mode,
+        "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
+        "image_score": model.config.fused_image_score,
+        "thresholds": model.thresholds.to_dict(),
+        "self_check": info.get("self_check"),
+        "created": info.get("created"),
+    }
+
+
+def format_model(summary: dict) -> str:
+    t = summary["thresholds"]
+    lines = [
+        f"model {summary['model_id']}: category {summary['category']} (fitted on {summary['dataset']})",
+        f"modalities: {', '.join(summary['modalities'])}; backbones: "
+        + ", ".join(f"{m} {n}" for m, n in summary["backbones"].items()),
+        f"LSFA adaptors: {'kept' if summary['adapted'] else 'none'}; fusion {summary['fusion']}"
+        + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
+        + f"; image score {summary['image_score']}",
+        f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
+        f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})",
+    ]
+    check = summary.get("self_check")
+    if check:
+        est = check["estimate"]
+        lines.append(
+            f"self-check ESTIMATE (synthetic defects, not real ones): I-AUROC {est['image_auroc']:.3f}, "
+            f"AUPRO@0.3 {est['aupro_30']:.3f} — {est['what']}"
+        )
+    else:
+        lines.append("self-check: not run (no held-out calibration samples, or --no-self-check)")
+    lines += [f"note: {n}" for n in summary["adaptation_notes"]]
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from core.data.dataset import open_dataset
 
+    if Path(args.data_root).suffix == ".lsfa" and Path(args.data_root).is_file():
+        from core.model import load_model
+
+        summary = model_summary(load_model(args.data_root))
+        print(json.dumps(summary, indent=2, default=str) if args.json else format_model(summary))
+        return 0
     info = open_dataset(args.data_root).info()
     print(json.dumps(info, indent=2) if args.json else format_table(info))
     return 0

@@ -8,6 +8,15 @@ Modes
 -----
 ``"sum"``    each column standardised by its nominal mean and std, then summed.
 ``"max"``    each column standardised likewise, then the maximum.
+``"tail_sum"`` each column put in "good-tail units": u = max(0, (s - c) / t) with c the median
+             and c + t the TAIL_QUANTILE of the column's nominal non-zero scores, then summed.
+             One unit is how far this product's good parts reach on this modality, so a
+             modality that is noisy here (heavy tail) is shrunk by its own tail, and the clip
+             at 0 makes a modality with no data at a pixel (0: no 3D point, e.g. a hole)
+             neutral instead of a vote for "normal". The default: on the evaluation suite's
+             tuning group its worst fused-vs-best-single-modality I-AUROC gap was the smallest
+             (docs/evaluation.md).
+``"tail_max"``  the same units, then the maximum over modalities (higher mean, worse worst case).
 ``"ocsvm"``  M3DM's decision-layer fusion: scikit-learn ``SGDOneClassSVM(nu=0.5,
              random_state=42)`` fitted on the nominal score vectors; the fused score is its
              ``score_samples`` (the dot product w . z), used directly as in M3DM. The linear
@@ -23,7 +32,7 @@ Modes
 In every mode, rows that are exactly 0 in all modalities (pure-background pixels of the maps) are
 ignored when fitting, so the object's share of the image does not change the statistics.
 
-All modes are evaluated as ``scores @ a + b`` (``max`` excepted), so transforming millions of rows
+The linear modes are evaluated as ``scores @ a + b``, so transforming millions of rows
 is one matrix-vector product. ``state()`` is JSON-able (floats and strings), nothing is pickled.
 """
 
@@ -33,7 +42,8 @@ import math
 
 import numpy as np
 
-MODES = ("sum", "max", "ocsvm")
+MODES = ("tail_sum", "tail_max", "sum", "max", "ocsvm")
+TAIL_QUANTILE = 0.999  # nominal quantile that defines one "good-tail unit" per modality
 MAX_SVM_ROWS = 200_000
 _STATE_VERSION = 1
 
@@ -41,14 +51,16 @@ _STATE_VERSION = 1
 class LateFusion:
     """Fuses (n, m) per-modality scores into (n,) anomaly scores; see the module docstring."""
 
-    def __init__(self, mode: str = "sum"):
+    def __init__(self, mode: str = "tail_sum"):
         if mode not in MODES:
             raise ValueError(f"fusion mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        self.mean: np.ndarray | None = None  # (m,) nominal mean per modality
-        self.std: np.ndarray | None = None  # (m,) nominal std per modality (1 where constant)
+        self.mean: np.ndarray | None = None  # (m,) nominal mean (tail modes: median) per modality
+        self.std: np.ndarray | None = None  # (m,) nominal std (tail modes: tail width) per modality
         self.coef: np.ndarray | None = None  # (m,) weights a of the linear form scores @ a + b
         self.bias: float = 0.0
+        self.weights: np.ndarray | None = None  # (m,) tail modes: per-modality weight (None = 1);
+        #   0 drops a modality the fit-time self-check found uninformative (core.self_check)
 
     @property
     def fitted(self) -> bool:
@@ -67,6 +79,11 @@ class LateFusion:
         informative = np.any(s != 0, axis=1)
         if informative.any() and not informative.all():
             s = s[informative]  # drop pure-background pixels (all modalities exactly 0)
+        if self.mode.startswith("tail_"):
+            self.mean, self.std = _tail_stats(s)
+            self.coef = 1.0 / self.std
+            self.bias = 0.0
+            return self
         mean = s.mean(axis=0, dtype=np.float64)
         std = s.std(axis=0, dtype=np.float64)
         tiny = 1e-12 * np.maximum(np.abs(mean), 1.0)
@@ -89,12 +106,39 @@ class LateFusion:
         if s.shape[1] != len(self.coef):
             raise ValueError(f"expected {len(self.coef)} modality columns, got {s.shape[1]}")
         dtype = np.float32 if s.dtype == np.float32 else np.float64
+        if self.mode.startswith("tail_"):
+            coef = self.coef if self.weights is None else self.coef * self.weights
+            z = (s - self.mean.astype(dtype)) * coef.astype(dtype)
+            np.maximum(z, 0, out=z)
+            return z.max(axis=1) if self.mode == "tail_max" else z.sum(axis=1)
         if self.mode == "max":
             z = (s - self.mean.astype(dtype)) / self.std.astype(dtype)
             return z.max(axis=1)
         out = s @ self.coef.astype(dtype)
         if self.bias:
             out += dtype(self.bias)
+        return out
+
+    def with_weights(self, weights) -> LateFusion:
+        """A copy using per-modality ``weights`` (tail modes only; non-negative, not all 0)."""
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if not self.mode.startswith("tail_"):
+            raise ValueError("per-modality weights apply to the tail_sum/tail_max modes only")
+        if not self.fitted or len(w) != len(self.coef):
+            raise ValueError("weights need a fitted fusion with one weight per modality")
+        if not (np.isfinite(w).all() and (w >= 0).all() and (w > 0).any()):
+            raise ValueError(f"fusion weights must be non-negative, finite and not all 0, got {w.tolist()}")
+        out = LateFusion(self.mode)
+        out.mean, out.std, out.coef, out.bias = self.mean, self.std, self.coef, self.bias
+        out.weights = None if np.all(w == 1) else w
+        return out
+
+    def with_mode(self, mode: str) -> LateFusion:
+        """A copy with another tail mode and the same fitted statistics and weights."""
+        if not (self.mode.startswith("tail_") and mode.startswith("tail_")):
+            raise ValueError("only tail modes share their fitted statistics")
+        out = LateFusion(mode)
+        out.mean, out.std, out.coef, out.bias, out.weights = self.mean, self.std, self.coef, self.bias, self.weights
         return out
 
     def fit_transform(self, scores: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -113,6 +157,7 @@ class LateFusion:
             "std": [float(v) for v in self.std],
             "coef": [float(v) for v in self.coef],
             "bias": float(self.bias),
+            **({"weights": [float(v) for v in self.weights]} if self.weights is not None else {}),
         }
 
     @classmethod
@@ -139,6 +184,11 @@ class LateFusion:
         fusion.mean, fusion.std, fusion.coef, fusion.bias = (
             arrays["mean"], arrays["std"], arrays["coef"], bias,
         )
+        if "weights" in state:
+            try:
+                return fusion.with_weights(state["weights"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"late fusion state has malformed weights ({exc})") from None
         return fusion
 
     def __repr__(self) -> str:
@@ -158,6 +208,23 @@ def _as_scores(scores: np.ndarray) -> np.ndarray:
     return s
 
 
+def _tail_stats(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: (median, TAIL_QUANTILE - median) of the non-zero nominal scores."""
+    centre = np.zeros(s.shape[1])
+    width = np.ones(s.shape[1])
+    for j in range(s.shape[1]):
+        v = s[:, j]
+        v = v[v != 0]
+        if len(v) == 0:
+            continue
+        c = float(np.median(v))
+        t = float(np.quantile(v, TAIL_QUANTILE)) - c
+        if not t > 1e-12 * max(abs(c), 1.0):
+            t = float(v.std()) or 1.0
+        centre[j], width[j] = c, t
+    return centre, width
+
+
 def _fit_ocsvm(s: np.ndarray, std: np.ndarray, seed: int) -> np.ndarray:
     """SVM weights w (m,) for the std-scaled scores z = s / std (non-negative, not all zero)."""
     from sklearn.linear_model import SGDOneClassSVM
@@ -173,4 +240,4 @@ def _fit_ocsvm(s: np.ndarray, std: np.ndarray, seed: int) -> np.ndarray:
     return w
 
 
-__all__ = ["LateFusion", "MODES", "MAX_SVM_ROWS"]
+__all__ = ["LateFusion", "MODES", "MAX_SVM_ROWS", "TAIL_QUANTILE"]

@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from core.adaptation.config import LOSS_NAMES, AdaptConfig
-from core.config import MODALITY_CHOICES, FitConfig
+from core.config import FUSION_CHOICES, MODALITY_CHOICES, FitConfig
 from core.errors import UserError
 from lsfa_gui.settings import Settings
 
 WEIGHTS_REQUIRED = frozenset({"dino_vitb8", "pointmae"})  # backbones that need a checkpoint file
 ADAPTORS = ("block", "mlp")
-FUSIONS = ("sum", "ocsvm")
+FUSIONS = FUSION_CHOICES
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
                  "adapt", "coreset_ratio", "fusion", "seed")

@@ -80,6 +80,12 @@ class MetricsPanel(QWidget):
         self.metric_note.setWordWrap(True)
         self.metric_note.setStyleSheet("color:#888")
         grid.addWidget(self.metric_note, 2, 0, 1, 3)
+        self.estimate = QLabel("")
+        self.estimate.setWordWrap(True)
+        self.estimate.setStyleSheet("color:#555;font-style:italic")
+        self.estimate.setToolTip("Measured at fit time on synthetic defects painted on held-out good "
+                                 "samples; real defects may score differently.")
+        grid.addWidget(self.estimate, 3, 0, 1, 3)
 
         cm = QGroupBox("Confusion matrix at the image threshold")
         cgrid = QGridLayout(cm)
@@ -115,7 +121,20 @@ class MetricsPanel(QWidget):
         state.thresholds_changed.connect(self.refresh_confusion)
         state.samples_reset.connect(self._on_reset)
         state.sample_updated.connect(lambda _i: self.refresh_confusion())
+        state.model_changed.connect(self.refresh_estimate)
         self.refresh_confusion()
+        self.refresh_estimate()
+
+    def refresh_estimate(self):
+        """The model's self-check estimate, labelled as one (empty when the fit did not run it)."""
+        est = getattr(self.state.model, "estimate", None)
+        if not est:
+            self.estimate.setText("")
+            return
+        self.estimate.setText(
+            f"Estimate from synthetic defects (not real ones): I-AUROC {est['image_auroc']:.2f} · "
+            f"AUPRO@0.3 {est['aupro_30']:.2f}"
+        )
 
     def set_metrics(self, values: dict[str, float | None] | None, note: str = ""):
         """Show metric values (None = not defined); ``values=None`` marks them as stale."""
