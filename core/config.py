@@ -21,7 +21,7 @@ PRESETS = {
 class FitConfig:
     modalities: str = "auto"  # "auto" (all the training data has), "rgb", "xyz" or "rgb,xyz"
     rgb_backbone: str = "efficientnet_lite0"
-    xyz_backbone: str = "fpfh"
+    xyz_backbone: str = "fpfh_surface"  # FPFH + multi-scale surface height (core.features.surface)
     rgb_weights: str | None = None  # checkpoint file for backbones that need one
     xyz_weights: str | None = None
     device: str = "cpu"

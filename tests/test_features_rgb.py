@@ -135,7 +135,7 @@ def test_identity_and_weight_errors(lite0, tmp_path):
 def test_registry_names_errors_and_lazy_modules(tmp_path, monkeypatch):
     assert "efficientnet_lite0" in available("rgb") and "fpfh" in available("xyz")
     assert "fpfh" not in available("rgb")
-    assert registry.DEFAULTS == {"rgb": "efficientnet_lite0", "xyz": "fpfh"}
+    assert registry.DEFAULTS == {"rgb": "efficientnet_lite0", "xyz": "fpfh_surface"}
     with pytest.raises(UserError, match="unknown feature extractor 'nope'.*efficientnet_lite0"):
         create_extractor("nope")
     with pytest.raises(UserError, match="unexpected keyword"):

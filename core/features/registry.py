@@ -31,7 +31,7 @@ KNOWN_MODULES: dict[str, tuple[str, str]] = {
     "pointmae": ("core.features.pointmae", "xyz"),
 }
 
-DEFAULTS = {"rgb": "efficientnet_lite0", "xyz": "fpfh"}
+DEFAULTS = {"rgb": "efficientnet_lite0", "xyz": "fpfh_surface"}
 
 
 @runtime_checkable
