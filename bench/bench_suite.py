@@ -9,7 +9,8 @@ Two groups (see docs/evaluation.md):
   materials, lighting, sensor noise; 0.2-1 mm dents and bumps), never used to choose anything.
 
 Each row is one category: I-AUROC, P-AUROC and AUPRO@0.3 of the fused model, and I-AUROC /
-AUPRO@0.3 of each modality's own map from the same fit (the single-modality detectors). Data are
+AUPRO@0.3 of each modality's own map from the same fit with the same image-score rule (the
+single-modality detectors; with adaptation their features are the adapted ones). Data are
 generated once into ``--data`` (deterministic); fits use FitConfig defaults plus ``--set`` overrides.
 
     python bench/bench_suite.py [--group tuning|confirmation|all] [--set key=value ...] [--json out.json]
@@ -92,8 +93,10 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
     }
     if len(model.modalities) > 1:
         for m in model.modalities:
+            # the single-modality detector: the same image-score rule on this modality's own map
+            own = model._map_image_scores(np.stack([r.modality_maps[m] for r in labelled]))
             row[m] = {
-                "I": image_auroc(labels, np.array([r.modality_scores[m] for r in labelled])),
+                "I": image_auroc(labels, own),
                 "PRO": aupro([r.mask for r in with_masks], [r.modality_maps[m] for r in with_masks], 0.3, 100),
             }
     return row
