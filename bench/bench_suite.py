@@ -171,6 +171,8 @@ def main() -> None:
         row = run_one(root, cat, config)
         row.update(group=group, name=name, category=cat)
         results.append(row)
+        if args.json:  # written after every category, so a long run can be read while it goes
+            args.json.write_text(json.dumps({"overrides": parse_overrides(args.set), "rows": results}, indent=1, default=str))
         print(f"  done {name} {cat}: fused I {_fmt(row['fused']['I'])} PRO {_fmt(row['fused']['PRO'])}", file=sys.stderr, flush=True)
     print(f"config overrides: {parse_overrides(args.set) or 'none (defaults)'}; total {time.perf_counter() - t0:.0f} s")
     print_table(results)

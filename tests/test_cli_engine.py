@@ -41,6 +41,15 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     code, out, err = run(["fit", root, "-c", "cookie", "-o", model, "--force"], capsys)
     assert code == 0, err
     assert "wrote" in out and model.is_file()
+    assert "self-check ESTIMATE on synthetic defects" in out and "best F1 on" in out
+
+    code, out, err = run(["info", model], capsys)
+    assert code == 0, err
+    assert "category cookie" in out and "self-check ESTIMATE" in out and "not real ones" in out
+    code, out, err = run(["info", model, "--json"], capsys)
+    summary = json.loads(out)
+    assert summary["modalities"] == ["rgb", "xyz"] and summary["fusion"] == "tail_sum"
+    assert 0 <= summary["self_check"]["estimate"]["image_auroc"] <= 1
 
     code, out, err = run(["eval", model, root, "-c", "cookie", "--json", tmp_path / "m.json"], capsys)
     assert code == 0, err
@@ -96,3 +105,13 @@ def test_eval_without_defects_says_not_defined(setup, capsys, tmp_path):
     code, out, err = run(["eval", model, nodef, "-c", "cookie"], capsys)
     assert code == 0, err
     assert "not defined" in out
+
+
+def test_fit_without_self_check_uses_quantile_thresholds(setup, capsys, tmp_path):
+    tmp, root, _ = setup
+    out_model = tmp_path / "plain.lsfa"
+    code, out, err = run(["fit", root, "-c", "cookie", "-o", out_model, "--no-adapt", "--no-self-check"], capsys)
+    assert code == 0, err
+    assert "self-check ESTIMATE" not in out and "quantiles" in out
+    code, out, err = run(["info", out_model], capsys)
+    assert "self-check: not run" in out
