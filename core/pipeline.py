@@ -129,7 +129,7 @@ def fit(
     where = f"{dataset_root} [{category}]"
     train_refs, val_refs, source = split_calibration(ds, category, config)
     if "held out" in source:
-        log.info("%s: no validation split; calibrating on %s", where, source)
+        log.info("%s: calibrating on %s", where, source)
 
     train = load_prepared(train_refs, config, p, "Loading training samples")
     modalities = choose_modalities(config, train, where)
