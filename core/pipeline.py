@@ -191,7 +191,10 @@ def fit(
         model = next(iter(variants.values()))
     if model.adapter is None and adapter is not None:
         adapter = None
-    scores, maps = model.modality_maps_batched(calib, p, "Calibrating")
+    if check is not None:  # the self-check already scored the calibration samples with this variant
+        scores, maps = check.calibration[check.chosen.variant]
+    else:
+        scores, maps = model.modality_maps_batched(calib, p, "Calibrating")
     model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
     fused_img, fused_maps = model.fuse(scores, maps)

@@ -49,6 +49,7 @@ class SelfCheck:
     candidates: list
     masks: list  # pseudo-defect masks (S, S) bool, in the order of the pseudo scores
     n_good: int
+    calibration: dict = field(default_factory=dict)  # {variant: (scores, maps)} of the good samples
 
 
 @dataclass
@@ -143,10 +144,12 @@ def run_self_check(
     masks = [s.mask for s in pseudo]
     kinds = [s.label.removeprefix("pseudo_") for s in pseudo]
     all_candidates: list[Candidate] = []
+    calibration: dict = {}
     best_per_variant: dict[str, Candidate] = {}
     for vi, (vname, model) in enumerate(variants.items()):
         p.update("Self-check on synthetic defects", vi, len(variants), vname)
-        good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples")[1]
+        good_scores, good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples")
+        calibration[vname] = (good_scores, good)
         bad = model.modality_maps_batched(pseudo, p, f"Self-check ({vname}): synthetic defects")[1]
         maps = VariantMaps(good, bad)
         best, info = select_fusion(model, fusion_fitter(model, good), maps, masks, kinds, vname)
@@ -160,7 +163,7 @@ def run_self_check(
         if chosen.score < frozen.score + ADAPT_MARGIN:
             chosen = frozen
     p.update("Self-check on synthetic defects", len(variants), len(variants))
-    return SelfCheck(chosen, all_candidates, masks, len(calib))
+    return SelfCheck(chosen, all_candidates, masks, len(calib), calibration)
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray]) -> tuple[float, float]:
