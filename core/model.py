@@ -1,5 +1,5 @@
 """A fitted inspection model: frozen extractors (+ optional LSFA adaptors), one memory bank
-per modality, late fusion, thresholds. Scores samples; saves to / loads from ``.lsfa`` files."""
+per modality, late fusion, thresholds. Scores samples (``core.model_io`` reads and writes ``.lsfa`` files)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import numpy as np
 
 from core.config import FitConfig
 from core.data.sample import Sample
-from core.errors import ModelFileError, UserError
+from core.errors import UserError
 from core.progress import Progress, ensure
 from core.results import SampleResult, Thresholds
 
 
 class Model:
-    """Everything needed to score a sample. Build with :func:`core.pipeline.fit` or :func:`load_model`."""
+    """Everything needed to score a sample. Build with :func:`core.pipeline.fit` or :func:`core.model_io.load_model`;
+    save with :func:`core.model_io.save_model`."""
 
     def __init__(
         self,
@@ -130,8 +131,8 @@ class Model:
 
     def fuse_maps(self, maps: dict, fusion=None) -> tuple[np.ndarray, np.ndarray]:
         """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
-        pixel fusion or ``fusion``; the image score follows ``config.fused_image_score``
-        ("late" is not map-based: the map maximum is used here)."""
+        pixel fusion or ``fusion``; the image score is the map-based one of
+        ``config.fused_image_score`` (top-k mean, else the map maximum)."""
         fusion = fusion or self.pixel_fusion
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
@@ -140,6 +141,7 @@ class Model:
         return self._map_image_scores(pix), pix
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
+        """(B,) image scores of (B,S,S) maps: mean of the top-k pixels ("map_topk"), else the maximum."""
         b, s, _ = pix.shape
         if not b:
             return np.zeros(0, np.float32)
@@ -151,14 +153,9 @@ class Model:
 
     def fuse(self, scores: dict, maps: dict) -> tuple[np.ndarray, np.ndarray]:
         """Fused image scores (B,) and maps (B,S,S) in fused units."""
-        mods = self.modalities
-        b, s, _ = maps[mods[0]].shape
-        pix = self.pixel_fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
-        pix = np.asarray(pix, np.float32).reshape(b, s, s)
-        if self.config.fused_image_score in ("map_max", "map_topk"):
-            img = self._map_image_scores(pix)
-        else:
-            img = self.image_fusion.transform(np.stack([scores[m] for m in mods], axis=1))
+        img, pix = self.fuse_maps(maps)
+        if self.config.fused_image_score == "late":
+            img = self.image_fusion.transform(np.stack([scores[m] for m in self.modalities], axis=1))
         return np.asarray(img, np.float32), pix
 
     def score_prepared(self, prepared: list[Sample]) -> list[SampleResult]:
@@ -212,22 +209,5 @@ class Model:
             yield self.score(ref.load())
         p.update(stage, n, n)
 
-    # ---------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> str:
-        """Write the model atomically; returns its model id."""
-        from core.model_io import save_model
 
-        self.model_id = save_model(self, path)
-        self.info["model_id"] = self.model_id
-        return self.model_id
-
-
-
-def load_model(path: str | Path) -> Model:
-    """Read a ``.lsfa`` file (never unpickles). Raises ModelFileError with the reason."""
-    from core.model_io import load_model as _load
-
-    return _load(Path(path))
-
-
-__all__ = ["Model", "load_model", "ModelFileError"]
+__all__ = ["Model"]

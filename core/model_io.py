@@ -8,12 +8,14 @@ import numpy as np
 
 from core import __version__
 from core.config import FitConfig
+from core.model import Model
 from core.errors import ModelFileError, UserError
 from core.model_file import read_model_file, write_model_file
 from core.results import Thresholds
 
 
-def save_model(model, path: str | Path) -> str:
+def save_model(model: Model, path: str | Path) -> str:
+    """Write ``model`` atomically to ``path``; returns (and records on the model) its model id."""
     manifest = {
         "app_version": __version__,
         "config": model.config.to_dict(),
@@ -36,7 +38,9 @@ def save_model(model, path: str | Path) -> str:
         meta, arrays = model.adapter.state()
         manifest["adaptation"] = meta
         tensors.update({f"adapt.{k}": v for k, v in arrays.items()})
-    return write_model_file(path, manifest, tensors)
+    model.model_id = write_model_file(path, manifest, tensors)
+    model.info["model_id"] = model.model_id
+    return model.model_id
 
 
 def _section(tensors: dict, prefix: str) -> dict:
@@ -44,9 +48,10 @@ def _section(tensors: dict, prefix: str) -> dict:
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def load_model(path: Path):
+def load_model(path: str | Path) -> Model:
+    """Read a ``.lsfa`` file (never unpickles). Raises ModelFileError with the reason."""
+    path = Path(path)
     from core.features.registry import accepts, create_extractor
-    from core.model import Model
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
 

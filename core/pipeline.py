@@ -16,7 +16,8 @@ import numpy as np
 from core.config import FitConfig
 from core.data.sample import Sample
 from core.errors import UserError
-from core.model import Model, load_model
+from core.model import Model
+from core.model_io import load_model
 from core.progress import Progress, ensure
 from core.results import SampleResult, Thresholds
 
@@ -189,8 +190,6 @@ def fit(
             adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
     else:
         model = next(iter(variants.values()))
-    if model.adapter is None and adapter is not None:
-        adapter = None
     if check is not None:  # the self-check already scored the calibration samples with this variant
         scores, maps = check.calibration[check.chosen.variant]
     else:

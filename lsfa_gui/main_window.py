@@ -465,7 +465,7 @@ class MainWindow(QMainWindow):
         self.model_path = path
         t = self.state.thresholds
         fn = tasks.save_thresholds_job(self.model, path, t.image, t.pixel) if t.image is not None and t.pixel is not None \
-            else (lambda progress, emit: self.model.save(path))
+            else (lambda progress, emit: tasks.save_model_job(self.model, path))
         rid = self.aux.start("Save model", fn)
         self._aux_kind[rid] = "save_model"
         self.state.model.path = path

@@ -143,7 +143,7 @@ def load_or_fit(
     dataset_root: str | Path, category: str, model_path: Path, progress: Progress, emit: Callable, config=None
 ) -> tuple[Any, bool]:
     """Load ``model_path`` if it is a readable model, else fit on the dataset and save there."""
-    from core.model import load_model
+    from core.model_io import load_model
 
     if model_path.is_file():
         try:
@@ -158,13 +158,14 @@ def load_or_fit(
 
 def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, emit: Callable, config=None):
     from core.config import FitConfig
+    from core.model_io import save_model
     from core.pipeline import fit
 
     config = config if config is not None else FitConfig()
     emit(Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)"))
     model = fit(dataset_root, category, config, progress=progress)
     progress.update("Saving model", 0, 1)
-    model.save(model_path)
+    save_model(model, model_path)
     progress.update("Saving model", 1, 1)
     emit(Note(f"Model saved to {model_path}", "success"))
     return model
@@ -223,7 +224,7 @@ def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=N
 
 def load_model_job(path: str | Path):
     def run(progress: Progress, emit: Callable):
-        from core.model import load_model
+        from core.model_io import load_model
 
         progress.update("Loading model", 0, 1)
         model = load_model(path)
@@ -269,12 +270,20 @@ def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
     """Store thresholds (raw units) in the model and rewrite its file atomically."""
 
     def run(progress: Progress, emit: Callable) -> str:
+        from core.model_io import save_model
         from core.results import Thresholds
 
         progress.update("Saving thresholds", 0, 1)
         model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
-        model_id = model.save(path)
+        model_id = save_model(model, path)
         progress.update("Saving thresholds", 1, 1)
         return model_id
 
     return run
+
+
+def save_model_job(model, path) -> str:
+    """Write ``model`` to ``path`` (atomic); returns its model id."""
+    from core.model_io import save_model
+
+    return save_model(model, path)

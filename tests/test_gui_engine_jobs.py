@@ -121,7 +121,7 @@ def test_errors_arrive_as_messages(qtbot, fitted, tmp_path):
 def test_window_opens_the_cached_demo_tunes_and_saves_thresholds(qtbot, fitted, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from core.model import load_model
+    from core.model_io import load_model
     from lsfa_gui import tasks
     from lsfa_gui.main_window import MainWindow
 
@@ -152,7 +152,7 @@ def test_window_opens_the_cached_demo_tunes_and_saves_thresholds(qtbot, fitted, 
 def test_reopen_dataset_and_model_like_main_py_path_and_model(qtbot, fitted, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from core.model import load_model
+    from core.model_io import load_model
     from lsfa_gui import tasks
     from lsfa_gui.main_window import MainWindow
 

@@ -9,7 +9,7 @@ from core.config import FitConfig
 from core.data.dataset import open_dataset
 from core.data.synthetic import generate_demo_dataset
 from core.errors import ModelFileError, UserError
-from core.model import load_model
+from core.model_io import load_model, save_model
 from core.pipeline import evaluate, fit
 from core.progress import Cancelled, Progress
 
@@ -73,7 +73,7 @@ def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
 
 def test_save_load_round_trip_gives_identical_scores(model, demo_root, tmp_path):
     path = tmp_path / "m.lsfa"
-    model.save(path)
+    save_model(model, path)
     loaded = load_model(path)
     assert loaded.model_id == model.model_id and loaded.thresholds == model.thresholds
     sample = open_dataset(demo_root).samples("puck", "test")[-1].load()
@@ -137,7 +137,7 @@ def test_dataset_without_test_defects_reports_undefined_metrics(demo_root, tmp_p
 
 def test_tampered_model_file_is_refused(model, tmp_path):
     path = tmp_path / "m.lsfa"
-    model.save(path)
+    save_model(model, path)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))

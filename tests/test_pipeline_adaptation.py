@@ -9,7 +9,7 @@ from core.cli import main
 from core.config import FitConfig
 from core.data.dataset import open_dataset
 from core.data.synthetic import generate_demo_dataset
-from core.model import load_model
+from core.model_io import load_model, save_model
 from core.pipeline import fit
 from core.progress import Cancelled, Progress
 
@@ -39,7 +39,7 @@ def test_adapted_model_round_trips_and_changes_features(root, cache, tmp_path):
     assert a.image_score != pytest.approx(frozen.score(sample).image_score, rel=1e-6)
 
     path = tmp_path / "a.lsfa"
-    model.save(path)
+    save_model(model, path)
     loaded = load_model(path)
     assert loaded.adapter is not None
     b = loaded.score(sample)

@@ -1,6 +1,6 @@
 """Settings of LSFA adaptor training (json-serialisable; stored in the model file).
 
-Defaults follow ../shared/notes/method.md §4.7/§4.10 where the reference has a value and were
+Defaults follow the reference code's loss weights (docs/lsfa_adaptation.md) where it has a value and were
 sized for the CPU budget (200 images × 784 tokens in ≤ 3 min on 2 cores) elsewhere; see
 bench/bench_adaptation_speed.py.
 """

@@ -21,7 +21,7 @@ def _fmt(v) -> str:
 
 def run(args) -> int:
     from core.commands._progress import cli_progress
-    from core.model import load_model
+    from core.model_io import load_model
     from core.model_file import atomic_write_bytes
     from core.pipeline import evaluate
 

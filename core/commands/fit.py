@@ -115,6 +115,7 @@ def config_from_args(args):
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.errors import UserError
+    from core.model_io import save_model
     from core.pipeline import fit
 
     if args.out.exists() and not args.force:
@@ -125,7 +126,7 @@ def run(args) -> int:
     progress, sink = cli_progress()
     try:
         model = fit(args.data_root, args.category, config, progress)
-        model_id = model.save(args.out)
+        model_id = save_model(model, args.out)
     finally:
         sink.close()
     t = model.thresholds

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from core.data.dataset import open_dataset
 
     if Path(args.data_root).suffix == ".lsfa" and Path(args.data_root).is_file():
-        from core.model import load_model
+        from core.model_io import load_model
 
         summary = model_summary(load_model(args.data_root))
         print(json.dumps(summary, indent=2, default=str) if args.json else format_model(summary))

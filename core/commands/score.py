@@ -31,7 +31,7 @@ def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.data.dataset import load_inputs
     from core.errors import UserError
-    from core.model import load_model
+    from core.model_io import load_model
     from core.model_file import atomic_write_bytes
     from core.render import overlay, save_png
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.dataset import SampleRef
+from core.data.refs import LOADERS, SampleRef
 from core.data.sample import Sample
 from core.errors import DataError
 
@@ -204,3 +204,6 @@ def load_sample(ref: SampleRef, remove_background: bool = True) -> Sample:
         name=ref.name, rgb=rgb, xyz=xyz, mask=mask, label=ref.label, category=ref.category,
         split=ref.split, rgb_path=ref.rgb_path, xyz_path=ref.xyz_path, mask_path=ref.mask_path, meta=meta,
     )
+
+
+LOADERS["eyecandies"] = load_sample

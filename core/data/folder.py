@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.dataset import SampleRef
+from core.data.refs import SampleRef
 from core.data.imageio import IMAGE_EXTS, XYZ_EXTS
 from core.data.mvtec import SPLITS, is_leaf, scan_leaf
 from core.errors import DataError

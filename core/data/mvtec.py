@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.data.dataset import SampleRef
+from core.data.refs import SampleRef
 from core.data.imageio import IMAGE_EXTS
 from core.errors import DataError
 
@@ -87,20 +87,30 @@ def scan_leaf(leaf: Path, category: str, split: str, label: str | None, name_pre
     ]
 
 
-class MVTecScanner:
-    format = "mvtec3d"
+class CategoryFolders:
+    """A root that is either one category folder or a folder of category folders; subclasses
+    say what a category folder is (``is_category``)."""
+
+    @staticmethod
+    def is_category(path: Path) -> bool:
+        raise NotImplementedError
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._single = is_category(self.root)
+        self._single = self.is_category(self.root)
 
     def categories(self) -> list[str]:
         if self._single:
             return [self.root.name]
-        return [d.name for d in _subdirs(self.root) if is_category(d)]
+        return [d.name for d in _subdirs(self.root) if self.is_category(d)]
 
     def _category_dir(self, category: str) -> Path:
         return self.root if self._single else self.root / category
+
+
+class MVTecScanner(CategoryFolders):
+    format = "mvtec3d"
+    is_category = staticmethod(is_category)
 
     def split_names(self, category: str) -> list[str]:
         cat_dir = self._category_dir(category)

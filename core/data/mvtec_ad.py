@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from core.data.dataset import SampleRef
+from core.data.refs import SampleRef
 from core.data.imageio import IMAGE_EXTS, XYZ_EXTS
-from core.data.mvtec import is_leaf
+from core.data.mvtec import CategoryFolders, is_leaf
 from core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -122,20 +122,9 @@ def _masks(folder: Path, stems: dict[str, Path]) -> tuple[dict[str, Path], list[
     return found, orphans
 
 
-class MVTecADScanner:
+class MVTecADScanner(CategoryFolders):
     format = "mvtec_ad"
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._single = is_category(self.root)
-
-    def categories(self) -> list[str]:
-        if self._single:
-            return [self.root.name]
-        return [d.name for d in _subdirs(self.root) if is_category(d)]
-
-    def _category_dir(self, category: str) -> Path:
-        return self.root if self._single else self.root / category
+    is_category = staticmethod(is_category)
 
     def split_names(self, category: str) -> list[str]:
         cat_dir = self._category_dir(category)

@@ -133,14 +133,6 @@ class LateFusion:
         out.weights = None if np.all(w == 1) else w
         return out
 
-    def with_mode(self, mode: str) -> LateFusion:
-        """A copy with another tail mode and the same fitted statistics and weights."""
-        if not (self.mode.startswith("tail_") and mode.startswith("tail_")):
-            raise ValueError("only tail modes share their fitted statistics")
-        out = LateFusion(mode)
-        out.mean, out.std, out.coef, out.bias, out.weights = self.mean, self.std, self.coef, self.bias, self.weights
-        return out
-
     def fit_transform(self, scores: np.ndarray, seed: int = 0) -> np.ndarray:
         return self.fit(scores, seed).transform(scores)
 
