@@ -172,3 +172,18 @@ def test_demo_data_force_never_deletes_user_files(tmp_path, capsys):
     code, _, err = run(["demo-data", out, *small, "--seed", "1", "--force"], capsys)
     assert code == 0, err
     assert '"seed": 1' in (out / ".lsfa_demo.json").read_text()
+
+
+def test_parts_generator_force_never_deletes_user_files(tmp_path):
+    from core.data.parts import generate_parts_dataset
+    from core.errors import UserError
+
+    kw = dict(size=32, n_train=1, n_validation=0, n_test_good=1, n_test_per_defect=0)
+    out = generate_parts_dataset(tmp_path / "parts", seed=0, **kw)
+    extra = next(out.rglob("*.png")).parent / "keep_me.png"
+    extra.write_bytes(b"mine")
+    with pytest.raises(UserError, match="did not write"):
+        generate_parts_dataset(out, seed=1, force=True, **kw)
+    assert extra.read_bytes() == b"mine"
+    extra.unlink()
+    generate_parts_dataset(out, seed=1, force=True, **kw)

@@ -1250,12 +1250,9 @@ def generate_demo_dataset(
                 raise UserError(
                     f"{out}: holds a demo dataset made with other parameters; use --force to replace it"
                 )
-            foreign = foreign_files(out, marker)
-            if foreign:
-                raise UserError(
-                    f"{out}: holds {len(foreign)} file(s) the demo generator did not write (e.g. "
-                    f"{foreign[0]}); not replacing it. Move them away or choose another output folder"
-                )
+            from core.data.generated import refuse_foreign
+
+            refuse_foreign(out, marker, MARKER_NAME)
             replacing = True
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -1286,27 +1283,6 @@ def generate_demo_dataset(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def foreign_files(out: Path, marker: dict) -> list[str]:
-    """Files under a demo dataset folder that its generator (parameters ``marker``) does not
-    write, relative to ``out``: replacing the folder would delete them."""
-    import re
-
-    cats = "|".join(re.escape(c) for c in marker.get("categories", []))
-    types = "|".join(re.escape(t) for t in ["good", *marker.get("defect_types", [])])
-    ours = re.compile(
-        rf"(?:{re.escape(MARKER_NAME)}|(?:{cats})/calibration/camera_parameters\.json"
-        rf"|(?:{cats})/(?:train|validation|test)/(?:{types})/(?:rgb|xyz|gt)/\d+\.(?:png|tiff))"
-    )
-    found = []
-    for path in sorted(out.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            continue
-        rel = path.relative_to(out).as_posix()
-        if not (cats and ours.fullmatch(rel)):
-            found.append(rel)
-    return found
 
 
 def ensure_demo_dataset(out_dir: str | Path | None = None, progress: progress_mod.Progress | None = None,
