@@ -187,3 +187,14 @@ def test_parts_generator_force_never_deletes_user_files(tmp_path):
     assert extra.read_bytes() == b"mine"
     extra.unlink()
     generate_parts_dataset(out, seed=1, force=True, **kw)
+
+
+def test_memory_error_is_one_line(tmp_path, capsys, monkeypatch):
+    import core.model_io
+
+    def exhausted(path):
+        raise MemoryError
+
+    monkeypatch.setattr(core.model_io, "load_model", exhausted)
+    code, _, err = run(["eval", tmp_path / "m.lsfa", tmp_path, "-c", "x"], capsys)
+    one_line_error(code, err, "not enough memory")

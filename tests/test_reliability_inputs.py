@@ -107,6 +107,26 @@ def test_cloud_above_the_memory_budget_is_refused_before_decoding(tmp_path, monk
     assert read_xyz(path).shape == (400, 400, 3)
 
 
+def test_small_tiff_claiming_9984_squared_is_refused_not_a_memory_error(tmp_path, monkeypatch, capsys):
+    """The issue's case: a tiny file whose header says 9984×9984 (under the 100 Mpx limit);
+    preprocessing it would need ~20 GB."""
+    import struct
+
+    path = tmp_path / "bomb.tiff"
+    tifffile.imwrite(path, np.zeros((8, 8, 3), np.float32), photometric="rgb")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        for name in ("ImageWidth", "ImageLength"):
+            tag = tif.pages[0].tags[name]
+            fmt = "<I" if tag.dtype == 4 else "<H"
+            data[tag.valueoffset:tag.valueoffset + struct.calcsize(fmt)] = struct.pack(fmt, 9984)
+    path.write_bytes(bytes(data))
+    assert path.stat().st_size < 2000
+    monkeypatch.setenv("LSFA_MEMORY_BUDGET_MB", "8192")  # a machine with 16 GB free
+    with pytest.raises(DataError, match="9984×9984 px; processing it needs about 18.57 GiB"):
+        read_xyz(path)
+
+
 # ------------------------------------------------------------------ 5. cache
 
 
