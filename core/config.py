@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -21,11 +22,13 @@ PRESETS = {
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
 
-def _whole(option: str, value, lo: int, hi: int | None = None) -> None:
-    """UserError unless ``value`` is a whole number in [lo, hi]."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+def _whole(option: str, value, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int; UserError unless it is a whole number in [lo, hi]."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or value < lo or (hi is not None and value > hi):
         bound = f"between {lo} and {hi}" if hi is not None else f"≥ {lo}"
         raise UserError(f"{option} must be a whole number {bound}, got {value!r}")
+    return int(value)
 
 
 def _number(option: str, value) -> None:
@@ -66,14 +69,14 @@ class FitConfig:
     #   LSFA adaptors only where they help, chooses the fusion, seeds thresholds, estimates quality
 
     def __post_init__(self):
-        _whole("--grid", self.grid, 1, MAX_IMAGE_SIZE)
-        _whole("--image-size", self.image_size, 1, MAX_IMAGE_SIZE)
-        _whole("--min-bank", self.min_bank_size, 1)
-        _whole("--image-topk", self.image_topk, 1)
-        _whole("--seed", self.seed, 0)
-        _whole("batch size", self.batch_size, 1)
+        self.grid = _whole("--grid", self.grid, 1, MAX_IMAGE_SIZE)
+        self.image_size = _whole("--image-size", self.image_size, 1, MAX_IMAGE_SIZE)
+        self.min_bank_size = _whole("--min-bank", self.min_bank_size, 1)
+        self.image_topk = _whole("--image-topk", self.image_topk, 1)
+        self.seed = _whole("--seed", self.seed, 0)
+        self.batch_size = _whole("batch size", self.batch_size, 1)
         if self.max_train is not None:
-            _whole("--max-train", self.max_train, 1)
+            self.max_train = _whole("--max-train", self.max_train, 1)
         _number("--coreset", self.coreset_ratio)
         _number("blur sigma", self.blur_sigma)
         _number("image quantile", self.image_quantile)
