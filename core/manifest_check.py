@@ -28,15 +28,24 @@ def _mapping(value, what: str) -> dict:
     return value
 
 
-def check_param(name: str, key: str, value, default) -> None:
-    """An extractor parameter must have the kind of value its factory's default has."""
+def check_param(name: str, key: str, value, default, annotation: str = "") -> None:
+    """An extractor parameter must have the kind of value its factory's default (or, for a
+    None default, its annotation) says."""
     what = f"extractor {name} parameter {key}"
+    if default is None:
+        if value is None:
+            return
+        if "str" in annotation and isinstance(value, str):
+            return
+        if ("float" in annotation or "int" in annotation) and not isinstance(value, str):
+            _finite(value, what)
+            return
+        raise ManifestProblem(f"{what} has an unexpected value {value!r}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ManifestProblem(f"{what} must be true/false, got {value!r}")
-    elif isinstance(default, (int, float)) or default is None:
-        if value is not None or default is not None:
-            _finite(value, what)
+    elif isinstance(default, (int, float)):
+        _finite(value, what)
     elif isinstance(default, (list, tuple)):
         if not isinstance(value, (list, tuple)) or not value:
             raise ManifestProblem(f"{what} must be a non-empty list, got {value!r}")

@@ -64,7 +64,7 @@ def load_model(path: str | Path) -> Model:
             defaults = _param_defaults(path, m, spec["name"])
             for key, value in spec.get("params", {}).items():
                 if key in defaults:
-                    check_param(spec["name"], key, value, defaults[key])
+                    check_param(spec["name"], key, value, *defaults[key])
     except (ManifestProblem, UserError) as exc:
         raise ModelFileError(path, f"model manifest is invalid: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -158,3 +158,18 @@ def test_bank_with_non_finite_values_is_refused(fitted, tmp_path):
     bad = rewrite(model, tmp_path / "nan.lsfa", edit_tensors=poison)
     with pytest.raises(ModelFileError, match="non-finite"):
         load_model(bad)
+
+
+def test_extractor_parameter_kinds_follow_the_factory():
+    from core.features.registry import param_defaults
+    from core.manifest_check import ManifestProblem, check_param
+
+    dino = param_defaults("dino_vitb8")
+    check_param("dino_vitb8", "weights", "/models/dino.pth", *dino["weights"])  # a path is fine
+    fpfh = param_defaults("fpfh_surface")
+    check_param("fpfh_surface", "spacing_m", 0.001, *fpfh["spacing_m"])
+    check_param("fpfh_surface", "sigmas_px", [2.0, 4.0], *fpfh["sigmas_px"])
+    for key, value in (("spacing_m", "fine"), ("fpfh_radius_px", "big"), ("sigmas_px", [2.0, None]),
+                       ("surface_weight", math.inf)):
+        with pytest.raises(ManifestProblem, match=key):
+            check_param("fpfh_surface", key, value, *fpfh[key])

@@ -121,12 +121,17 @@ def create_extractor(name: str, **kwargs) -> FeatureExtractor:
 
 
 def param_defaults(name: str) -> dict:
-    """{keyword: default} of the factory registered as ``name`` (no entry for required ones)."""
+    """{keyword: (default, annotation text)} of the factory registered as ``name`` (keywords
+    with a default only)."""
     _ensure_loaded(name)
     if name not in _FACTORIES:
         raise _unknown(name)
     params = inspect.signature(_FACTORIES[name][0]).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return {
+        p.name: (p.default, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        for p in params
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def accepts(name: str, option: str) -> bool:
