@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"lsfa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"lsfa {args.command}: error: not enough memory for this input "
+              "(see LSFA_MEMORY_BUDGET_MB in the README's Reliability section)", file=sys.stderr)
+        return 2
     except Cancelled:
         print(f"lsfa {args.command}: cancelled", file=sys.stderr)
         return 130

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -15,6 +17,23 @@ PRESETS = {
     "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0},  # the default
     "accurate": {"image_size": 320, "grid": 40, "blur_sigma": 5.7},  # finer patches: ~2-3x slower
 }
+
+
+MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
+
+
+def _whole(option: str, value, lo: int, hi: int | None = None) -> int:
+    """``value`` as an int; UserError unless it is a whole number in [lo, hi]."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"≥ {lo}"
+        raise UserError(f"{option} must be a whole number {bound}, got {value!r}")
+    return int(value)
+
+
+def _number(option: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{option} must be a finite number, got {value!r}")
 
 
 @dataclass
@@ -50,6 +69,30 @@ class FitConfig:
     #   LSFA adaptors only where they help, chooses the fusion, seeds thresholds, estimates quality
 
     def __post_init__(self):
+        self.grid = _whole("--grid", self.grid, 1, MAX_IMAGE_SIZE)
+        self.image_size = _whole("--image-size", self.image_size, 1, MAX_IMAGE_SIZE)
+        self.min_bank_size = _whole("--min-bank", self.min_bank_size, 1)
+        self.image_topk = _whole("--image-topk", self.image_topk, 1)
+        self.seed = _whole("--seed", self.seed, 0)
+        self.batch_size = _whole("batch size", self.batch_size, 1)
+        if self.max_train is not None:
+            self.max_train = _whole("--max-train", self.max_train, 1)
+        _number("--coreset", self.coreset_ratio)
+        _number("blur sigma", self.blur_sigma)
+        _number("image quantile", self.image_quantile)
+        _number("pixel quantile", self.pixel_quantile)
+        if not (0 < self.image_quantile < 1 and 0 < self.pixel_quantile < 1):
+            raise UserError("threshold quantiles must be between 0 and 1")
+        if self.blur_sigma < 0:
+            raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
+        for name in ("preprocess", "adapt", "self_check"):
+            if not isinstance(getattr(self, name), bool):
+                raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.adaptation, dict):
+            raise UserError(f"adaptation settings must be a mapping, got {self.adaptation!r}")
+        for name in ("rgb_backbone", "xyz_backbone", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise UserError(f"{name} must be text, got {getattr(self, name)!r}")
         if self.modalities not in MODALITY_CHOICES:
             raise UserError(
                 f"--modalities must be one of {', '.join(MODALITY_CHOICES)}, got {self.modalities!r}"
@@ -66,9 +109,9 @@ class FitConfig:
         if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
             raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
         if not 0 < self.coreset_ratio <= 1:
-            raise UserError(f"coreset ratio must be in (0, 1], got {self.coreset_ratio}")
+            raise UserError(f"--coreset must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:
-            raise UserError(f"image size {self.image_size} must be a multiple of the grid {self.grid}")
+            raise UserError(f"--image-size {self.image_size} must be a multiple of --grid {self.grid}")
 
     def effective_coreset_ratio(self, n_patches: int) -> float:
         """Coreset ratio for a bank of ``n_patches``: the configured one, raised so that at

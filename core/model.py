@@ -43,6 +43,7 @@ class Model:
         self.adapter = adapter  # core.adaptation.Adapter or None
         self.info = dict(info or {})
         self.model_id = self.info.get("model_id", "unsaved")
+        self.xyz_units: str | None = None  # unit of the clouds to score (a load option, not saved)
 
     # ----------------------------------------------------------------- scoring
     def check_sample(self, sample: Sample) -> None:
@@ -192,7 +193,12 @@ class Model:
 
     def score(self, sample: Sample) -> SampleResult:
         """Score one loaded sample (any size; it is preprocessed and resized here)."""
+        from core.data.units import apply_units, check_sample_spacing
+
         t0 = time.perf_counter()
+        if "xyz" in self.modalities:
+            sample = apply_units(sample, self.xyz_units)
+            check_sample_spacing(sample, self.info.get("xyz_spacing_m"), self.xyz_units)
         prepared = self.prepare(sample)
         t_prep = time.perf_counter() - t0
         result = self.score_prepared([prepared])[0]

@@ -36,6 +36,7 @@ def save_model(model: Model, path: str | Path) -> str:
         manifest[f"fusion_{level}"] = fusion.state()
     if model.adapter is not None:
         meta, arrays = model.adapter.state()
+        meta["modalities"] = sorted({k.split(".")[0] for k in arrays})
         manifest["adaptation"] = meta
         tensors.update({f"adapt.{k}": v for k, v in arrays.items()})
     model.model_id = write_model_file(path, manifest, tensors)
@@ -49,24 +50,54 @@ def _section(tensors: dict, prefix: str) -> dict:
 
 
 def load_model(path: str | Path) -> Model:
-    """Read a ``.lsfa`` file (never unpickles). Raises ModelFileError with the reason."""
+    """Read a ``.lsfa`` file (never unpickles) and validate every manifest entry before the
+    model is rebuilt. Raises ModelFileError with the reason."""
     path = Path(path)
+    from core.manifest_check import ManifestProblem, check_manifest, check_param
+
+    manifest, tensors = read_model_file(path)
+    try:
+        check_manifest(manifest, tensors)
+        config = FitConfig.from_dict(manifest["config"])
+        for m in manifest["modalities"]:
+            spec = manifest["extractors"][m]
+            defaults = _param_defaults(path, m, spec["name"])
+            for key, value in spec.get("params", {}).items():
+                if key in defaults:
+                    check_param(spec["name"], key, value, *defaults[key])
+    except (ManifestProblem, UserError) as exc:
+        raise ModelFileError(path, f"model manifest is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(path, f"model manifest is incomplete or malformed ({exc!r})") from None
+    try:
+        return _rebuild(path, manifest, tensors, config)
+    except ModelFileError:
+        raise
+    except (UserError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        raise ModelFileError(path, f"model cannot be rebuilt from its manifest ({exc})") from None
+
+
+def _param_defaults(path: Path, modality: str, name: str) -> dict:
+    from core.features.registry import param_defaults
+
+    try:
+        return param_defaults(name)
+    except UserError as exc:
+        raise ModelFileError(path, f"cannot rebuild the {modality} feature extractor: {exc}") from None
+
+
+def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Model:
     from core.features.registry import accepts, create_extractor
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
 
-    manifest, tensors = read_model_file(path)
-    try:
-        config = FitConfig.from_dict(manifest["config"])
-        modalities = tuple(manifest["modalities"])
-        thresholds = Thresholds.from_dict(manifest["thresholds"])
-        display_range = tuple(float(v) for v in manifest["display_range"])
-        extractor_specs = manifest["extractors"]
-        fusion_image = LateFusion.from_state(manifest["fusion_image"])
-        fusion_pixel = LateFusion.from_state(manifest["fusion_pixel"])
-        banks = {m: MemoryBank.from_state(_section(tensors, f"bank.{m}.")) for m in modalities}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"model manifest is incomplete or malformed ({exc!r})") from None
+    modalities = tuple(manifest["modalities"])
+    thresholds = Thresholds.from_dict(manifest["thresholds"])
+    display_range = tuple(float(v) for v in manifest["display_range"])
+    extractor_specs = manifest["extractors"]
+    fusion_image = LateFusion.from_state(manifest["fusion_image"])
+    fusion_pixel = LateFusion.from_state(manifest["fusion_pixel"])
+    banks = {m: MemoryBank.from_state(_section(tensors, f"bank.{m}.")) for m in modalities}
     extractors = {}
     for m in modalities:
         spec = extractor_specs[m]
@@ -85,12 +116,18 @@ def load_model(path: str | Path) -> Model:
                 f"the {m} backbone weights differ from those the model was fitted with "
                 f"({ex.weights_id} != {spec['weights_id']})",
             )
+        if int(ex.dim) != spec["dim"]:
+            raise ModelFileError(path, f"the {m} feature extractor gives {ex.dim} features, the model "
+                                       f"records {spec['dim']}")
         extractors[m] = ex
     adapter = None
     if "adaptation" in manifest:
         from core.adaptation.engine import Adapter
 
         adapter = Adapter.from_state(manifest["adaptation"], _section(tensors, "adapt."))
+        kept = set(adapter._set.adaptors)
+        if not kept or not kept <= set(modalities):
+            raise ModelFileError(path, "adaptation is recorded but its adaptors cannot be rebuilt")
     info = dict(manifest.get("info", {}))
     info["model_id"] = manifest["model_id"]
     return Model(

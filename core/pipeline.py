@@ -28,15 +28,26 @@ CALIBRATION_SHARE = 0.15  # share of train/good held out for calibration when th
 MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training samples themselves
 
 
-def load_prepared(refs, config: FitConfig, progress: Progress | None, stage: str) -> list[Sample]:
-    """Load SampleRefs and bring them to the model grid, with progress."""
+def load_prepared(
+    refs, config: FitConfig, progress: Progress | None, stage: str,
+    xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
+) -> list[Sample]:
+    """Load SampleRefs (xyz converted from ``xyz_units`` to metres, point spacing checked
+    against ``train_spacing`` or, without one, against metres; each measured spacing is
+    appended to ``spacings`` as (file, spacing)) and bring them to the model grid, with progress."""
+    from core.data.units import apply_units, check_sample_spacing, point_spacing
     from core.prepare import prepare_sample
 
     p = ensure(progress)
     out = []
     for i, ref in enumerate(refs):
         p.update(stage, i, len(refs), ref.name)
-        out.append(prepare_sample(ref.load(), config.image_size, config.preprocess, config.cache_path()))
+        sample = apply_units(ref.load(), xyz_units)
+        if config.requested_modalities() != ("rgb",):
+            check_sample_spacing(sample, train_spacing, xyz_units)
+        if spacings is not None and sample.xyz is not None:
+            spacings.append((str(sample.xyz_path or sample.source()), point_spacing(sample.xyz)))
+        out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path()))
     p.update(stage, len(refs), len(refs))
     return out
 
@@ -116,8 +127,11 @@ def fit(
     category: str,
     config: FitConfig | None = None,
     progress: Progress | None = None,
+    xyz_units: str | None = None,
 ) -> Model:
-    """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``."""
+    """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
+    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres)."""
+    from core.data.units import check_fit_spacing
     from core.data.dataset import open_dataset
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
@@ -132,7 +146,9 @@ def fit(
     if "held out" in source:
         log.info("%s: calibrating on %s", where, source)
 
-    train = load_prepared(train_refs, config, p, "Loading training samples")
+    spacings: list = []
+    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings)
+    train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None
     modalities = choose_modalities(config, train, where)
     extractors = create_extractors(config, modalities)
     tokens = extract_tokens(extractors, train, config.grid, config.batch_size, p, "Extracting features")
@@ -169,7 +185,8 @@ def fit(
         return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
-    calib = load_prepared(val_refs, config, p, "Loading calibration samples") if val_refs else train
+    calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing)
+             if val_refs else train)
     check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
     variants = {("adapted" if adapter is not None else "frozen"): build_model(tokens, adapter)}
     if adapter is not None and check_self:
@@ -219,6 +236,7 @@ def fit(
         "calibration": source,
         "fit_seconds": round(time.perf_counter() - t_start, 3),
         "bank_sizes": {m: int(len(b.vectors)) for m, b in model.banks.items()},
+        "xyz_spacing_m": train_spacing,
         "adaptation_notes": adapt_notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
             "OUT/<category>/{train/good, validation/good, test/<good|defect>}/{rgb,xyz,gt}. "
             "The same seed and options give byte-identical files. An existing demo dataset "
             "made with the same options is kept as is; one made with other options is "
-            "replaced only with --force; other non-empty folders are never touched."
+            "replaced only with --force, and only when it holds nothing but the generator's own "
+            "files; other non-empty folders are never touched."
         ),
     )
     p.add_argument("out", nargs="?", type=Path, default=None,

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+from core.commands.fit import add_units_arg
+
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
@@ -12,6 +17,9 @@ def register(sub) -> None:
     p.add_argument("data_root", type=Path)
     p.add_argument("--category", "-c", required=True)
     p.add_argument("--json", type=Path, help="also write the metrics as JSON here")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a model fitted on another category (default: a warning)")
+    add_units_arg(p)
     p.set_defaults(func=run)
 
 
@@ -21,11 +29,21 @@ def _fmt(v) -> str:
 
 def run(args) -> int:
     from core.commands._progress import cli_progress
+    from core.errors import UserError
     from core.model_io import load_model
-    from core.model_file import atomic_write_bytes
+    from core.outputs import check_output_file, write_output
     from core.pipeline import evaluate
 
     model = load_model(args.model)
+    model.xyz_units = args.xyz_units
+    fitted_on = model.info.get("category")
+    if fitted_on and fitted_on != args.category:
+        text = f"{args.model}: fitted on category {fitted_on!r}, evaluated on {args.category!r}"
+        if args.strict:
+            raise UserError(f"{text} (--strict)")
+        log.warning("warning: %s; the metrics say little about either", text)
+    if args.json:
+        check_output_file(args.json, "JSON report")
     progress, sink = cli_progress()
     try:
         report = evaluate(model, args.data_root, args.category, progress, keep_results=False)
@@ -47,5 +65,5 @@ def run(args) -> int:
         data = report.to_dict()
         data["model"] = str(args.model)
         data["model_id"] = model.model_id
-        atomic_write_bytes(args.json, json.dumps(data, indent=2).encode())
+        write_output(args.json, json.dumps(data, indent=2).encode(), "JSON report")
     return 0

@@ -54,8 +54,15 @@ def register(sub) -> None:
     p.add_argument("--max-train", type=int, help="use at most N training samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    add_units_arg(p)
     add_adaptation_args(p)
     p.set_defaults(func=run)
+
+
+def add_units_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--xyz-units", choices=["m", "cm", "mm"], default=None,
+                   help="unit of the point-cloud coordinates on disk; they are scaled to metres on load "
+                        "(default m; clouds whose point spacing looks like mm or cm are refused)")
 
 
 def add_adaptation_args(p: argparse.ArgumentParser) -> None:
@@ -115,7 +122,9 @@ def config_from_args(args):
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.errors import UserError
+    from core.adaptation.config import AdaptConfig
     from core.model_io import save_model
+    from core.outputs import check_output_file
     from core.pipeline import fit
 
     if args.out.exists() and not args.force:
@@ -123,10 +132,16 @@ def run(args) -> int:
     if args.out.suffix != ".lsfa":
         raise UserError(f"{args.out}: model files use the .lsfa extension")
     config = config_from_args(args)
+    AdaptConfig.from_dict({**config.adaptation, "seed": config.seed})  # bad adaptation options fail now
+    check_output_file(args.out, "model file")
     progress, sink = cli_progress()
     try:
-        model = fit(args.data_root, args.category, config, progress)
-        model_id = save_model(model, args.out)
+        model = fit(args.data_root, args.category, config, progress, xyz_units=args.xyz_units)
+        try:
+            model_id = save_model(model, args.out)
+        except OSError as exc:
+            raise UserError(f"{args.out}: cannot write the model file ({exc.strerror or exc}); "
+                            "nothing was changed") from None
     finally:
         sink.close()
     t = model.thresholds

@@ -1,4 +1,7 @@
-"""``lsfa score MODEL.lsfa INPUT... [--csv OUT.csv] [--maps DIR]``: score samples or folders."""
+"""``lsfa score MODEL.lsfa INPUT... [--csv OUT.csv] [--maps DIR]``: score samples or folders.
+
+One unusable input (missing file or partner file, corrupt file, wrong units) does not stop the
+batch: it becomes a SKIPPED row with its reason, and the command exits 2 at the end."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import io
 import logging
 import re
 from pathlib import Path
+
+from core.commands.fit import add_units_arg
 
 log = logging.getLogger(__name__)
 
@@ -17,32 +22,42 @@ def register(sub) -> None:
     p.add_argument("inputs", type=Path, nargs="+", help="sample files or folders (any supported format)")
     p.add_argument("--csv", type=Path, help="write one row per sample here")
     p.add_argument("--maps", type=Path, help="write heatmap overlay PNGs into this folder")
+    add_units_arg(p)
     p.set_defaults(func=run)
 
 
-COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_threshold", "defect_pixels", "model_id"]
+COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_threshold", "defect_pixels",
+           "model_id", "error"]
 
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sample"
 
 
+def _skipped(path: str, name: str, reason: str, model_id: str) -> dict:
+    return {"path": path, "name": name, "image_score": "", "verdict": "SKIPPED", "image_threshold": "",
+            "pixel_threshold": "", "defect_pixels": "", "model_id": model_id, "error": reason}
+
+
 def run(args) -> int:
     from core.commands._progress import cli_progress
-    from core.data.dataset import load_inputs
+    from core.data.dataset import collect_inputs
     from core.errors import UserError
     from core.model_io import load_model
-    from core.model_file import atomic_write_bytes
+    from core.outputs import check_output_dir, check_output_file, csv_safe, write_output
     from core.render import overlay, save_png
 
     model = load_model(args.model)
-    refs = load_inputs(args.inputs)
-    if not refs:
-        raise UserError(f"no samples found in {', '.join(map(str, args.inputs))}")
+    model.xyz_units = args.xyz_units
+    if args.csv:
+        check_output_file(args.csv, "CSV file")
     if args.maps:
-        args.maps.mkdir(parents=True, exist_ok=True)
+        check_output_dir(args.maps, "maps folder")
+    refs, bad_inputs = collect_inputs(args.inputs)
+    rows = [_skipped(path, Path(path).stem, reason, model.model_id) for path, reason in bad_inputs]
+    for path, reason in bad_inputs:
+        log.error("skipped: %s: %s", path, reason)
     thr = model.thresholds
-    rows, failures = [], 0
     progress, sink = cli_progress()
     try:
         for i, ref in enumerate(refs):
@@ -50,8 +65,12 @@ def run(args) -> int:
             try:
                 result = model.score(ref.load())
             except UserError as exc:
-                failures += 1
                 log.error("skipped: %s", exc)
+                rows.append(_skipped(ref.source(), ref.name, str(getattr(exc, "problem", None) or exc), model.model_id))
+                continue
+            except MemoryError:
+                log.error("skipped: %s: not enough memory to score it", ref.source())
+                rows.append(_skipped(ref.source(), ref.name, "not enough memory to score it", model.model_id))
                 continue
             defect = result.defect_mask(thr.pixel)
             rows.append({
@@ -63,23 +82,31 @@ def run(args) -> int:
                 "pixel_threshold": f"{thr.pixel:.6g}",
                 "defect_pixels": int(defect.sum()),
                 "model_id": model.model_id,
+                "error": "",
             })
             if args.maps:
                 lo, hi = model.display_range
-                save_png(args.maps / f"{i:04d}_{_safe_name(ref.name)}.png",
-                         overlay(result.rgb, result.anomaly_map, lo, hi, outline=defect))
+                target = args.maps / f"{i:04d}_{_safe_name(ref.name)}.png"
+                try:
+                    save_png(target, overlay(result.rgb, result.anomaly_map, lo, hi, outline=defect))
+                except OSError as exc:
+                    raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
         progress.update("Scoring", len(refs), len(refs))
     finally:
         sink.close()
+    if not refs and not bad_inputs:
+        raise UserError(f"no samples found in {', '.join(map(str, args.inputs))}")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
     if args.csv:
-        atomic_write_bytes(args.csv, buf.getvalue().encode())
+        write_output(args.csv, buf.getvalue().encode(), "CSV file")
     else:
         print(buf.getvalue(), end="")
-    ng = sum(r["verdict"] == "NG" for r in rows)
-    log.info("scored %d sample(s): %d NG, %d OK%s", len(rows), ng, len(rows) - ng,
-             f", {failures} failed" if failures else "")
+    scored = [r for r in rows if r["verdict"] != "SKIPPED"]
+    failures = len(rows) - len(scored)
+    ng = sum(r["verdict"] == "NG" for r in scored)
+    log.info("scored %d sample(s): %d NG, %d OK%s", len(scored), ng, len(scored) - ng,
+             f", {failures} skipped" if failures else "")
     return 2 if failures else 0

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from core.data import eyecandies, folder, mvtec, mvtec_ad
 from core.data.refs import SampleRef, load_files  # noqa: F401  (SampleRef/load_files are part of this API)
-from core.errors import DataError
+from core.errors import DataError, UserError
 
 SPLIT_ORDER = ("train", "validation", "test")
 
@@ -159,3 +159,25 @@ def load_inputs(paths: list[str | Path]) -> list[SampleRef]:
     if not refs:
         raise DataError(", ".join(str(p) for p in paths) or None, "no samples found")
     return refs
+
+
+def collect_inputs(paths: list[str | Path]) -> tuple[list[SampleRef], list[tuple[str, str]]]:
+    """Like :func:`load_inputs`, but a path that cannot be used (missing, no partner file, not
+    a dataset) becomes a (path, reason) failure instead of stopping the whole batch."""
+    refs: list[SampleRef] = []
+    failures: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        try:
+            if not path.exists():
+                raise DataError(path, "file or folder not found")
+            if path.is_dir():
+                found = open_dataset(path).all_samples()
+                if not found:
+                    raise DataError(path, "no samples found")
+                refs += found
+            else:
+                refs.append(folder.ref_for_file(path))
+        except UserError as exc:
+            failures.append((str(path), str(getattr(exc, "problem", None) or exc)))
+    return refs, failures

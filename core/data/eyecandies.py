@@ -168,12 +168,13 @@ def depth_to_xyz(raw: np.ndarray, depth_min: float, depth_max: float, focal_px: 
 
 def load_sample(ref: SampleRef, remove_background: bool = True) -> Sample:
     """Load one Eyecandies sample: RGB render, camera-frame cloud with zeroed background, mask."""
-    from core.data.imageio import one_line, read_depth16, read_mask, read_rgb
+    from core.data.imageio import check_xyz_budget, image_size, one_line, read_depth16, read_mask, read_rgb
 
     rgb = read_rgb(ref.rgb_path)
     xyz = None
     meta: dict = {"format": "eyecandies"}
     if ref.xyz_path is not None:
+        check_xyz_budget(ref.xyz_path, *image_size(ref.xyz_path))
         raw = read_depth16(ref.xyz_path)
         if raw.shape != rgb.shape[:2]:
             raise DataError(ref.xyz_path, f"depth size {raw.shape[1]}×{raw.shape[0]} does not match RGB image "

@@ -6,6 +6,8 @@ from the file header before any pixel data is decoded (``MAX_PIXELS``).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from pathlib import Path
 
@@ -32,6 +34,22 @@ def check_size(path: Path | str, height: int, width: int) -> None:
     if height * width > MAX_PIXELS:
         raise DataError(
             path, f"image is {width}×{height} px, above the {MAX_PIXELS // 1_000_000} Mpx limit"
+        )
+
+
+def check_xyz_budget(path: Path | str, height: int, width: int) -> None:
+    """DataError (refused, not downsampled) when preprocessing a height×width cloud would need
+    more than the per-sample memory budget (:mod:`core.memory`)."""
+    from core.memory import XYZ_BYTES_PER_PIXEL, gib, memory_budget
+
+    need = int(height) * int(width) * XYZ_BYTES_PER_PIXEL
+    budget = memory_budget()
+    if need > budget:
+        raise DataError(
+            path,
+            f"point cloud is {width}×{height} px; processing it needs about {gib(need)}, above the "
+            f"per-sample memory budget of {gib(budget)} (refused; downsample or crop it, or raise "
+            "LSFA_MEMORY_BUDGET_MB)",
         )
 
 
@@ -144,11 +162,23 @@ def clean_xyz(path: Path | str, arr: np.ndarray) -> np.ndarray:
     return xyz
 
 
+@contextlib.contextmanager
+def _quiet_tifffile():
+    """tifffile logs its own warnings about corrupt files; the DataError says it in one line."""
+    logger = logging.getLogger("tifffile")
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise DataError(path, "corrupt or unreadable TIFF (no image found)")
             series = tif.series[0]
@@ -159,6 +189,7 @@ def _read_tiff(path: Path) -> np.ndarray:
                 raise DataError(path, f"expected an organized point cloud H×W×3, got shape {shape}")
             check_size(path, hw[0], hw[1])
             check_xyz_shape(path, shape[1:] + shape[:1] if planar else shape)
+            check_xyz_budget(path, hw[0], hw[1])
             arr = series.asarray()
             return np.moveaxis(arr, 0, -1) if planar else arr
     except DataError:
@@ -182,6 +213,7 @@ def _read_npy(path: Path) -> np.ndarray:
     if len(shape) >= 2:
         check_size(path, int(shape[0]), int(shape[1]))
     check_xyz_shape(path, tuple(int(v) for v in shape))
+    check_xyz_budget(path, int(shape[0]), int(shape[1]))
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

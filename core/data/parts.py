@@ -1161,6 +1161,9 @@ def generate_parts_dataset(
                 raise UserError(
                     f"{out}: holds a parts dataset made with other parameters; use force=True (--force) to replace it"
                 )
+            from core.data.generated import refuse_foreign
+
+            refuse_foreign(out, marker, MARKER_NAME)
             existing = out
         elif any(out.iterdir()):
             raise UserError(f"{out}: folder is not empty and is not a parts dataset; refusing to write into it")

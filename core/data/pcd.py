@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.imageio import MAX_PIXELS, check_size, one_line
+from core.data.imageio import MAX_PIXELS, check_size, check_xyz_budget, one_line
 from core.errors import DataError
 
 _NUMPY_TYPES = {
@@ -150,6 +150,7 @@ def read_header(path: Path | str) -> PCDHeader:
     check_size(path, height, width)
     if height <= 1:
         raise DataError(path, "PCD cloud is not organized (HEIGHT 1); an image-like grid is needed")
+    check_xyz_budget(path, height, width)
     return PCDHeader(fields, sizes, types, counts, width, height, points, data, offset)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -33,6 +34,7 @@ from core.data.sample import Sample
 from core.errors import DataError, UserError
 
 CACHE_VERSION = "lsfa-preprocess-v1"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,23 @@ def cache_key(xyz: np.ndarray, params: PreprocessParams) -> str:
     return h.hexdigest()[:40]
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
+
+
 def _cache_read(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
+    """The cached kept-pixel mask, or None (missing or unusable: then it is recomputed; a
+    corrupt entry is deleted)."""
+    try:
+        if not path.is_file():
+            return None
+    except OSError:
+        return None
     try:
         with np.load(path, allow_pickle=False) as z:
             stored_shape = tuple(int(v) for v in z["shape"])
@@ -246,14 +264,22 @@ def _cache_read(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict] |
             keep = np.unpackbits(z["keep"], count=shape[0] * shape[1]).astype(bool).reshape(shape)
             info = json.loads(bytes(z["info"]).decode())
         return keep, info
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # missing or unusable cache entry: recompute
+    except Exception as exc:  # truncated zip (BadZipFile), bad JSON, bad arrays, unreadable file
+        _warn_once(f"read:{path.parent}", "preprocessing cache: dropping unusable entry %s (%s); recomputing",
+                   path, exc.__class__.__name__)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
 
 
 def _cache_write(path: Path, keep: np.ndarray, info: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+    """Store an entry; a read-only, full or missing cache folder is logged once and ignored."""
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             np.savez(
                 fh,
@@ -262,10 +288,14 @@ def _cache_write(path: Path, keep: np.ndarray, info: dict) -> None:
                 info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
             )
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    except OSError as exc:
+        _warn_once(f"write:{path.parent}", "preprocessing cache %s cannot be written (%s); continuing without it",
+                   path.parent, exc.strerror or exc.__class__.__name__)
+        if tmp is not None and os.path.exists(tmp):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _check_cache_dir(cache_dir: Path, sample: Sample) -> None:

@@ -1250,6 +1250,9 @@ def generate_demo_dataset(
                 raise UserError(
                     f"{out}: holds a demo dataset made with other parameters; use --force to replace it"
                 )
+            from core.data.generated import refuse_foreign
+
+            refuse_foreign(out, marker, MARKER_NAME)
             replacing = True
     out.parent.mkdir(parents=True, exist_ok=True)
 

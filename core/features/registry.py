@@ -120,6 +120,20 @@ def create_extractor(name: str, **kwargs) -> FeatureExtractor:
     return factory(**kwargs)
 
 
+def param_defaults(name: str) -> dict:
+    """{keyword: (default, annotation text)} of the factory registered as ``name`` (keywords
+    with a default only)."""
+    _ensure_loaded(name)
+    if name not in _FACTORIES:
+        raise _unknown(name)
+    params = inspect.signature(_FACTORIES[name][0]).parameters.values()
+    return {
+        p.name: (p.default, p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""))
+        for p in params
+        if p.default is not inspect.Parameter.empty
+    }
+
+
 def accepts(name: str, option: str) -> bool:
     """Whether the factory registered as ``name`` takes the keyword argument ``option``."""
     _ensure_loaded(name)

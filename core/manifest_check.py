@@ -1,0 +1,121 @@
+"""Validation of a model manifest against what the engine can use: types, ranges, finiteness
+and consistency with the tensors. A checksum only detects accidental edits (anyone can
+recompute it), so every entry is checked here before a model is rebuilt from it."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+MODALITIES = ("rgb", "xyz")
+
+
+class ManifestProblem(ValueError):
+    """What is wrong with a manifest, as one short phrase."""
+
+
+def _finite(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ManifestProblem(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _mapping(value, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise ManifestProblem(f"{what} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def check_param(name: str, key: str, value, default, annotation: str = "") -> None:
+    """An extractor parameter must have the kind of value its factory's default (or, for a
+    None default, its annotation) says."""
+    what = f"extractor {name} parameter {key}"
+    if default is None:
+        if value is None:
+            return
+        if "str" in annotation and isinstance(value, str):
+            return
+        if ("float" in annotation or "int" in annotation) and not isinstance(value, str):
+            _finite(value, what)
+            return
+        raise ManifestProblem(f"{what} has an unexpected value {value!r}")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ManifestProblem(f"{what} must be true/false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        _finite(value, what)
+    elif isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ManifestProblem(f"{what} must be a non-empty list, got {value!r}")
+        for v in value:
+            _finite(v, what)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ManifestProblem(f"{what} must be text, got {value!r}")
+
+
+def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
+    """ManifestProblem naming the first entry that cannot be used."""
+    model_id = manifest.get("model_id")
+    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{12}", model_id):
+        raise ManifestProblem(f"model_id must be 12 hex digits, got {model_id!r}")
+    mods = manifest.get("modalities")
+    if not isinstance(mods, list) or not mods or len(set(mods)) != len(mods) or not set(mods) <= set(MODALITIES):
+        raise ManifestProblem(f"modalities must be a non-empty list of rgb/xyz, got {mods!r}")
+    _mapping(manifest.get("config"), "config")
+    extractors = _mapping(manifest.get("extractors"), "extractors")
+    for m in mods:
+        spec = _mapping(extractors.get(m), f"extractor entry for {m}")
+        if not isinstance(spec.get("name"), str):
+            raise ManifestProblem(f"extractor entry for {m} has no name")
+        _mapping(spec.get("params", {}), f"extractor {m} params")
+        dim = spec.get("dim")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ManifestProblem(f"extractor {m} dim must be a positive whole number, got {dim!r}")
+        if not isinstance(spec.get("weights_id"), (str, type(None))):
+            raise ManifestProblem(f"extractor {m} weights_id must be text")
+        vectors = tensors.get(f"bank.{m}.vectors")
+        if vectors is None:
+            raise ManifestProblem(f"the {m} memory bank is missing from the tensors")
+        if vectors.ndim != 2 or vectors.shape[0] < 1 or vectors.shape[1] != dim:
+            raise ManifestProblem(f"the {m} memory bank is {vectors.shape}, not N×{dim} as its extractor says")
+        if not np.isfinite(vectors).all():
+            raise ManifestProblem(f"the {m} memory bank holds non-finite values")
+    for key in tensors:
+        section, _, rest = key.partition(".")
+        if section == "bank" and rest.split(".")[0] not in mods:
+            raise ManifestProblem(f"tensor {key} belongs to no modality of the model")
+        if section not in ("bank", "adapt"):
+            raise ManifestProblem(f"unexpected tensor {key}")
+    thresholds = _mapping(manifest.get("thresholds"), "thresholds")
+    for key in ("image", "pixel"):
+        _finite(thresholds.get(key), f"{key} threshold")
+    rng = manifest.get("display_range")
+    if not isinstance(rng, list) or len(rng) != 2:
+        raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")
+    lo, hi = (_finite(v, "display_range") for v in rng)
+    if not lo < hi:
+        raise ManifestProblem(f"display_range must rise, got {rng!r}")
+    for key in ("fusion_image", "fusion_pixel"):
+        _mapping(manifest.get(key), key)
+    has_adapt = any(k.startswith("adapt.") for k in tensors)
+    if "adaptation" in manifest:
+        meta = _mapping(manifest["adaptation"], "adaptation")
+        _mapping(meta.get("config"), "adaptation config")
+        expected = meta.get("modalities")
+        if expected is not None:
+            if not isinstance(expected, list) or not set(expected) <= set(mods):
+                raise ManifestProblem(f"adaptation modalities must be a list of the model's, got {expected!r}")
+            for m in expected:
+                if not any(k.startswith(f"adapt.{m}.") for k in tensors):
+                    raise ManifestProblem(f"the {m} adaptor's tensors are missing")
+        elif not has_adapt:
+            raise ManifestProblem("adaptation is recorded but the adaptor tensors are missing")
+    elif has_adapt:
+        raise ManifestProblem("adaptor tensors present but no adaptation entry")
+    info = _mapping(manifest.get("info", {}), "info")
+    if info.get("category") is not None and not isinstance(info["category"], str):
+        raise ManifestProblem("info category must be text")
+    if info.get("xyz_spacing_m") is not None and not _finite(info["xyz_spacing_m"], "info xyz_spacing_m") > 0:
+        raise ManifestProblem("info xyz_spacing_m must be positive")

@@ -1,0 +1,124 @@
+"""Files the CLI writes (model files, JSON, CSV, PNG maps): checked before the work starts,
+written atomically with the user's umask, and every write failure becomes one UserError line.
+
+A failed write never touches an existing file: data goes to a temp file in the same folder
+that replaces the target only once it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from core.errors import UserError
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _probe(folder: Path, what: str) -> None:
+    """UserError unless a file can be created in ``folder``."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".lsfa-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"{folder}: cannot write the {what} there ({_reason(exc)})") from None
+
+
+def check_output_file(path: str | Path, what: str = "output file") -> None:
+    """Before any work: UserError unless ``path`` can be written (its folder exists or can be
+    made, is a folder, is writable; the path itself is not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a file name for the {what}")
+    parent = path.parent
+    for anc in (parent, *parent.parents):
+        if anc.exists():
+            if not anc.is_dir():
+                raise UserError(f"{path}: cannot write the {what}: {anc} is not a folder")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create its folder ({_reason(exc)})") from None
+    _probe(parent, what)
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> None:
+    """Before any work: make ``path`` (a folder) and check that files can be written in it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path}: exists and is not a folder; cannot write the {what}")
+    for anc in path.parents:
+        if anc.exists():
+            if not anc.is_dir():
+                raise UserError(f"{path}: cannot create the {what}: {anc} is not a folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the {what} ({_reason(exc)})") from None
+    _probe(path, what)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
+    The file gets the mode of the file it replaces, else 0666 minus the umask. OSError
+    propagates; the target is untouched and no temp file is left behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~current_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_output(path: str | Path, data: bytes, what: str = "output file") -> None:
+    """:func:`atomic_write_bytes`, with a write failure (disk full, file-size limit, read-only
+    folder) turned into one UserError line; an existing file at ``path`` stays as it was."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the {what} ({_reason(exc)}); nothing was changed") from None
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value):
+    """A CSV cell that spreadsheets will not run as a formula: text starting with = + - @
+    (or tab/CR) gets a leading apostrophe. Numbers are left alone."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
