@@ -3,8 +3,9 @@
 For each thread count (default 1 and 2 torch intra-op threads) every backbone extracts features
 of one 224 px image at a time (the engine's micro-batch), interleaved round by round so that load
 from other processes falls on all backbones alike. Reports the median wall-clock and process-CPU
-milliseconds per image, and the 1-minute load average before and after (on a shared machine wall
-times are noisy: compare medians, and CPU times).
+milliseconds per image (and the fastest call), and the 1-minute load average before and after (on
+a shared machine wall times are noisy: compare medians, minima and CPU times; the ratio column is
+the median wall time relative to the first backbone).
 
     python bench/bench_rgb_backbones.py [--repeat 30] [--threads 1,2] [--backbones ...] [--json]
 """
@@ -112,14 +113,14 @@ def main() -> int:
     base = next(iter(extractors))
     header = f"{'backbone':<20}{'dim':>5}"
     for threads in result["threads"]:
-        header += f"{f'{threads} thr wall ms':>16}{'cpu ms':>9}{'× ' + base[-5:]:>10}"
+        header += f"{f'{threads} thr wall ms':>16}{'min':>7}{'cpu ms':>9}{'× ' + base[-5:]:>10}"
     print(header)
     for name in extractors:
         row = f"{name:<20}{info[name]['dim']:>5}"
         for threads, figures in result["threads"].items():
             f = figures[name]
             ratio = f["wall_ms"] / figures[base]["wall_ms"]
-            row += f"{f['wall_ms']:>16.1f}{f['cpu_ms']:>9.1f}{ratio:>10.2f}"
+            row += f"{f['wall_ms']:>16.1f}{f['wall_min_ms']:>7.1f}{f['cpu_ms']:>9.1f}{ratio:>10.2f}"
         print(row)
     return 0
 
