@@ -115,3 +115,37 @@ def test_fit_without_self_check_uses_quantile_thresholds(setup, capsys, tmp_path
     assert "self-check ESTIMATE" not in out and "quantiles" in out
     code, out, err = run(["info", out_model], capsys)
     assert "self-check: not run" in out
+
+
+def test_fit_with_lite2_backbone_round_trips(setup, capsys, tmp_path):
+    """`--rgb-backbone efficientnet_lite2` from the CLI: the model file stores the backbone's name,
+    params and weights id, and loads back onto the same backbone (score runs)."""
+    import zipfile
+
+    from core.features.rgb_efficientnet import weights_path
+    from core.features.checkpoints import weights_id
+    from core.model_io import load_model
+
+    tmp, root, _ = setup
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(f"efficientnet_lite{v}" in help_text for v in (0, 1, 2))
+
+    out_model = tmp_path / "lite2.lsfa"
+    code, out, err = run(["fit", root, "-c", "cookie", "-o", out_model, "--modalities", "rgb",
+                          "--rgb-backbone", "efficientnet_lite2", "--no-adapt", "--no-self-check"], capsys)
+    assert code == 0, err
+    code, out, err = run(["info", out_model, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["backbones"] == {"rgb": "efficientnet_lite2"}
+    with zipfile.ZipFile(out_model) as zf:
+        spec = json.loads(zf.read("manifest.json"))["extractors"]["rgb"]
+    assert spec == {"name": "efficientnet_lite2", "params": {"stride4": False},
+                    "weights_id": weights_id(weights_path(2)), "dim": 168}
+    ex = load_model(out_model).extractors["rgb"]
+    assert (ex.name, ex.dim, ex.params, ex.weights_id) == (
+        "efficientnet_lite2", 168, {"stride4": False}, spec["weights_id"])
+    code, out, err = run(["score", out_model, root / "cookie" / "test" / "good", "--csv",
+                          tmp_path / "s.csv"], capsys)
+    assert code == 0, err

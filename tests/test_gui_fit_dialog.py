@@ -30,6 +30,11 @@ def test_defaults_give_the_default_config(qtbot):
     assert ok_button(dialog).isEnabled() and dialog.error.text() == ""
     assert dialog.rgb_backbone.findText("efficientnet_lite0") >= 0 and dialog.xyz_backbone.findText("fpfh") >= 0
     assert not dialog.rgb_weights.isEnabled()  # efficientnet_lite0 takes no weights file
+    for name in ("efficientnet_lite1", "efficientnet_lite2"):  # the larger Lite variants are offered
+        assert dialog.rgb_backbone.findText(name) >= 0
+        dialog.rgb_backbone.setCurrentText(name)
+        assert not dialog.rgb_weights.isEnabled() and ok_button(dialog).isEnabled()
+        assert dialog.config().rgb_backbone == name
 
 
 def test_widgets_to_config(qtbot, tmp_path):

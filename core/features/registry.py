@@ -25,6 +25,8 @@ MODALITIES = ("rgb", "xyz")
 # name -> (module that registers it, modality). Modules may be absent (added by other work).
 KNOWN_MODULES: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("core.features.rgb_efficientnet", "rgb"),
+    "efficientnet_lite1": ("core.features.rgb_efficientnet", "rgb"),
+    "efficientnet_lite2": ("core.features.rgb_efficientnet", "rgb"),
     "fpfh": ("core.features.fpfh", "xyz"),
     "fpfh_surface": ("core.features.surface", "xyz"),
     "dino_vitb8": ("core.features.dino_vit", "rgb"),

