@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from core.atomic import atomic_write
+from core.naming import safe_name
 from lsfa_gui import overlay
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
@@ -25,18 +24,6 @@ FIELDS = (
     "image_threshold", "pixel_threshold", "defect_pixels", "max_pixel_score", "seconds",
     "source", "model",
 )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def result_rows(state: InspectionState) -> list[dict]:
@@ -72,7 +59,7 @@ def export_csv(state: InspectionState, path: str | Path) -> Path:
     writer.writeheader()
     for row in result_rows(state):
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    _atomic_write(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue().encode())
     return path
 
 
@@ -86,7 +73,7 @@ def export_json(state: InspectionState, path: str | Path) -> Path:
         "colour_range": state.colour_range,
         "samples": result_rows(state),
     }
-    _atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
+    atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
 
 
@@ -114,15 +101,11 @@ def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -
     )
 
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "sample"
-
-
 def export_overlay_png(state: InspectionState, index: int, path: str | Path, lut: np.ndarray) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     Image.fromarray(overlay_image(state, state.entries[index], lut)).save(buf, format="PNG")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return path
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from core.data.sample import valid_points
+
 PREDICTION_RGB = (0, 229, 255)  # cyan: predicted defect outline
 GROUND_TRUTH_RGB = (60, 220, 60)  # green: ground-truth outline
 BELOW_THRESHOLD_RGB = (150, 150, 150)  # grey: 3D points under the pixel threshold
@@ -83,7 +85,7 @@ def point_colors(
 def depth_image(xyz: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """H×W×3 uint8 grey rendering of z (near = bright) for samples without RGB."""
     z = np.asarray(xyz, np.float32)[..., 2]
-    valid = np.any(xyz != 0, axis=-1) if valid is None else valid
+    valid = valid_points(xyz) if valid is None else valid
     out = np.zeros(z.shape, np.uint8)
     if valid.any():
         zv = z[valid]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,16 +22,13 @@ def register(sub) -> None:
 COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_threshold", "defect_pixels", "model_id"]
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sample"
-
-
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.data.dataset import load_inputs
     from core.errors import UserError
     from core.model_io import load_model
     from core.model_file import atomic_write_bytes
+    from core.naming import safe_name
     from core.render import overlay, save_png
 
     model = load_model(args.model)
@@ -42,17 +38,15 @@ def run(args) -> int:
     if args.maps:
         args.maps.mkdir(parents=True, exist_ok=True)
     thr = model.thresholds
-    rows, failures = [], 0
+    rows, failed = [], []
+
+    def skip(_i, _ref, exc) -> None:
+        failed.append(exc)
+        log.error("skipped: %s", exc)
+
     progress, sink = cli_progress()
     try:
-        for i, ref in enumerate(refs):
-            progress.update("Scoring", i, len(refs), ref.name)
-            try:
-                result = model.score(ref.load())
-            except UserError as exc:
-                failures += 1
-                log.error("skipped: %s", exc)
-                continue
+        for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
             defect = result.defect_mask(thr.pixel)
             rows.append({
                 "path": ref.source(),
@@ -66,9 +60,8 @@ def run(args) -> int:
             })
             if args.maps:
                 lo, hi = model.display_range
-                save_png(args.maps / f"{i:04d}_{_safe_name(ref.name)}.png",
+                save_png(args.maps / f"{i:04d}_{safe_name(ref.name)}.png",
                          overlay(result.rgb, result.anomaly_map, lo, hi, outline=defect))
-        progress.update("Scoring", len(refs), len(refs))
     finally:
         sink.close()
     buf = io.StringIO()
@@ -81,5 +74,5 @@ def run(args) -> int:
         print(buf.getvalue(), end="")
     ng = sum(r["verdict"] == "NG" for r in rows)
     log.info("scored %d sample(s): %d NG, %d OK%s", len(rows), ng, len(rows) - ng,
-             f", {failures} failed" if failures else "")
-    return 2 if failures else 0
+             f", {len(failed)} failed" if failed else "")
+    return 2 if failed else 0
