@@ -12,11 +12,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from core import render
 from core.atomic import atomic_write
 from core.naming import safe_name
-from lsfa_gui import overlay
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
 FIELDS = (
@@ -83,18 +82,13 @@ def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -
     if r is None:
         raise ValueError(f"{entry.name}: not scored")
     amap = np.asarray(r.anomaly_map, np.float32)
-    if getattr(r, "rgb", None) is not None:
-        base = r.rgb
-    elif getattr(r, "xyz", None) is not None:
-        base = overlay.depth_image(r.xyz, getattr(r, "valid", None))
-    else:
-        base = np.zeros(amap.shape + (3,), np.uint8)
     d = state.display
     rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
-    return overlay.compose_overlay(
-        base, amap, rng, lut,
-        opacity=d.opacity if d.show_heatmap else 0.0,
+    return render.render_result(
+        r, rng,
         pixel_threshold=state.thresholds.pixel if d.show_prediction else None,
+        lut=lut,
+        opacity=d.opacity if d.show_heatmap else 0.0,
         gt_mask=entry.mask if d.show_ground_truth else None,
         hide_below_threshold=d.hide_below_threshold,
         fade=d.fade_low_scores,
@@ -103,9 +97,7 @@ def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -
 
 def export_overlay_png(state: InspectionState, index: int, path: str | Path, lut: np.ndarray) -> Path:
     path = Path(path)
-    buf = io.BytesIO()
-    Image.fromarray(overlay_image(state, state.entries[index], lut)).save(buf, format="PNG")
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, render.png_bytes(overlay_image(state, state.entries[index], lut)))
     return path
 
 

@@ -14,10 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core import render
 from core.data.sample import label_is_defect
 from core.thresholds import NG, OK, confusion_counts, verdict  # noqa: F401  (OK/NG: used by the widgets)
+
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
-DEFAULT_COLORMAP = "turbo"  # the CLI's overlay PNGs (core.render) use turbo too
+DEFAULT_COLORMAP = "turbo"  # core.render's TURBO_LUT: the CLI's overlay PNGs use it too
 
 
 class Event:
@@ -89,12 +91,12 @@ class Display:
     """
 
     colormap: str = DEFAULT_COLORMAP
-    opacity: float = 0.5
+    opacity: float = render.DEFAULT_OPACITY
     show_heatmap: bool = True
     show_prediction: bool = True
     show_ground_truth: bool = True
     hide_below_threshold: bool = False
-    fade_low_scores: bool = True
+    fade_low_scores: bool = render.DEFAULT_FADE
     per_sample_range: bool = False
 
 

@@ -22,6 +22,14 @@ def register(sub) -> None:
 COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_threshold", "defect_pixels", "model_id"]
 
 
+def map_image(result, model):
+    """The ``--maps`` PNG of one result: core.render's overlay with the GUI's display defaults
+    at the model's colour range and pixel threshold (equal to the GUI's PNG export)."""
+    from core.render import render_result
+
+    return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
+
+
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.data.dataset import load_inputs
@@ -29,7 +37,7 @@ def run(args) -> int:
     from core.model_io import load_model
     from core.model_file import atomic_write_bytes
     from core.naming import safe_name
-    from core.render import overlay, save_png
+    from core.render import save_png
 
     model = load_model(args.model)
     refs = load_inputs(args.inputs)
@@ -59,9 +67,7 @@ def run(args) -> int:
                 "model_id": model.model_id,
             })
             if args.maps:
-                lo, hi = model.display_range
-                save_png(args.maps / f"{i:04d}_{safe_name(ref.name)}.png",
-                         overlay(result.rgb, result.anomaly_map, lo, hi, outline=defect))
+                save_png(args.maps / f"{i:04d}_{safe_name(ref.name)}.png", map_image(result, model))
     finally:
         sink.close()
     buf = io.StringIO()
