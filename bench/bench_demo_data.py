@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.data.sample import valid_points  # noqa: E402
-from core.data import synthetic as S  # noqa: E402
+from core import demo as S  # noqa: E402
 
 
 def timing(out: Path, workers: int, strength: float) -> dict:

@@ -201,7 +201,7 @@ def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=N
     """Generate the demo data once (per-user cache), load or fit its model, score the test split."""
 
     def run(progress: Progress, emit: Callable) -> Pipeline:
-        from core.data.synthetic import MARKER_NAME, generate_demo_dataset
+        from core.demo import MARKER_NAME, generate_demo_dataset
 
         root = demo_dir()
         if not (root / MARKER_NAME).is_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 
 TINY = dict(size=128, n_train=6, n_validation=3, n_test_good=2, n_test_per_defect=1)
 
