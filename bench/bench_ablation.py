@@ -25,7 +25,7 @@ from core import tv_shim  # noqa: E402
 tv_shim.install()
 
 from core.config import FitConfig  # noqa: E402
-from core.data.synthetic import DEMO_CATEGORIES, generate_demo_dataset  # noqa: E402
+from core.demo import DEMO_CATEGORIES, generate_demo_dataset  # noqa: E402
 from core.metrics import image_auroc  # noqa: E402
 from core.pipeline import evaluate, fit  # noqa: E402
 

@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.data.sample import valid_points  # noqa: E402
 from core.features import point_ops  # noqa: E402
 from core.features.dino_vit import DinoViTExtractor  # noqa: E402
 from core.features.pointmae import PointMAEExtractor  # noqa: E402
@@ -69,7 +70,7 @@ def bench_dino(args, device) -> dict:
 def bench_pointmae(args, device) -> dict:
     ext = PointMAEExtractor(allow_random=True, device=str(device))
     cloud = synthetic_cloud(args.size, args.points)
-    n_valid = int(np.any(cloud != 0, -1).sum())
+    n_valid = int(valid_points(cloud).sum())
     total, feats = timed(lambda: ext.extract([cloud], grid=args.grid), device, args.repeat)
     pts, pixels, valid = ext.valid_points(cloud)
     stages = {}

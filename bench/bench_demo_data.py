@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.data import synthetic as S  # noqa: E402
+from core.data.sample import valid_points  # noqa: E402
+from core import demo as S  # noqa: E402
 
 
 def timing(out: Path, workers: int, strength: float) -> dict:
@@ -62,7 +63,7 @@ def defect_contrast(strength: float) -> dict:
                 clean, dirty = S.render_sample_pair(params["seed"], cat, f"test/{kind}", i,
                                                     params["size"], strength)
                 m = dirty.mask
-                both = np.any(clean.xyz != 0, -1) & np.any(dirty.xyz != 0, -1)
+                both = valid_points(clean.xyz) & valid_points(dirty.xyz)
                 dz = np.abs(dirty.xyz[..., 2].astype(np.float64) - clean.xyz[..., 2]) * 1000
                 drgb = np.abs(dirty.rgb.astype(np.float64) - clean.rgb).mean(-1)
                 on = clean.render.on_object.reshape(m.shape)
@@ -71,7 +72,7 @@ def defect_contrast(strength: float) -> dict:
                 acc["drgb_in"].append(drgb[m].mean())
                 acc["drgb_out"].append(drgb[~m].mean())
                 acc["area"].append(m.sum() / on.sum())
-                lost = np.any(clean.xyz != 0, -1) & ~np.any(dirty.xyz != 0, -1)
+                lost = valid_points(clean.xyz) & ~valid_points(dirty.xyz)
                 acc["lost_in"].append(lost[m].mean())
         out[kind] = {
             "modality": S.DEFECT_TYPES[kind],

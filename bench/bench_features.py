@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.data.sample import valid_points  # noqa: E402
 from core.features import create_extractor  # noqa: E402
 
 SIZE = 224
@@ -89,7 +90,7 @@ def main() -> int:
     for label, full in (("object", False), ("full_frame", True)):
         cloud = synthetic_cloud(full)
         wall, cpu = timed(lambda: fpfh.extract([cloud]), max(3, args.repeat // 2))
-        result[f"fpfh_{label}_points"] = int(np.any(cloud != 0, axis=-1).sum())
+        result[f"fpfh_{label}_points"] = int(valid_points(cloud).sum())
         result[f"fpfh_{label}_ms"] = round(wall, 1)
         result[f"fpfh_{label}_cpu_ms"] = round(cpu, 1)
     print(json.dumps(result, indent=1))

@@ -28,7 +28,7 @@ tv_shim.install()
 
 from core.config import FitConfig  # noqa: E402
 from core.data.dataset import open_dataset  # noqa: E402
-from core.data.synthetic import generate_demo_dataset  # noqa: E402
+from core.demo import generate_demo_dataset  # noqa: E402
 from core.pipeline import fit  # noqa: E402
 
 

@@ -53,7 +53,7 @@ def datasets(group: str, data_dir: Path) -> list[tuple[str, str, Path, str]]:
     """(group, name, root, category) rows; generates synthetic data that is missing."""
     rows = []
     if group in ("tuning", "all"):
-        from core.data.synthetic import DEMO_CATEGORIES, generate_demo_dataset
+        from core.demo import DEMO_CATEGORIES, generate_demo_dataset
 
         for seed, knobs in DEMO_SETS.items():
             root = data_dir / f"demo_{seed}"

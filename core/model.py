@@ -206,14 +206,32 @@ class Model:
         result.seconds += t_prep
         return result
 
-    def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
-        """Yield a SampleResult per SampleRef, with progress and cancellation per sample."""
+    def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None):
+        """Yield (index, ref, SampleResult) per SampleRef, with progress and cancellation per
+        sample: the one scoring loop of the CLI, the GUI and evaluation.
+
+        ``on_error(index, ref, exc)``: called for a UserError (unreadable or unusable sample) or
+        a MemoryError (a sample too large to score), which then skips that sample; without it
+        the error propagates.
+        """
         p = ensure(progress)
         n = len(refs)
         for i, ref in enumerate(refs):
-            p.update(stage, i, n, ref.name)
-            yield self.score(ref.load())
+            p.update(stage, i, n, getattr(ref, "name", ""))
+            try:
+                result = self.score(ref.load())
+            except (UserError, MemoryError) as exc:
+                if on_error is None:
+                    raise
+                on_error(i, ref, exc)
+                continue
+            yield i, ref, result
         p.update(stage, n, n)
+
+    def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
+        """Yield a SampleResult per SampleRef (:meth:`score_each` without skipping)."""
+        for _i, _ref, result in self.score_each(refs, progress, stage):
+            yield result
 
 
 __all__ = ["Model"]

@@ -20,7 +20,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from core.errors import ModelFileError
-from core.outputs import atomic_write_bytes  # noqa: F401  (re-exported: older imports)
+from core.atomic import atomic_write
 
 SCHEMA_VERSION = 2  # 2: the manifest carries its own checksum and the tensor blob's size
 FORMAT_NAME = "lsfa-inspector-model"
@@ -54,7 +54,7 @@ def write_model_file(path: str | Path, manifest: dict, tensors: dict[str, np.nda
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(_MANIFEST, text)
         zf.writestr(_TENSORS, blob)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), fsync=True)
     return full["model_id"]
 
 

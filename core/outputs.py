@@ -11,24 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from core.atomic import atomic_write
 from core.errors import UserError
 
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where /proc allows."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _probe(folder: Path, what: str) -> None:
@@ -77,34 +65,11 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> None:
     _probe(path, what)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``.
-    The file gets the mode of the file it replaces, else 0666 minus the umask. OSError
-    propagates; the target is untouched and no temp file is left behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except OSError:
-        mode = 0o666 & ~current_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_output(path: str | Path, data: bytes, what: str = "output file") -> None:
-    """:func:`atomic_write_bytes`, with a write failure (disk full, file-size limit, read-only
+    """:func:`core.atomic.atomic_write` (flushed to disk), with a write failure (disk full, file-size limit, read-only
     folder) turned into one UserError line; an existing file at ``path`` stays as it was."""
     try:
-        atomic_write_bytes(path, data)
+        atomic_write(path, data, fsync=True)
     except OSError as exc:
         raise UserError(f"{path}: cannot write the {what} ({_reason(exc)}); nothing was changed") from None
 

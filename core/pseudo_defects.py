@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 
-from core.data.sample import Sample
+from core.data.sample import Sample, valid_points
 
 RGB_TYPES = ("stain", "cutpaste", "scratch")
 XYZ_TYPES = ("dent", "bump")
@@ -55,7 +55,7 @@ def types_for(modalities) -> tuple[str, ...]:
 def object_mask(sample: Sample) -> np.ndarray:
     """S×S bool: where a defect may go (3D points, else colour unlike the border, else centre)."""
     if sample.xyz is not None:
-        valid = np.any(sample.xyz != 0, axis=-1)
+        valid = valid_points(sample.xyz)
         if valid.sum() > 50:
             return valid
     h, w = sample.shape
@@ -154,7 +154,7 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
         depth = np.exp(rng.uniform(np.log(0.1e-3), np.log(1e-3)))  # log-uniform 0.1-1 mm: mostly subtle
         yy, xx = np.mgrid[:h, :w]
         prof = np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2))
-        valid = np.any(xyz != 0, axis=-1)
+        valid = valid_points(xyz)
         prof *= valid
         sign = 1.0 if kind == "dent" else -1.0  # + = away from the camera
         ray = xyz / (np.linalg.norm(xyz, axis=-1, keepdims=True) + 1e-12)

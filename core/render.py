@@ -1,49 +1,172 @@
-"""Headless rendering of anomaly maps: colormap, overlay PNGs (used by the CLI and exports)."""
+"""The one overlay renderer (Qt-free) for the CLI's ``--maps`` PNGs, the GUI's 2D view and the
+GUI's PNG export: heatmap through a 256×3 lookup table (Turbo by default) over the RGB image
+(or a depth rendering), outline of the predicted defect region at the pixel threshold, and
+outline of the ground truth. Raw anomaly maps (raw score units) and a colour range (low, high).
+
+With the same sample, thresholds, colour range and display defaults, the CLI and the GUI
+export therefore write identical pixels (tests/test_render_parity.py).
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
+
+from core.data.sample import valid_points
+from core.turbo import TURBO_LUT
+
+PREDICTION_RGB = (0, 229, 255)  # cyan: predicted defect outline
+GROUND_TRUTH_RGB = (60, 220, 60)  # green: ground-truth outline
+DEFAULT_OPACITY = 0.5  # heatmap opacity (0..1)
+DEFAULT_FADE = True  # heatmap alpha grows with the score (low end of the range transparent)
+
+__all__ = [
+    "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE",
+    "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
+    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png",
+]
 
 
-def turbo(values: np.ndarray) -> np.ndarray:
-    """Map values in [0, 1] to uint8 RGB with the Turbo colormap (polynomial approximation)."""
-    x = np.clip(np.asarray(values, np.float64), 0.0, 1.0)
-    r = 0.13572138 + x * (4.61539260 + x * (-42.66032258 + x * (132.13108234 + x * (-152.94239396 + x * 59.28637943))))
-    g = 0.09140261 + x * (2.19418839 + x * (4.84296658 + x * (-14.18503333 + x * (4.27729857 + x * 2.82956604))))
-    b = 0.10667330 + x * (12.64194608 + x * (-60.58204836 + x * (110.36276771 + x * (-89.90310912 + x * 27.34824973))))
-    return (np.clip(np.stack([r, g, b], axis=-1), 0, 1) * 255).astype(np.uint8)
+def lut_indices(amap: np.ndarray, rng: tuple[float, float], n: int = 256) -> np.ndarray:
+    """Map raw scores to LUT indices 0..n-1 (clipped to the range), uint8/uint16."""
+    lo, hi = rng
+    scale = (n - 1) / (hi - lo) if hi > lo else 0.0
+    idx = (np.asarray(amap, np.float32) - np.float32(lo)) * np.float32(scale)
+    np.clip(idx, 0, n - 1, out=idx)
+    return idx.astype(np.uint8 if n <= 256 else np.uint16)
 
 
-def normalise(amap: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Raw scores -> [0, 1] over the fixed display range [lo, hi]."""
-    return np.clip((amap - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+def colorize(
+    amap: np.ndarray,
+    rng: tuple[float, float],
+    lut: np.ndarray,
+    below: float | None = None,
+    fade: bool = False,
+) -> np.ndarray:
+    """H×W×4 uint8 RGBA heatmap; pixels with score < ``below`` are fully transparent.
+
+    ``fade``: alpha grows with the score's position in the range (low end transparent), so
+    normal areas keep showing the image and high scores stand out.
+    """
+    idx = lut_indices(amap, rng, len(lut))
+    rgba = np.empty(amap.shape + (4,), np.uint8)
+    rgba[..., :3] = lut[idx]
+    if fade:
+        rgba[..., 3] = (idx.astype(np.uint16) * 255 // (len(lut) - 1)).astype(np.uint8)
+    else:
+        rgba[..., 3] = 255
+    if below is not None:
+        rgba[..., 3][np.asarray(amap) < below] = 0
+    return rgba
 
 
-def overlay(rgb: np.ndarray | None, amap: np.ndarray, lo: float, hi: float, alpha: float = 0.5,
-            outline: np.ndarray | None = None) -> np.ndarray:
-    """uint8 H×W×3: heatmap of ``amap`` (fixed range lo..hi) blended over ``rgb``; ``outline``
-    (H×W bool region) is drawn in white on its border."""
-    heat = turbo(normalise(amap, lo, hi)).astype(np.float32)
-    base = heat if rgb is None else (1 - alpha) * rgb.astype(np.float32) + alpha * heat
-    out = np.clip(base, 0, 255).astype(np.uint8)
-    if outline is not None and outline.any():
-        from scipy.ndimage import binary_erosion
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Boolean edge pixels of a mask (the mask minus its erosion), ``width`` pixels thick."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return np.zeros_like(mask)
+    inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
+    return mask & ~inner
 
-        edge = outline & ~binary_erosion(outline)
-        out[edge] = 255
+
+def predicted_mask(amap: np.ndarray, pixel_threshold: float | None) -> np.ndarray:
+    """Pixels at or above the pixel threshold (all False if no threshold)."""
+    if pixel_threshold is None:
+        return np.zeros(np.shape(amap), bool)
+    return np.asarray(amap) >= pixel_threshold
+
+
+def outline_rgba(edge: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
+    """H×W×4 uint8 image: ``rgb`` on edge pixels, transparent elsewhere."""
+    out = np.zeros(edge.shape + (4,), np.uint8)
+    out[edge] = (*rgb, 255)
     return out
+
+
+def depth_image(xyz: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """H×W×3 uint8 grey rendering of z (near = bright) for samples without RGB."""
+    z = np.asarray(xyz, np.float32)[..., 2]
+    valid = valid_points(xyz) if valid is None else valid
+    out = np.zeros(z.shape, np.uint8)
+    if valid.any():
+        zv = z[valid]
+        lo, hi = float(zv.min()), float(zv.max())
+        scale = 205.0 / (hi - lo) if hi > lo else 0.0
+        out[valid] = (255 - (zv - lo) * scale).astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=-1)
+
+
+def base_image(result) -> np.ndarray:
+    """H×W×3 uint8 under the heatmap: the RGB image, else a depth rendering, else black."""
+    if getattr(result, "rgb", None) is not None:
+        return result.rgb
+    if getattr(result, "xyz", None) is not None:
+        return depth_image(result.xyz, getattr(result, "valid", None))
+    return np.zeros(np.shape(result.anomaly_map) + (3,), np.uint8)
+
+
+def compose_overlay(
+    base_rgb: np.ndarray,
+    amap: np.ndarray,
+    rng: tuple[float, float],
+    lut: np.ndarray,
+    opacity: float,
+    pixel_threshold: float | None = None,
+    gt_mask: np.ndarray | None = None,
+    hide_below_threshold: bool = False,
+    fade: bool = False,
+) -> np.ndarray:
+    """H×W×3 uint8: base image + heatmap (alpha ``opacity``) + predicted and GT outlines."""
+    base = np.asarray(base_rgb, np.float32)
+    heat = colorize(amap, rng, lut, pixel_threshold if hide_below_threshold else None, fade)
+    alpha = (heat[..., 3:4].astype(np.float32) / 255.0) * float(opacity)
+    out = base * (1.0 - alpha) + heat[..., :3].astype(np.float32) * alpha
+    out = out.astype(np.uint8)
+    if pixel_threshold is not None:
+        out[outline(predicted_mask(amap, pixel_threshold), 1)] = PREDICTION_RGB
+    if gt_mask is not None:
+        out[outline(gt_mask, 1)] = GROUND_TRUTH_RGB
+    return out
+
+
+def render_result(
+    result,
+    rng: tuple[float, float],
+    pixel_threshold: float | None,
+    lut: np.ndarray = TURBO_LUT,
+    opacity: float = DEFAULT_OPACITY,
+    gt_mask: np.ndarray | None = None,
+    hide_below_threshold: bool = False,
+    fade: bool = DEFAULT_FADE,
+) -> np.ndarray:
+    """H×W×3 uint8 overlay of a scored sample (``SampleResult`` or alike): :func:`base_image`
+    + heatmap over the colour range ``rng`` + outline of the region >= ``pixel_threshold``
+    (none if None) + ``gt_mask`` outline. The defaults are the GUI's display defaults."""
+    amap = np.asarray(result.anomaly_map, np.float32)
+    return compose_overlay(
+        base_image(result), amap, rng, lut,
+        opacity=opacity,
+        pixel_threshold=pixel_threshold,
+        gt_mask=gt_mask,
+        hide_below_threshold=hide_below_threshold,
+        fade=fade,
+    )
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG encoding of an H×W×3 uint8 image."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def save_png(path: str | Path, image: np.ndarray) -> None:
     """Atomic PNG write."""
-    import io
+    from core.atomic import atomic_write
 
-    from PIL import Image
-
-    from core.model_file import atomic_write_bytes
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, png_bytes(image), fsync=True)

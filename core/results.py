@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.data.sample import label_is_defect, valid_points
+from core.thresholds import verdict
+
 
 @dataclass
 class Thresholds:
@@ -45,14 +48,14 @@ class SampleResult:
     @property
     def valid(self) -> np.ndarray | None:
         """S×S bool of measured 3D points, None without xyz."""
-        return None if self.xyz is None else np.any(self.xyz != 0, axis=-1)
+        return None if self.xyz is None else valid_points(self.xyz)
 
     @property
     def is_defect(self) -> bool | None:
-        return None if self.label is None else self.label != "good"
+        return label_is_defect(self.label)
 
     def verdict(self, thresholds: Thresholds) -> str:
-        return "NG" if self.image_score >= thresholds.image else "OK"
+        return verdict(self.image_score, thresholds.image)
 
     def defect_mask(self, pixel_threshold: float) -> np.ndarray:
         """S×S bool predicted defect region at a raw pixel threshold."""

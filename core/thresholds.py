@@ -11,12 +11,50 @@ import numpy as np
 
 from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
-__all__ = ["best_f1_threshold", "quantile_threshold", "confusion", "pixel_best_f1_threshold", "is_defect"]
+__all__ = [
+    "best_f1_threshold", "quantile_threshold", "confusion", "confusion_counts", "confusion_rates",
+    "pixel_best_f1_threshold", "is_defect", "verdict", "OK", "NG",
+]
+
+OK, NG = "OK", "NG"
 
 
 def is_defect(scores, threshold: float):
     """The verdict under the project convention: True (NG) where score >= threshold."""
     return np.asarray(scores) >= threshold
+
+
+def verdict(score: float, threshold: float) -> str:
+    """"NG" if score >= threshold else "OK" (one sample, raw units)."""
+    return NG if score >= threshold else OK
+
+
+def confusion_counts(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, int]:
+    """tp/fp/fn/tn of ``score >= threshold`` vs bool ``labels`` (True = defect); no checks."""
+    pred = is_defect(scores, threshold)
+    y = np.asarray(labels, dtype=bool)
+    return {
+        "tp": int(np.sum(pred & y)),
+        "fp": int(np.sum(pred & ~y)),
+        "fn": int(np.sum(~pred & y)),
+        "tn": int(np.sum(~pred & ~y)),
+    }
+
+
+def confusion_rates(counts: dict) -> dict[str, float]:
+    """precision, recall, f1, accuracy of confusion counts; a rate whose denominator is zero
+    is 0.0 (scikit-learn's convention)."""
+    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    return dict(
+        precision=ratio(tp, tp + fp),
+        recall=ratio(tp, tp + fn),
+        f1=ratio(2 * tp, 2 * tp + fp + fn),
+        accuracy=ratio(tp + tn, tp + fp + fn + tn),
+    )
 
 
 def _checked(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -81,22 +119,8 @@ def confusion(labels, scores, threshold: float) -> dict:
     denominator is zero is 0.0 (scikit-learn's convention).
     """
     y, s = _checked(labels, scores)
-    pred = s >= threshold
-    tp = int(np.sum(pred & y))
-    fp = int(np.sum(pred & ~y))
-    fn = int(np.sum(~pred & y))
-    tn = int(np.sum(~pred & ~y))
-
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else 0.0
-
-    return dict(
-        tp=tp, fp=fp, tn=tn, fn=fn,
-        precision=ratio(tp, tp + fp),
-        recall=ratio(tp, tp + fn),
-        f1=ratio(2 * tp, 2 * tp + fp + fn),
-        accuracy=ratio(tp + tn, y.size),
-    )
+    c = confusion_counts(y, s, threshold)
+    return dict(tp=c["tp"], fp=c["fp"], tn=c["tn"], fn=c["fn"], **confusion_rates(c))
 
 
 def pixel_best_f1_threshold(masks, maps, max_pixels: int = 1_000_000, seed: int = 0) -> tuple[float, float]:

@@ -9,7 +9,12 @@ import numpy as np
 
 @lru_cache(maxsize=16)
 def lut(name: str, n: int = 256) -> np.ndarray:
-    """The ``n``×3 uint8 lookup table of colormap ``name`` (read-only array)."""
+    """The ``n``×3 uint8 lookup table of colormap ``name`` (read-only array). Turbo at 256
+    entries is core.render's TURBO_LUT (the CLI's colours; equal to pyqtgraph's table)."""
+    if name == "turbo" and n == 256:
+        from core.render import TURBO_LUT
+
+        return TURBO_LUT
     import pyqtgraph as pg
 
     cmap = pg.colormap.get(name)

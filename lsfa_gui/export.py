@@ -9,15 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from lsfa_gui import overlay
+from core import render
+from core.atomic import atomic_write
+from core.naming import safe_name
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
 FIELDS = (
@@ -25,18 +23,6 @@ FIELDS = (
     "image_threshold", "pixel_threshold", "defect_pixels", "max_pixel_score", "seconds",
     "source", "model",
 )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def result_rows(state: InspectionState) -> list[dict]:
@@ -72,7 +58,7 @@ def export_csv(state: InspectionState, path: str | Path) -> Path:
     writer.writeheader()
     for row in result_rows(state):
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    _atomic_write(path, buf.getvalue().encode())
+    atomic_write(path, buf.getvalue().encode())
     return path
 
 
@@ -86,7 +72,7 @@ def export_json(state: InspectionState, path: str | Path) -> Path:
         "colour_range": state.colour_range,
         "samples": result_rows(state),
     }
-    _atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
+    atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
 
 
@@ -96,33 +82,22 @@ def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -
     if r is None:
         raise ValueError(f"{entry.name}: not scored")
     amap = np.asarray(r.anomaly_map, np.float32)
-    if getattr(r, "rgb", None) is not None:
-        base = r.rgb
-    elif getattr(r, "xyz", None) is not None:
-        base = overlay.depth_image(r.xyz, getattr(r, "valid", None))
-    else:
-        base = np.zeros(amap.shape + (3,), np.uint8)
     d = state.display
     rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
-    return overlay.compose_overlay(
-        base, amap, rng, lut,
-        opacity=d.opacity if d.show_heatmap else 0.0,
+    return render.render_result(
+        r, rng,
         pixel_threshold=state.thresholds.pixel if d.show_prediction else None,
+        lut=lut,
+        opacity=d.opacity if d.show_heatmap else 0.0,
         gt_mask=entry.mask if d.show_ground_truth else None,
         hide_below_threshold=d.hide_below_threshold,
         fade=d.fade_low_scores,
     )
 
 
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "sample"
-
-
 def export_overlay_png(state: InspectionState, index: int, path: str | Path, lut: np.ndarray) -> Path:
     path = Path(path)
-    buf = io.BytesIO()
-    Image.fromarray(overlay_image(state, state.entries[index], lut)).save(buf, format="PNG")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, render.png_bytes(overlay_image(state, state.entries[index], lut)))
     return path
 
 

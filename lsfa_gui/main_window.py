@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.naming import safe_name
 from lsfa_gui import export, tasks
 from lsfa_gui.colormaps import lut
 from lsfa_gui.settings import Settings
@@ -551,7 +552,7 @@ class MainWindow(QMainWindow):
         if e is None or e.result is None:
             self.log("Select a scored sample first.", "warning")
             return
-        default = Path(self._dialog_dir("export")) / f"{export.safe_name(e.name)}_overlay.png"
+        default = Path(self._dialog_dir("export")) / f"{safe_name(e.name)}_overlay.png"
         path, _ = QFileDialog.getSaveFileName(self, "Export overlay PNG", str(default), "PNG (*.png)")
         if path:
             self.settings.set_last_dir("export", str(Path(path).parent))

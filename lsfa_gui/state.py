@@ -14,9 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-OK, NG = "OK", "NG"
+from core import render
+from core.data.sample import label_is_defect
+from core.thresholds import NG, OK, confusion_counts, verdict  # noqa: F401  (OK/NG: used by the widgets)
+
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
-DEFAULT_COLORMAP = "turbo"  # the CLI's overlay PNGs (core.render) use turbo too
+DEFAULT_COLORMAP = "turbo"  # core.render's TURBO_LUT: the CLI's overlay PNGs use it too
 
 
 class Event:
@@ -54,9 +57,7 @@ class SampleEntry:
 
     @property
     def is_defect(self) -> bool | None:
-        if self.label is None:
-            return None
-        return self.label != "good"
+        return label_is_defect(self.label)
 
     @property
     def image_score(self) -> float | None:
@@ -90,12 +91,12 @@ class Display:
     """
 
     colormap: str = DEFAULT_COLORMAP
-    opacity: float = 0.5
+    opacity: float = render.DEFAULT_OPACITY
     show_heatmap: bool = True
     show_prediction: bool = True
     show_ground_truth: bool = True
     hide_below_threshold: bool = False
-    fade_low_scores: bool = True
+    fade_low_scores: bool = render.DEFAULT_FADE
     per_sample_range: bool = False
 
 
@@ -228,7 +229,7 @@ class InspectionState:
         score = entry.image_score
         if score is None or self.thresholds.image is None:
             return None
-        return NG if score >= self.thresholds.image else OK
+        return verdict(score, self.thresholds.image)
 
     def image_score_range(self) -> tuple[float, float] | None:
         """(min, max) raw image score over scored samples, None if fewer than one."""
@@ -320,13 +321,7 @@ class InspectionState:
         y, s = self.labelled_scores()
         if y.size == 0 or self.thresholds.image is None:
             return None
-        pred = s >= self.thresholds.image
-        return {
-            "tp": int(np.sum(pred & y)),
-            "fp": int(np.sum(pred & ~y)),
-            "fn": int(np.sum(~pred & y)),
-            "tn": int(np.sum(~pred & ~y)),
-        }
+        return confusion_counts(y, s, self.thresholds.image)
 
 
 def normalised(value: float | None, rng: tuple[float, float] | None) -> float | None:

@@ -12,12 +12,12 @@ Each ``*_job(...)`` returns a function ``fn(progress, emit)`` for :class:`lsfa_g
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from core.errors import ModelFileError, UserError
+from core.naming import sanitize
 from core.progress import Progress
 
 DEMO_CATEGORY = "puck"
@@ -103,7 +103,7 @@ def demo_model_path(category: str = DEMO_CATEGORY) -> Path:
 
 def fitted_model_path(dataset_root: str | Path, category: str) -> Path:
     """Where the GUI keeps a model it fitted (never inside the user's dataset folder)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{Path(dataset_root).name}-{category}")
+    stem = sanitize(f"{Path(dataset_root).name}-{category}")
     return cache_dir() / "models" / f"{stem}{MODEL_SUFFIX}"
 
 
@@ -123,19 +123,16 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
 
 def score_requests(model, requests: list[SampleRequest], progress: Progress, emit: Callable) -> tuple[int, int]:
     """Score each request, streaming results; a bad sample is reported and skipped."""
-    n = len(requests)
     ok = failed = 0
-    for k, req in enumerate(requests):
-        progress.update("Scoring", k, n, getattr(req.ref, "name", ""))
-        try:
-            result = model.score(req.ref.load())
-        except UserError as exc:
-            emit(SampleFailed(req.index, str(exc)))
-            failed += 1
-            continue
-        emit(SampleScored(req.index, result))
+
+    def skip(k, _ref, exc) -> None:
+        nonlocal failed
+        emit(SampleFailed(requests[k].index, str(exc)))
+        failed += 1
+
+    for k, _ref, result in model.score_each([r.ref for r in requests], progress, "Scoring", on_error=skip):
+        emit(SampleScored(requests[k].index, result))
         ok += 1
-    progress.update("Scoring", n, n)
     return ok, failed
 
 
@@ -204,7 +201,7 @@ def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=N
     """Generate the demo data once (per-user cache), load or fit its model, score the test split."""
 
     def run(progress: Progress, emit: Callable) -> Pipeline:
-        from core.data.synthetic import MARKER_NAME, generate_demo_dataset
+        from core.demo import MARKER_NAME, generate_demo_dataset
 
         root = demo_dir()
         if not (root / MARKER_NAME).is_file():

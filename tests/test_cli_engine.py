@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 
 TINY = dict(size=128, n_train=6, n_validation=3, n_test_good=2, n_test_per_defect=1)
 
@@ -66,6 +66,22 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     assert len(rows) == 3 and {r["verdict"] for r in rows} <= {"OK", "NG"}
     assert all(r["model_id"] and float(r["image_threshold"]) for r in rows)
     assert len(list((tmp_path / "maps").glob("*.png"))) == 3
+
+    # the CLI's map PNG is the GUI's PNG export of the same sample (one renderer: core.render)
+    import numpy as np
+    from PIL import Image
+
+    from core.data.dataset import load_inputs
+    from core.model_io import load_model
+    from lsfa_gui import export
+    from lsfa_gui.colormaps import lut
+    from test_render_parity import gui_state_for
+
+    m = load_model(model)
+    result = m.score(load_inputs([test_dir / "crack" / "rgb" / "000.png"])[0].load())
+    gui_png = export.export_overlay_png(gui_state_for(m, result), 0, tmp_path / "gui.png", lut("turbo"))
+    (cli_png,) = (tmp_path / "maps").glob("0000_*.png")
+    assert np.array_equal(np.asarray(Image.open(cli_png)), np.asarray(Image.open(gui_png)))
 
 
 def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):

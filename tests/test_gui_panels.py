@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from lsfa_gui import overlay
+from core import render
 from lsfa_gui._testing import synthetic_result
 from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds
 
@@ -215,7 +215,7 @@ def test_log_and_status_bar(qtbot):
     assert not bar.cancel_button.isEnabled() and bar.stage_label.text() == "Done"
 
 
-def test_pred_outline_matches_overlay_module(qtbot, state):
+def test_pred_outline_matches_core_render(qtbot, state):
     """The view's outline is exactly the shared numpy outline (same as in exported PNGs)."""
     from lsfa_gui.widgets.image_view import ImageView
 
@@ -223,5 +223,5 @@ def test_pred_outline_matches_overlay_module(qtbot, state):
     qtbot.addWidget(w)
     state.set_current(5)
     amap = state.entries[5].result.anomaly_map
-    expected = overlay.outline(overlay.predicted_mask(amap, 0.5))
+    expected = render.outline(render.predicted_mask(amap, 0.5))
     assert np.array_equal(w.pred_item.image[..., 3] > 0, expected)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from core import render
 from lsfa_gui import export, overlay
 from lsfa_gui._testing import synthetic_result
 from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds, normalised
@@ -69,16 +70,16 @@ def test_range_from_results_without_model_covers_the_scores():
 def test_overlay_outline_and_colours():
     amap = np.zeros((20, 20), np.float32)
     amap[5:10, 5:10] = 1.0
-    mask = overlay.predicted_mask(amap, 0.5)
-    edge = overlay.outline(mask)
+    mask = render.predicted_mask(amap, 0.5)
+    edge = render.outline(mask)
     assert edge.sum() == 16 and not edge[7, 7] and edge[5, 5]
     lut = np.stack([np.arange(256)] * 3, axis=1).astype(np.uint8)
-    rgba = overlay.colorize(amap, (0.0, 1.0), lut, below=0.5)
+    rgba = render.colorize(amap, (0.0, 1.0), lut, below=0.5)
     assert rgba[7, 7].tolist() == [255, 255, 255, 255] and rgba[0, 0, 3] == 0
     colours = overlay.point_colors(np.array([0.2, 0.9], np.float32), (0.0, 1.0), lut, 0.5)
     assert colours[0].tolist() == list(overlay.BELOW_THRESHOLD_RGB) and colours[1].tolist() == [229] * 3
-    out = overlay.compose_overlay(np.zeros((20, 20, 3), np.uint8), amap, (0.0, 1.0), lut, 0.5, 0.5, gt_mask=mask)
-    assert out[5, 5].tolist() == list(overlay.GROUND_TRUTH_RGB)  # GT drawn on top of the prediction
+    out = render.compose_overlay(np.zeros((20, 20, 3), np.uint8), amap, (0.0, 1.0), lut, 0.5, 0.5, gt_mask=mask)
+    assert out[5, 5].tolist() == list(render.GROUND_TRUTH_RGB)  # GT drawn on top of the prediction
     assert out[7, 7].tolist() == [127, 127, 127]  # white heat at 50 % over black
 
 
@@ -116,7 +117,7 @@ def test_export_csv_json_and_png(tmp_path):
     png = export.export_overlay_png(st, 7, tmp_path / "o.png", lut)
     img = np.asarray(Image.open(png))
     assert img.shape == (64, 64, 3)
-    assert np.any(np.all(img == overlay.PREDICTION_RGB, axis=-1))
+    assert np.any(np.all(img == render.PREDICTION_RGB, axis=-1))
     paths = export.export_all_overlays(st, tmp_path / "all", lut)
     assert len(paths) == 8 and all(p.is_file() for p in paths)
 

@@ -8,7 +8,7 @@ import pytest
 from core.cli import main
 from core.config import FitConfig
 from core.data.dataset import open_dataset
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 from core.model_io import load_model, save_model
 from core.pipeline import fit
 from core.progress import Cancelled, Progress

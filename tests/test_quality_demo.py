@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.config import FitConfig
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 from core.metrics import image_auroc
 from core.pipeline import evaluate, fit
 

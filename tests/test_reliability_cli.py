@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 from core.outputs import csv_safe, write_output
 
 ROOT = Path(__file__).resolve().parents[1]

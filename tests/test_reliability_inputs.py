@@ -13,7 +13,7 @@ from core.cli import main
 from core.data.imageio import read_xyz
 from core.data.preprocess import preprocess
 from core.data.refs import SampleRef
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 from core.errors import DataError
 
 TINY = dict(categories=["cookie"], size=96, n_train=5, n_validation=3, n_test_good=1, n_test_per_defect=1,

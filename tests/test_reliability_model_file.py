@@ -14,7 +14,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from core.cli import main
-from core.data.synthetic import generate_demo_dataset
+from core.demo import generate_demo_dataset
 from core.errors import ModelFileError
 from core.model_file import manifest_digest, read_model_file
 from core.model_io import load_model

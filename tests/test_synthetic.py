@@ -7,7 +7,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from core.data import synthetic as S
+from core import demo as S
+from core.demo.camera import _FOCAL_PER_PIXEL
 from core.errors import UserError
 from core.progress import Cancelled, Progress
 
@@ -57,7 +58,7 @@ def test_scan_geometry_and_registration(category):
     z = s.xyz[..., 2][valid]
     assert 0.37 < z.min() and z.max() < 0.43  # metres, camera ~0.4 m above the table
     # organized: x grows with the column, y with the row (pinhole projection)
-    fx = S._FOCAL_PER_PIXEL * 128
+    fx = _FOCAL_PER_PIXEL * 128
     c = (128 - 1) / 2
     cols = np.broadcast_to(np.arange(128), (128, 128))
     u = fx * s.xyz[..., 0][valid] / z + c

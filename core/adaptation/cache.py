@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core.atomic import atomic_target
 from core.errors import DataError
 
 CACHE_FORMAT = "lsfa-token-cache"
@@ -113,14 +112,8 @@ class TokenCache:
         tensors = {k: self.stack(k).contiguous() for k in (*self.modalities, "fg", "class_id")}
         meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION,
                 "names": json.dumps([it.name for it in self._items])}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_target(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> "TokenCache":

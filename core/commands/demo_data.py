@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from core.data.synthetic import DEFAULT_COUNTS, DEFAULT_SIZE, DEFECT_TYPES, DEMO_CATEGORIES, VARIATION_RANGES
+    from core.demo import DEFAULT_COUNTS, DEFAULT_SIZE, DEFECT_TYPES, DEMO_CATEGORIES, VARIATION_RANGES
 
     def span(name: str) -> str:
         lo, hi = VARIATION_RANGES[name]
@@ -61,7 +61,7 @@ def _split(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.data import synthetic
+    from core import demo
     from core.progress import Progress
 
     interactive = sys.stderr.isatty()
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{ev.stage}: {ev.done}/{ev.total}", file=sys.stderr)
         last[0] = pct
 
-    out = args.out if args.out is not None else synthetic.default_demo_dir()
-    path = synthetic.generate_demo_dataset(
+    out = args.out if args.out is not None else demo.default_demo_dir()
+    path = demo.generate_demo_dataset(
         out,
         seed=args.seed,
         categories=_split(args.categories),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 from pathlib import Path
 
 from core.commands.fit import add_units_arg
@@ -30,8 +29,12 @@ COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_t
            "model_id", "error"]
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "sample"
+def map_image(result, model):
+    """The ``--maps`` PNG of one result: core.render's overlay with the GUI's display defaults
+    at the model's colour range and pixel threshold (equal to the GUI's PNG export)."""
+    from core.render import render_result
+
+    return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
 
 
 def _skipped(path: str, name: str, reason: str, model_id: str) -> dict:
@@ -44,8 +47,9 @@ def run(args) -> int:
     from core.data.dataset import collect_inputs
     from core.errors import UserError
     from core.model_io import load_model
+    from core.naming import safe_name
     from core.outputs import check_output_dir, check_output_file, csv_safe, write_output
-    from core.render import overlay, save_png
+    from core.render import save_png
 
     model = load_model(args.model)
     model.xyz_units = args.xyz_units
@@ -58,20 +62,19 @@ def run(args) -> int:
     for path, reason in bad_inputs:
         log.error("skipped: %s: %s", path, reason)
     thr = model.thresholds
+
+    def skip(_i, ref, exc) -> None:
+        if isinstance(exc, UserError):  # its message names the file that failed
+            reason = str(getattr(exc, "problem", None) or exc)
+            log.error("skipped: %s", exc)
+        else:
+            reason = "not enough memory to score it"
+            log.error("skipped: %s: %s", ref.source(), reason)
+        rows.append(_skipped(ref.source(), ref.name, reason, model.model_id))
+
     progress, sink = cli_progress()
     try:
-        for i, ref in enumerate(refs):
-            progress.update("Scoring", i, len(refs), ref.name)
-            try:
-                result = model.score(ref.load())
-            except UserError as exc:
-                log.error("skipped: %s", exc)
-                rows.append(_skipped(ref.source(), ref.name, str(getattr(exc, "problem", None) or exc), model.model_id))
-                continue
-            except MemoryError:
-                log.error("skipped: %s: not enough memory to score it", ref.source())
-                rows.append(_skipped(ref.source(), ref.name, "not enough memory to score it", model.model_id))
-                continue
+        for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
             defect = result.defect_mask(thr.pixel)
             rows.append({
                 "path": ref.source(),
@@ -85,13 +88,11 @@ def run(args) -> int:
                 "error": "",
             })
             if args.maps:
-                lo, hi = model.display_range
-                target = args.maps / f"{i:04d}_{_safe_name(ref.name)}.png"
+                target = args.maps / f"{i:04d}_{safe_name(ref.name)}.png"
                 try:
-                    save_png(target, overlay(result.rgb, result.anomaly_map, lo, hi, outline=defect))
+                    save_png(target, map_image(result, model))
                 except OSError as exc:
                     raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
-        progress.update("Scoring", len(refs), len(refs))
     finally:
         sink.close()
     if not refs and not bad_inputs:

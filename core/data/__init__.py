@@ -1,1 +1,1 @@
-"""Dataset readers, preprocessing and the built-in demo dataset generator."""
+"""Dataset readers and preprocessing, plus the independent confirmation-data generator ``parts.py`` (the demo generator is ``core.demo``)."""

@@ -23,14 +23,13 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.data.sample import Sample
+from core.atomic import atomic_target
+from core.data.sample import Sample, valid_points
 from core.errors import DataError, UserError
 
 CACHE_VERSION = "lsfa-preprocess-v1"
@@ -117,16 +116,11 @@ def fit_plane_ransac(
     return np.array([*normal, d], dtype=np.float64), int(inliers.sum())
 
 
-def valid_mask(xyz: np.ndarray) -> np.ndarray:
-    """H×W bool: points that are not exactly (0, 0, 0)."""
-    return (xyz[..., 0] != 0) | (xyz[..., 1] != 0) | (xyz[..., 2] != 0)
-
-
 def plane_keep_mask(
     xyz: np.ndarray, params: PreprocessParams, valid: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict]:
     """H×W bool of valid points that are not on the background plane, and a summary dict."""
-    valid = valid_mask(xyz) if valid is None else valid
+    valid = valid_points(xyz) if valid is None else valid
     if params.border_from == "image":
         frame = border_mask(valid.shape, params.border_px) & valid
     elif params.border_from == "valid_bbox":
@@ -276,26 +270,17 @@ def _cache_read(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict] |
 
 def _cache_write(path: Path, keep: np.ndarray, info: dict) -> None:
     """Store an entry; a read-only, full or missing cache folder is logged once and ignored."""
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_target(path) as tmp, open(tmp, "wb") as fh:
             np.savez(
                 fh,
                 shape=np.array(keep.shape, dtype=np.int64),
                 keep=np.packbits(keep.ravel()),
                 info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
             )
-        os.replace(tmp, path)
     except OSError as exc:
         _warn_once(f"write:{path.parent}", "preprocessing cache %s cannot be written (%s); continuing without it",
                    path.parent, exc.strerror or exc.__class__.__name__)
-        if tmp is not None and os.path.exists(tmp):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _check_cache_dir(cache_dir: Path, sample: Sample) -> None:
@@ -311,7 +296,7 @@ def _check_cache_dir(cache_dir: Path, sample: Sample) -> None:
 def foreground_mask(xyz: np.ndarray, params: PreprocessParams, source: str = "") -> tuple[np.ndarray, dict]:
     """H×W bool of the points kept by plane removal + largest cluster, and a summary dict.
     DataError when the cloud has no valid point or nothing is left."""
-    valid = valid_mask(xyz)
+    valid = valid_points(xyz)
     if not valid.any():
         raise DataError(source or None, "point cloud has no valid points (all coordinates are 0 or NaN)")
     keep, info = plane_keep_mask(xyz, params, valid)
@@ -357,7 +342,7 @@ def preprocess(
             keep, info = foreground_mask(xyz, p, source)
             if cache_file is not None:
                 _cache_write(cache_file, keep, info)
-        removed = valid_mask(xyz) & ~keep
+        removed = valid_points(xyz) & ~keep
         xyz = xyz.astype(np.float32, copy=True)
         xyz[~keep] = 0
         if rgb is not None and p.zero_rgb_background and removed.any():

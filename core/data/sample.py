@@ -7,6 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
+GOOD = "good"  # the label of defect-free samples
+
+
+def label_is_defect(label: str | None) -> bool | None:
+    """Ground truth from a label: None when unknown, False for "good", True for a defect type."""
+    return None if label is None else label != GOOD
+
+
+def valid_points(xyz):
+    """H×W bool: points of an organized cloud that are measured, i.e. not exactly (0, 0, 0).
+
+    The readers turn NaN/inf into (0, 0, 0), so this is the one validity test of the project
+    (:func:`finite_valid_points` also drops non-finite points, for arrays not from a reader).
+    """
+    return (xyz[..., 0] != 0) | (xyz[..., 1] != 0) | (xyz[..., 2] != 0)
+
+
+def finite_valid_points(xyz: np.ndarray) -> np.ndarray:
+    """H×W bool: :func:`valid_points` that are also finite."""
+    return np.isfinite(xyz).all(-1) & valid_points(xyz)
+
 
 @dataclass
 class Sample:
@@ -40,15 +61,11 @@ class Sample:
     @property
     def valid(self) -> np.ndarray | None:
         """H×W bool: pixels with a measured 3D point (not exactly 0,0,0); None without xyz."""
-        if self.xyz is None:
-            return None
-        return np.any(self.xyz != 0, axis=-1)
+        return None if self.xyz is None else valid_points(self.xyz)
 
     @property
     def is_defect(self) -> bool | None:
-        if self.label is None:
-            return None
-        return self.label != "good"
+        return label_is_defect(self.label)
 
     @property
     def modalities(self) -> tuple[str, ...]:

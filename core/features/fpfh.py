@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from core.data.sample import finite_valid_points
 from core.errors import DataError, UserError
 from core.features import pooling
 from core.features.registry import register
@@ -72,7 +73,7 @@ def disc_offsets(radius_px: float) -> np.ndarray:
 
 def valid_mask(xyz: np.ndarray) -> np.ndarray:
     """H×W bool: finite points that are not exactly (0, 0, 0)."""
-    return np.isfinite(xyz).all(-1) & (xyz != 0).any(-1)
+    return finite_valid_points(xyz)
 
 
 def median_spacing(xyz: np.ndarray, valid: np.ndarray) -> float:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import progress as progress_mod
+from core.data.sample import finite_valid_points
 from core.errors import DataError, UserError
 from core.features import checkpoints, point_ops, registry
 from core.features.pooling import valid_fraction
@@ -204,7 +205,7 @@ class PointMAEExtractor:
             raise DataError(None, f"pointmae: batch item {item} is not an H×W×3 organized point "
                                   f"cloud (got shape {np.shape(cloud)})")
         cloud = cloud.astype(np.float32, copy=False)
-        valid = np.any(cloud != 0, axis=2) & np.all(np.isfinite(cloud), axis=2)
+        valid = finite_valid_points(cloud)
         flat = np.flatnonzero(valid)
         if min(cloud.shape[:2]) < 3:
             raise DataError(None, f"pointmae: batch item {item} is smaller than 3×3 pixels")

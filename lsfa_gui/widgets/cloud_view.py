@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.data.sample import valid_points
 from lsfa_gui import overlay
 from lsfa_gui.colormaps import lut
 from lsfa_gui.state import InspectionState, normalised
@@ -197,7 +198,7 @@ class CloudView(QWidget):
             self._update_readout()
             return
         valid = getattr(result, "valid", None)
-        valid = np.any(xyz != 0, axis=-1) if valid is None else np.asarray(valid, bool)
+        valid = valid_points(xyz) if valid is None else np.asarray(valid, bool)
         self._valid = valid
         self._xyz = xyz
         self.points = np.ascontiguousarray(xyz[valid], np.float32)

@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from lsfa_gui import overlay
+from core import render
 from lsfa_gui.colormaps import lut
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
@@ -151,20 +151,13 @@ class ImageView(QWidget):
         result = entry.result if entry is not None else None
         self._amap = None if result is None else np.asarray(result.anomaly_map, np.float32)
         self._gt = None if result is None else getattr(result, "mask", None)
-        base = None
-        if result is not None:
-            if getattr(result, "rgb", None) is not None:
-                base = result.rgb
-            elif getattr(result, "xyz", None) is not None:
-                base = overlay.depth_image(result.xyz, getattr(result, "valid", None))
-        if base is None and self._amap is not None:
-            base = np.zeros(self._amap.shape + (3,), np.uint8)
+        base = None if result is None else render.base_image(result)
         if base is None:
             self.base_item.clear()
         else:
             self.base_item.setImage(np.ascontiguousarray(base), autoLevels=False, levels=(0, 255))
         if self._gt is not None and np.any(self._gt):
-            self.gt_item.setImage(overlay.outline_rgba(overlay.outline(self._gt, 1), overlay.GROUND_TRUTH_RGB), autoLevels=False, levels=(0, 255))
+            self.gt_item.setImage(render.outline_rgba(render.outline(self._gt, 1), render.GROUND_TRUTH_RGB), autoLevels=False, levels=(0, 255))
         else:
             self.gt_item.clear()
         self._draw_heat()
@@ -201,15 +194,15 @@ class ImageView(QWidget):
             self.heat_item.clear()
             return
         below = self.state.thresholds.pixel if self.state.display.hide_below_threshold else None
-        heat = overlay.colorize(self._amap, rng, lut(cmap_name), below, self.state.display.fade_low_scores)
+        heat = render.colorize(self._amap, rng, lut(cmap_name), below, self.state.display.fade_low_scores)
         self.heat_item.setImage(heat, autoLevels=False, levels=(0, 255))
 
     def _draw_prediction(self):
         if self._amap is None or self.state.thresholds.pixel is None:
             self.pred_item.clear()
             return
-        edge = overlay.outline(overlay.predicted_mask(self._amap, self.state.thresholds.pixel), 1)
-        self.pred_item.setImage(overlay.outline_rgba(edge, overlay.PREDICTION_RGB), autoLevels=False, levels=(0, 255))
+        edge = render.outline(render.predicted_mask(self._amap, self.state.thresholds.pixel), 1)
+        self.pred_item.setImage(render.outline_rgba(edge, render.PREDICTION_RGB), autoLevels=False, levels=(0, 255))
 
     def _apply_visibility(self):
         d = self.state.display

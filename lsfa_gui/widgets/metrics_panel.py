@@ -8,6 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from core.thresholds import confusion_rates
 from lsfa_gui.state import InspectionState
 
 
@@ -157,9 +158,7 @@ class MetricsPanel(QWidget):
             return
         for key, cell in self.cells.items():
             cell.setText(str(c[key]))
-        tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        acc = (tp + tn) / max(1, tp + fp + fn + tn)
-        self.rates.setText(f"precision {precision:.3f} · recall {recall:.3f} · F1 {f1:.3f} · accuracy {acc:.3f}")
+        r = confusion_rates(c)
+        self.rates.setText(
+            f"precision {r['precision']:.3f} · recall {r['recall']:.3f} · F1 {r['f1']:.3f} · accuracy {r['accuracy']:.3f}"
+        )

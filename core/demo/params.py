@@ -1,0 +1,42 @@
+"""Demo generator parameters: image size, counts, variation factors and their check."""
+
+from __future__ import annotations
+
+
+
+from core.errors import UserError
+
+
+DEFAULT_SIZE = 256
+DEFAULT_COUNTS = {"n_train": 40, "n_validation": 8, "n_test_good": 8, "n_test_per_defect": 5}
+
+
+# Variation factors: name -> allowed range (inclusive). 1.0 is the standard scene; the
+# marker stores them only when not 1.0, so a dataset made with the defaults is byte-identical
+# to one made before they existed, and markers without them read as 1.0.
+VARIATION_RANGES: dict[str, tuple[float, float]] = {
+    "object_scale": (0.5, 2.0),
+    "noise_scale": (0.0, 5.0),
+    "defect_scale": (0.3, 3.0),
+}
+_VARIATION_WHAT = {
+    "object_scale": "object scale",
+    "noise_scale": "noise scale",
+    "defect_scale": "defect scale",
+}
+
+
+def _variation(object_scale, noise_scale, defect_scale) -> tuple[float, float, float]:
+    """The three variation factors as floats; UserError when one is not a number in its range."""
+    out = []
+    for name, value in zip(VARIATION_RANGES, (object_scale, noise_scale, defect_scale)):
+        lo, hi = VARIATION_RANGES[name]
+        what = _VARIATION_WHAT[name]
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{what} must be a number between {lo:g} and {hi:g}, got {value!r}") from None
+        if isinstance(value, bool) or not lo <= x <= hi:  # also rejects NaN
+            raise UserError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
+        out.append(x)
+    return out[0], out[1], out[2]
