@@ -16,14 +16,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsfa_gui.state import NG, OK, InspectionState
+from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
 
 COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time")
 COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole
 UNSCORED_SORT = -1e300
 
-VERDICT_COLORS = {OK: (QColor(46, 125, 50), QColor(232, 245, 233)), NG: (QColor(183, 28, 28), QColor(255, 235, 238))}
+VERDICT_COLORS = {OK: (QColor(46, 125, 50), QColor(232, 245, 233)), NG: (QColor(183, 28, 28), QColor(255, 235, 238)),
+                  UNCERTAIN: (QColor(230, 81, 0), QColor(255, 243, 224))}
 VERDICT_FILTERS = ("All", "NG", "OK", "Unscored", "GT defective", "GT good")
 
 
