@@ -76,8 +76,11 @@ def test_watch_folder_shows_each_new_part_with_its_verdict(qtbot, window, fitted
     st.set_thresholds(image=score - 1.0)
     assert panel.verdict_label.text() == NG
     st.set_uncertain_until(score + 1.0)
-    assert panel.verdict_label.text() == UNCERTAIN
+    assert panel.verdict_label.text() == UNCERTAIN and "1 UNCERTAIN" in window.browser.summary.text()
+    band = window.histogram.band  # the band is shaded in the score histogram
+    assert band.isVisible() and band.getRegion() == pytest.approx((score - 1.0, score + 1.0))
     st.set_uncertain_until(None)
+    assert not band.isVisible() and panel.verdict_label.text() == NG
 
     # paused: a new part waits; resumed: it is scored
     panel.pause_button.click()
