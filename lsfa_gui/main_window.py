@@ -37,6 +37,8 @@ from lsfa_gui.widgets.watch_panel import WatchPanel
 from lsfa_gui.worker import JobRunner
 
 APP_TITLE = "LSFA Inspector"
+WATCH_KEEP = 300  # parts a watch keeps in the browser with their maps (older ones: scores only)
+WATCH_TRIM = 50  # dropped at a time once WATCH_KEEP + WATCH_TRIM are listed
 STYLE = """
 QMainWindow::separator { width: 4px; height: 4px; background: #d0d0d0; }
 QDockWidget::title { background: #37474f; color: white; padding: 4px 6px; font-weight: bold; }
@@ -412,6 +414,11 @@ class MainWindow(QMainWindow):
 
     def _on_watch_scored(self, record):
         row = record.row
+        entries = self.state.entries
+        if len(entries) >= WATCH_KEEP + WATCH_TRIM:  # a long run: keep the newest parts (maps, images)
+            drop = len(entries) - WATCH_KEEP + 1
+            self.watch_panel.archive(drop)
+            self.state.set_entries(entries[drop:])
         entry = SampleEntry(name=row["name"], source=row["path"], ref=record.ref)
         (index,) = self.state.add_entries([entry])
         if record.result is not None:

@@ -114,3 +114,30 @@ def test_watch_folder_shows_each_new_part_with_its_verdict(qtbot, window, fitted
 def test_watch_needs_a_model(window, tmp_path):
     assert not window.start_watch(str(tmp_path))
     assert not window.watching
+
+
+def test_a_long_watch_keeps_the_newest_parts_and_whole_counts(qtbot, window, monkeypatch):
+    from types import SimpleNamespace
+
+    from core.watch import WatchRecord
+    from lsfa_gui import main_window
+    from lsfa_gui._testing import synthetic_result
+
+    monkeypatch.setattr(main_window, "WATCH_KEEP", 3)
+    monkeypatch.setattr(main_window, "WATCH_TRIM", 2)
+    window._set_model(SimpleNamespace(thresholds=SimpleNamespace(image=0.6, pixel=0.5), display_range=(0.1, 1.1)),
+                      "/nonexistent/m.lsfa")
+    window.watch_panel.set_watching(True, "/line")
+    for i in range(9):
+        if i == 1:
+            window._on_watch_scored(WatchRecord({"name": "bad", "path": "/line/bad.png", "error": "corrupt"}))
+            continue
+        r = synthetic_result(i, "crack" if i % 3 == 0 else "good", size=32)
+        window._on_watch_scored(WatchRecord({"name": r.name, "path": f"/line/{r.name}.png", "error": ""}, r))
+    st, panel = window.state, window.watch_panel
+    assert len(st.entries) <= 3 + 2 and st.current == len(st.entries) - 1 and panel.parts_seen == 9
+    scores = [synthetic_result(i, "crack" if i % 3 == 0 else "good", size=32).image_score for i in range(9) if i != 1]
+    ng = sum(s >= 0.6 for s in scores)
+    assert panel.counts_label.text().startswith(f"9 part(s): {8 - ng} OK, {ng} NG, 1 error(s)")
+    st.set_thresholds(image=100.0)  # the archived parts follow the threshold too
+    assert panel.counts_label.text().startswith("9 part(s): 8 OK, 0 NG, 1 error(s)")

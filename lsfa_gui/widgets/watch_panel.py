@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.thresholds import verdict
 from core.watch import tally
 from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
 
@@ -87,6 +88,7 @@ class WatchPanel(QWidget):
         lay.addWidget(self.recent, 1)
         lay.addLayout(buttons)
         self._errors: dict[int, str] = {}  # entry index -> error of a part that could not be scored
+        self._archived: list[float | None] = []  # image scores (None: error) of parts no longer in the state
         state.thresholds_changed.connect(self.refresh)
         state.samples_reset.connect(self.refresh)
         state.sample_updated.connect(lambda _i: self.refresh())
@@ -100,6 +102,7 @@ class WatchPanel(QWidget):
         self.stop_button.setEnabled(on)
         if on:
             self._errors.clear()
+            self._archived.clear()
             self.pause_button.setChecked(False)
             log = f" → {csv_path}" if csv_path else ""
             self.folder_label.setText(f"Watching {folder}{log}")
@@ -130,6 +133,18 @@ class WatchPanel(QWidget):
         self._errors[index] = message
         self.refresh()
 
+    def archive(self, n: int) -> None:
+        """The first ``n`` entries are about to leave the state (a long watch keeps only the
+        newest parts with their maps): keep their scores so the counts and yield stay whole and
+        still follow the thresholds."""
+        for i in range(n):
+            self._archived.append(None if i in self._errors else self.state.entries[i].image_score)
+        self._errors = {i - n: msg for i, msg in self._errors.items() if i >= n}
+
+    @property
+    def parts_seen(self) -> int:
+        return len(self._archived) + len(self.state.entries)
+
     def _select(self, item: QListWidgetItem) -> None:
         index = item.data(Qt.ItemDataRole.UserRole)
         if index is not None and 0 <= index < len(self.state.entries):
@@ -145,7 +160,10 @@ class WatchPanel(QWidget):
         entries = self.state.entries
         n = len(entries)
         verdicts = [self.verdict_of(i) for i in range(n)]
-        t = tally("SKIPPED" if v == "ERROR" else v for v in verdicts if v is not None)
+        thr = self.state.thresholds
+        old = [] if thr.image is None else [
+            "ERROR" if s is None else verdict(s, thr.image, thr.uncertain_until) for s in self._archived]
+        t = tally("SKIPPED" if v == "ERROR" else v for v in old + verdicts if v is not None)
         self.counts_label.setText(t.summary() if t.total else "no parts yet")
         if n:
             v = verdicts[-1]
