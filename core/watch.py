@@ -4,7 +4,8 @@ Qt-free; used by ``lsfa watch`` and the GUI's "Watch folder…" mode.
 
 * :class:`FolderWatcher` polls a folder (optionally recursive). Files are grouped into samples
   by folder and file stem the way the plain-folder reader pairs them (``NAME.png`` +
-  ``NAME.tiff|.tif|.npy|.pcd``; ``NAME_mask.png`` is an optional mask). A sample is *complete*
+  ``NAME.tiff|.tif|.npy|.pcd``; ``NAME_mask.png`` is an optional mask; with ``recursive``,
+  MVTec-style ``rgb/NAME.png`` + ``xyz/NAME.tiff`` (+ ``gt/NAME.png``) too). A sample is *complete*
   when it has every modality the model needs and no file of it changed size or mtime for
   ``settle_s`` seconds. A sample still missing a partner file ``partner_timeout_s`` after it
   appeared becomes an error. Hidden files (``.NAME…``: temp files of atomic copies) are ignored.
@@ -50,6 +51,7 @@ POLL_S = 0.2  # seconds between two looks at the folder
 PARTNER_TIMEOUT_S = 30.0  # a sample still missing a partner file this long after it appeared is an error
 WATCH_COLUMNS = ["timestamp", *COLUMNS]
 STAGE = "Watching"
+MVTEC_FOLDERS = ("rgb", "xyz", "gt")
 
 
 def sample_key(path: str | os.PathLike) -> str:
@@ -130,6 +132,9 @@ class FolderWatcher:
         """(folder, sample stem, is a mask file) of a sample file."""
         parent, name = os.path.split(path)
         stem, ext = os.path.splitext(name)
+        kind = os.path.basename(parent)
+        if kind in MVTEC_FOLDERS:  # MVTec-style <type>/{rgb,xyz,gt}/NAME.*: one sample across the three
+            return os.path.dirname(parent), stem, kind == "gt"
         if ext.lower() in IMAGE_EXTS and stem.endswith(MASK_SUFFIX):
             return parent, stem[: -len(MASK_SUFFIX)], True
         return parent, stem, False

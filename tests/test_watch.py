@@ -131,6 +131,23 @@ def test_recursive_hidden_ignored_and_done(tmp_path):
     assert top.ref.mask_path.name == "top_mask.png"
 
 
+def test_mvtec_style_type_folders_pair_across_rgb_and_xyz(tmp_path):
+    clock = Clock()
+    leaf = tmp_path / "good"
+    touch(leaf / "rgb" / "000.png")
+    w = FolderWatcher(tmp_path, ("rgb", "xyz"), recursive=True, settle_s=0.5, clock=clock)
+    w.poll()
+    clock.t = 1.0
+    assert w.poll() == []  # the image waits for its cloud in ../xyz/
+    touch(leaf / "xyz" / "000.tiff")
+    touch(leaf / "gt" / "000.png")
+    w.poll()
+    clock.t = 2.0
+    (a,) = w.poll()
+    assert a.name == "good/rgb/000" and a.ref.xyz_path == leaf / "xyz" / "000.tiff"
+    assert a.ref.mask_path == leaf / "gt" / "000.png"
+
+
 def test_watch_log_appends_and_survives_a_cut_row(tmp_path):
     path = tmp_path / "log.csv"
     row = {c: "" for c in WATCH_COLUMNS}
@@ -382,3 +399,17 @@ def test_cli_score_uncertain_band(fitted, capsys, tmp_path):
     assert sorted(r["verdict"] for r in rows) == sorted([OK, UNCERTAIN, UNCERTAIN, NG])
     assert main(["score", str(model_path), *pngs, "--uncertain", "2", "1"]) == 2
     assert "LOW < HIGH" in capsys.readouterr().err
+
+
+def test_cli_watch_user_errors(fitted, capsys, tmp_path):
+    from core.cli import main
+
+    model_path, _samples = fitted
+    assert main(["watch", str(model_path), str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["watch", str(model_path), str(tmp_path), "--maps", str(tmp_path)]) == 2
+    assert "must not be the watched folder" in capsys.readouterr().err
+    (tmp_path / "score.csv").write_text("path,name\n")
+    assert main(["watch", str(model_path), str(tmp_path), "--csv", str(tmp_path / "score.csv")]) == 2
+    assert "not an lsfa watch log" in capsys.readouterr().err
+    assert main(["watch", str(model_path), str(tmp_path), "--uncertain", "1", "1"]) == 2

@@ -74,6 +74,11 @@ def run(args) -> int:
     if args.csv:
         check_output_file(args.csv, "CSV log")
     if args.maps:
+        from core.watch import sample_key
+
+        if sample_key(args.maps) == sample_key(folder):
+            raise UserError(f"{args.maps}: the maps folder must not be the watched folder "
+                            "(its PNGs would be taken for new samples); use a subfolder or another folder")
         check_output_dir(args.maps, "maps folder")
     logbook = WatchLog(args.csv) if args.csv else None
     done = logbook.done if logbook else set()
