@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self.watch_panel = WatchPanel(self.state)
         self._watch_paused = threading.Event()
         self._watch_rid: int | None = None
+        self._watch_model = None  # the open model with its own live thresholds, while watching
         self.status = JobStatusBar()
         self.setStatusBar(self.status)
 
@@ -371,6 +373,10 @@ class MainWindow(QMainWindow):
             return False
         if csv_path == "":
             csv_path = str(Path(folder) / "lsfa-watch.csv")
+        # the job scores with its own copy of the thresholds (kept equal to the live ones);
+        # the open model's own thresholds are left as they are
+        self._watch_model = copy.copy(self.model)
+        self._watch_model.thresholds = copy.copy(self.model.thresholds)
         self._sync_watch_thresholds()
         self._watch_paused.clear()
         self.state.set_entries([])
@@ -379,7 +385,7 @@ class MainWindow(QMainWindow):
         self.docks["watch"].raise_()
         self.log(f"Watching {folder}" + (f"; CSV log {csv_path}" if csv_path else ""))
         self._watch_rid = self._start_job("Watching", tasks.watch_job(
-            self.model, folder, csv_path, recursive=recursive, settle_s=settle_s, poll_s=poll_s,
+            self._watch_model, folder, csv_path, recursive=recursive, settle_s=settle_s, poll_s=poll_s,
             paused=self._watch_paused.is_set))
         return True
 
@@ -397,7 +403,7 @@ class MainWindow(QMainWindow):
     def _sync_watch_thresholds(self):
         """The watch job scores with the model's thresholds: keep them equal to the live ones,
         so the CSV log records the verdicts the window shows."""
-        thr = getattr(self.model, "thresholds", None)
+        thr = getattr(self._watch_model, "thresholds", None)
         if thr is None:
             return
         t = self.state.thresholds

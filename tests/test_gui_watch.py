@@ -101,6 +101,8 @@ def test_watch_folder_shows_each_new_part_with_its_verdict(qtbot, window, fitted
     qtbot.waitUntil(lambda: len(st.entries) == 4, timeout=60_000)
     assert panel.recent.count() == 4 and panel.recent.item(0).text().split()[-1] == "third"
 
+    assert window.model.thresholds.image != st.thresholds.image  # the open model itself is untouched
+    assert window._watch_model.thresholds.image == st.thresholds.image  # the watch logs the live ones
     panel.stop_button.click()
     assert not window.watching and not panel.stop_button.isEnabled()
     qtbot.waitUntil(lambda: window.jobs.live_threads == 0, timeout=20_000)
@@ -109,6 +111,7 @@ def test_watch_folder_shows_each_new_part_with_its_verdict(qtbot, window, fitted
     assert [r["name"] for r in rows] == ["first", "second", "bad", "third"]
     assert rows[2]["verdict"] == "SKIPPED" and rows[2]["error"]
     assert rows[0]["verdict"] in (OK, NG)
+    assert float(rows[1]["image_threshold"]) == pytest.approx(score - 1.0, rel=1e-5)  # the live threshold
 
 
 def test_watch_needs_a_model(window, tmp_path):
