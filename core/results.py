@@ -17,13 +17,20 @@ class Thresholds:
     image: float  # part verdict: image score >= image -> NG
     pixel: float  # defect region: map value >= pixel -> defect pixel
     source: str = ""  # how they were chosen ("validation quantile", "best F1", "user")
+    # optional uncertain band: image <= score < uncertain_until -> UNCERTAIN (core.thresholds.verdict)
+    uncertain_until: float | None = None
 
     def to_dict(self) -> dict:
-        return {"image": float(self.image), "pixel": float(self.pixel), "source": self.source}
+        d = {"image": float(self.image), "pixel": float(self.pixel), "source": self.source}
+        if self.uncertain_until is not None:
+            d["uncertain_until"] = float(self.uncertain_until)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Thresholds":
-        return cls(float(d["image"]), float(d["pixel"]), str(d.get("source", "")))
+        upper = d.get("uncertain_until")
+        return cls(float(d["image"]), float(d["pixel"]), str(d.get("source", "")),
+                   None if upper is None else float(upper))
 
 
 @dataclass
@@ -55,7 +62,7 @@ class SampleResult:
         return label_is_defect(self.label)
 
     def verdict(self, thresholds: Thresholds) -> str:
-        return verdict(self.image_score, thresholds.image)
+        return verdict(self.image_score, thresholds.image, thresholds.uncertain_until)
 
     def defect_mask(self, pixel_threshold: float) -> np.ndarray:
         """S×S bool predicted defect region at a raw pixel threshold."""

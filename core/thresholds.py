@@ -1,7 +1,10 @@
 """Decision thresholds on raw anomaly scores, and the confusion counts they give.
 
 Convention, used everywhere in the project: a sample (or pixel) is judged a defect (NG)
-**iff score >= threshold**. Thresholds are in the raw units of the scores they were chosen
+**iff score >= threshold**. Optionally an *uncertain band* splits the image verdict in three:
+with an upper threshold ``uncertain_until`` above the image threshold, a part is OK below the
+image threshold, UNCERTAIN from it up to (not including) ``uncertain_until``, and NG at or
+above ``uncertain_until`` (:func:`verdict`, the one place that decides). Thresholds are in the raw units of the scores they were chosen
 on (image score or anomaly-map value).
 """
 
@@ -13,10 +16,10 @@ from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
 __all__ = [
     "best_f1_threshold", "quantile_threshold", "confusion", "confusion_counts", "confusion_rates",
-    "pixel_best_f1_threshold", "is_defect", "verdict", "OK", "NG",
+    "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "OK", "NG", "UNCERTAIN",
 ]
 
-OK, NG = "OK", "NG"
+OK, NG, UNCERTAIN = "OK", "NG", "UNCERTAIN"
 
 
 def is_defect(scores, threshold: float):
@@ -24,9 +27,26 @@ def is_defect(scores, threshold: float):
     return np.asarray(scores) >= threshold
 
 
-def verdict(score: float, threshold: float) -> str:
-    """"NG" if score >= threshold else "OK" (one sample, raw units)."""
-    return NG if score >= threshold else OK
+def verdict(score: float, threshold: float, uncertain_until: float | None = None) -> str:
+    """The verdict of one sample (raw units): "OK" if score < threshold; without a band "NG"
+    otherwise. With ``uncertain_until`` > threshold (the uncertain band [threshold,
+    uncertain_until)): "NG" if score >= uncertain_until, else "UNCERTAIN". A band that is not
+    above the threshold (None, or <= threshold) means no band."""
+    if score < threshold:
+        return OK
+    if uncertain_until is not None and uncertain_until > threshold and score < uncertain_until:
+        return UNCERTAIN
+    return NG
+
+
+def check_band(low: float, high: float) -> tuple[float, float]:
+    """(low, high) of an uncertain band as floats; ValueError unless both are finite and low < high."""
+    low, high = float(low), float(high)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"the uncertain band needs finite scores, got {low!r} {high!r}")
+    if not low < high:
+        raise ValueError(f"the uncertain band needs LOW < HIGH, got {low:g} {high:g}")
+    return low, high
 
 
 def confusion_counts(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, int]:

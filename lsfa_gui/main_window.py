@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,12 @@ from lsfa_gui.widgets.metrics_panel import MetricsPanel, compute_metrics, metric
 from lsfa_gui.widgets.sample_browser import SampleBrowser
 from lsfa_gui.widgets.status_bar import JobStatusBar
 from lsfa_gui.widgets.threshold_panel import ThresholdPanel
+from lsfa_gui.widgets.watch_panel import WatchPanel
 from lsfa_gui.worker import JobRunner
 
 APP_TITLE = "LSFA Inspector"
+WATCH_KEEP = 300  # parts a watch keeps in the browser with their maps (older ones: scores only)
+WATCH_TRIM = 50  # dropped at a time once WATCH_KEEP + WATCH_TRIM are listed
 STYLE = """
 QMainWindow::separator { width: 4px; height: 4px; background: #d0d0d0; }
 QDockWidget::title { background: #37474f; color: white; padding: 4px 6px; font-weight: bold; }
@@ -84,6 +89,10 @@ class MainWindow(QMainWindow):
         self.histogram = HistogramPanel(self.state)
         self.metrics = MetricsPanel(self.state)
         self.log_panel = LogPanel()
+        self.watch_panel = WatchPanel(self.state)
+        self._watch_paused = threading.Event()
+        self._watch_rid: int | None = None
+        self._watch_model = None  # the open model with its own live thresholds, while watching
         self.status = JobStatusBar()
         self.setStatusBar(self.status)
 
@@ -103,6 +112,8 @@ class MainWindow(QMainWindow):
         self._add_dock("histogram", "Score histogram", self.histogram, bottom)
         self._add_dock("metrics", "Metrics", self.metrics, bottom)
         self._add_dock("log", "Log", self.log_panel, bottom)
+        self._add_dock("watch", "Live inspection", self.watch_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.docks["watch"].hide()
         self.splitDockWidget(self.docks["browser"], self.docks["thresholds"], Qt.Orientation.Vertical)
         self.splitDockWidget(self.docks["histogram"], self.docks["metrics"], Qt.Orientation.Horizontal)
         self.splitDockWidget(self.docks["metrics"], self.docks["log"], Qt.Orientation.Horizontal)
@@ -118,6 +129,10 @@ class MainWindow(QMainWindow):
         self.status.cancel_button.clicked.connect(self.cancel_job)
         self.state.model_changed.connect(self._on_model_changed)
         self.state.display_changed.connect(self._on_display_changed)
+        self.state.thresholds_changed.connect(self._sync_watch_thresholds)
+        self.watch_panel.stop_requested.connect(self.stop_watch)
+        self.watch_panel.pause_toggled.connect(lambda on: self._watch_paused.set() if on else self._watch_paused.clear())
+        self.jobs.finished.connect(self._on_job_finished)
 
         for runner in (self.jobs,):
             runner.started.connect(lambda _rid, title: self.status.job_started(title))
@@ -190,6 +205,7 @@ class MainWindow(QMainWindow):
         a["demo"] = self._action("Open &demo data", self.start_demo, None, "Generate (once) and score the built-in demo data")
         a["fit"] = self._action("&Fit model on dataset…", self.fit_current_dataset, "Ctrl+F", "Fit a model on the open dataset's train split (asks for the fit settings)")
         a["score"] = self._action("&Score all", self.score_all, "Ctrl+R", "Score every sample with the current model")
+        a["watch"] = self._action("&Watch folder…", self.watch_folder_dialog, "Ctrl+W", "Live inspection: score each new sample dropped into a folder (CSV log beside them)")
         a["cancel"] = self._action("&Cancel", self.cancel_job, "Esc", "Cancel the running job")
         a["export_csv"] = self._action("Export results as &CSV…", lambda: self.export_results_dialog("csv"), None)
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
@@ -208,7 +224,7 @@ class MainWindow(QMainWindow):
 
         menu = self.menuBar()
         m = menu.addMenu("&File")
-        for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "cancel", None,
+        for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "watch", "cancel", None,
                     "export_csv", "export_json", "export_png", "export_pngs", None, "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")
@@ -342,9 +358,87 @@ class MainWindow(QMainWindow):
         self.state.clear_results()
         self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, path, config, score_refs=reqs))
 
+    # ------------------------------------------------------------------ live inspection
+    @property
+    def watching(self) -> bool:
+        return self._watch_rid is not None and self.jobs.current_id == self._watch_rid
+
+    def start_watch(self, folder: str, csv_path: str | None = "", recursive: bool = False,
+                    settle_s: float | None = None, poll_s: float | None = None) -> bool:
+        """Watch ``folder`` with the open model (core.watch in the background job runner); each
+        new part becomes an entry, is selected and shown. ``csv_path``: the CSV log ("" =
+        ``lsfa-watch.csv`` in the folder, None = none). False if no model is open."""
+        if self.model is None:
+            self.log("Open or fit a model first: watching a folder scores each new part with it.", "warning")
+            return False
+        if csv_path == "":
+            csv_path = str(Path(folder) / "lsfa-watch.csv")
+        # the job scores with its own copy of the thresholds (kept equal to the live ones);
+        # the open model's own thresholds are left as they are
+        self._watch_model = copy.copy(self.model)
+        self._watch_model.thresholds = copy.copy(self.model.thresholds)
+        self._sync_watch_thresholds()
+        self._watch_paused.clear()
+        self.state.set_entries([])
+        self.watch_panel.set_watching(True, folder, csv_path)
+        self.docks["watch"].show()
+        self.docks["watch"].raise_()
+        self.log(f"Watching {folder}" + (f"; CSV log {csv_path}" if csv_path else ""))
+        self._watch_rid = self._start_job("Watching", tasks.watch_job(
+            self._watch_model, folder, csv_path, recursive=recursive, settle_s=settle_s, poll_s=poll_s,
+            paused=self._watch_paused.is_set))
+        return True
+
+    def stop_watch(self) -> None:
+        if self.watching:
+            self.jobs.cancel()
+
+    def watch_folder_dialog(self):
+        folder = QFileDialog.getExistingDirectory(self, "Watch folder (new samples are scored as they arrive)",
+                                                  self._dialog_dir("watch"))
+        if folder:
+            self.settings.set_last_dir("watch", folder)
+            self.start_watch(folder)
+
+    def _sync_watch_thresholds(self):
+        """The watch job scores with the model's thresholds: keep them equal to the live ones,
+        so the CSV log records the verdicts the window shows."""
+        thr = getattr(self._watch_model, "thresholds", None)
+        if thr is None:
+            return
+        t = self.state.thresholds
+        if t.image is not None:
+            thr.image = t.image
+        if t.pixel is not None:
+            thr.pixel = t.pixel
+        thr.uncertain_until = t.uncertain_until
+
+    def _on_job_finished(self, rid: int):
+        if rid == self._watch_rid:
+            self._watch_rid = None
+            self.watch_panel.set_watching(False)
+
+    def _on_watch_scored(self, record):
+        row = record.row
+        entries = self.state.entries
+        if len(entries) >= WATCH_KEEP + WATCH_TRIM:  # a long run: keep the newest parts (maps, images)
+            drop = len(entries) - WATCH_KEEP + 1
+            self.watch_panel.archive(drop)
+            self.state.set_entries(entries[drop:])
+        entry = SampleEntry(name=row["name"], source=row["path"], ref=record.ref)
+        (index,) = self.state.add_entries([entry])
+        if record.result is not None:
+            self.state.set_result(index, record.result)
+        else:
+            self.watch_panel.mark_error(index, row["error"])
+            self.log(f"{row['name']}: {row['error']}", "warning")
+        self.state.set_current(index)
+
     # ------------------------------------------------------------------ job messages
     def _on_partial(self, _rid: int, msg: Any):
-        if isinstance(msg, tasks.SampleScored):
+        if isinstance(msg, tasks.WatchScored):
+            self._on_watch_scored(msg.record)
+        elif isinstance(msg, tasks.SampleScored):
             self.state.set_result(msg.index, msg.result)
             if self.state.current < 0:
                 self.state.set_current(msg.index)

@@ -16,7 +16,7 @@ import numpy as np
 
 from core import render
 from core.data.sample import label_is_defect
-from core.thresholds import NG, OK, confusion_counts, verdict  # noqa: F401  (OK/NG: used by the widgets)
+from core.thresholds import NG, OK, UNCERTAIN, confusion_counts, verdict  # noqa: F401  (OK/NG/UNCERTAIN: used by the widgets)
 
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
 DEFAULT_COLORMAP = "turbo"  # core.render's TURBO_LUT: the CLI's overlay PNGs use it too
@@ -81,6 +81,7 @@ class Thresholds:
 
     image: float | None = None
     pixel: float | None = None
+    uncertain_until: float | None = None  # optional uncertain band [image, uncertain_until) (core.thresholds.verdict)
 
 
 @dataclass
@@ -224,12 +225,20 @@ class InspectionState:
         if changed:
             self.thresholds_changed.emit()
 
+    def set_uncertain_until(self, value: float | None) -> None:
+        """The upper end of the uncertain band (raw units; None = no band)."""
+        value = None if value is None else float(value)
+        if value != self.thresholds.uncertain_until:
+            self.thresholds.uncertain_until = value
+            self.thresholds_changed.emit()
+
     def verdict(self, entry: SampleEntry) -> str | None:
-        """"OK" / "NG" at the current image threshold, None if unscored or no threshold."""
+        """"OK" / "NG" (or "UNCERTAIN" inside the uncertain band) at the current image threshold,
+        None if unscored or no threshold."""
         score = entry.image_score
         if score is None or self.thresholds.image is None:
             return None
-        return verdict(score, self.thresholds.image)
+        return verdict(score, self.thresholds.image, self.thresholds.uncertain_until)
 
     def image_score_range(self) -> tuple[float, float] | None:
         """(min, max) raw image score over scored samples, None if fewer than one."""

@@ -8,6 +8,7 @@ Each ``*_job(...)`` returns a function ``fn(progress, emit)`` for :class:`lsfa_g
   SampleScored(index, result)       one entry's SampleResult
   SampleFailed(index, message)      one sample could not be read/scored (the job goes on)
   Note(text)                        something worth a line in the log
+  WatchScored(record)               a watched part was scored (or failed): a core.watch.WatchRecord
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ class ModelReady:
 class SampleScored:
     index: int
     result: Any
+
+
+@dataclass
+class WatchScored:
+    record: Any  # core.watch.WatchRecord (row, result or None, ref)
 
 
 @dataclass
@@ -284,3 +290,30 @@ def save_model_job(model, path) -> str:
     from core.model_io import save_model
 
     return save_model(model, path)
+
+
+def watch_job(model, folder: str, csv_path: str | None = None, recursive: bool = False,
+              settle_s: float | None = None, poll_s: float | None = None, paused: Callable[[], bool] | None = None):
+    """Watch ``folder`` until cancelled (:func:`core.watch.watch`): each new part is appended to
+    the CSV log ``csv_path`` (as ``lsfa watch --csv``) and streamed as :class:`WatchScored`.
+    Samples already in the log are not scored again. ``paused()``: True holds scoring."""
+    from core import watch as engine
+
+    def run(progress: Progress, emit):
+        log = engine.WatchLog(csv_path) if csv_path else None
+        try:
+            if log is not None and log.rows_before:
+                emit(Note(f"Continuing {csv_path}: {len(log.done)} sample(s) already scored are skipped"))
+            for record in engine.watch(
+                model, folder, recursive=recursive, progress=progress, paused=paused,
+                settle_s=engine.SETTLE_S if settle_s is None else settle_s,
+                poll_s=engine.POLL_S if poll_s is None else poll_s, done=log.done if log else (),
+            ):
+                if log is not None:
+                    log.append(record.row)
+                emit(WatchScored(record))
+        finally:
+            if log is not None:
+                log.close()
+
+    return run

@@ -2,4 +2,4 @@
 ``func`` takes the parsed ``argparse.Namespace`` and returns an exit status.
 Heavy imports (torch, faiss) happen inside the handlers so ``lsfa --help`` stays fast."""
 
-COMMAND_MODULES = ["demo_data", "info", "fit", "eval", "score"]
+COMMAND_MODULES = ["demo_data", "info", "fit", "eval", "score", "watch"]

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from core.commands.fit import add_units_arg
+from core.rows import COLUMNS  # noqa: F401  (the score CSV columns, also used by watch)
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,31 @@ def register(sub) -> None:
     p.add_argument("--csv", type=Path, help="write one row per sample here")
     p.add_argument("--maps", type=Path, help="write heatmap overlay PNGs into this folder")
     add_units_arg(p)
+    add_uncertain_arg(p)
     p.set_defaults(func=run)
 
 
-COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "pixel_threshold", "defect_pixels",
-           "model_id", "error"]
+def add_uncertain_arg(p) -> None:
+    p.add_argument("--uncertain", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="uncertain band of image scores (raw units, LOW < HIGH): a part is OK below LOW, "
+                        "UNCERTAIN from LOW up to HIGH, NG at or above HIGH (LOW replaces the model's "
+                        "image threshold). Default: no band, OK/NG at the model's image threshold")
+
+
+def apply_uncertain(model, band) -> None:
+    """Set the model's uncertain band from ``--uncertain LOW HIGH`` (None: leave it); UserError if invalid."""
+    from core.errors import UserError
+    from core.thresholds import check_band
+
+    if band is None:
+        return
+    try:
+        low, high = check_band(*band)
+    except ValueError as exc:
+        raise UserError(f"--uncertain: {exc}") from None
+    model.thresholds.image = low
+    model.thresholds.uncertain_until = high
+    model.thresholds.source = "user (--uncertain)"
 
 
 def map_image(result, model):
@@ -37,11 +58,6 @@ def map_image(result, model):
     return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
 
 
-def _skipped(path: str, name: str, reason: str, model_id: str) -> dict:
-    return {"path": path, "name": name, "image_score": "", "verdict": "SKIPPED", "image_threshold": "",
-            "pixel_threshold": "", "defect_pixels": "", "model_id": model_id, "error": reason}
-
-
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.data.dataset import collect_inputs
@@ -50,43 +66,32 @@ def run(args) -> int:
     from core.naming import safe_name
     from core.outputs import check_output_dir, check_output_file, csv_safe, write_output
     from core.render import save_png
+    from core.rows import error_reason, error_row, result_row
 
     model = load_model(args.model)
     model.xyz_units = args.xyz_units
+    apply_uncertain(model, args.uncertain)
     if args.csv:
         check_output_file(args.csv, "CSV file")
     if args.maps:
         check_output_dir(args.maps, "maps folder")
     refs, bad_inputs = collect_inputs(args.inputs)
-    rows = [_skipped(path, Path(path).stem, reason, model.model_id) for path, reason in bad_inputs]
+    rows = [error_row(path, Path(path).stem, reason, model.model_id) for path, reason in bad_inputs]
     for path, reason in bad_inputs:
         log.error("skipped: %s: %s", path, reason)
-    thr = model.thresholds
 
     def skip(_i, ref, exc) -> None:
-        if isinstance(exc, UserError):  # its message names the file that failed
-            reason = str(getattr(exc, "problem", None) or exc)
+        reason = error_reason(exc)
+        if isinstance(exc, UserError):
             log.error("skipped: %s", exc)
         else:
-            reason = "not enough memory to score it"
             log.error("skipped: %s: %s", ref.source(), reason)
-        rows.append(_skipped(ref.source(), ref.name, reason, model.model_id))
+        rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
 
     progress, sink = cli_progress()
     try:
         for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
-            defect = result.defect_mask(thr.pixel)
-            rows.append({
-                "path": ref.source(),
-                "name": ref.name,
-                "image_score": f"{result.image_score:.6g}",
-                "verdict": result.verdict(thr),
-                "image_threshold": f"{thr.image:.6g}",
-                "pixel_threshold": f"{thr.pixel:.6g}",
-                "defect_pixels": int(defect.sum()),
-                "model_id": model.model_id,
-                "error": "",
-            })
+            rows.append(result_row(ref, result, model))
             if args.maps:
                 target = args.maps / f"{i:04d}_{safe_name(ref.name)}.png"
                 try:
@@ -108,6 +113,8 @@ def run(args) -> int:
     scored = [r for r in rows if r["verdict"] != "SKIPPED"]
     failures = len(rows) - len(scored)
     ng = sum(r["verdict"] == "NG" for r in scored)
-    log.info("scored %d sample(s): %d NG, %d OK%s", len(scored), ng, len(scored) - ng,
+    unsure = sum(r["verdict"] == "UNCERTAIN" for r in scored)
+    log.info("scored %d sample(s): %d NG, %s%d OK%s", len(scored), ng,
+             f"{unsure} UNCERTAIN, " if unsure else "", len(scored) - ng - unsure,
              f", {failures} skipped" if failures else "")
     return 2 if failures else 0

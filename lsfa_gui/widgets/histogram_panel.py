@@ -12,6 +12,7 @@ GOOD_COLOUR = (46, 160, 67)
 DEFECT_COLOUR = (214, 39, 40)
 UNLABELLED_COLOUR = (120, 120, 120)
 LINE_COLOUR = (255, 152, 0)
+BAND_COLOUR = (239, 108, 0, 45)  # the uncertain band [image threshold, uncertain_until)
 
 
 def score_histograms(
@@ -68,6 +69,11 @@ class HistogramPanel(QWidget):
         self.line.sigPositionChanged.connect(self._on_line_moved)
         self.plot.addItem(self.line)
         self.line.setVisible(False)
+        self.band = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*BAND_COLOUR), pen=pg.mkPen(None))
+        self.band.setZValue(-5)
+        self.band.setToolTip("Uncertain band: parts scoring here are UNCERTAIN")
+        self.plot.addItem(self.band)
+        self.band.setVisible(False)
         self.empty_label = QLabel("No scored samples yet.")
         self.empty_label.setStyleSheet("color:#888")
         layout = QVBoxLayout(self)
@@ -97,6 +103,9 @@ class HistogramPanel(QWidget):
         thr = self.state.thresholds.image
         if thr is not None:
             lo, hi = min(lo, thr), max(hi, thr)
+        upper = self.state.thresholds.uncertain_until
+        if thr is not None and upper is not None and upper > thr:
+            hi = max(hi, upper)
         pad = 0.03 * (hi - lo)
         self.plot.setXRange(lo - pad, hi + pad, padding=0)
         self.plot.setYRange(0, max(int(c.max()) for c in counts.values()) * 1.15 + 0.5, padding=0)
@@ -104,6 +113,11 @@ class HistogramPanel(QWidget):
 
     def refresh_line(self):
         thr = self.state.thresholds.image
+        upper = self.state.thresholds.uncertain_until
+        has_band = thr is not None and upper is not None and upper > thr
+        self.band.setVisible(has_band)
+        if has_band:
+            self.band.setRegion((thr, upper))
         self.line.setVisible(thr is not None)
         if thr is not None and self.line.value() != thr:
             self._syncing = True

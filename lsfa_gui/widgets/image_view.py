@@ -16,6 +16,7 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 BADGE_STYLE = {
     "OK": "background:#2e7d32;color:white;",
     "NG": "background:#c62828;color:white;",
+    "UNCERTAIN": "background:#ef6c00;color:white;",
     None: "background:#757575;color:white;",
 }
 

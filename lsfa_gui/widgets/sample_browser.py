@@ -16,15 +16,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lsfa_gui.state import NG, OK, InspectionState
+from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
 
 COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time")
 COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole
 UNSCORED_SORT = -1e300
 
-VERDICT_COLORS = {OK: (QColor(46, 125, 50), QColor(232, 245, 233)), NG: (QColor(183, 28, 28), QColor(255, 235, 238))}
-VERDICT_FILTERS = ("All", "NG", "OK", "Unscored", "GT defective", "GT good")
+VERDICT_COLORS = {OK: (QColor(46, 125, 50), QColor(232, 245, 233)), NG: (QColor(183, 28, 28), QColor(255, 235, 238)),
+                  UNCERTAIN: (QColor(230, 81, 0), QColor(255, 243, 224))}
+VERDICT_FILTERS = ("All", "NG", "OK", "UNCERTAIN", "Unscored", "GT defective", "GT good")
 
 
 class SampleTableModel(QAbstractTableModel):
@@ -130,7 +131,7 @@ class SampleFilterProxy(QSortFilterProxyModel):
         entry = self.state.entries[source_row]
         verdict = self.state.verdict(entry)
         cat = self.category
-        if cat in (OK, NG) and verdict != cat:
+        if cat in (OK, NG, UNCERTAIN) and verdict != cat:
             return False
         if cat == "Unscored" and entry.result is not None:
             return False
@@ -249,7 +250,8 @@ class SampleBrowser(QWidget):
         entries = self.state.entries
         scored = [e for e in entries if e.result is not None]
         ng = sum(1 for e in scored if self.state.verdict(e) == NG)
+        unsure = sum(1 for e in scored if self.state.verdict(e) == UNCERTAIN)
         text = f"{len(entries)} samples · {len(scored)} scored"
         if self.state.thresholds.image is not None and scored:
-            text += f" · {ng} NG · {len(scored) - ng} OK"
+            text += f" · {ng} NG" + (f" · {unsure} UNCERTAIN" if unsure else "") + f" · {len(scored) - ng - unsure} OK"
         self.summary.setText(text)

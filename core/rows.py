@@ -1,0 +1,46 @@
+"""The CSV rows of scored samples: one column set for ``lsfa score``, ``lsfa watch`` and the
+GUI's watch log (the verdict itself comes from :mod:`core.thresholds` via SampleResult)."""
+
+from __future__ import annotations
+
+from core.errors import UserError
+
+__all__ = ["COLUMNS", "SKIPPED", "result_row", "error_row", "error_reason"]
+
+COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "uncertain_until", "pixel_threshold",
+           "defect_pixels", "model_id", "error"]
+SKIPPED = "SKIPPED"  # the verdict of a sample that could not be scored (its reason in ``error``)
+
+
+def result_row(ref, result, model) -> dict:
+    """The row of one scored sample at the model's thresholds."""
+    thr = model.thresholds
+    return {
+        "path": ref.source(),
+        "name": ref.name,
+        "image_score": f"{result.image_score:.6g}",
+        "verdict": result.verdict(thr),
+        "image_threshold": f"{thr.image:.6g}",
+        "uncertain_until": "" if thr.uncertain_until is None else f"{thr.uncertain_until:.6g}",
+        "pixel_threshold": f"{thr.pixel:.6g}",
+        "defect_pixels": int(result.defect_mask(thr.pixel).sum()),
+        "model_id": model.model_id,
+        "error": "",
+    }
+
+
+def error_row(path: str, name: str, reason: str, model_id: str) -> dict:
+    """The row of a sample that could not be scored (verdict SKIPPED, the reason in ``error``)."""
+    return {"path": path, "name": name, "image_score": "", "verdict": SKIPPED, "image_threshold": "",
+            "uncertain_until": "", "pixel_threshold": "", "defect_pixels": "", "model_id": model_id,
+            "error": reason}
+
+
+def error_reason(exc: BaseException) -> str:
+    """The ``error`` text of a sample that failed: a UserError's problem (it names the file), a
+    MemoryError, or any other exception's type and message."""
+    if isinstance(exc, UserError):
+        return str(getattr(exc, "problem", None) or exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory to score it"
+    return f"{type(exc).__name__}: {exc}"
