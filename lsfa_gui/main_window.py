@@ -355,7 +355,8 @@ class MainWindow(QMainWindow):
             config = dialog.result_config
         path = tasks.fitted_model_path(self.state.dataset_root, self.state.category)
         reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
-        self.state.clear_results()
+        # the current model and its results stay until the new model is ready (a cancelled or
+        # failed fit leaves them as they were)
         self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, path, config, score_refs=reqs))
 
     # ------------------------------------------------------------------ live inspection
@@ -445,6 +446,8 @@ class MainWindow(QMainWindow):
         elif isinstance(msg, tasks.DatasetOpened):
             self._show_listing(msg.listing)
         elif isinstance(msg, tasks.ModelReady):
+            if msg.fitted and self.model is not msg.model:
+                self.state.clear_results()  # the old model's scores; the new ones follow
             self._set_model(msg.model, msg.path)
             self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")
         elif isinstance(msg, tasks.SampleFailed):

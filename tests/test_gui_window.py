@@ -130,3 +130,21 @@ def test_colormap_menu_changes_heatmap(qtbot, window):
     window.colormap_actions["viridis"].trigger()
     assert window.state.display.colormap == "viridis"
     assert not np.array_equal(before, window.image_view.heat_item.image)
+
+
+def test_a_failed_fit_keeps_the_previous_model_and_results(qtbot, window, tmp_path):
+    """Issue 16 item 7: starting a fit no longer clears the scored results; they go only when
+    the new model is ready."""
+    from core.config import FitConfig
+    from lsfa_gui import tasks
+
+    load_fake(window)
+    old_model = window.model
+    window.state.dataset_root, window.state.category = str(tmp_path / "no_dataset"), "cookie"
+    with qtbot.waitSignal(window.jobs.finished, timeout=30000):
+        window.fit_current_dataset(config=FitConfig(adapt=False, self_check=False))
+    assert window.status.stage_label.text() == "Failed"
+    assert window.model is old_model and len(window.state.scored) == len(LABELS)
+    new_model = SimpleNamespace(thresholds=SimpleNamespace(image=0.7, pixel=0.5), display_range=(0.1, 1.1))
+    window._on_partial(0, tasks.ModelReady(new_model, str(tmp_path / "new.lsfa"), True))
+    assert window.model is new_model and window.state.scored == []
