@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QToolBar,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.naming import safe_name
 from lsfa_gui import export, tasks
@@ -699,9 +700,8 @@ class MainWindow(QMainWindow):
             act.setChecked(True)
         stretch = self.actions_by_name["stretch"]
         if stretch.isChecked() != d.per_sample_range:
-            stretch.blockSignals(True)
-            stretch.setChecked(d.per_sample_range)
-            stretch.blockSignals(False)
+            with signals_blocked(stretch):
+                stretch.setChecked(d.per_sample_range)
         self.settings.save_display(d.colormap, d.opacity)
 
     def _about(self):

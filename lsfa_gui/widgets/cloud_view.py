@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.data.sample import valid_points
 from lsfa_gui import overlay
@@ -234,9 +235,8 @@ class CloudView(QWidget):
 
     def refresh_colours(self):
         """Colormap / colour range / stretch mode changed: new lookup table, same points."""
-        self.stretch_check.blockSignals(True)
-        self.stretch_check.setChecked(self.state.display.per_sample_range)
-        self.stretch_check.blockSignals(False)
+        with signals_blocked(self.stretch_check):
+            self.stretch_check.setChecked(self.state.display.per_sample_range)
         self.stretch_check.setStyleSheet("color:#e65100;font-weight:bold;" if self.state.display.per_sample_range else "")
         if self._actor is not None and self._mesh is not None:
             self._apply_lut()
@@ -279,9 +279,8 @@ class CloudView(QWidget):
         across = max(1.0, float(np.sqrt(self.points.shape[0])))
         view_px = 0.7 * min(self.plotter.width(), self.plotter.height())
         size = int(np.clip(round(view_px / across), 2, 8))
-        self.point_size.blockSignals(True)
-        self.point_size.setValue(size)
-        self.point_size.blockSignals(False)
+        with signals_blocked(self.point_size):
+            self.point_size.setValue(size)
 
     def _on_style(self, text: str):
         self.point_size.setEnabled(text == "Points")

@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from superqt.utils import signals_blocked
 
 from core import render
 from lsfa_gui.colormaps import lut
@@ -139,12 +140,11 @@ class ImageView(QWidget):
             (self.hide_check, d.hide_below_threshold),
             (self.fade_check, d.fade_low_scores),
         ):
-            widget.blockSignals(True)
-            if isinstance(widget, QSlider):
-                widget.setValue(value)
-            else:
-                widget.setChecked(value)
-            widget.blockSignals(False)
+            with signals_blocked(widget):
+                if isinstance(widget, QSlider):
+                    widget.setValue(value)
+                else:
+                    widget.setChecked(value)
 
     def refresh_sample(self):
         """New current sample: base image, heatmap, outlines, header."""

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from lsfa_gui.state import InspectionState, normalised
 from lsfa_gui.thresholding import auto_image_threshold, auto_pixel_threshold
@@ -86,12 +87,10 @@ class ThresholdRow(QWidget):
         enabled = value is not None
         for w in (self.slider, self.spin):
             w.setEnabled(enabled)
-            w.blockSignals(True)
         if value is not None:
-            self.slider.setValue(max(0, min(SLIDER_STEPS, self._to_slider(value))))
-            self.spin.setValue(value)
-        for w in (self.slider, self.spin):
-            w.blockSignals(False)
+            with signals_blocked(self.slider), signals_blocked(self.spin):
+                self.slider.setValue(max(0, min(SLIDER_STEPS, self._to_slider(value))))
+                self.spin.setValue(value)
         norm = normalised(value, self.range)
         lo, hi = self.range
         self.norm_label.setText("–" if norm is None else f"normalised {norm:.3f}  (range {lo:.4g} – {hi:.4g})")

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.thresholds import verdict
 from core.watch import tally
@@ -123,9 +124,8 @@ class WatchPanel(QWidget):
         on = self.band_check.isChecked()
         self.band_spin.setEnabled(on)
         if on and self.state.thresholds.image is not None and self.band_spin.value() <= self.state.thresholds.image:
-            self.band_spin.blockSignals(True)
-            self.band_spin.setValue(self.state.thresholds.image * 1.1 if self.state.thresholds.image > 0 else 1.0)
-            self.band_spin.blockSignals(False)
+            with signals_blocked(self.band_spin):
+                self.band_spin.setValue(self.state.thresholds.image * 1.1 if self.state.thresholds.image > 0 else 1.0)
         self.state.set_uncertain_until(self.band_spin.value() if on else None)
 
     def mark_error(self, index: int, message: str) -> None:
