@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -207,7 +207,9 @@ class MainWindow(QMainWindow):
         a["fit"] = self._action("&Fit model on dataset…", self.fit_current_dataset, "Ctrl+F", "Fit a model on the open dataset's train split (asks for the fit settings)")
         a["score"] = self._action("&Score all", self.score_all, "Ctrl+R", "Score every sample with the current model")
         a["watch"] = self._action("&Watch folder…", self.watch_folder_dialog, "Ctrl+W", "Live inspection: score each new sample dropped into a folder (CSV log beside them)")
-        a["cancel"] = self._action("&Cancel", self.cancel_job, "Esc", "Cancel the running job")
+        a["cancel"] = self._action("&Cancel", self.cancel_job, None, "Cancel the running job (Esc)")
+        # Esc cancels the job, except while typing in a field: there it only leaves the field
+        self._escape = QShortcut(QKeySequence("Esc"), self, self._on_escape)
         a["export_csv"] = self._action("Export results as &CSV…", lambda: self.export_results_dialog("csv"), None)
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
         a["export_png"] = self._action("Export overlay &PNG of this sample…", self.export_current_png_dialog, "Ctrl+E")
@@ -304,6 +306,15 @@ class MainWindow(QMainWindow):
     def cancel_job(self):
         if self.jobs.busy:
             self.jobs.cancel()
+
+    def _on_escape(self):
+        from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit
+
+        focus = QApplication.focusWidget()
+        if isinstance(focus, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)):
+            focus.clearFocus()
+            return
+        self.cancel_job()
 
     def start_demo(self, counts: dict | None = None, config=None):
         """Generate the demo data (once), load or fit its model, score its test split."""

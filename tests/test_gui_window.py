@@ -148,3 +148,26 @@ def test_a_failed_fit_keeps_the_previous_model_and_results(qtbot, window, tmp_pa
     new_model = SimpleNamespace(thresholds=SimpleNamespace(image=0.7, pixel=0.5), display_range=(0.1, 1.1))
     window._on_partial(0, tasks.ModelReady(new_model, str(tmp_path / "new.lsfa"), True))
     assert window.model is new_model and window.state.scored == []
+
+
+def test_escape_in_a_field_leaves_the_field_and_does_not_cancel_the_job(qtbot, window, monkeypatch):
+    """Issue 16 item 9: Esc typed in a text field used to cancel the running job."""
+    from PySide6.QtWidgets import QApplication
+
+    load_fake(window)
+    calls = []
+    monkeypatch.setattr(window, "cancel_job", lambda: calls.append(1))
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    spin = window.threshold_panel.image_row.spin
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=2000)
+    qtbot.keyClick(spin, Qt.Key.Key_Escape)
+    assert calls == [] and not spin.hasFocus()
+    table = window.browser.table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=2000)
+    qtbot.keyClick(table, Qt.Key.Key_Escape)
+    assert calls == [1]
