@@ -27,3 +27,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _tiny_xyz_fit(tmp_path_factory):
+    """(dataset root, model path), made once per test session: a tiny demo "cookie" dataset
+    (96 px, 5 train / 3 validation / 1 good + 1 dent test) and an xyz-only, frozen model fitted
+    without the self-check, with a private preprocessing cache. Tests copy before changing them."""
+    from core.cli import main
+    from core.demo import generate_demo_dataset
+
+    tmp = tmp_path_factory.mktemp("tiny-xyz")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSFA_CACHE_DIR", str(tmp / "cache"))
+    root = generate_demo_dataset(tmp / "demo", seed=4, categories=["cookie"], size=96, n_train=5,
+                                 n_validation=3, n_test_good=1, n_test_per_defect=1, defect_types=["dent"])
+    model = tmp / "m.lsfa"
+    assert main(["fit", str(root), "-c", "cookie", "-o", str(model), "--modalities", "xyz",
+                 "--no-self-check", "--no-adapt"]) == 0
+    mp.undo()
+    return root, model
+
+
+@pytest.fixture
+def tiny_xyz_model(_tiny_xyz_fit, tmp_path_factory, monkeypatch):
+    """The session's tiny xyz (dataset root, model path), used with a private cache dir."""
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    return _tiny_xyz_fit

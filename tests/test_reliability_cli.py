@@ -13,24 +13,9 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.demo import generate_demo_dataset
 from core.outputs import csv_safe, write_output
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("relcli")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LSFA_CACHE_DIR", str(tmp / "cache"))
-    root = generate_demo_dataset(tmp / "demo", seed=4, categories=["cookie"], size=96, n_train=5,
-                                 n_validation=3, n_test_good=1, n_test_per_defect=1, defect_types=["dent"])
-    model = tmp / "m.lsfa"
-    assert main(["fit", str(root), "-c", "cookie", "-o", str(model), "--modalities", "xyz",
-                 "--no-self-check", "--no-adapt"]) == 0
-    yield root, model
-    mp.undo()
 
 
 def run(argv, capsys):
@@ -65,8 +50,8 @@ def test_bad_fit_options_fail_in_one_line_before_any_work(tmp_path, capsys, opti
     assert not out.exists()
 
 
-def test_unwritable_output_locations_are_refused_before_the_work(fitted, tmp_path, capsys):
-    root, model = fitted
+def test_unwritable_output_locations_are_refused_before_the_work(tiny_xyz_model, tmp_path, capsys):
+    root, model = tiny_xyz_model
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
     code, out, err = run(["fit", root, "-c", "cookie", "-o", blocker / "m.lsfa"], capsys)
@@ -82,8 +67,8 @@ def test_unwritable_output_locations_are_refused_before_the_work(fitted, tmp_pat
     assert blocker.read_text() == "I am a file"
 
 
-def test_disk_full_keeps_the_existing_file(fitted, tmp_path, capsys, monkeypatch):
-    root, model = fitted
+def test_disk_full_keeps_the_existing_file(tiny_xyz_model, tmp_path, capsys, monkeypatch):
+    root, model = tiny_xyz_model
     target = tmp_path / "scores.csv"
     target.write_text("previous results\n")
 
@@ -97,8 +82,8 @@ def test_disk_full_keeps_the_existing_file(fitted, tmp_path, capsys, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no temp file left
 
 
-def test_file_size_limit_gives_one_line_and_keeps_the_old_model(fitted, tmp_path):
-    root, model = fitted
+def test_file_size_limit_gives_one_line_and_keeps_the_old_model(tiny_xyz_model, tmp_path):
+    root, model = tiny_xyz_model
     out = tmp_path / "m.lsfa"
     out.write_bytes(b"old model")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LSFA_CACHE_DIR": str(tmp_path / "cache"),
@@ -126,8 +111,8 @@ def test_outputs_respect_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == mode
 
 
-def test_csv_cells_cannot_become_formulas(fitted, tmp_path, capsys):
-    root, model = fitted
+def test_csv_cells_cannot_become_formulas(tiny_xyz_model, tmp_path, capsys):
+    root, model = tiny_xyz_model
     assert csv_safe("=1+2") == "'=1+2" and csv_safe("-0.5") == "-0.5" and csv_safe("@SUM(A1)") == "'@SUM(A1)"
     leaf = tmp_path / "parts"
     leaf.mkdir()
@@ -142,8 +127,8 @@ def test_csv_cells_cannot_become_formulas(fitted, tmp_path, capsys):
     assert {r["name"] for r in rows} == {"'=HYPERLINK(1)", "'+cmd"}
 
 
-def test_eval_on_another_category_warns_and_strict_refuses(fitted, tmp_path, capsys, caplog):
-    root, model = fitted
+def test_eval_on_another_category_warns_and_strict_refuses(tiny_xyz_model, tmp_path, capsys, caplog):
+    root, model = tiny_xyz_model
     other = tmp_path / "other"
     shutil.copytree(root / "cookie", other / "puck")
     code, out, err = run(["eval", model, other, "-c", "puck"], capsys)

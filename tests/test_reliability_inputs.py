@@ -13,24 +13,7 @@ from core.cli import main
 from core.data.imageio import read_xyz
 from core.data.preprocess import preprocess
 from core.data.refs import SampleRef
-from core.demo import generate_demo_dataset
 from core.errors import DataError
-
-TINY = dict(categories=["cookie"], size=96, n_train=5, n_validation=3, n_test_good=1, n_test_per_defect=1,
-            defect_types=["dent"])
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("relin")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LSFA_CACHE_DIR", str(tmp / "cache"))
-    root = generate_demo_dataset(tmp / "demo", seed=5, **TINY)
-    model = tmp / "m.lsfa"
-    assert main(["fit", str(root), "-c", "cookie", "-o", str(model), "--modalities", "xyz",
-                 "--no-self-check", "--no-adapt"]) == 0
-    yield root, model
-    mp.undo()
 
 
 def run(argv, capsys):
@@ -50,8 +33,8 @@ def scaled_copy(root, dest, factor):
 # ------------------------------------------------------------------ 1. units
 
 
-def test_millimetre_clouds_are_refused_and_scored_with_xyz_units(fitted, tmp_path, capsys, caplog):
-    root, model = fitted
+def test_millimetre_clouds_are_refused_and_scored_with_xyz_units(tiny_xyz_model, tmp_path, capsys, caplog):
+    root, model = tiny_xyz_model
     mm = scaled_copy(root, tmp_path / "mm", 1000)
     good = mm / "cookie" / "test" / "good"
     code, out, err = run(["score", model, good], capsys)
@@ -67,16 +50,16 @@ def test_millimetre_clouds_are_refused_and_scored_with_xyz_units(fitted, tmp_pat
     assert float(as_mm["image_score"]) == pytest.approx(float(as_m["image_score"]), rel=1e-3)
 
 
-def test_centimetre_clouds_are_refused_by_eval(fitted, tmp_path, capsys):
-    root, model = fitted
+def test_centimetre_clouds_are_refused_by_eval(tiny_xyz_model, tmp_path, capsys):
+    root, model = tiny_xyz_model
     cm = scaled_copy(root, tmp_path / "cm", 100)
     code, out, err = run(["eval", model, cm, "-c", "cookie"], capsys)
     assert code == 2 and "Traceback" not in err
     assert "--xyz-units cm" in err and "median point spacing" in err and ".tiff" in err
 
 
-def test_fit_on_millimetre_data_names_the_option(fitted, tmp_path, capsys):
-    root, _ = fitted
+def test_fit_on_millimetre_data_names_the_option(tiny_xyz_model, tmp_path, capsys):
+    root, _ = tiny_xyz_model
     mm = scaled_copy(root, tmp_path / "mm", 1000)
     code, out, err = run(["fit", mm, "-c", "cookie", "-o", tmp_path / "x.lsfa", "--modalities", "xyz",
                           "--no-self-check", "--no-adapt"], capsys)
@@ -135,8 +118,8 @@ def _sample(root):
     return SampleRef("000", "cookie", "train", "good", leaf / "rgb" / "000.png", leaf / "xyz" / "000.tiff").load()
 
 
-def test_unwritable_cache_never_stops_preprocessing(fitted, tmp_path, caplog, monkeypatch):
-    root, _ = fitted
+def test_unwritable_cache_never_stops_preprocessing(tiny_xyz_model, tmp_path, caplog, monkeypatch):
+    root, _ = tiny_xyz_model
     sample = _sample(root)
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -155,8 +138,8 @@ def test_unwritable_cache_never_stops_preprocessing(fitted, tmp_path, caplog, mo
     assert "No space left on device" in caplog.text and not list(cache.glob("*"))  # no temp file left
 
 
-def test_truncated_cache_entry_is_dropped_and_recomputed(fitted, tmp_path, caplog):
-    root, _ = fitted
+def test_truncated_cache_entry_is_dropped_and_recomputed(tiny_xyz_model, tmp_path, caplog):
+    root, _ = tiny_xyz_model
     sample = _sample(root)
     cache = tmp_path / "cache"
     first = preprocess(sample, cache_dir=cache)
@@ -172,8 +155,8 @@ def test_truncated_cache_entry_is_dropped_and_recomputed(fitted, tmp_path, caplo
 # ------------------------------------------------------------------ 6. score batches
 
 
-def test_one_bad_input_does_not_abort_a_score_batch(fitted, tmp_path, capsys):
-    root, model = fitted
+def test_one_bad_input_does_not_abort_a_score_batch(tiny_xyz_model, tmp_path, capsys):
+    root, model = tiny_xyz_model
     leaf = tmp_path / "cookie" / "test" / "good"
     shutil.copytree(root / "cookie" / "test" / "good", leaf)
     (leaf / "xyz" / "000.tiff").rename(leaf / "xyz" / "001.tiff")  # 000.png loses its partner

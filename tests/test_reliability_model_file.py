@@ -14,24 +14,9 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from core.cli import main
-from core.demo import generate_demo_dataset
 from core.errors import ModelFileError
 from core.model_file import manifest_digest, read_model_file
 from core.model_io import load_model
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("relmodel")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LSFA_CACHE_DIR", str(tmp / "cache"))
-    root = generate_demo_dataset(tmp / "demo", seed=3, categories=["cookie"], size=96, n_train=5,
-                                 n_validation=3, n_test_good=1, n_test_per_defect=1, defect_types=["dent"])
-    model = tmp / "m.lsfa"
-    assert main(["fit", str(root), "-c", "cookie", "-o", str(model), "--modalities", "xyz",
-                 "--no-self-check", "--no-adapt"]) == 0
-    yield root, model
-    mp.undo()
 
 
 def _parts(path):
@@ -89,8 +74,8 @@ TAMPERS = {
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERS))
-def test_tampered_manifest_is_refused_in_one_line(fitted, tmp_path, capsys, case):
-    root, model = fitted
+def test_tampered_manifest_is_refused_in_one_line(tiny_xyz_model, tmp_path, capsys, case):
+    root, model = tiny_xyz_model
     edit_manifest, edit_tensors, needle = TAMPERS[case]
     bad = rewrite(model, tmp_path / "bad.lsfa", edit_manifest, edit_tensors)
     with pytest.raises(ModelFileError, match=needle):
@@ -101,15 +86,15 @@ def test_tampered_manifest_is_refused_in_one_line(fitted, tmp_path, capsys, case
     assert len(err.strip().splitlines()) == 1 and "bad.lsfa" in err
 
 
-def test_manifest_edit_without_new_checksum_is_detected(fitted, tmp_path):
-    _, model = fitted
+def test_manifest_edit_without_new_checksum_is_detected(tiny_xyz_model, tmp_path):
+    _, model = tiny_xyz_model
     bad = rewrite(model, tmp_path / "edited.lsfa", _set(["thresholds", "image"], 1e9), reseal=False)
     with pytest.raises(ModelFileError, match="manifest does not match its checksum"):
         read_model_file(bad)
 
 
-def test_untampered_model_and_schema_1_file_still_load(fitted, tmp_path):
-    _, model = fitted
+def test_untampered_model_and_schema_1_file_still_load(tiny_xyz_model, tmp_path):
+    _, model = tiny_xyz_model
     assert load_model(model).info["xyz_spacing_m"] > 0
 
     def as_v1(m):
@@ -121,8 +106,8 @@ def test_untampered_model_and_schema_1_file_still_load(fitted, tmp_path):
     assert load_model(old).model_id == load_model(model).model_id
 
 
-def test_inflating_tensor_member_is_refused_before_it_is_read(fitted, tmp_path):
-    _, model = fitted
+def test_inflating_tensor_member_is_refused_before_it_is_read(tiny_xyz_model, tmp_path):
+    _, model = tiny_xyz_model
     manifest, _ = _parts(model)
     bomb = tmp_path / "bomb.lsfa"
     with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -135,8 +120,8 @@ def test_inflating_tensor_member_is_refused_before_it_is_read(fitted, tmp_path):
     assert time.perf_counter() - t0 < 2.0  # refused from the header, nothing inflated
 
 
-def test_schema_1_member_above_memory_budget_is_refused(fitted, tmp_path, monkeypatch):
-    _, model = fitted
+def test_schema_1_member_above_memory_budget_is_refused(tiny_xyz_model, tmp_path, monkeypatch):
+    _, model = tiny_xyz_model
     manifest, _ = _parts(model)
     manifest["schema_version"] = 1  # no declared size: the memory budget caps the read
     bomb = tmp_path / "bomb1.lsfa"
@@ -148,8 +133,8 @@ def test_schema_1_member_above_memory_budget_is_refused(fitted, tmp_path, monkey
         read_model_file(bomb)
 
 
-def test_bank_with_non_finite_values_is_refused(fitted, tmp_path):
-    _, model = fitted
+def test_bank_with_non_finite_values_is_refused(tiny_xyz_model, tmp_path):
+    _, model = tiny_xyz_model
 
     def poison(t):
         t["bank.xyz.vectors"] = t["bank.xyz.vectors"].copy()
