@@ -29,23 +29,28 @@ def _probe(folder: Path, what: str) -> None:
         raise UserError(f"{folder}: cannot write the {what} there ({_reason(exc)})") from None
 
 
+def _make_folder(folder: Path, path: Path, what: str) -> None:
+    """Create ``folder`` (for ``path``), with one UserError line when an existing ancestor is a
+    file or the folder cannot be made."""
+    for anc in (folder, *folder.parents):
+        if anc.exists():
+            if not anc.is_dir():
+                raise UserError(f"{path}: cannot write the {what}: {anc} is not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the folder for the {what} ({_reason(exc)})") from None
+
+
 def check_output_file(path: str | Path, what: str = "output file") -> None:
     """Before any work: UserError unless ``path`` can be written (its folder exists or can be
     made, is a folder, is writable; the path itself is not a folder)."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: is a folder; give a file name for the {what}")
-    parent = path.parent
-    for anc in (parent, *parent.parents):
-        if anc.exists():
-            if not anc.is_dir():
-                raise UserError(f"{path}: cannot write the {what}: {anc} is not a folder")
-            break
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create its folder ({_reason(exc)})") from None
-    _probe(parent, what)
+    _make_folder(path.parent, path, what)
+    _probe(path.parent, what)
 
 
 def check_output_dir(path: str | Path, what: str = "output folder") -> None:
@@ -53,15 +58,7 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> None:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{path}: exists and is not a folder; cannot write the {what}")
-    for anc in path.parents:
-        if anc.exists():
-            if not anc.is_dir():
-                raise UserError(f"{path}: cannot create the {what}: {anc} is not a folder")
-            break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the {what} ({_reason(exc)})") from None
+    _make_folder(path, path, what)
     _probe(path, what)
 
 
