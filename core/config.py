@@ -12,6 +12,7 @@ from core.errors import UserError
 MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
 FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
 FUSED_IMAGE_SCORE_CHOICES = ("map_topk", "map_max", "late")
+IMAGE_SCORE_CHOICES = ("max", "reweighted")
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size).
 PRESETS = {
     "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0},  # the default
@@ -71,7 +72,7 @@ class FitConfig:
         10000, "keep at least this many patches per memory bank (all if fewer): small training sets "
         "need every patch; the ratio only bites on large ones")
     image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
-                                "re-weighted score", ("max", "reweighted"))
+                                "re-weighted score", IMAGE_SCORE_CHOICES)
     fusion: str = _setting(
         "tail_sum",
         "fusion of modalities: tail_sum / tail_max put each modality in units of its good-part tail "
@@ -134,7 +135,7 @@ class FitConfig:
             )
         if self.fusion not in FUSION_CHOICES:
             raise UserError(f"--fusion must be one of {', '.join(FUSION_CHOICES)}, got {self.fusion!r}")
-        if self.image_score not in ("max", "reweighted"):
+        if self.image_score not in IMAGE_SCORE_CHOICES:
             raise UserError(f"image score must be 'max' or 'reweighted', got {self.image_score!r}")
         if self.fused_image_score not in FUSED_IMAGE_SCORE_CHOICES:
             raise UserError(

@@ -10,13 +10,18 @@ from typing import Any
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPlainTextEdit,
     QSplitter,
     QStyle,
+    QTextEdit,
     QToolBar,
     QWidget,
 )
@@ -308,8 +313,6 @@ class MainWindow(QMainWindow):
             self.jobs.cancel()
 
     def _on_escape(self):
-        from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit
-
         focus = QApplication.focusWidget()
         if isinstance(focus, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)):
             focus.clearFocus()
@@ -458,7 +461,7 @@ class MainWindow(QMainWindow):
         elif isinstance(msg, tasks.DatasetOpened):
             self._show_listing(msg.listing)
         elif isinstance(msg, tasks.ModelReady):
-            if msg.fitted and self.model is not msg.model:
+            if msg.fitted:
                 self.state.clear_results()  # the old model's scores; the new ones follow
             self._set_model(msg.model, msg.path)
             self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")

@@ -166,7 +166,6 @@ class FitDialog(QDialog):
                                "320 px, 40×40 patches (finer defects, about 2-3× slower to fit and score)")
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
-        self._custom_resolution = {k: getattr(self.base, k) for k in PRESETS["fast"]}
 
         self.error = QLabel()
         self.error.setObjectName("fitError")
