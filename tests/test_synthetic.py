@@ -291,11 +291,12 @@ def _content_digest(root: Path) -> str:
 
 def test_default_variation_output_is_unchanged(tiny_dataset):
     assert _content_digest(tiny_dataset) == TINY_SEED3_CONTENT_SHA256
-    # the marker file does not list factors at 1.0 (as before they existed); reading fills them in
+    # the marker file does not list factors at their standard values (as before they existed);
+    # reading fills them in
     text = (tiny_dataset / S.MARKER_NAME).read_text()
     assert not any(k in text for k in S.VARIATION_RANGES)
     marker = S.read_marker(tiny_dataset)
-    assert all(marker[k] == 1.0 for k in S.VARIATION_RANGES)
+    assert all(marker[k] == S.VARIATION_DEFAULTS[k] for k in S.VARIATION_RANGES)
     assert marker == S.demo_parameters(seed=3, **TINY)
 
 
@@ -332,6 +333,29 @@ def test_noise_scale_multiplies_depth_noise_and_dropouts():
     assert np.abs(loud.rgb.astype(int) - quiet.rgb).mean() > 1.5
 
 
+def test_flying_pixels_sit_between_the_surfaces_at_depth_discontinuities():
+    base = S.render_sample(0, "puck", "train", 0, size=128)
+    fly = S.render_sample(0, "puck", "train", 0, size=128, flying_pixels=0.5)
+    assert np.array_equal(base.rgb, fly.rgb)  # colour and everything else as without them
+    moved = np.linalg.norm(fly.xyz - base.xyz, axis=-1) > 1e-7
+    valid = np.any(base.xyz != 0, -1)
+    rng = np.linalg.norm(base.xyz, axis=-1)
+    pad = np.pad(np.where(valid, rng, 0), 1)
+    jump = np.zeros_like(rng)
+    for nb in (pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]):
+        d = np.where(nb > 0, nb - rng, 0)
+        jump = np.where(np.abs(d) > np.abs(jump), d, jump)
+    edge = valid & (np.abs(jump) > 0.001)
+    assert edge.sum() > 50 and not moved[~edge].any()  # only discontinuity pixels move
+    assert 0.35 < moved[edge].mean() < 0.65  # about half of them
+    frac = (np.linalg.norm(fly.xyz, axis=-1) - rng)[moved] / jump[moved]
+    assert frac.min() >= 0.2 - 1e-3 and frac.max() <= 0.8 + 1e-3  # between the two surfaces
+    # on the ray of their pixel: direction unchanged
+    cos = np.einsum("ij,ij->i", fly.xyz[moved], base.xyz[moved]) / (
+        np.linalg.norm(fly.xyz[moved], axis=1) * rng[moved])
+    assert cos.min() > 1 - 1e-6
+
+
 def test_defect_scale_changes_size_not_place_or_amplitude():
     areas = {1.0: [], 2.0: []}
     for kind in S.DEFECT_TYPES:
@@ -352,7 +376,7 @@ def test_defect_scale_changes_size_not_place_or_amplitude():
 def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     for kwargs in ({"object_scale": 0.4}, {"object_scale": 2.5}, {"noise_scale": -0.1},
                    {"noise_scale": 5.5}, {"defect_scale": 0.2}, {"defect_scale": 3.5},
-                   {"defect_scale": float("nan")}, {"object_scale": "big"}):
+                   {"defect_scale": float("nan")}, {"object_scale": "big"}, {"flying_pixels": 1.5}):
         name = next(iter(kwargs)).replace("_", " ")
         with pytest.raises(UserError, match=name):
             S.demo_parameters(**kwargs)
@@ -369,10 +393,12 @@ def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     out = tmp_path / "v"
     args = ["demo-data", str(out), "--size", "64", "--train", "1", "--validation", "0", "--test-good", "0",
             "--test-per-defect", "1", "--categories", "cookie", "--defect-types", "hole", "--workers", "1"]
-    varied = args + ["--object-scale", "1.25", "--noise-scale", "2", "--defect-scale", "0.5"]
+    varied = args + ["--object-scale", "1.25", "--noise-scale", "2", "--defect-scale", "0.5",
+                     "--flying-pixels", "0.3"]
     assert main(varied) == 0
     marker = S.read_marker(out)
-    assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"]) == (1.25, 2.0, 0.5)
+    assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"],
+            marker["flying_pixels"]) == (1.25, 2.0, 0.5, 0.3)
     stamp = (out / S.MARKER_NAME).stat().st_mtime_ns
     assert main(varied) == 0  # same factors: up to date, kept
     assert (out / S.MARKER_NAME).stat().st_mtime_ns == stamp

@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     p.add_argument("--defect-scale", type=float, default=1.0,
                    help=f"scale of the defects' lateral size: radius, crack length and width "
                         f"({span('defect_scale')}, default 1.0); --defect-strength sets their depth/contrast")
+    p.add_argument("--flying-pixels", type=float, default=0.0,
+                   help=f"share of the pixels at depth discontinuities that the sensor places between the "
+                        f"two surfaces, as real depth sensors do ({span('flying_pixels')}, default 0)")
     p.add_argument("--workers", type=int, default=0, help="rendering processes (default 0 = automatic)")
     p.add_argument("--force", action="store_true", help="replace a demo dataset made with other options")
     p.set_defaults(func=run)
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         object_scale=args.object_scale,
         noise_scale=args.noise_scale,
         defect_scale=args.defect_scale,
+        flying_pixels=args.flying_pixels,
         progress=Progress(show),
         force=args.force,
         workers=args.workers,

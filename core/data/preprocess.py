@@ -51,12 +51,17 @@ class PreprocessParams:
     pad_multiple: int = 100  # square side rounded up to this (0 = plain max(H, W))
     zero_rgb_background: bool = True
     seed: int = 0
+    flying_ratio: float = 4.0  # flying-point test: neighbour within this × the expected point
+    #                            spacing at that range (0 = off); see flying_points
+    flying_min_neighbours: int = 2  # fewer such neighbours (of 8) -> flying point, removed from xyz
 
     def cache_fields(self) -> dict:
         """Parameters that change which points are kept."""
         d = asdict(self)
         d.pop("pad_multiple")
         d.pop("zero_rgb_background")
+        d.pop("flying_ratio")  # applied after the cached foreground mask
+        d.pop("flying_min_neighbours")
         return d
 
 
@@ -193,6 +198,57 @@ def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: in
     out = np.zeros_like(keep)
     out[y0:y1, x0:x1][k] = labels == best
     return out
+
+
+# ---------------------------------------------------------------------------- flying points
+
+
+def pixel_angle(xyz: np.ndarray, valid: np.ndarray) -> float:
+    """The sensor's angular point spacing in radians: median over valid 4-neighbour pairs of
+    their 3D distance divided by their range (distance from the sensor). 0 when undefined."""
+    ratios = []
+    for a, b in (((slice(None), slice(0, -1)), (slice(None), slice(1, None))),
+                 ((slice(0, -1), slice(None)), (slice(1, None), slice(None)))):
+        both = valid[a] & valid[b]
+        if both.any():
+            pa, pb = xyz[a][both].astype(np.float64), xyz[b][both].astype(np.float64)
+            rng = 0.5 * (np.linalg.norm(pa, axis=1) + np.linalg.norm(pb, axis=1))
+            ratios.append(np.linalg.norm(pa - pb, axis=1) / np.maximum(rng, 1e-12))
+    if not ratios:
+        return 0.0
+    return float(np.median(np.concatenate(ratios)))
+
+
+def flying_points(xyz: np.ndarray, valid: np.ndarray, ratio: float = 4.0, min_neighbours: int = 2) -> np.ndarray:
+    """H×W bool of "flying" points: valid points with fewer than ``min_neighbours`` of their 8
+    grid neighbours within ``ratio`` × the expected spacing at their range (pixel angle × range,
+    × √2 for diagonal neighbours) in 3D.
+
+    Depth sensors place such points between the foreground and the background at depth
+    discontinuities (mixed pixels); they float in space, unconnected to either surface, and a
+    patch feature computed on them looks like nothing on a good part. Points on a surface,
+    even one seen at 75° from the ray, keep neighbours along it; a one-pixel-wide wire keeps
+    its two."""
+    out = np.zeros_like(valid)
+    if ratio <= 0 or not valid.any():
+        return out
+    angle = pixel_angle(xyz, valid)
+    if angle <= 0:
+        return out
+    h, w = valid.shape
+    p = xyz.astype(np.float32)
+    limit = np.float32(ratio * angle) * np.linalg.norm(p, axis=-1)
+    close = np.zeros((h, w), dtype=np.int16)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            src = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+            nb = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
+            d = np.linalg.norm(p[src] - p[nb], axis=-1)
+            lim = limit[src] * (np.float32(math.sqrt(2)) if dy and dx else np.float32(1))
+            close[src] += (valid[src] & valid[nb] & (d < lim)).astype(np.int16)
+    return valid & (close < min_neighbours)
 
 
 # ---------------------------------------------------------------------------- padding
@@ -345,6 +401,9 @@ def preprocess(
         removed = valid_points(xyz) & ~keep
         xyz = xyz.astype(np.float32, copy=True)
         xyz[~keep] = 0
+        flying = flying_points(xyz, keep, p.flying_ratio, p.flying_min_neighbours)
+        xyz[flying] = 0  # from the cloud only: the pixel's colour is still the part's
+        info = {**info, "flying_removed": int(flying.sum())}
         if rgb is not None and p.zero_rgb_background and removed.any():
             rgb = rgb.copy()
             rgb[removed] = 0

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from core.demo.defects import DEFECT_TYPES
 from core.demo.objects import DEMO_CATEGORIES
-from core.demo.params import DEFAULT_COUNTS, DEFAULT_SIZE, VARIATION_RANGES
+from core.demo.params import DEFAULT_COUNTS, DEFAULT_SIZE, VARIATION_DEFAULTS, VARIATION_RANGES
 from core.demo.sample import SyntheticSample, render_sample, render_sample_pair
 from core.demo.writer import (
     GENERATOR_VERSION,
@@ -59,7 +59,7 @@ from core.demo.writer import (
 )
 
 __all__ = [
-    "DEFECT_TYPES", "DEMO_CATEGORIES", "DEFAULT_COUNTS", "DEFAULT_SIZE", "VARIATION_RANGES",
+    "DEFECT_TYPES", "DEMO_CATEGORIES", "DEFAULT_COUNTS", "DEFAULT_SIZE", "VARIATION_DEFAULTS", "VARIATION_RANGES",
     "GENERATOR_VERSION", "MARKER_NAME", "SyntheticSample", "render_sample", "render_sample_pair",
     "dataset_digest", "default_demo_dir", "demo_parameters", "ensure_demo_dataset",
     "generate_demo_dataset", "read_marker",

@@ -11,25 +11,33 @@ DEFAULT_SIZE = 256
 DEFAULT_COUNTS = {"n_train": 40, "n_validation": 8, "n_test_good": 8, "n_test_per_defect": 5}
 
 
-# Variation factors: name -> allowed range (inclusive). 1.0 is the standard scene; the
-# marker stores them only when not 1.0, so a dataset made with the defaults is byte-identical
-# to one made before they existed, and markers without them read as 1.0.
+# Variation factors: name -> allowed range (inclusive) and the standard scene's value; the
+# marker stores them only when not at that value, so a dataset made with the defaults is
+# byte-identical to one made before they existed, and markers without them read as standard.
 VARIATION_RANGES: dict[str, tuple[float, float]] = {
     "object_scale": (0.5, 2.0),
     "noise_scale": (0.0, 5.0),
     "defect_scale": (0.3, 3.0),
+    "flying_pixels": (0.0, 1.0),
+}
+VARIATION_DEFAULTS: dict[str, float] = {
+    "object_scale": 1.0,
+    "noise_scale": 1.0,
+    "defect_scale": 1.0,
+    "flying_pixels": 0.0,
 }
 _VARIATION_WHAT = {
     "object_scale": "object scale",
     "noise_scale": "noise scale",
     "defect_scale": "defect scale",
+    "flying_pixels": "flying pixels share",
 }
 
 
-def _variation(object_scale, noise_scale, defect_scale) -> tuple[float, float, float]:
-    """The three variation factors as floats; UserError when one is not a number in its range."""
+def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0) -> tuple[float, float, float, float]:
+    """The variation factors as floats; UserError when one is not a number in its range."""
     out = []
-    for name, value in zip(VARIATION_RANGES, (object_scale, noise_scale, defect_scale)):
+    for name, value in zip(VARIATION_RANGES, (object_scale, noise_scale, defect_scale, flying_pixels)):
         lo, hi = VARIATION_RANGES[name]
         what = _VARIATION_WHAT[name]
         try:
@@ -39,4 +47,4 @@ def _variation(object_scale, noise_scale, defect_scale) -> tuple[float, float, f
         if isinstance(value, bool) or not lo <= x <= hi:  # also rejects NaN
             raise UserError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
         out.append(x)
-    return out[0], out[1], out[2]
+    return out[0], out[1], out[2], out[3]

@@ -60,6 +60,7 @@ def render_sample_pair(
     object_scale: float = 1.0,
     noise_scale: float = 1.0,
     defect_scale: float = 1.0,
+    flying_pixels: float = 0.0,
 ) -> tuple[SyntheticSample, SyntheticSample]:
     """Render sample ``index`` of ``folder`` ("train", "validation", "test/good",
     "test/<defect>") without and with its defect (the same object for good samples).
@@ -67,9 +68,10 @@ def render_sample_pair(
     Both share pose, appearance and sensor noise; the defect's mask is exactly the set of
     pixels whose noise-free geometry, validity or colour the defect changed. The defective
     render re-traces only the pixels the defect can reach; ``full_render`` re-traces all
-    (for checking that shortcut). ``object_scale``, ``noise_scale`` and ``defect_scale``
-    are the variation factors of :func:`demo_parameters` (1 = the standard scene)."""
-    object_scale, noise_scale, defect_scale = _variation(object_scale, noise_scale, defect_scale)
+    (for checking that shortcut). ``object_scale``, ``noise_scale``, ``defect_scale`` and
+    ``flying_pixels`` are the variation factors of :func:`demo_parameters`."""
+    object_scale, noise_scale, defect_scale, flying_pixels = _variation(
+        object_scale, noise_scale, defect_scale, flying_pixels)
     if category not in _BUILDERS:
         raise UserError(f"unknown demo category {category!r}; known: {', '.join(DEMO_CATEGORIES)}")
     label = folder.split("/", 1)[1] if folder.startswith("test/") else "good"
@@ -82,7 +84,7 @@ def render_sample_pair(
     g = _grid(size, object_scale)
     obj = _build_object(category, size, object_scale, tex, streams["scene"])
     pose = _draw_pose(streams["scene"], obj.light_azimuth)
-    noise = _draw_noise(streams["noise"], size, noise_scale)
+    noise = _draw_noise(streams["noise"], size, noise_scale, flying_pixels)
     dobj = spec = None
     if label != "good":
         dobj, spec = _apply_defect(obj, g, label, streams["defect"], float(defect_strength), tex,
@@ -110,10 +112,12 @@ def render_sample_pair(
 def render_sample(
     seed: int, category: str, folder: str, index: int, size: int = DEFAULT_SIZE, defect_strength: float = 1.0,
     *, object_scale: float = 1.0, noise_scale: float = 1.0, defect_scale: float = 1.0,
+    flying_pixels: float = 0.0,
 ) -> SyntheticSample:
     """The sample as written to ``<category>/<folder>/{rgb,xyz,gt}/<index:03d>.*`` (with its
     defect, if any); ``folder`` is "train", "validation", "test/good" or "test/<defect>"."""
     return render_sample_pair(
         seed, category, folder, index, size, defect_strength,
         object_scale=object_scale, noise_scale=noise_scale, defect_scale=defect_scale,
+        flying_pixels=flying_pixels,
     )[1]

@@ -64,18 +64,25 @@ class _SensorNoise:
     rgb_sigma: float  # in [0, 1] intensity units
     dropout_rate: float = _DROPOUT_RATE  # share of isolated random dropouts
     cluster_rate: float = _CLUSTER_RATE  # speckle level above which clustered dropouts fall
+    flying_share: float = 0.0  # share of depth-discontinuity pixels that become flying pixels
+    flying_draw: np.ndarray | None = None  # S×S uniform: which discontinuity pixels fly
+    flying_frac: np.ndarray | None = None  # S×S uniform in [0.2, 0.8): how far they fly
 
 
-def _draw_noise(rng: np.random.Generator, size: int, noise_scale: float = 1.0) -> _SensorNoise:
+def _draw_noise(
+    rng: np.random.Generator, size: int, noise_scale: float = 1.0, flying_share: float = 0.0
+) -> _SensorNoise:
     """The sensor noise fields of one sample; ``noise_scale`` multiplies the depth and RGB
-    noise and the random dropout rates (not the draws, which stay the same)."""
+    noise and the random dropout rates (not the draws, which stay the same). With
+    ``flying_share`` > 0 the flying-pixel fields are drawn after all others, so the other
+    fields do not depend on it."""
     from scipy.ndimage import zoom
 
     white = rng.standard_normal((size, size))
     lo = zoom(rng.standard_normal((size // 8 + 1, size // 8 + 1)), 8, order=1)[:size, :size]
     depth = (0.8 * white + 0.6 * lo).astype(np.float32)
     speckle = zoom(rng.uniform(0, 1, (size // 4 + 1, size // 4 + 1)), 4, order=1)[:size, :size]
-    return _SensorNoise(
+    noise = _SensorNoise(
         depth=depth,
         depth_sigma=float(rng.uniform(0.00010, 0.00022)) * noise_scale,
         dropout=rng.random((size, size), dtype=np.float32),
@@ -86,6 +93,26 @@ def _draw_noise(rng: np.random.Generator, size: int, noise_scale: float = 1.0) -
         dropout_rate=_DROPOUT_RATE * noise_scale,
         cluster_rate=_CLUSTER_RATE * noise_scale,
     )
+    if flying_share > 0:
+        noise.flying_share = float(flying_share)
+        noise.flying_draw = rng.random((size, size), dtype=np.float32)
+        noise.flying_frac = rng.uniform(0.2, 0.8, (size, size)).astype(np.float32)
+    return noise
+
+
+def _flying_pixels(xyz: np.ndarray, valid: np.ndarray, noise: _SensorNoise) -> np.ndarray:
+    """Mixed pixels of a depth sensor: at a depth discontinuity (> 1 mm of range to a valid
+    4-neighbour), a ``flying_share`` of the valid pixels are moved along their ray 20-80 % of
+    the way to the neighbour's range (between the two surfaces). Returns new xyz."""
+    rng_m = np.linalg.norm(xyz, axis=-1)
+    pad = np.pad(np.where(valid, rng_m, 0), 1)
+    jump = np.zeros_like(rng_m)
+    for nb in (pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]):
+        d = np.where(nb > 0, nb - rng_m, 0)
+        jump = np.where(np.abs(d) > np.abs(jump), d, jump)
+    fly = valid & (np.abs(jump) > 0.001) & (noise.flying_draw < noise.flying_share)
+    scale = np.where(fly, (rng_m + noise.flying_frac * jump) / np.maximum(rng_m, 1e-9), 1.0)
+    return (xyz * scale[..., None]).astype(np.float32)
 
 
 class _Lookup:
@@ -381,6 +408,8 @@ def _sensor(render: _Render, noise: _SensorNoise, size: int) -> tuple[np.ndarray
     valid &= noise.speckle <= 1 - noise.cluster_rate  # small dropout clusters
     valid &= noise.grazing >= render.grazing.reshape(size, size)  # steep surfaces lose points
     xyz_out = np.where(valid[..., None], noisy, 0.0).astype(np.float32)
+    if noise.flying_share > 0:
+        xyz_out = _flying_pixels(xyz_out, valid, noise)
     lin = np.clip(render.rgb.reshape(size, size, 3) + noise.rgb_sigma * noise.rgb, 0, 1)
     rgb = np.round(255.0 * lin ** (1 / 2.2)).astype(np.uint8)
     return rgb, xyz_out, valid

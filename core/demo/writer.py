@@ -16,7 +16,7 @@ from core import progress as progress_mod
 from core.demo.camera import _camera_matrix
 from core.demo.defects import DEFECT_TYPES
 from core.demo.objects import DEMO_CATEGORIES, _BUILDERS
-from core.demo.params import DEFAULT_COUNTS, DEFAULT_SIZE, VARIATION_RANGES, _variation
+from core.demo.params import DEFAULT_COUNTS, DEFAULT_SIZE, VARIATION_DEFAULTS, VARIATION_RANGES, _variation
 from core.demo.sample import render_sample
 from core.errors import UserError
 
@@ -63,10 +63,10 @@ def _folder_path(root: Path, category: str, folder: str) -> Path:
 
 def _write_sample(root: str, seed: int, category: str, folder: str, index: int, size: int,
                   defect_strength: float, object_scale: float = 1.0, noise_scale: float = 1.0,
-                  defect_scale: float = 1.0) -> str:
+                  defect_scale: float = 1.0, flying_pixels: float = 0.0) -> str:
     """Render one sample and write its rgb/xyz(/gt) files under ``root``; returns its name."""
     s = render_sample(seed, category, folder, index, size, defect_strength, object_scale=object_scale,
-                      noise_scale=noise_scale, defect_scale=defect_scale)
+                      noise_scale=noise_scale, defect_scale=defect_scale, flying_pixels=flying_pixels)
     base = _folder_path(Path(root), category, folder)
     name = f"{index:03d}"
     subs = ("rgb", "xyz") + (("gt",) if folder.startswith("test/") else ())
@@ -124,7 +124,7 @@ def _run_jobs(jobs, root: Path, args: tuple, workers: int, p: progress_mod.Progr
 
 def read_marker(out_dir: str | Path) -> dict | None:
     """The generation parameters of a demo dataset at ``out_dir``, or None if it is not one;
-    variation factors the marker does not list are 1.0 (as in :func:`demo_parameters`)."""
+    variation factors the marker does not list are at their standard values (1.0; 0 flying pixels)."""
     try:
         data = json.loads((Path(out_dir) / MARKER_NAME).read_text())
     except (OSError, ValueError):
@@ -132,14 +132,14 @@ def read_marker(out_dir: str | Path) -> dict | None:
     if not isinstance(data, dict) or data.get("generator") != "lsfa-demo":
         return None
     for name in VARIATION_RANGES:
-        data.setdefault(name, 1.0)
+        data.setdefault(name, VARIATION_DEFAULTS[name])
     return data
 
 
 def _marker_text(params: dict) -> str:
-    """The marker file's text for :func:`demo_parameters` output: variation factors at 1.0
-    are left out (older generators wrote none; :func:`read_marker` fills them in)."""
-    stored = {k: v for k, v in params.items() if not (k in VARIATION_RANGES and v == 1.0)}
+    """The marker file's text for :func:`demo_parameters` output: variation factors at their
+    standard values are left out (older generators wrote none; :func:`read_marker` fills them in)."""
+    stored = {k: v for k, v in params.items() if not (k in VARIATION_RANGES and v == VARIATION_DEFAULTS[k])}
     return json.dumps(stored, indent=2) + "\n"
 
 
@@ -156,6 +156,7 @@ def demo_parameters(
     object_scale: float = 1.0,
     noise_scale: float = 1.0,
     defect_scale: float = 1.0,
+    flying_pixels: float = 0.0,
 ) -> dict:
     """Validated, normalised generation parameters (as stored in the dataset's marker file,
     which leaves out variation factors at 1.0); UserError on bad values.
@@ -165,7 +166,9 @@ def demo_parameters(
     sensor's depth and RGB noise and its random dropout rates (0 = noise-free, steep-wall and
     shadow losses stay); ``defect_scale`` (0.3-3) scales the defects' lateral size (radius,
     length, width) independently of ``defect_strength`` (depth/height/contrast). At 1.0 they
-    leave the output unchanged."""
+    leave the output unchanged. ``flying_pixels`` (0-1, default 0) is the share of pixels at
+    depth discontinuities (> 1 mm) that the sensor places between the two surfaces ("mixed" or
+    "flying" pixels of real depth sensors); 0 leaves the output unchanged."""
     categories = list(DEMO_CATEGORIES if categories is None else categories)
     defect_types = list(DEFECT_TYPES if defect_types is None else defect_types)
     if not categories:
@@ -191,7 +194,7 @@ def demo_parameters(
         raise UserError("n_train must be at least 1")
     if not 0 < float(defect_strength) <= 10:
         raise UserError(f"defect strength must be in (0, 10], got {defect_strength}")
-    variation = dict(zip(VARIATION_RANGES, _variation(object_scale, noise_scale, defect_scale)))
+    variation = dict(zip(VARIATION_RANGES, _variation(object_scale, noise_scale, defect_scale, flying_pixels)))
     return {
         "generator": "lsfa-demo",
         "version": GENERATOR_VERSION,
@@ -219,6 +222,7 @@ def generate_demo_dataset(
     object_scale: float = 1.0,
     noise_scale: float = 1.0,
     defect_scale: float = 1.0,
+    flying_pixels: float = 0.0,
     progress: progress_mod.Progress | None = None,
     force: bool = False,
     workers: int = 1,
@@ -231,13 +235,13 @@ def generate_demo_dataset(
     marker) is replaced only with ``force``; any other non-empty folder is refused, never
     deleted. ``workers`` > 1 renders in that many spawned processes, 0 picks up to 4 for
     larger sets; files do not depend on it (scripts calling with workers != 1 need the
-    ``if __name__ == "__main__":`` guard). ``object_scale``, ``noise_scale`` and
-    ``defect_scale`` vary the scene (see :func:`demo_parameters`).
+    ``if __name__ == "__main__":`` guard). ``object_scale``, ``noise_scale``,
+    ``defect_scale`` and ``flying_pixels`` vary the scene (see :func:`demo_parameters`).
     """
     p = progress_mod.ensure(progress)
     params = demo_parameters(
         seed, categories, size, n_train, n_validation, n_test_good, n_test_per_defect,
-        defect_types, defect_strength, object_scale, noise_scale, defect_scale,
+        defect_types, defect_strength, object_scale, noise_scale, defect_scale, flying_pixels,
     )
     out = Path(out_dir).expanduser().absolute()
     replacing = False
