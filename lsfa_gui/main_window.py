@@ -41,7 +41,7 @@ from lsfa_gui.widgets.sample_browser import SampleBrowser
 from lsfa_gui.widgets.status_bar import JobStatusBar
 from lsfa_gui.widgets.threshold_panel import ThresholdPanel
 from lsfa_gui.widgets.watch_panel import WatchPanel
-from lsfa_gui.worker import JobRunner
+from lsfa_gui.runner import JobRunner
 
 APP_TITLE = "LSFA Inspector"
 WATCH_KEEP = 300  # parts a watch keeps in the browser with their maps (older ones: scores only)
@@ -516,7 +516,7 @@ class MainWindow(QMainWindow):
             if self.state.current < 0 and indices:
                 self.state.set_current(indices[0])
             return
-        if isinstance(result, tasks.Pipeline):
+        if isinstance(result, tasks.JobSummary):
             self.state.fit_colour_range_to_results()
             text = f"Scored {result.scored} sample(s)" + (f", {result.failed} failed" if result.failed else "")
             if result.model is None and result.listing is not None:
@@ -542,7 +542,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ metrics / aux
     def _start_metrics(self):
         data = metrics_input(self.state)
-        self.metrics_runner.start("Metrics", lambda progress, emit: compute_metrics(data, progress))
+        self.metrics_runner.start("Metrics", lambda progress: compute_metrics(data, progress))
 
     def _on_metrics(self, _rid: int, result: Any):
         n = len(self.state.labelled_scores()[0])
@@ -578,7 +578,7 @@ class MainWindow(QMainWindow):
         self.model_path = path
         t = self.state.thresholds
         fn = tasks.save_thresholds_job(self.model, path, t.image, t.pixel) if t.image is not None and t.pixel is not None \
-            else (lambda progress, emit: tasks.save_model_job(self.model, path))
+            else (lambda progress: tasks.save_model_job(self.model, path))
         rid = self.aux.start("Save model", fn)
         self._aux_kind[rid] = "save_model"
         self.state.model.path = path
@@ -692,7 +692,7 @@ class MainWindow(QMainWindow):
         state.display = copy.copy(self.state.display)
         state.thresholds = copy.copy(self.state.thresholds)
         table = lut(self.state.display.colormap)
-        rid = self.aux.start("Export overlays", lambda progress, emit: export.export_all_overlays(state, folder, table, progress))
+        rid = self.aux.start("Export overlays", lambda progress: export.export_all_overlays(state, folder, table, progress))
         self._aux_kind[rid] = "export"
 
     # ------------------------------------------------------------------ misc
