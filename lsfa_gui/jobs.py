@@ -27,13 +27,11 @@ class JobControl:
     ``status``, ``metrics``, ``log`` and ``set_title``."""
 
     def _init_jobs(self) -> None:
-        self.model = None  # core.model.Model
-        self.model_path: str | None = None
         self.jobs = JobRunner(self)  # fit / score / open: one at a time, new supersedes old
         self.aux = JobRunner(self)  # save / export: independent of the main job
         self.metrics_runner = JobRunner(self)  # threshold-free metrics after scoring
         self._queued: list = []  # actions to start after the current job succeeds
-        self._aux_kind: dict[int, str] = {}
+        self._aux_done: dict[int, Any] = {}  # aux request id -> what to do with its result
 
     def _connect_jobs(self) -> None:
         """Wire the runners to the status bar, the log and the state (once the panels exist)."""
@@ -54,8 +52,17 @@ class JobControl:
         for runner in (self.jobs, self.aux, self.metrics_runner):
             runner.shutdown(timeout_ms)
 
+    @property
+    def model(self):
+        """The open core.model.Model (kept on the state), or None."""
+        return self.state.model.model
+
+    @property
+    def model_path(self) -> str | None:
+        return self.state.model.path
+
     def _start_job(self, title: str, fn) -> int:
-        self.metrics.set_metrics(None)
+        self.state.set_metrics(None)
         return self.jobs.start(title, fn)
 
     def queue_after_job(self, action) -> None:
@@ -84,7 +91,9 @@ class JobControl:
         self._start_job("Open dataset", tasks.open_dataset_job(root, category, self.model, fit, config if fit else None))
 
     def open_model(self, path: str):
-        self._start_job("Load model", tasks.load_model_job(path))
+        """Load a model file, then score the listed samples with it."""
+        reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
+        self._start_job("Load model", tasks.load_model_job(path, reqs))
 
     def open_samples(self, paths: list[str]):
         self._start_job("Open samples", tasks.open_samples_job(paths))
@@ -138,10 +147,7 @@ class JobControl:
         elif isinstance(msg, tasks.DatasetOpened):
             self._show_listing(msg.listing)
         elif isinstance(msg, tasks.ModelReady):
-            if msg.fitted:
-                self.state.clear_results()  # the old model's scores; the new ones follow
-            self._set_model(msg.model, msg.path)
-            self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")
+            self._on_model_ready(msg)
         elif isinstance(msg, tasks.SampleFailed):
             name = self.state.entries[msg.index].name if 0 <= msg.index < len(self.state.entries) else "?"
             self.log(f"{name}: {msg.message}", "warning")
@@ -157,15 +163,20 @@ class JobControl:
         self.log(f"Opened {listing.format} dataset {listing.root}, category {listing.category!r}: {len(listing.refs)} samples{more}")
         self.set_title(f"{Path(listing.root).name} / {listing.category}")
 
+    def _on_model_ready(self, msg: tasks.ModelReady):
+        """A job loaded or fitted a model: it replaces the open one, and the old model's scores
+        go (the job scores the samples with the new model next)."""
+        self.state.clear_results()
+        self._set_model(msg.model, msg.path)
+        self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")
+
     def _set_model(self, model, path: str | None):
-        self.model = model
-        self.model_path = path
         thr = getattr(model, "thresholds", None)
         seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None))
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
-        self.state.set_model(ModelInfo(path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
+        self.state.set_model(ModelInfo(model=model, path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
                                        estimate=check.get("estimate")))
 
     def _on_job_succeeded(self, _rid: int, result: Any):
@@ -173,14 +184,6 @@ class JobControl:
         QTimer.singleShot(0, self._run_queued)
 
     def _handle_result(self, result: Any):
-        if isinstance(result, tasks.ModelReady):
-            self._set_model(result.model, result.path)
-            self.log(f"Loaded model {result.path}", "success")
-            self.status.job_ended("Model loaded")
-            if any(e.ref is not None for e in self.state.entries):
-                self.state.clear_results()
-                QTimer.singleShot(0, self.score_all)
-            return
         if isinstance(result, list):  # sample refs from "Open samples"
             indices = self.state.add_entries(entries_from_refs(result))
             self.log(f"Opened {len(result)} sample(s)")
@@ -198,6 +201,8 @@ class JobControl:
             text = f"Scored {result.scored} sample(s)" + (f", {result.failed} failed" if result.failed else "")
             if result.model is None and result.listing is not None:
                 text = f"Opened {len(result.listing.refs)} samples (no model yet: open one or Fit)"
+            elif result.listing is None and not result.scored and not result.failed:
+                text = "Model loaded"
             self.status.job_ended(text)
             self.log(text, "success" if not result.failed else "warning")
             if result.scored:
@@ -222,19 +227,23 @@ class JobControl:
 
     def _on_metrics(self, _rid: int, result: Any):
         n = len(self.state.labelled_scores()[0])
-        self.metrics.set_metrics(result, f"Over {n} labelled scored samples.")
+        self.state.set_metrics(result, f"Over {n} labelled scored samples.")
         self.metrics_updated.emit()
 
+    def _start_aux(self, title: str, fn, done) -> None:
+        """Run ``fn`` beside the main job; ``done(result)`` runs on this thread when it succeeds."""
+        self._aux_done[self.aux.start(title, fn)] = done
+
     def _on_aux_succeeded(self, rid: int, result: Any):
-        kind = self._aux_kind.pop(rid, "")
-        if kind == "save_thresholds":
-            self.state.model.seeded = Thresholds(self.state.thresholds.image, self.state.thresholds.pixel)
-            self.log(f"Thresholds saved to {self.model_path} (model id {result})", "success")
-            self.status.showMessage("Thresholds saved", 5000)
-        elif kind == "save_model":
-            self.log(f"Model saved to {self.model_path} (model id {result})", "success")
-        elif kind == "export":
-            self.log(f"Exported {len(result)} overlay PNG(s)", "success")
+        done = self._aux_done.pop(rid, None)
+        if done is not None:
+            done(result)
+
+    def _model_saved(self, model, saved: tasks.ModelSaved) -> None:
+        """Record a finished save on the model that was saved (on the UI thread)."""
+        model.thresholds = saved.thresholds
+        model.model_id = saved.model_id
+        model.info["model_id"] = saved.model_id
 
     def save_thresholds(self):
         if self.model is None or not self.model_path:
@@ -244,27 +253,36 @@ class JobControl:
         if t.image is None or t.pixel is None:
             self.log("Both thresholds must be set before saving.", "warning")
             return
-        rid = self.aux.start("Save thresholds", tasks.save_thresholds_job(self.model, self.model_path, t.image, t.pixel))
-        self._aux_kind[rid] = "save_thresholds"
+        model = self.model
+
+        def done(saved: tasks.ModelSaved):
+            self._model_saved(model, saved)
+            if model is self.model:
+                self.state.set_seeded(saved.thresholds.image, saved.thresholds.pixel)
+            self.log(f"Thresholds saved to {saved.path} (model id {saved.model_id})", "success")
+            self.status.showMessage("Thresholds saved", 5000)
+
+        self._start_aux("Save thresholds", tasks.save_model_job(model, self.model_path, t.image, t.pixel), done)
 
     def save_model_as(self, path: str):
         if self.model is None:
             self.log("No model to save.", "warning")
             return
-        self.model_path = path
         t = self.state.thresholds
-        fn = tasks.save_thresholds_job(self.model, path, t.image, t.pixel) if t.image is not None and t.pixel is not None \
-            else (lambda progress: tasks.save_model_job(self.model, path))
-        rid = self.aux.start("Save model", fn)
-        self._aux_kind[rid] = "save_model"
-        self.state.model.path = path
-        self.state.model.name = Path(path).name
-        self._on_model_changed()
+        model = self.model
+
+        def done(saved: tasks.ModelSaved):
+            self._model_saved(model, saved)
+            if model is self.model:
+                self.state.set_model_path(saved.path)
+            self.log(f"Model saved to {saved.path} (model id {saved.model_id})", "success")
+
+        self._start_aux("Save model", tasks.save_model_job(model, path, t.image, t.pixel), done)
 
     def export_all_pngs(self, folder: str):
         state = copy.copy(self.state)  # shallow: entries/results are only read
         state.display = copy.copy(self.state.display)
         state.thresholds = copy.copy(self.state.thresholds)
         table = lut(self.state.display.colormap)
-        rid = self.aux.start("Export overlays", lambda progress: export.export_all_overlays(state, folder, table, progress))
-        self._aux_kind[rid] = "export"
+        self._start_aux("Export overlays", lambda progress: export.export_all_overlays(state, folder, table, progress),
+                        lambda paths: self.log(f"Exported {len(paths)} overlay PNG(s)", "success"))

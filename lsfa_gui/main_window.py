@@ -11,6 +11,7 @@ from lsfa_gui.dialogs import FileDialogs
 from lsfa_gui.jobs import JobControl
 from lsfa_gui.settings import Settings
 from lsfa_gui.state import COLORMAPS, InspectionState
+from lsfa_gui.thresholding import apply_auto_thresholds
 from lsfa_gui.watching import WatchControl
 from lsfa_gui.widgets.cloud_view import CloudView
 from lsfa_gui.widgets.histogram_panel import HistogramPanel
@@ -159,8 +160,8 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
 
     # ------------------------------------------------------------------ misc
     def _auto_thresholds(self):
-        self.threshold_panel.auto_image()
-        self.threshold_panel.auto_pixel()
+        for note in apply_auto_thresholds(self.state):
+            self.log(note)
 
     def _on_model_changed(self):
         info = self.state.model

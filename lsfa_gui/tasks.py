@@ -234,14 +234,20 @@ def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=N
     return run
 
 
-def load_model_job(path: str | Path):
-    def run(progress: Progress) -> ModelReady:
+def load_model_job(path: str | Path, requests: list[SampleRequest] | None = None):
+    """Load the model file ``path`` (yields ModelReady), then score ``requests`` with it."""
+
+    def run(progress: Progress):
         from core.model_io import load_model
 
         progress.update("Loading model", 0, 1)
         model = load_model(path)
         progress.update("Loading model", 1, 1)
-        return ModelReady(model, str(path), False)
+        yield ModelReady(model, str(path), False)
+        out = JobSummary(model=model, model_path=str(path))
+        if requests:
+            out.scored, out.failed = yield from score_requests(model, requests, progress)
+        return out
 
     return run
 
@@ -278,27 +284,36 @@ def open_samples_job(paths: list[str | Path]):
     return run
 
 
-def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
-    """Store thresholds (raw units) in the model and rewrite its file atomically."""
+@dataclass
+class ModelSaved:
+    """A model file was written: its path, model id and the thresholds stored in it."""
 
-    def run(progress: Progress) -> str:
+    path: str
+    model_id: str
+    thresholds: Any  # core.results.Thresholds
+
+
+def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None):
+    """Write ``model`` atomically to ``path``, with the thresholds ``image`` and ``pixel`` (raw
+    units) when both are given; returns :class:`ModelSaved`. A copy is written: the open model
+    is left untouched for the window to update on its own thread."""
+
+    def run(progress: Progress) -> ModelSaved:
+        import copy
+
         from core.model_io import save_model
         from core.results import Thresholds
 
-        progress.update("Saving thresholds", 0, 1)
-        model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
-        model_id = save_model(model, path)
-        progress.update("Saving thresholds", 1, 1)
-        return model_id
+        progress.update("Saving model", 0, 1)
+        saved = copy.copy(model)
+        saved.info = dict(model.info)
+        if image is not None and pixel is not None:
+            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
+        model_id = save_model(saved, path)
+        progress.update("Saving model", 1, 1)
+        return ModelSaved(str(path), model_id, saved.thresholds)
 
     return run
-
-
-def save_model_job(model, path) -> str:
-    """Write ``model`` to ``path`` (atomic); returns its model id."""
-    from core.model_io import save_model
-
-    return save_model(model, path)
 
 
 def watch_job(model, folder: str, csv_path: str | None = None, recursive: bool = False,
