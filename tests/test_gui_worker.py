@@ -21,8 +21,9 @@ def runner(qtbot):
 def test_progress_partial_results_and_result_arrive_in_order(qtbot, runner):
     events, partials = [], []
     runner.progressed.connect(lambda rid, ev: events.append(ev))
-    runner.partial.connect(lambda rid, obj: partials.append(obj))
     ui_thread = threading.get_ident()
+    slot_threads = set()
+    runner.partial.connect(lambda rid, obj: (partials.append(obj), slot_threads.add(threading.get_ident())))
     job_thread = []
 
     def job(progress):
@@ -43,6 +44,7 @@ def test_progress_partial_results_and_result_arrive_in_order(qtbot, runner):
     result = done[0][1]
     assert result.shape == (5, 3) and partials == [0, 1, 4, 9, 16]
     assert job_thread and job_thread[0] != ui_thread
+    assert slot_threads == {ui_thread}  # messages are delivered on the UI thread
     assert isinstance(events[0], ProgressEvent) and events[-1].done == 5  # final step always reported
     assert not runner.busy
     qtbot.waitUntil(lambda: runner.live_threads == 0, timeout=5000)
