@@ -174,10 +174,15 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitConfig":
-        """Settings from a stored dict; keys this version does not know are ignored (settings of
-        newer or older versions that no longer matter: model files stay loadable)."""
+        """Settings from a stored dict (a model file's manifest). A key this version does not
+        know raises UserError naming it, as AdaptConfig.from_dict does: the model was fitted
+        with a setting this version cannot honour, so its scores would not be reproduced
+        (model_io.load_model reports it with the file's name)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown fit setting(s): {', '.join(unknown)}")
+        return cls(**d)
 
 
 def option_help(name: str) -> str:

@@ -53,6 +53,13 @@ class Progress:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def silent(self) -> "Progress":
+        """A Progress that shares this one's cancel flag but reports nothing: for inner loops
+        (an extractor's samples) whose steps the outer stage already counts."""
+        inner = Progress()
+        inner._cancel = self._cancel
+        return inner
+
     def check(self) -> None:
         """Raise :class:`Cancelled` if cancellation was requested."""
         if self._cancel.is_set():

@@ -69,13 +69,14 @@ def extract_tokens(
     p = ensure(progress)
     out = {m: np.zeros((len(samples), grid * grid, ex.dim), np.float32) for m, ex in extractors.items()}
     n = len(samples)
+    inner = p.silent()  # extractors stop between their samples on cancel; this stage counts the steps
     for start in range(0, n, batch_size):
         p.update(stage, start, n)
         chunk = samples[start : start + batch_size]
         for m, ex in extractors.items():
             t0 = time.perf_counter()
             with torch.inference_mode():
-                feats = ex.extract(modality_inputs(chunk, m), grid=grid)
+                feats = ex.extract(modality_inputs(chunk, m), grid=grid, progress=inner)
             out[m][start : start + len(chunk)] = feats.flatten(2).transpose(1, 2).float().numpy()
             if timings is not None:
                 key = f"features_{m}"

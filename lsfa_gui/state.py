@@ -10,6 +10,7 @@ Units: image and pixel thresholds are in the model's raw score units (fused kNN 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -103,8 +104,9 @@ class Display:
 
 @dataclass
 class ModelInfo:
-    """What the window shows about the active model (None fields = unknown)."""
+    """The active model and what the window shows about it (None fields = unknown)."""
 
+    model: Any = None  # the engine's core.model.Model (None: no model open)
     path: str | None = None
     name: str = ""
     seeded: Thresholds = field(default_factory=Thresholds)
@@ -146,7 +148,8 @@ class InspectionState:
       thresholds_changed()       image and/or pixel threshold changed
       display_changed()          colormap, opacity, overlays or colour-range mode changed
       colour_range_changed()     the fixed colour range changed
-      model_changed()            a model was loaded / fitted / closed
+      model_changed()            a model was loaded / fitted / closed, or saved under a new path
+      metrics_changed()          the threshold-free metrics were computed or became stale
     """
 
     def __init__(self) -> None:
@@ -155,6 +158,8 @@ class InspectionState:
         self.thresholds = Thresholds()
         self.display = Display()
         self.model = ModelInfo()
+        self.metrics: dict[str, float | None] | None = None  # I-AUROC etc. of the scored set; None = stale
+        self.metrics_note = ""  # what the metrics were computed over
         self.dataset_root: str | None = None
         self.category: str | None = None
         self._colour_range: tuple[float, float] | None = None
@@ -166,11 +171,13 @@ class InspectionState:
         self.display_changed = Event()
         self.colour_range_changed = Event()
         self.model_changed = Event()
+        self.metrics_changed = Event()
 
     # ------------------------------------------------------------------ samples
     def set_entries(self, entries: list[SampleEntry]) -> None:
         self.entries = list(entries)
         self.current = -1
+        self.set_metrics(None)
         self.samples_reset.emit()
         self.current_changed.emit(-1)
 
@@ -178,6 +185,7 @@ class InspectionState:
         """Append entries (e.g. single samples opened by the user); returns their indices."""
         start = len(self.entries)
         self.entries.extend(entries)
+        self.set_metrics(None)
         self.samples_reset.emit()
         return list(range(start, len(self.entries)))
 
@@ -193,6 +201,7 @@ class InspectionState:
     def clear_results(self) -> None:
         for e in self.entries:
             e.result = None
+        self.set_metrics(None)
         self.samples_reset.emit()
         self.current_changed.emit(self.current)
 
@@ -264,6 +273,28 @@ class InspectionState:
         self.model_changed.emit()
         self.colour_range_changed.emit()
         self.set_thresholds(info.seeded.image, info.seeded.pixel)
+
+    def set_model_path(self, path: str) -> None:
+        """The active model now lives in ``path`` (saved under a new name)."""
+        self.model.path = path
+        self.model.name = Path(path).name
+        self.model_changed.emit()
+
+    def set_seeded(self, image: float | None, pixel: float | None) -> None:
+        """The thresholds stored in the model file (after saving the live ones into it)."""
+        self.model.seeded = Thresholds(image, pixel)
+        self.model_changed.emit()
+
+    # ------------------------------------------------------------------ metrics
+    def set_metrics(self, values: dict[str, float | None] | None, note: str = "") -> None:
+        """Threshold-free metrics of the scored set (None where undefined); ``values=None``
+        marks them stale (new samples, results or model)."""
+        values = None if values is None else dict(values)
+        if values is None and self.metrics is None:
+            return
+        self.metrics = values
+        self.metrics_note = note
+        self.metrics_changed.emit()
 
     # ------------------------------------------------------------------ display
     def set_display(self, **changes: Any) -> None:

@@ -1,7 +1,8 @@
 """Job functions the window runs in the background: thin wrappers over the engine (Qt-free).
 
-Each ``*_job(...)`` returns a function ``fn(progress, emit)`` for :class:`lsfa_gui.worker.JobRunner`.
-``emit`` streams small messages to the window, one of:
+Each ``*_job(...)`` returns a function ``fn(progress)`` for :class:`lsfa_gui.runner.JobRunner`:
+a generator that yields small messages to the window and returns the job's result (or a
+plain function that returns it). The messages:
 
   DatasetOpened(listing)            the samples to show (before anything is scored)
   ModelReady(model, path, fitted)   a model was loaded or fitted (and saved to ``path``)
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 from core.errors import ModelFileError, UserError
 from core.naming import sanitize
@@ -81,8 +82,8 @@ class SampleRequest:
 
 
 @dataclass
-class Pipeline:
-    """What a combined job did (returned as the job result)."""
+class JobSummary:
+    """What a listing / fitting / scoring job did (returned as the job result)."""
 
     model: Any = None
     model_path: str | None = None
@@ -127,50 +128,57 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
     return DatasetListing(str(ds.root), ds.format, cat, list(ds.categories), refs, "train" in splits)
 
 
-def score_requests(model, requests: list[SampleRequest], progress: Progress, emit: Callable) -> tuple[int, int]:
-    """Score each request, streaming results; a bad sample is reported and skipped."""
-    ok = failed = 0
+def score_requests(model, requests: list[SampleRequest], progress: Progress) -> Generator[Any, None, tuple[int, int]]:
+    """Score each request, yielding SampleScored / SampleFailed (a bad sample is reported and
+    skipped); returns (scored, failed)."""
+    ok = 0
+    failures: list[SampleFailed] = []
 
     def skip(k, _ref, exc) -> None:
-        nonlocal failed
-        emit(SampleFailed(requests[k].index, str(exc)))
-        failed += 1
+        failures.append(SampleFailed(requests[k].index, str(exc)))
 
+    reported = 0
     for k, _ref, result in model.score_each([r.ref for r in requests], progress, "Scoring", on_error=skip):
-        emit(SampleScored(requests[k].index, result))
+        yield from failures[reported:]
+        reported = len(failures)
+        yield SampleScored(requests[k].index, result)
         ok += 1
-    return ok, failed
+    yield from failures[reported:]
+    return ok, len(failures)
 
 
 def load_or_fit(
-    dataset_root: str | Path, category: str, model_path: Path, progress: Progress, emit: Callable, config=None
-) -> tuple[Any, bool]:
-    """Load ``model_path`` if it is a readable model, else fit on the dataset and save there."""
+    dataset_root: str | Path, category: str, model_path: Path, progress: Progress, config=None
+) -> Generator[Any, None, tuple[Any, bool]]:
+    """Load ``model_path`` if it is a readable model, else fit on the dataset and save there;
+    returns (model, fitted)."""
     from core.model_io import load_model
 
     if model_path.is_file():
         try:
             progress.update("Loading model", 0, 1)
             model = load_model(model_path)
-            emit(Note(f"Loaded cached model {model_path}"))
+            yield Note(f"Loaded cached model {model_path}")
             return model, False
         except ModelFileError as exc:
-            emit(Note(f"Cached model unusable ({exc}); fitting a new one", "warning"))
-    return fit_and_save(dataset_root, category, model_path, progress, emit, config), True
+            yield Note(f"Cached model unusable ({exc}); fitting a new one", "warning")
+    model = yield from fit_and_save(dataset_root, category, model_path, progress, config)
+    return model, True
 
 
-def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, emit: Callable, config=None):
+def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None):
+    """Fit (core.pipeline.fit) and save to ``model_path``, yielding Notes; returns the model."""
     from core.config import FitConfig
     from core.model_io import save_model
     from core.pipeline import fit
 
     config = config if config is not None else FitConfig()
-    emit(Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)"))
+    yield Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)")
     model = fit(dataset_root, category, config, progress=progress)
     progress.update("Saving model", 0, 1)
     save_model(model, model_path)
     progress.update("Saving model", 1, 1)
-    emit(Note(f"Model saved to {model_path}", "success"))
+    yield Note(f"Model saved to {model_path}", "success")
     return model
 
 
@@ -178,26 +186,27 @@ def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, e
 def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_needed: bool = False, config=None):
     """List a dataset; then score it with ``model`` or (``fit_if_needed``) a model fitted on it."""
 
-    def run(progress: Progress, emit: Callable) -> Pipeline:
+    def run(progress: Progress):
         progress.update("Reading dataset", 0, 1)
         listing = list_dataset(root, category)
-        emit(DatasetOpened(listing))
-        out = Pipeline(listing=listing)
+        yield DatasetOpened(listing)
+        out = JobSummary(listing=listing)
         m = model
         if m is None and fit_if_needed:
             if not listing.has_train:
                 raise UserError(f"{root}: no train split to fit a model on; open a model file instead")
             path = fitted_model_path(listing.root, listing.category)
             if config is not None:  # settings chosen by the user: always a fresh fit
-                m, fitted = fit_and_save(listing.root, listing.category, path, progress, emit, config), True
+                m = yield from fit_and_save(listing.root, listing.category, path, progress, config)
+                fitted = True
             else:
-                m, fitted = load_or_fit(listing.root, listing.category, path, progress, emit)
+                m, fitted = yield from load_or_fit(listing.root, listing.category, path, progress)
             out.model_path = str(path)
-            emit(ModelReady(m, str(path), fitted))
+            yield ModelReady(m, str(path), fitted)
         out.model = m
         if m is not None:
             reqs = [SampleRequest(i, r) for i, r in enumerate(listing.refs)]
-            out.scored, out.failed = score_requests(m, reqs, progress, emit)
+            out.scored, out.failed = yield from score_requests(m, reqs, progress)
         return out
 
     return run
@@ -206,41 +215,47 @@ def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_
 def demo_job(category: str = DEMO_CATEGORY, counts: dict | None = None, config=None):
     """Generate the demo data once (per-user cache), load or fit its model, score the test split."""
 
-    def run(progress: Progress, emit: Callable) -> Pipeline:
+    def run(progress: Progress):
         from core.demo import MARKER_NAME, generate_demo_dataset
 
         root = demo_dir()
         if not (root / MARKER_NAME).is_file():
-            emit(Note(f"Generating the demo dataset in {root} (first launch only)"))
+            yield Note(f"Generating the demo dataset in {root} (first launch only)")
             generate_demo_dataset(root, categories=[category], progress=progress, force=True, **(counts or DEMO_COUNTS))
         listing = list_dataset(root, category)
-        emit(DatasetOpened(listing))
+        yield DatasetOpened(listing)
         path = demo_model_path(category)
-        model, fitted = load_or_fit(root, category, path, progress, emit, config)
-        emit(ModelReady(model, str(path), fitted))
+        model, fitted = yield from load_or_fit(root, category, path, progress, config)
+        yield ModelReady(model, str(path), fitted)
         reqs = [SampleRequest(i, r) for i, r in enumerate(listing.refs)]
-        scored, failed = score_requests(model, reqs, progress, emit)
-        return Pipeline(model, str(path), listing, scored, failed)
+        scored, failed = yield from score_requests(model, reqs, progress)
+        return JobSummary(model, str(path), listing, scored, failed)
 
     return run
 
 
-def load_model_job(path: str | Path):
-    def run(progress: Progress, emit: Callable):
+def load_model_job(path: str | Path, requests: list[SampleRequest] | None = None):
+    """Load the model file ``path`` (yields ModelReady), then score ``requests`` with it."""
+
+    def run(progress: Progress):
         from core.model_io import load_model
 
         progress.update("Loading model", 0, 1)
         model = load_model(path)
         progress.update("Loading model", 1, 1)
-        return ModelReady(model, str(path), False)
+        yield ModelReady(model, str(path), False)
+        out = JobSummary(model=model, model_path=str(path))
+        if requests:
+            out.scored, out.failed = yield from score_requests(model, requests, progress)
+        return out
 
     return run
 
 
 def score_job(model, requests: list[SampleRequest]):
-    def run(progress: Progress, emit: Callable) -> Pipeline:
-        scored, failed = score_requests(model, requests, progress, emit)
-        return Pipeline(model=model, scored=scored, failed=failed)
+    def run(progress: Progress):
+        scored, failed = yield from score_requests(model, requests, progress)
+        return JobSummary(model=model, scored=scored, failed=failed)
 
     return run
 
@@ -248,19 +263,19 @@ def score_job(model, requests: list[SampleRequest]):
 def fit_job(dataset_root: str | Path, category: str, model_path: str | Path, config=None, score_refs=None):
     """Fit, save, then (optionally) score the given entries."""
 
-    def run(progress: Progress, emit: Callable) -> Pipeline:
-        model = fit_and_save(dataset_root, category, Path(model_path), progress, emit, config)
-        emit(ModelReady(model, str(model_path), True))
-        out = Pipeline(model=model, model_path=str(model_path))
+    def run(progress: Progress):
+        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config)
+        yield ModelReady(model, str(model_path), True)
+        out = JobSummary(model=model, model_path=str(model_path))
         if score_refs:
-            out.scored, out.failed = score_requests(model, score_refs, progress, emit)
+            out.scored, out.failed = yield from score_requests(model, score_refs, progress)
         return out
 
     return run
 
 
 def open_samples_job(paths: list[str | Path]):
-    def run(progress: Progress, emit: Callable) -> list:
+    def run(progress: Progress) -> list:
         from core.data.dataset import load_inputs
 
         progress.update("Reading samples", 0, 1)
@@ -269,27 +284,36 @@ def open_samples_job(paths: list[str | Path]):
     return run
 
 
-def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
-    """Store thresholds (raw units) in the model and rewrite its file atomically."""
+@dataclass
+class ModelSaved:
+    """A model file was written: its path, model id and the thresholds stored in it."""
 
-    def run(progress: Progress, emit: Callable) -> str:
+    path: str
+    model_id: str
+    thresholds: Any  # core.results.Thresholds
+
+
+def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None):
+    """Write ``model`` atomically to ``path``, with the thresholds ``image`` and ``pixel`` (raw
+    units) when both are given; returns :class:`ModelSaved`. A copy is written: the open model
+    is left untouched for the window to update on its own thread."""
+
+    def run(progress: Progress) -> ModelSaved:
+        import copy
+
         from core.model_io import save_model
         from core.results import Thresholds
 
-        progress.update("Saving thresholds", 0, 1)
-        model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
-        model_id = save_model(model, path)
-        progress.update("Saving thresholds", 1, 1)
-        return model_id
+        progress.update("Saving model", 0, 1)
+        saved = copy.copy(model)
+        saved.info = dict(model.info)
+        if image is not None and pixel is not None:
+            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
+        model_id = save_model(saved, path)
+        progress.update("Saving model", 1, 1)
+        return ModelSaved(str(path), model_id, saved.thresholds)
 
     return run
-
-
-def save_model_job(model, path) -> str:
-    """Write ``model`` to ``path`` (atomic); returns its model id."""
-    from core.model_io import save_model
-
-    return save_model(model, path)
 
 
 def watch_job(model, folder: str, csv_path: str | None = None, recursive: bool = False,
@@ -299,11 +323,11 @@ def watch_job(model, folder: str, csv_path: str | None = None, recursive: bool =
     Samples already in the log are not scored again. ``paused()``: True holds scoring."""
     from core import watch as engine
 
-    def run(progress: Progress, emit):
+    def run(progress: Progress):
         log = engine.WatchLog(csv_path) if csv_path else None
         try:
             if log is not None and log.rows_before:
-                emit(Note(f"Continuing {csv_path}: {len(log.done)} sample(s) already scored are skipped"))
+                yield Note(f"Continuing {csv_path}: {len(log.done)} sample(s) already scored are skipped")
             for record in engine.watch(
                 model, folder, recursive=recursive, progress=progress, paused=paused,
                 settle_s=engine.SETTLE_S if settle_s is None else settle_s,
@@ -311,7 +335,7 @@ def watch_job(model, folder: str, csv_path: str | None = None, recursive: bool =
             ):
                 if log is not None:
                     log.append(record.row)
-                emit(WatchScored(record))
+                yield WatchScored(record)
         finally:
             if log is not None:
                 log.close()

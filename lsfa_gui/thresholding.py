@@ -45,3 +45,20 @@ def auto_pixel_threshold(state: InspectionState, q: float = PIXEL_QUANTILE) -> t
     values = pooled_map_values([e.result.anomaly_map for e in good])
     what = "good" if good is not scored else "all"
     return core_thresholds.quantile_threshold(values, q), f"{q:.4g} quantile of pixel scores of {len(good)} {what} samples"
+
+
+def apply_auto_thresholds(state: InspectionState, image: bool = True, pixel: bool = True) -> list[str]:
+    """Set the automatic image and/or pixel threshold on ``state``; returns one line per
+    threshold saying how it was chosen (or why it could not be)."""
+    notes = []
+    for wanted, level, choose in ((image, "image", auto_image_threshold), (pixel, "pixel", auto_pixel_threshold)):
+        if not wanted:
+            continue
+        try:
+            thr, how = choose(state)
+        except ValueError as exc:
+            notes.append(f"Auto {level} threshold: {exc}")
+            continue
+        state.set_thresholds(**{level: thr})
+        notes.append(f"{level.capitalize()} threshold {thr:.4g}: {how}")
+    return notes

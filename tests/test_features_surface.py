@@ -254,3 +254,29 @@ def test_registry_and_validation():
             create_extractor("fpfh_surface", **bad)
     with pytest.raises(UserError):
         create_extractor("fpfh_surface", no_such_option=1)
+
+
+def test_a_cancel_stops_token_extraction_between_samples_of_one_batch(monkeypatch):
+    """core.tokens hands its progress to the extractor: a cancel during a batch stops at the
+    next sample instead of after the whole batch."""
+    from core.data.sample import Sample
+    from core.features.surface import FPFHSurfaceFeatures
+    from core.progress import Cancelled, Progress
+    from core.tokens import extract_tokens
+
+    progress = Progress()
+    done = []
+    original = FPFHSurfaceFeatures.blocks
+
+    def one_cloud(self, xyz, grid):
+        out = original(self, xyz, grid)
+        done.append(1)
+        progress.cancel()  # the user presses Esc while the first cloud is being described
+        return out
+
+    monkeypatch.setattr(FPFHSurfaceFeatures, "blocks", one_cloud)
+    samples = [Sample(f"s{i}", None, make_cloud(seed=i, size=64)) for i in range(4)]
+    extractor = create_extractor("fpfh_surface")
+    with pytest.raises(Cancelled):
+        extract_tokens({"xyz": extractor}, samples, grid=8, batch_size=8, progress=progress)
+    assert len(done) == 1  # not the 4 of the batch

@@ -55,6 +55,33 @@ def test_greying_and_no_3d_state_without_renderer(qtbot):
     assert not w.stretch_check.isChecked()
 
 
+def test_a_burst_of_selection_changes_builds_only_the_last_sample(qtbot, monkeypatch):
+    """Holding N: the 3D view builds the newest current sample once, not every one on the way;
+    a threshold change while a new sample waits is applied when it is built."""
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    built = []
+    original = CloudView.refresh_sample
+
+    def counting(self):
+        built.append(self.state.current)
+        original(self)
+
+    monkeypatch.setattr(CloudView, "refresh_sample", counting)
+    results = [synthetic_result(i, "crack", size=48) for i in range(5)]
+    st = make_state(results)
+    w = CloudView(st, enable_3d=False)
+    qtbot.addWidget(w)
+    built.clear()
+    for i in range(5):
+        st.set_current(i)
+    st.set_thresholds(pixel=0.0)  # before the build: must not regrey the old sample's points
+    qtbot.waitUntil(lambda: w.points is not None, timeout=5000)
+    qtbot.wait(30)
+    assert built == [4]
+    assert w.scores.size == np.any(results[4].xyz != 0, axis=-1).sum() and not np.isnan(w.display_scalars).any()
+
+
 def _grab_rgb(widget) -> np.ndarray:
     img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
     h, w = img.height(), img.width()

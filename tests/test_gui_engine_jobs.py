@@ -34,7 +34,7 @@ def fitted(cache, qapp):
     from pytestqt.qtbot import QtBot
 
     from lsfa_gui import tasks
-    from lsfa_gui.worker import JobRunner
+    from lsfa_gui.runner import JobRunner
 
     runner = JobRunner()
     events, partials, done, failed = [], [], [], []
@@ -70,7 +70,7 @@ def test_demo_job_fits_streams_results_and_saves_the_model(fitted, cache):
 
 def test_cancel_stops_a_fit_and_no_late_results_arrive(qtbot, fitted, tmp_path):
     from lsfa_gui import tasks
-    from lsfa_gui.worker import JobRunner
+    from lsfa_gui.runner import JobRunner
 
     root = tasks.demo_dir()
     runner = JobRunner()
@@ -91,7 +91,7 @@ def test_errors_arrive_as_messages(qtbot, fitted, tmp_path):
     import shutil
 
     from lsfa_gui import tasks
-    from lsfa_gui.worker import JobRunner
+    from lsfa_gui.runner import JobRunner
 
     runner = JobRunner()
     with qtbot.waitSignal(runner.failed, timeout=30_000) as blocker:
@@ -186,7 +186,13 @@ def test_open_dataset_with_chosen_settings_fits_fresh_instead_of_reusing(fitted,
     job = tasks.open_dataset_job(listing.root, listing.category, model=None, fit_if_needed=True, config=config)
     from core.progress import Progress
 
-    out = job(Progress(), messages.append)
+    gen = job(Progress())
+    while True:  # drive the job's generator as the worker does
+        try:
+            messages.append(next(gen))
+        except StopIteration as stop:
+            out = stop.value
+            break
     ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
     assert ready.fitted and ready.model.modalities == ("xyz",)
     assert not any("Cached model unusable" in getattr(m, "text", "") for m in messages)

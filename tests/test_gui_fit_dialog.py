@@ -136,7 +136,7 @@ def test_fit_action_passes_the_dialog_config_to_the_job(qtbot, tmp_path, monkeyp
 
     def fake_fit_job(root, category, model_path, config=None, score_refs=None):
         captured.update(root=root, category=category, config=config)
-        return lambda progress, emit: None
+        return lambda progress: None
 
     monkeypatch.setattr(FitDialog, "exec", accept_with_seed)
     monkeypatch.setattr(tasks, "fit_job", fake_fit_job)

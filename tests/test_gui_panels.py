@@ -176,8 +176,8 @@ def test_metrics_panel_confusion_and_values(qtbot, state):
     assert w.cells["fp"].text() == "4" and "precision 0.333" in w.rates.text()
     values = compute_metrics(metrics_input(state))
     assert values["i_auroc"] == 1.0 and values["p_auroc"] > 0.95 and values["aupro"] > 0.8
-    w.set_metrics(values, "note")
-    assert w.metric_labels["i_auroc"].text() == "1.000"
+    state.set_metrics(values, "note")
+    assert w.metric_labels["i_auroc"].text() == "1.000" and w.metric_note.text() == "note"
     state.set_entries([])
     assert w.metric_labels["i_auroc"].text() == "–" and w.cells["tp"].text() == "–"
 

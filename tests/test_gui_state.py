@@ -10,7 +10,7 @@ from core import render
 from lsfa_gui import export, overlay
 from lsfa_gui._testing import synthetic_result
 from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds, normalised
-from lsfa_gui.thresholding import auto_image_threshold, auto_pixel_threshold
+from lsfa_gui.thresholding import apply_auto_thresholds, auto_image_threshold, auto_pixel_threshold
 
 LABELS = ["good"] * 5 + ["crack"] * 3
 
@@ -100,6 +100,36 @@ def test_auto_thresholds_best_f1_and_quantile_fallback():
     assert "quantile" in how and 0.2 <= pix <= 0.25
     with pytest.raises(ValueError):
         auto_image_threshold(InspectionState())
+
+
+def test_apply_auto_thresholds_sets_the_state_and_says_how():
+    st = scored_state()
+    seen = []
+    st.thresholds_changed.connect(lambda: seen.append(1))
+    notes = apply_auto_thresholds(st)
+    assert len(notes) == 2 and notes[0].startswith("Image threshold") and "F1" in notes[1]
+    assert st.confusion() == {"tp": 3, "fp": 0, "fn": 0, "tn": 5} and len(seen) == 2
+    assert 0.25 < st.thresholds.pixel < 1.0
+    empty = InspectionState()
+    assert apply_auto_thresholds(empty, pixel=False) == ["Auto image threshold: no scored samples to choose an image threshold from"]
+    assert empty.thresholds.image is None
+
+
+def test_metrics_and_the_model_live_on_the_state():
+    st = scored_state()
+    seen = []
+    st.metrics_changed.connect(lambda: seen.append(st.metrics))
+    st.model_changed.connect(lambda: seen.append(st.model.path))
+    st.set_metrics({"i_auroc": 1.0}, "over 8")
+    assert st.metrics == {"i_auroc": 1.0} and st.metrics_note == "over 8"
+    st.clear_results()  # new results coming: the metrics are stale
+    assert st.metrics is None and seen == [{"i_auroc": 1.0}, None]
+    engine_model = object()
+    st.set_model(ModelInfo(model=engine_model, path="a.lsfa", name="a.lsfa"))
+    st.set_model_path("/models/b.lsfa")
+    assert st.model.model is engine_model and st.model.name == "b.lsfa" and seen[-1] == "/models/b.lsfa"
+    st.set_seeded(0.4, 0.3)
+    assert (st.model.seeded.image, st.model.seeded.pixel) == (0.4, 0.3)
 
 
 def test_export_csv_json_and_png(tmp_path):

@@ -123,11 +123,11 @@ def test_a_long_watch_keeps_the_newest_parts_and_whole_counts(qtbot, window, mon
     from types import SimpleNamespace
 
     from core.watch import WatchRecord
-    from lsfa_gui import main_window
+    from lsfa_gui import watching
     from lsfa_gui._testing import synthetic_result
 
-    monkeypatch.setattr(main_window, "WATCH_KEEP", 3)
-    monkeypatch.setattr(main_window, "WATCH_TRIM", 2)
+    monkeypatch.setattr(watching, "WATCH_KEEP", 3)
+    monkeypatch.setattr(watching, "WATCH_TRIM", 2)
     window._set_model(SimpleNamespace(thresholds=SimpleNamespace(image=0.6, pixel=0.5), display_range=(0.1, 1.1)),
                       "/nonexistent/m.lsfa")
     window.watch_panel.set_watching(True, "/line")

@@ -171,3 +171,57 @@ def test_escape_in_a_field_leaves_the_field_and_does_not_cancel_the_job(qtbot, w
     qtbot.waitUntil(table.hasFocus, timeout=2000)
     qtbot.keyClick(table, Qt.Key.Key_Escape)
     assert calls == [1]
+
+
+def test_the_window_reads_the_model_from_the_state_and_auto_thresholds_move_the_sliders(qtbot, window):
+    load_fake(window)
+    assert window.model is window.state.model.model and window.model_path == "/nonexistent/m.lsfa"
+    window.state.set_thresholds(image=50.0)  # far outside the slider's range: the range follows
+    lo, hi = window.threshold_panel.image_row.range
+    assert lo <= 50.0 <= hi and window.threshold_panel.image_row.spin.value() == pytest.approx(50.0)
+    window.actions_by_name["auto_thresholds"].trigger()
+    assert window.state.confusion() == {"tp": 2, "fp": 0, "fn": 0, "tn": 3}
+    assert window.threshold_panel.image_row.spin.value() == pytest.approx(window.state.thresholds.image, abs=1e-4)
+    level, text = window.log_panel.entries[-1]
+    assert text.startswith("Pixel threshold")
+
+
+def test_saving_thresholds_writes_a_copy_and_updates_the_model_on_the_ui_thread(qtbot, window, monkeypatch):
+    """The save runs in a worker: it must not change the open model there (the watch and the
+    views read it); the model takes the saved thresholds when the save has succeeded."""
+    import threading
+
+    import core.model_io
+
+    load_fake(window)
+    live = window.model
+    live.info = {}
+    seen = {}
+
+    def fake_save(model, path):
+        seen.update(same=model is live, live_image=live.thresholds.image, saved_image=model.thresholds.image,
+                    thread=threading.get_ident())
+        model.info["model_id"] = "abc"
+        return "abc"
+
+    monkeypatch.setattr(core.model_io, "save_model", fake_save)
+    window.state.set_thresholds(image=0.9, pixel=0.4)
+    with qtbot.waitSignal(window.aux.succeeded, timeout=10000):
+        window.save_thresholds()
+    assert not seen["same"] and seen["live_image"] == 0.6 and seen["saved_image"] == 0.9
+    assert seen["thread"] != threading.get_ident()
+    assert live.thresholds.image == 0.9 and live.thresholds.pixel == 0.4 and live.info == {"model_id": "abc"}
+    assert (window.state.model.seeded.image, window.state.model.seeded.pixel) == (0.9, 0.4)
+    with qtbot.waitSignal(window.aux.succeeded, timeout=10000):
+        window.save_model_as("/elsewhere/copy.lsfa")
+    assert window.model_path == "/elsewhere/copy.lsfa" and window.state.model.name == "copy.lsfa"
+    assert window.status.model_label.text().endswith("copy.lsfa")
+
+
+def test_a_loaded_model_replaces_the_old_results_through_the_one_model_ready_handler(qtbot, window, tmp_path):
+    from lsfa_gui import tasks
+
+    load_fake(window)
+    other = SimpleNamespace(thresholds=SimpleNamespace(image=0.7, pixel=0.5), display_range=(0.1, 1.1))
+    window._on_partial(0, tasks.ModelReady(other, str(tmp_path / "other.lsfa"), False))
+    assert window.model is other and window.state.scored == [] and window.state.thresholds.image == 0.7

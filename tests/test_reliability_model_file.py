@@ -65,6 +65,7 @@ TAMPERS = {
     "junk adaptation": (_set(["adaptation"], "junk"), None, "adaptation"),
     "one-element display_range": (_set(["display_range"], [0.5]), None, "display_range"),
     "string FPFH parameter": (_set(["extractors", "xyz", "params", "fpfh_radius_px"], "big"), None, "fpfh_radius_px"),
+    "unknown fit setting": (_set(["config", "turbo_mode"], True), None, "unknown fit setting.*turbo_mode"),
     "NaN image threshold": (_set(["thresholds", "image"], math.nan), None, "image threshold"),
     "bank width != extractor dim": (None, lambda t: t.update({"bank.xyz.vectors": t["bank.xyz.vectors"][:, :5].copy()}),
                                     "memory bank"),

@@ -56,3 +56,17 @@ def test_safe_name():
     assert safe_name("_a b/c_") == "a_b_c"
     assert safe_name("///") == "sample"
     assert safe_name("x-1.2_y") == "x-1.2_y"
+
+
+def test_fit_and_adaptation_settings_refuse_unknown_keys_alike():
+    """One rule for stored settings: a key this version does not know is a UserError naming it."""
+    from core.adaptation.config import AdaptConfig
+    from core.config import FitConfig
+    from core.errors import UserError
+
+    stored = FitConfig(seed=5).to_dict()
+    assert FitConfig.from_dict(stored) == FitConfig(seed=5)  # what this version writes loads back
+    with pytest.raises(UserError, match=r"unknown fit setting\(s\): old_knob, turbo"):
+        FitConfig.from_dict({**stored, "turbo": True, "old_knob": 1})
+    with pytest.raises(UserError, match=r"unknown adaptation setting\(s\): turbo"):
+        AdaptConfig.from_dict({**AdaptConfig().to_dict(), "turbo": True})

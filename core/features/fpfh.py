@@ -337,12 +337,15 @@ class FPFHFeatures:
         self.config = config
         self.params = asdict(config)
 
-    def extract(self, batch: list[np.ndarray], grid: int = 28) -> torch.Tensor:
-        """(B, 33, grid, grid) float32; cells without any valid point are exactly 0."""
+    def extract(self, batch: list[np.ndarray], grid: int = 28, progress=None) -> torch.Tensor:
+        """(B, 33, grid, grid) float32; cells without any valid point are exactly 0.
+        ``progress`` is checked before each cloud (cancel)."""
         if grid < 1:
             raise UserError(f"grid must be positive, got {grid}")
         out = torch.zeros(len(batch), DIM, grid, grid)
         for b, xyz in enumerate(batch):
+            if progress is not None:
+                progress.check()
             _check_cloud(xyz)
             dense = fpfh_map(xyz, self.config)
             out[b] = pooling.pool_pixel_features(dense, torch.from_numpy(valid_mask(xyz)), grid)

@@ -46,8 +46,10 @@ class FeatureExtractor(Protocol):
     weights_id: str  # SHA-256 prefix of the weight file, or "none" for weight-free features
     params: dict  # keyword arguments: create_extractor(name, **params) recreates it
 
-    def extract(self, batch: list[np.ndarray], grid: int = 28) -> torch.Tensor:
-        """(B, dim, grid, grid) float32 features for S×S×3 uint8 images or float32 clouds."""
+    def extract(self, batch: list[np.ndarray], grid: int = 28, progress=None) -> torch.Tensor:
+        """(B, dim, grid, grid) float32 features for S×S×3 uint8 images or float32 clouds.
+        ``progress`` (a core.progress.Progress or None) is checked between samples, so a
+        cancel stops the batch there (Cancelled)."""
         ...
 
 

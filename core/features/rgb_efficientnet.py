@@ -163,8 +163,9 @@ class EfficientNetLiteFeatures:
         if weights is not None:
             self.params["weights"] = str(path)
 
-    def extract(self, batch: list[np.ndarray], grid: int = 28) -> torch.Tensor:
-        """(B, dim, grid, grid) float32 features of S×S×3 uint8 images (S divisible by 16)."""
+    def extract(self, batch: list[np.ndarray], grid: int = 28, progress=None) -> torch.Tensor:
+        """(B, dim, grid, grid) float32 features of S×S×3 uint8 images (S divisible by 16).
+        ``progress`` is checked before each micro-batch (cancel)."""
         if grid < 1:
             raise UserError(f"grid must be positive, got {grid}")
         for img in batch:
@@ -172,6 +173,8 @@ class EfficientNetLiteFeatures:
         out = torch.empty(len(batch), self.dim, grid, grid)
         start = 0
         while start < len(batch):  # runs of equal-sized images, at most MICRO_BATCH each
+            if progress is not None:
+                progress.check()
             stop = start + 1
             while (stop < len(batch) and stop - start < MICRO_BATCH
                    and batch[stop].shape == batch[start].shape):

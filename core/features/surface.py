@@ -321,12 +321,15 @@ class FPFHSurfaceFeatures:
         heights = surface_maps(xyz, spacing, self.surface_config, valid_np)
         return fpfh, pool_surface(heights, valid, grid)
 
-    def extract(self, batch: list[np.ndarray], grid: int = 28) -> torch.Tensor:
-        """(B, dim, grid, grid) float32; cells without any valid point are exactly 0."""
+    def extract(self, batch: list[np.ndarray], grid: int = 28, progress=None) -> torch.Tensor:
+        """(B, dim, grid, grid) float32; cells without any valid point are exactly 0.
+        ``progress`` is checked before each cloud (cancel)."""
         if grid < 1:
             raise UserError(f"grid must be positive, got {grid}")
         out = torch.zeros(len(batch), self.dim, grid, grid)
         for b, xyz in enumerate(batch):
+            if progress is not None:
+                progress.check()
             fpfh, surface = self.blocks(xyz, grid)
             out[b, :FPFH_DIM] = fpfh
             out[b, FPFH_DIM:] = surface * self.surface_config.surface_weight

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import signals_blocked
+from superqt.utils import qthrottled, signals_blocked
 
 from core.data.sample import valid_points
 from lsfa_gui import overlay
@@ -135,7 +135,10 @@ class CloudView(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.readout)
 
-        self._sample_pending = False
+        self._shown_result = None  # the result whose cloud is shown (None: none)
+        # a new current sample is built once, 5 ms later (a real timer, not a posted call: the
+        # 2D view and the table update first), however many selection changes came meanwhile
+        self._refresh_soon = qthrottled(self.refresh_sample, timeout=5, leading=False, parent=self)
         state.current_changed.connect(lambda _i: self.schedule_refresh())
         state.thresholds_changed.connect(self.refresh_thresholds)
         state.display_changed.connect(self.refresh_colours)
@@ -186,6 +189,7 @@ class CloudView(QWidget):
     def refresh_sample(self):
         entry = self.state.current_entry
         result = entry.result if entry is not None else None
+        self._shown_result = result
         self.picked = None
         self.points = self.scores = self.display_scalars = None
         self._hide_actor()
@@ -221,8 +225,9 @@ class CloudView(QWidget):
 
     def refresh_thresholds(self):
         """Pixel threshold moved: regrey points (one array rewrite) and re-render."""
-        if self.scores is None or self._sample_pending:
-            return
+        entry = self.state.current_entry
+        if self.scores is None or entry is None or entry.result is not self._shown_result:
+            return  # nothing shown, or a new sample is about to be built with the new threshold
         if self.state.thresholds.pixel == self._greyed_at:  # only the image threshold moved
             return
         self.display_scalars = self._greyed(self.scores)
@@ -244,22 +249,19 @@ class CloudView(QWidget):
         self._update_readout()
 
     def schedule_refresh(self):
-        """Refresh for the new current sample at the next event-loop turn: the 2D view and the
-        table update first, and a burst of selection changes builds only the last mesh."""
-        if not self._sample_pending:
-            self._sample_pending = True
-            QTimer.singleShot(5, self._refresh_if_pending)  # a real timer, not a posted call: other events run first
-
-    def _refresh_if_pending(self):
-        if self._sample_pending:
-            self._sample_pending = False
-            self.refresh_sample()
+        """Refresh for the new current sample soon: the 2D view and the table update first,
+        and a burst of selection changes builds only the last mesh."""
+        self._refresh_soon()
 
     MIN_RENDER_INTERVAL_S = 0.1  # while a slider is dragged, re-render at most ~10 times a second
 
     def request_render(self):
         """Render soon, once: coalesces bursts (slider drags) and throttles to ~10 renders/s,
-        so the 2D view and the table stay live even where rendering is slow (software GL)."""
+        so the 2D view and the table stay live even where rendering is slow (software GL).
+        Not superqt's qthrottled: its leading call would render at once, inside the slider's
+        event (the 2D view would wait for the 3D render), and its trailing call only after the
+        whole interval; this renders 5 ms after a lone change and then counts the interval
+        from the end of the last render."""
         if self.plotter is None or self._render_pending:
             return
         self._render_pending = True

@@ -80,7 +80,6 @@ class HistogramPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.empty_label)
-        self._syncing = False
         state.samples_reset.connect(self.refresh)
         state.sample_updated.connect(lambda _i: self.refresh())
         state.thresholds_changed.connect(self.refresh_line)
@@ -120,12 +119,7 @@ class HistogramPanel(QWidget):
             self.band.setRegion((thr, upper))
         self.line.setVisible(thr is not None)
         if thr is not None and self.line.value() != thr:
-            self._syncing = True
-            try:
-                self.line.setValue(thr)
-            finally:
-                self._syncing = False
+            self.line.setValue(thr)  # its sigPositionChanged writes the same value back: no change, no event
 
     def _on_line_moved(self):
-        if not self._syncing:
-            self.state.set_thresholds(image=float(self.line.value()))
+        self.state.set_thresholds(image=float(self.line.value()))

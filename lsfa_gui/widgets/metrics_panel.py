@@ -51,19 +51,21 @@ def compute_metrics(data: MetricsInput, progress=None) -> dict[str, float | None
     return out
 
 
+DEFAULT_NOTE = "Computed over labelled scored samples."
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
 class MetricsPanel(QWidget):
-    """Threshold-free metrics (set by the window after scoring) + live confusion matrix."""
+    """Threshold-free metrics (``state.metrics``, computed after scoring) + live confusion matrix."""
 
     NAMES = (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC"), ("aupro", "AUPRO@0.3"))
 
     def __init__(self, state: InspectionState, parent=None):
         super().__init__(parent)
         self.state = state
-        self.values: dict[str, float | None] = {}
         top = QGroupBox("Detection and segmentation")
         grid = QGridLayout(top)
         self.metric_labels: dict[str, QLabel] = {}
@@ -77,7 +79,7 @@ class MetricsPanel(QWidget):
             grid.addWidget(name, 0, col)
             grid.addWidget(value, 1, col)
             self.metric_labels[key] = value
-        self.metric_note = QLabel("Computed over labelled scored samples.")
+        self.metric_note = QLabel(DEFAULT_NOTE)
         self.metric_note.setWordWrap(True)
         self.metric_note.setStyleSheet("color:#888")
         grid.addWidget(self.metric_note, 2, 0, 1, 3)
@@ -120,11 +122,13 @@ class MetricsPanel(QWidget):
         layout.addWidget(cm)
         layout.addStretch(1)
         state.thresholds_changed.connect(self.refresh_confusion)
-        state.samples_reset.connect(self._on_reset)
+        state.samples_reset.connect(self.refresh_confusion)
         state.sample_updated.connect(lambda _i: self.refresh_confusion())
         state.model_changed.connect(self.refresh_estimate)
+        state.metrics_changed.connect(self.refresh_metrics)
         self.refresh_confusion()
         self.refresh_estimate()
+        self.refresh_metrics()
 
     def refresh_estimate(self):
         """The model's self-check estimate, labelled as one (empty when the fit did not run it)."""
@@ -137,17 +141,12 @@ class MetricsPanel(QWidget):
             f"AUPRO@0.3 {est['aupro_30']:.2f}"
         )
 
-    def set_metrics(self, values: dict[str, float | None] | None, note: str = ""):
-        """Show metric values (None = not defined); ``values=None`` marks them as stale."""
-        self.values = dict(values or {})
+    def refresh_metrics(self):
+        """Show ``state.metrics`` ("n/a" where not defined, "–" while stale)."""
+        values = self.state.metrics
         for key, _title in self.NAMES:
-            self.metric_labels[key].setText("–" if values is None else _fmt(self.values.get(key)))
-        if note:
-            self.metric_note.setText(note)
-
-    def _on_reset(self):
-        self.set_metrics(None, "Computed over labelled scored samples.")
-        self.refresh_confusion()
+            self.metric_labels[key].setText("–" if values is None else _fmt(values.get(key)))
+        self.metric_note.setText(self.state.metrics_note if values is not None and self.state.metrics_note else DEFAULT_NOTE)
 
     def refresh_confusion(self):
         c = self.state.confusion()

@@ -197,7 +197,6 @@ class SampleBrowser(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)
 
-        self._syncing = False
         state.current_changed.connect(self._on_state_current)
         for ev in (state.samples_reset, state.sample_updated, state.thresholds_changed):
             ev.connect(lambda *a: self._update_summary())
@@ -225,26 +224,21 @@ class SampleBrowser(QWidget):
         self.proxy.setFilterFixedString(text)
 
     def _on_row_changed(self, current, _previous):
-        if self._syncing or not current.isValid():
-            return
-        self.state.set_current(self.proxy.mapToSource(current).row())
+        if current.isValid():  # the state ignores a row that is already current
+            self.state.set_current(self.proxy.mapToSource(current).row())
 
     def _on_state_current(self, row: int):
-        self._syncing = True
-        try:
-            if row < 0:
-                self.table.clearSelection()
-                return
-            idx = self.proxy.mapFromSource(self.model.index(row, 0))
-            if idx.isValid():
-                self.table.selectionModel().setCurrentIndex(
-                    idx,
-                    self.table.selectionModel().SelectionFlag.ClearAndSelect
-                    | self.table.selectionModel().SelectionFlag.Rows,
-                )
-                self.table.scrollTo(idx)
-        finally:
-            self._syncing = False
+        """Show the state's selection. Moving the table's current row here calls
+        ``_on_row_changed`` with the same row, which the state ignores; the selection model's
+        signals stay connected because the view repaints its highlight from them."""
+        if row < 0:
+            self.table.clearSelection()
+            return
+        idx = self.proxy.mapFromSource(self.model.index(row, 0))
+        if idx.isValid():
+            flags = self.table.selectionModel().SelectionFlag
+            self.table.selectionModel().setCurrentIndex(idx, flags.ClearAndSelect | flags.Rows)
+            self.table.scrollTo(idx)
 
     def _update_summary(self):
         entries = self.state.entries

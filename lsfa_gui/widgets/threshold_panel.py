@@ -1,7 +1,8 @@
 """Threshold panel: image-level (part verdict) and pixel-level (defect region) thresholds.
 
 Each row has a slider and a spin box in raw score units and a normalised read-out (position in
-the slider's range). Moving either writes ``state.thresholds``; nothing re-runs the model.
+the slider's range). Moving either writes ``state.thresholds``; nothing re-runs the model. The
+rows hold no threshold of their own: they show the state's values whenever it changes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from lsfa_gui.state import InspectionState, normalised
-from lsfa_gui.thresholding import auto_image_threshold, auto_pixel_threshold
+from lsfa_gui.thresholding import apply_auto_thresholds
 
 SLIDER_STEPS = 1000
 
@@ -34,8 +35,7 @@ class ThresholdRow(QWidget):
 
     def __init__(self, title: str, tooltip: str, parent=None):
         super().__init__(parent)
-        self.range: tuple[float, float] = (0.0, 1.0)
-        self.value: float | None = None
+        self.range: tuple[float, float] = (0.0, 1.0)  # raw values at the slider's ends
         self.title = QLabel(f"<b>{title}</b>")
         self.title.setToolTip(tooltip)
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -76,14 +76,17 @@ class ThresholdRow(QWidget):
         return lo + (hi - lo) * pos / SLIDER_STEPS
 
     def set_range(self, lo: float, hi: float):
+        """The raw values at the slider's ends (shown from the next ``set_value``)."""
         self.range = (float(lo), float(hi))
         step = (hi - lo) / 200.0 if hi > lo else 0.01
         self.spin.setSingleStep(step)
-        self.set_value(self.value)
+
+    def contains(self, value: float | None) -> bool:
+        lo, hi = self.range
+        return value is None or lo <= value <= hi
 
     def set_value(self, value: float | None):
         """Show ``value`` (raw) without emitting ``value_edited``."""
-        self.value = value
         enabled = value is not None
         for w in (self.slider, self.spin):
             w.setEnabled(enabled)
@@ -123,8 +126,8 @@ class ThresholdPanel(QWidget):
         )
         self.image_row.value_edited.connect(lambda v: state.set_thresholds(image=v))
         self.pixel_row.value_edited.connect(lambda v: state.set_thresholds(pixel=v))
-        self.image_row.auto_clicked.connect(self.auto_image)
-        self.pixel_row.auto_clicked.connect(self.auto_pixel)
+        self.image_row.auto_clicked.connect(lambda: self._apply_auto(image=True))
+        self.pixel_row.auto_clicked.connect(lambda: self._apply_auto(pixel=True))
         self.image_row.auto_button.setToolTip("Best F1 on labelled samples, else the 0.99 quantile of good scores")
         self.pixel_row.auto_button.setToolTip("Best pixel F1 on samples with masks, else the 0.999 quantile of good pixel scores")
 
@@ -173,9 +176,19 @@ class ThresholdPanel(QWidget):
             if self.state.thresholds.pixel is not None:
                 lo, hi = min(lo, self.state.thresholds.pixel), max(hi, self.state.thresholds.pixel)
             self.pixel_row.set_range(lo, hi)
-        self.refresh()
+        self._show_values()
 
     def refresh(self):
+        """The thresholds changed: show them; a value outside its slider's range (set by Auto,
+        Reset, the histogram line or typed in) widens the range first. A value inside leaves
+        the range as it is, so a slider's scale never moves under the mouse."""
+        t = self.state.thresholds
+        if self.image_row.contains(t.image) and self.pixel_row.contains(t.pixel):
+            self._show_values()
+        else:
+            self.refresh_ranges()
+
+    def _show_values(self):
         self.image_row.set_value(self.state.thresholds.image)
         self.pixel_row.set_value(self.state.thresholds.pixel)
 
@@ -187,32 +200,17 @@ class ThresholdPanel(QWidget):
         self.refresh_ranges()
 
     # ------------------------------------------------------------------ actions
-    def auto_image(self):
-        try:
-            thr, how = auto_image_threshold(self.state)
-        except ValueError as exc:
-            self._say(f"Auto image threshold: {exc}")
-            return
-        self.state.set_thresholds(image=thr)
-        self.refresh_ranges()
-        self._say(f"Image threshold {thr:.4g}: {how}")
-
-    def auto_pixel(self):
-        try:
-            thr, how = auto_pixel_threshold(self.state)
-        except ValueError as exc:
-            self._say(f"Auto pixel threshold: {exc}")
-            return
-        self.state.set_thresholds(pixel=thr)
-        self.refresh_ranges()
-        self._say(f"Pixel threshold {thr:.4g}: {how}")
+    def _apply_auto(self, image: bool = False, pixel: bool = False):
+        self._say(apply_auto_thresholds(self.state, image=image, pixel=pixel))
+        self.refresh_ranges()  # fit the sliders to the scores again around the new value
 
     def reset_to_model(self):
         seeded = self.state.model.seeded
         self.state.set_thresholds(image=seeded.image, pixel=seeded.pixel)
         self.refresh_ranges()
-        self._say("Thresholds reset to the values stored in the model.")
+        self._say(["Thresholds reset to the values stored in the model."])
 
-    def _say(self, text: str):
-        self.info.setText(text)
-        self.message.emit(text)
+    def _say(self, lines: list[str]):
+        self.info.setText("\n".join(lines))
+        for text in lines:
+            self.message.emit(text)
