@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -113,9 +114,27 @@ class Scorer:
                 "row": np.array([json.dumps(row) for _, row in out], dtype=object)}
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """UserError unless the head at ``address`` (HOST:PORT or ray://HOST:PORT; not "auto")
+    accepts a TCP connection within ``timeout_s`` seconds (Ray itself retries for minutes)."""
+    target = address.removeprefix("ray://")
+    if address == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except ValueError:
+        raise UserError(f"--address {address}: expected 'auto', HOST:PORT or ray://HOST:PORT") from None
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot reach the Ray head ({exc.strerror or exc}); "
+                        "is 'ray start --head' running there?") from None
+
+
 def _connect(ray, address: str | None, workers: int | None) -> bool:
     """Join the cluster at ``address``, or start a local Ray instance (``workers`` CPUs, default
     all); nothing when Ray is already initialised. True if this call connected."""
+    if address:
+        check_reachable(address)
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}

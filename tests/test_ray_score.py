@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,16 @@ def test_missing_ray_or_pyarrow_is_one_clear_user_error(monkeypatch):
 def test_ray_options_without_ray_engine_are_refused(tmp_path, capsys):
     assert main(["score", str(tmp_path / "m.lsfa"), str(tmp_path), "--workers", "2"]) == 2
     assert "options of --engine ray" in capsys.readouterr().err
+
+
+def test_an_unreachable_ray_head_is_one_clear_error_at_once():
+    from core.ray_engine import check_reachable
+
+    with pytest.raises(UserError, match=r"--address 127.0.0.1:1: cannot reach the Ray head"):
+        check_reachable("127.0.0.1:1")
+    with pytest.raises(UserError, match="expected 'auto', HOST:PORT"):
+        check_reachable("head:port")
+    check_reachable("auto")  # Ray finds the local cluster itself
 
 
 def test_sample_refs_cross_the_dataset_as_json_unchanged():
@@ -177,6 +188,34 @@ def test_ray_engine_gives_the_local_rows_maps_and_parquet(ray_cluster, inputs, l
     assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == \
         sorted(p.name for p in local_maps.glob("*.png"))
     assert not list((tmp_path / "maps").glob(".*"))  # no temp files left by the actors
+
+
+def test_cancelling_a_ray_run_writes_no_table_and_frees_the_workers(ray_cluster, inputs, tmp_path, monkeypatch):
+    import ray
+
+    from core.commands import _progress
+    from core.progress import Progress
+
+    class NoSink:
+        def close(self):
+            pass
+
+    def cancel_after_first_row():
+        progress = Progress(lambda ev: ev.done >= 1 and progress.cancel())
+        return progress, NoSink()
+
+    monkeypatch.setattr(_progress, "cli_progress", cancel_after_first_row)
+    model, paths = inputs
+    out = tmp_path / "out"
+    code = main(["score", str(model), *map(str, paths), "--engine", "ray", "--workers", "2",
+                 "--csv", str(out / "t.csv"), "--parquet", str(out / "t.parquet")])
+    assert code == 130
+    assert list(out.iterdir()) == []  # no table, no temp file
+    for _ in range(60):  # the job's actors are gone: both CPUs free again (within a minute)
+        if ray.available_resources().get("CPU") == 2:
+            break
+        time.sleep(1)
+    assert ray.available_resources().get("CPU") == 2
 
 
 def test_an_actor_killed_mid_run_loses_and_duplicates_no_input(ray_cluster, inputs, local_table):
