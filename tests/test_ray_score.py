@@ -140,6 +140,20 @@ def assert_parquet_matches(path: Path, rows: list[dict]) -> None:
         assert g["defect_pixels"] == (int(r["defect_pixels"]) if r["defect_pixels"] else None)
 
 
+def test_model_shipped_by_content_is_checked_like_the_file(inputs):
+    from core.errors import ModelFileError
+    from core.model_file import read_model_bytes
+    from core.model_io import load_model
+
+    model_path, _ = inputs
+    data = read_model_bytes(model_path)
+    assert load_model(model_path, data=data).model_id == load_model(model_path).model_id
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF  # inside the tensor blob: the zip CRC or the SHA-256 catches it
+    with pytest.raises(ModelFileError, match=rf"{model_path.name}: .*(corrupt|checksum|bad zip)"):
+        load_model(model_path, data=bytes(damaged))
+
+
 def test_local_table_has_every_input_once_and_the_corrupt_one_skipped(local_table):
     _columns, rows, maps = local_table
     assert len(rows) == 6 and len({r["path"] for r in rows}) == 6
