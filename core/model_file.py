@@ -95,19 +95,32 @@ def _check_header(path: Path, manifest) -> int:
     return version
 
 
-def read_model_file(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+def read_model_bytes(path: str | Path) -> bytes:
+    """The raw bytes of a model file (to ship by content), unchecked: :func:`read_model_file`
+    with ``data=`` checks them. ModelFileError if the file cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(path, "model file not found")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read model file ({exc.strerror or exc})") from None
+
+
+def read_model_file(path: str | Path, data: bytes | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify a model file. Raises :class:`ModelFileError` with the reason.
 
-    The manifest is read first (at most 16 MiB); the tensor blob is read only if its size
+    ``data``: the file's bytes, already read (e.g. shipped to a Ray actor); ``path`` then only
+    names the model in messages. The manifest is read first (at most 16 MiB); the tensor blob is read only if its size
     matches the manifest (schema 2) and fits the memory budget, and is then checked against
     its SHA-256. Schema-1 files (no manifest checksum) are still read."""
     from core.memory import memory_budget
 
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ModelFileError(path, "model file not found")
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(path if data is None else io.BytesIO(data)) as zf:
             names = set(zf.namelist())
             missing = {_MANIFEST, _TENSORS} - names
             if missing:

@@ -49,13 +49,14 @@ def _section(tensors: dict, prefix: str) -> dict:
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def load_model(path: str | Path) -> Model:
+def load_model(path: str | Path, data: bytes | None = None) -> Model:
     """Read a ``.lsfa`` file (never unpickles) and validate every manifest entry before the
-    model is rebuilt. Raises ModelFileError with the reason."""
+    model is rebuilt. Raises ModelFileError with the reason. ``data``: the file's bytes when
+    they were read already (``path`` then only names the model in messages)."""
     path = Path(path)
     from core.manifest_check import ManifestProblem, check_manifest, check_param
 
-    manifest, tensors = read_model_file(path)
+    manifest, tensors = read_model_file(path, data)
     try:
         check_manifest(manifest, tensors)
         config = FitConfig.from_dict(manifest["config"])
