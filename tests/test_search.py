@@ -34,13 +34,13 @@ def brute_nearest(bank: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def test_ivf_finds_the_exact_nearest_neighbour_on_clustered_data():
-    bank_pts, centres = blobs(3000, 16, 40, seed=1)
+    bank_pts, centres = blobs(5000, 16, 100, seed=1)
     rng = np.random.default_rng(2)
-    held_out = (centres[rng.integers(40, size=1200)] + rng.normal(0, 0.05, (1200, 16))).astype(np.float32)
-    test = (centres[rng.integers(40, size=500)] + rng.normal(0, 0.05, (500, 16))).astype(np.float32)
+    held_out = (centres[rng.integers(100, size=1200)] + rng.normal(0, 0.05, (1200, 16))).astype(np.float32)
+    test = (centres[rng.integers(100, size=500)] + rng.normal(0, 0.05, (500, 16))).astype(np.float32)
     bank = MemoryBank(bank_pts)
-    choice = bank.choose_search(sample_sets(held_out, 100), seed=0, min_bank=1000, nlist=10)
-    assert choice.kind == "ivf_flat" and choice.nlist == 10 and 1 <= choice.nprobe <= 32
+    choice = bank.choose_search(sample_sets(held_out, 100), seed=0, min_bank=1000, nlist=25)
+    assert choice.kind == "ivf_flat" and choice.nlist == 25 and 1 <= choice.nprobe <= 32
     assert choice.recall >= MIN_RECALL and choice.n_check == 1200
     dist, idx = bank.nearest(test)
     exact_dist, _ = bank.nearest(test, exact=True)
@@ -55,13 +55,16 @@ def test_check_falls_back_to_exact_when_ivf_misses():
     rng = np.random.default_rng(3)
     bank = MemoryBank(rng.normal(size=(4000, 32)).astype(np.float32))
     queries = rng.normal(size=(800, 32)).astype(np.float32)
-    choice = bank.choose_search(sample_sets(queries, 200), seed=0, min_bank=1000, nlist=64, nprobes=(1, 2))
+    choice = bank.choose_search(sample_sets(queries, 200), seed=0, min_bank=1000, nlist=64)
     assert choice.kind == "exact" and bank._ivf is None and bank.centroids is None
     assert choice.recall < MIN_RECALL and "did not match" in choice.reason
     assert "exact" in choice.describe()
     # small banks and missing check patches keep exact search without building anything
     assert choose_search(bank, [queries], min_bank=10_000)[0].kind == "exact"
     assert choose_search(bank, [], min_bank=1)[0].kind == "exact"
+    # too few cells to save distance computations: exact without a check
+    few = choose_search(bank, [queries], min_bank=1, nlist=4)[0]
+    assert few.kind == "exact" and few.n_check == 0 and "would not save" in few.reason
 
 
 def test_centroids_are_deterministic_per_seed():
@@ -137,13 +140,14 @@ def test_model_without_search_entry_loads_with_exact_search(tiny_xyz_model, tmp_
 
 
 def test_fit_checks_approximate_search_on_held_out_patches(tiny_xyz_model, tmp_path, monkeypatch):
-    """The real fit path: with the size threshold lowered, the tiny model's bank is checked on
+    """The real fit path: with the size and cost limits lifted, the tiny model's bank is checked on
     its validation patches; ``--search exact`` skips the check."""
     from core.cli import main
     from core.scoring import ann
 
     root, _ = tiny_xyz_model
     monkeypatch.setattr(ann, "ANN_MIN_BANK", 1)
+    monkeypatch.setattr(ann, "MAX_DISTANCE_SHARE", 1.0)
     out = tmp_path / "auto.lsfa"
     assert main(["fit", str(root), "-c", "cookie", "-o", str(out), "--modalities", "xyz",
                  "--no-self-check", "--no-adapt"]) == 0

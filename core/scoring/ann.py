@@ -18,13 +18,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 SEARCH_KINDS = ("exact", "ivf_flat")
-# Below this bank size exact search is kept: measured on this project's banks (bench/bench_scoring.py),
-# exact search of one image's 784 patches against 10 000 vectors takes 20-120 ms single-threaded.
+# Below this bank size exact search is kept: one image's exact search is then a few ms unloaded and
+# IVF gained nothing in measurements at 2048 (see MAX_DISTANCE_SHARE).
 ANN_MIN_BANK = 4096
 NPROBE_CHOICES = (1, 2, 4, 8, 16, 32)
 MIN_RECALL = 0.99  # share of check patches whose 1-NN distance must equal exact search's
 MAX_SCORE_REL_ERR = 1e-3  # largest relative difference of a check sample's image score
 MAX_CHECK_QUERIES = 20000  # check patches used at most (whole samples, in order)
+# IVF is kept only where a query computes at most this share of the exact search's distances
+# (nlist centroid distances + nprobe cells of M/nlist vectors): faiss' IVF scan costs several times
+# more per distance than the exact search's BLAS product. Measured for 784 queries (one image),
+# single-threaded on a loaded 2-core machine: 152-d, M=10 000, 400 cells: exact 259 ms, nprobe 4/8/16
+# 53/85/133 ms; M=2048, 181 cells: exact 58 ms, nprobe 8 55 ms (no gain at 18 % of the distances).
+MAX_DISTANCE_SHARE = 0.1
 _SAME_DISTANCE_RTOL = 1e-4  # IVF and flat search round distances differently
 KMEANS_ITERATIONS = 20
 
@@ -151,28 +157,39 @@ def compare(exact: tuple[np.ndarray, np.ndarray], approx: tuple[np.ndarray, np.n
     return recall, worst
 
 
+def distance_share(bank_size: int, nlist: int, nprobe: int) -> float:
+    """Distances an IVF query computes (centroids + probed cells, cells of equal size assumed)
+    as a share of the exact search's ``bank_size``."""
+    return (nlist + nprobe * bank_size / nlist) / bank_size
+
+
 def choose_search(bank, query_sets: list[np.ndarray], seed: int = 0, min_bank: int | None = None,
-                  nprobes: tuple[int, ...] = NPROBE_CHOICES, nlist: int | None = None):
+                  nprobes: tuple[int, ...] = NPROBE_CHOICES, nlist: int | None = None,
+                  max_share: float | None = None):
     """(SearchChoice, centroids or None) for ``bank`` (a MemoryBank), checked on ``query_sets``:
     one (Q_i, D) array of held-out good patch features per sample. Banks smaller than
-    ``min_bank`` (default ``ANN_MIN_BANK``) keep exact search."""
+    ``min_bank`` (default ``ANN_MIN_BANK``) keep exact search, and so do probe counts that would
+    compute more than ``max_share`` (default ``MAX_DISTANCE_SHARE``) of the exact search's distances."""
     m = bank.size
     min_bank = ANN_MIN_BANK if min_bank is None else int(min_bank)
+    max_share = MAX_DISTANCE_SHARE if max_share is None else float(max_share)
     if m < min_bank:
         return SearchChoice(reason=f"bank of {m} patches, below {min_bank}"), None
+    nlist = int(nlist or default_nlist(m))
+    nprobes = tuple(p for p in sorted(nprobes) if p <= nlist and distance_share(m, nlist, p) <= max_share)
+    if not nprobes:
+        return SearchChoice(reason=f"IVF with {nlist} cells would not save enough distance computations "
+                                   f"on a bank of {m} patches"), None
     sets = check_queries(query_sets)
     if not sets:
         return SearchChoice(reason="no held-out good patches to check approximate search on"), None
     q = np.concatenate(sets)
     sizes = [len(s) for s in sets]
     exact = bank.nearest(q, exact=True)
-    nlist = int(nlist or default_nlist(m))
     centroids = train_centroids(bank.vectors, nlist, seed)
     index = ivf_index(bank.vectors, centroids, 1)
     recall = err = None
-    for nprobe in sorted(nprobes):
-        if nprobe > nlist:
-            break
+    for nprobe in nprobes:
         index.nprobe = int(nprobe)
         d2, idx = index.search(q, 1)
         miss = idx[:, 0] < 0
@@ -184,10 +201,10 @@ def choose_search(bank, query_sets: list[np.ndarray], seed: int = 0, min_bank: i
                                 f"IVF-Flat matched exact search at nprobe {nprobe}"), centroids
     return SearchChoice(
         "exact", nlist, 0, recall, err, len(q),
-        f"IVF-Flat did not match exact search at up to {min(max(nprobes), nlist)} of {nlist} cells probed "
+        f"IVF-Flat did not match exact search at up to {max(nprobes)} of {nlist} cells probed "
         f"(1-NN recall {recall:.3f}, image-score error {err:.2%})",
     ), None
 
 
-__all__ = ["ANN_MIN_BANK", "SEARCH_KINDS", "SearchChoice", "choose_search", "default_nlist", "ivf_index",
-           "train_centroids"]
+__all__ = ["ANN_MIN_BANK", "SEARCH_KINDS", "SearchChoice", "choose_search", "default_nlist", "distance_share",
+           "ivf_index", "train_centroids"]
