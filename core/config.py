@@ -90,7 +90,8 @@ class FitConfig:
         "auto",
         "nearest-neighbour search of the memory banks: auto uses approximate IVF-Flat search for banks "
         "of 4096+ patches where, on held-out good patches, it finds the exact nearest neighbour for "
-        "99 %+ of them and image scores within 0.1 % (else exact); exact always searches exhaustively",
+        "at least 99 in 100 of them and keeps image scores within 1 in 1000 (else exact); exact "
+        "always searches exhaustively",
         SEARCH_CHOICES)
     preprocess: bool = _setting(True, "background-plane removal + largest cluster + square padding")
     blur_sigma: float = _setting(4.0, "Gaussian blur of the upsampled anomaly map, pixels at the image size")
