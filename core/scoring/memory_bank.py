@@ -130,7 +130,8 @@ class MemoryBank:
         if v.dtype != np.float32:
             raise ValueError(f"memory bank vectors must be float32, got {v.dtype}")
         bank = cls(v)
-        choice = SearchChoice.from_dict(search) if search is not None else SearchChoice()
+        choice = (SearchChoice.from_dict(search) if search is not None
+                  else SearchChoice(reason="the model file predates approximate search"))
         if choice.kind == "exact" and "ivf_centroids" in state:
             raise ValueError("memory bank has IVF centroids but its search is exact")
         bank.use_search(choice, state.get("ivf_centroids"))
