@@ -1,17 +1,25 @@
-"""Scoring and fit benchmark on the built-in demo data (issue 3 targets).
+"""Scoring and fit benchmark (issue 3 and issue 11 targets), exact vs approximate search in one run.
 
-Prints JSON: median seconds per sample for each scoring stage (preprocess, RGB features,
-3D features, kNN, maps, fusion) and in total, fit seconds for N training samples, peak RSS.
-Targets on a 2-core CPU: scoring <= 0.1 s/sample, fit (200 samples, no adaptation) <= 60 s,
-peak RSS <= 2.5 GB.
+Fits one category (generated demo data, or an existing dataset with ``--data DIR --category C``),
+then scores its test samples twice, interleaved sample by sample: with the banks' search as fitted
+(IVF-Flat where the fit-time check chose it) and with exact search. Prints JSON: median seconds per
+sample for each stage (preprocess, RGB features, 3D features, kNN, maps, fusion) and in total, the
+kNN and total ratios approximate/exact, I-AUROC / P-AUROC / AUPRO@0.3 of both, fit seconds, bank
+sizes and search choices, peak RSS. Targets on a 2-core CPU: scoring <= 0.1 s/sample with I-AUROC
+and AUPRO within 0.005 of exact search, fit (200 samples, no adaptation) <= 60 s, peak RSS <= 2.5 GB.
 
-    python bench/bench_scoring.py [--train 200] [--test 20] [--size 224] [--keep DIR]
+    python bench/bench_scoring.py [--train 200] [--test 20] [--size 224]
+    python bench/bench_scoring.py --data DIR --category C [--test N]
+
+With ``--data`` the preprocessing cache is ``$LSFA_CACHE_DIR`` (or the per-user one).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -29,59 +37,103 @@ tv_shim.install()
 from core.config import FitConfig  # noqa: E402
 from core.data.dataset import open_dataset  # noqa: E402
 from core.demo import generate_demo_dataset  # noqa: E402
-from core.pipeline import fit  # noqa: E402
+from core.pipeline import fit, metrics_for  # noqa: E402
+from core.scoring.memory_bank import MemoryBank  # noqa: E402
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+def exact_twin(model):
+    """The same model with exact-search copies of its banks."""
+    twin = copy.copy(model)
+    twin.banks = {m: MemoryBank(b.vectors) for m, b in model.banks.items()}
+    return twin
+
+
+def summarise(results, totals, modalities) -> dict:
+    per_stage: dict[str, list[float]] = {}
+    for r in results:
+        for k, v in r.timings.items():
+            per_stage.setdefault(k, []).append(v)
+    met = metrics_for(results, modalities)
+    return {
+        "score_total_median_s": round(float(np.median(totals)), 4),
+        "score_median_s_per_sample": {k: round(float(np.median(v)), 4) for k, v in per_stage.items()},
+        "knn_median_ms": round(1000 * float(np.median(per_stage.get("knn", [0.0]))), 2),
+        "image_auroc": met["image_auroc"],
+        "pixel_auroc": met["pixel_auroc"],
+        "aupro_30": met["aupro_30"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--train", type=int, default=200)
-    ap.add_argument("--test", type=int, default=20, help="test samples to time")
+    ap.add_argument("--test", type=int, help="test samples to score (default: 20 generated, all of --data)")
     ap.add_argument("--size", type=int, default=224, help="demo image size in pixels")
     ap.add_argument("--category", default="puck")
     ap.add_argument("--adapt", action="store_true")
-    ap.add_argument("--data", type=Path, help="existing demo dataset (else generated)")
+    ap.add_argument("--data", type=Path, help="existing dataset (else demo data is generated)")
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
     root = args.data
+    n_test = args.test if args.test is not None else (None if root is not None else 20)
     t0 = time.perf_counter()
     if root is None:
         root = Path(tmp.name) / "demo"
         generate_demo_dataset(
             root, seed=123, categories=[args.category], size=args.size, n_train=args.train,
-            n_validation=10, n_test_good=max(args.test // 2, 1), n_test_per_defect=max(args.test // 10, 1),
+            n_validation=10, n_test_good=max(n_test // 2, 1), n_test_per_defect=max(n_test // 10, 1),
         )
     gen_s = time.perf_counter() - t0
-    config = FitConfig(cache_dir=str(Path(tmp.name) / "cache"), adapt=args.adapt)  # --adapt: LSFA on
+    cache = None if args.data is not None else str(Path(tmp.name) / "cache")
+    config = FitConfig(cache_dir=cache, adapt=args.adapt)  # --adapt: LSFA on
 
     t0 = time.perf_counter()
     model = fit(root, args.category, config)
     fit_s = time.perf_counter() - t0
+    exact = exact_twin(model)
 
-    refs = open_dataset(root).samples(args.category, "test")[: args.test]
+    refs = open_dataset(root).samples(args.category, "test")[:n_test]
     samples = [r.load() for r in refs]
-    model.score(samples[0])  # warm-up
-    per_stage: dict[str, list[float]] = {}
-    totals = []
-    for s in samples:
-        t = time.perf_counter()
-        r = model.score(s)
-        totals.append(time.perf_counter() - t)
-        for k, v in r.timings.items():
-            per_stage.setdefault(k, []).append(v)
+    model.score(samples[0]), exact.score(samples[0])  # warm-up
+    runs = {"approximate": (model, [], []), "exact": (exact, [], [])}
+    for i, s in enumerate(samples):  # interleaved, alternating order: both see the same load
+        order = ("approximate", "exact") if i % 2 == 0 else ("exact", "approximate")
+        for name in order:
+            m, results, totals = runs[name]
+            t = time.perf_counter()
+            r = m.score(s)
+            totals.append(time.perf_counter() - t)
+            r.rgb = r.xyz = None
+            results.append(r)
+    out_runs = {name: summarise(res, tot, model.modalities) for name, (_, res, tot) in runs.items()}
+    a, e = out_runs["approximate"], out_runs["exact"]
+
+    def diff(key):
+        return None if a[key] is None or e[key] is None else round(a[key] - e[key], 5)
+
     out = {
+        "data": str(args.data or "generated demo"),
+        "category": args.category,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "torch_threads": __import__("torch").get_num_threads(),
         "demo_generation_s": round(gen_s, 2),
         "n_train": model.info["n_train"],
+        "n_test": len(samples),
         "fit_s": round(fit_s, 2),
+        "search_check_s": model.info.get("search_check_seconds"),
         "fit_target_s": 60,
         "bank_sizes": model.info["bank_sizes"],
-        "score_median_s_per_sample": {k: round(float(np.median(v)), 4) for k, v in per_stage.items()},
-        "score_total_median_s": round(float(np.median(totals)), 4),
+        "search": {m: b.search.describe() for m, b in model.banks.items()},
+        "runs": out_runs,
+        "ratio_total_approx_over_exact": round(a["score_total_median_s"] / e["score_total_median_s"], 3),
+        "ratio_knn_approx_over_exact": round(a["knn_median_ms"] / max(e["knn_median_ms"], 1e-9), 3),
+        "delta_approx_minus_exact": {k: diff(k) for k in ("image_auroc", "pixel_auroc", "aupro_30")},
+        "metric_tolerance": 0.005,
         "score_target_s": 0.1,
         "peak_rss_gb": round(peak_rss_gb(), 3),
         "rss_target_gb": 2.5,

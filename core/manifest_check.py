@@ -82,6 +82,7 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
             raise ManifestProblem(f"the {m} memory bank is {vectors.shape}, not N×{dim} as its extractor says")
         if not np.isfinite(vectors).all():
             raise ManifestProblem(f"the {m} memory bank holds non-finite values")
+    _check_search(manifest.get("search", {}), tensors, mods, extractors)
     for key in tensors:
         section, _, rest = key.partition(".")
         if section == "bank" and rest.split(".")[0] not in mods:
@@ -119,3 +120,29 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         raise ManifestProblem("info category must be text")
     if info.get("xyz_spacing_m") is not None and not _finite(info["xyz_spacing_m"], "info xyz_spacing_m") > 0:
         raise ManifestProblem("info xyz_spacing_m must be positive")
+
+
+def _check_search(search, tensors: dict[str, np.ndarray], mods: list, extractors: dict) -> None:
+    """The banks' search entries (absent: exact) and the IVF centroids they need."""
+    from core.scoring.ann import SearchChoice
+
+    search = _mapping(search, "search")
+    for m in search:
+        if m not in mods:
+            raise ManifestProblem(f"search entry {m!r} belongs to no modality of the model")
+    for m in mods:
+        try:
+            choice = SearchChoice.from_dict(search[m]) if m in search else SearchChoice()
+        except ValueError as exc:
+            raise ManifestProblem(f"{m} {exc}") from None
+        centroids = tensors.get(f"bank.{m}.ivf_centroids")
+        if choice.kind == "exact":
+            if centroids is not None:
+                raise ManifestProblem(f"the {m} memory bank has IVF centroids but its search is exact")
+            continue
+        dim = extractors[m]["dim"]
+        if centroids is None or centroids.dtype != np.float32 or centroids.shape != (choice.nlist, dim):
+            got = None if centroids is None else f"{centroids.shape} {centroids.dtype}"
+            raise ManifestProblem(f"the {m} IVF search needs {choice.nlist}×{dim} float32 centroids, got {got}")
+        if not np.isfinite(centroids).all():
+            raise ManifestProblem(f"the {m} IVF centroids hold non-finite values")

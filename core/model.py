@@ -64,6 +64,47 @@ class Model:
             sample, self.config.image_size, self.config.preprocess, self.config.cache_path()
         )
 
+    def scored_tokens(self, prepared: list[Sample], batch_size: int, timings: dict | None = None,
+                      progress: Progress | None = None, stage: str = "Extracting features"):
+        """({modality: (B, grid*grid, dim)} patch features as the banks see them (adapted when
+        the model has adaptors), {modality: (B, grid*grid) bool} cells that are scored)."""
+        from core.tokens import extract_tokens, foreground, scoring_regions
+
+        g = self.config.grid
+        tokens = extract_tokens(self.extractors, prepared, g, batch_size, progress, stage, timings)
+        fg = foreground(prepared, g)
+        t1 = time.perf_counter()
+        if self.adapter is not None:
+            tokens = self.adapter.apply(tokens, fg)
+        if timings is not None:
+            timings["adaptation"] = timings.get("adaptation", 0.0) + (time.perf_counter() - t1)
+        return tokens, scoring_regions(fg, g, self.modalities)
+
+    def choose_search(self, calibration: list[Sample], progress: Progress | None = None) -> dict:
+        """Choose each bank's nearest-neighbour search (exact or IVF-Flat, core.scoring.ann) by
+        checking it on the held-out good ``calibration`` samples' patches; {modality: SearchChoice}.
+        ``config.search == "exact"`` keeps exact search without checking."""
+        from core.scoring import ann
+
+        out = {}
+        large = [m for m in self.modalities if self.banks[m].size >= ann.ANN_MIN_BANK]
+        if self.config.search == "exact" or not large or not calibration:
+            why = ("--search exact" if self.config.search == "exact"
+                   else "no held-out good samples to check approximate search on" if large and not calibration
+                   else f"bank below {ann.ANN_MIN_BANK} patches")
+            for m in self.modalities:
+                self.banks[m].use_search(ann.SearchChoice(reason=why))
+                out[m] = self.banks[m].search
+            return out
+        p = ensure(progress)
+        calibration = calibration[: -(-ann.MAX_CHECK_QUERIES // self.config.grid**2)]  # enough patches
+        tokens, regions = self.scored_tokens(calibration, self.config.batch_size, progress=p,
+                                             stage="Checking approximate search")
+        for m in self.modalities:
+            queries = [tokens[m][b][regions[m][b]] for b in range(len(calibration))]
+            out[m] = self.banks[m].choose_search(queries, self.config.seed)
+        return out
+
     def modality_scores(self, prepared: list[Sample], timings: dict | None = None):
         """Per-modality raw scores of prepared samples.
 
@@ -71,17 +112,10 @@ class Model:
         """
         from core.scoring.maps import upsample_and_blur
         from core.scoring.patchcore import reweighted_image_score
-        from core.tokens import extract_tokens, foreground, scoring_regions
 
         cfg = self.config
         g, size = cfg.grid, cfg.image_size
-        tokens = extract_tokens(self.extractors, prepared, g, batch_size=len(prepared) or 1, timings=timings)
-        fg = foreground(prepared, g)
-        t1 = time.perf_counter()
-        if self.adapter is not None:
-            tokens = self.adapter.apply(tokens, fg)
-        t2 = time.perf_counter()
-        regions = scoring_regions(fg, g, self.modalities)
+        tokens, regions = self.scored_tokens(prepared, len(prepared) or 1, timings)
         scores, maps = {}, {}
         knn_s = map_s = 0.0
         for m in self.modalities:
@@ -105,7 +139,6 @@ class Model:
                 knn_s += tb - ta
                 map_s += time.perf_counter() - tb
         if timings is not None:
-            timings["adaptation"] = timings.get("adaptation", 0.0) + (t2 - t1)
             timings["knn"] = timings.get("knn", 0.0) + knn_s
             timings["maps"] = timings.get("maps", 0.0) + map_s
         return scores, maps

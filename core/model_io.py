@@ -32,6 +32,7 @@ def save_model(model: Model, path: str | Path) -> str:
     for m, bank in model.banks.items():
         for key, arr in bank.state().items():
             tensors[f"bank.{m}.{key}"] = np.asarray(arr)
+    manifest["search"] = {m: bank.search.to_dict() for m, bank in model.banks.items()}
     for level, fusion in (("image", model.image_fusion), ("pixel", model.pixel_fusion)):
         manifest[f"fusion_{level}"] = fusion.state()
     if model.adapter is not None:
@@ -98,7 +99,8 @@ def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Mo
     extractor_specs = manifest["extractors"]
     fusion_image = LateFusion.from_state(manifest["fusion_image"])
     fusion_pixel = LateFusion.from_state(manifest["fusion_pixel"])
-    banks = {m: MemoryBank.from_state(_section(tensors, f"bank.{m}.")) for m in modalities}
+    search = manifest.get("search", {})  # absent in files written before approximate search: exact
+    banks = {m: MemoryBank.from_state(_section(tensors, f"bank.{m}."), search.get(m)) for m in modalities}
     extractors = {}
     for m in modalities:
         spec = extractor_specs[m]

@@ -38,6 +38,8 @@ def register(sub) -> None:
                    help=f"{option_help('image_topk')} (default {FitConfig.image_topk})")
     p.add_argument("--image-score", default=FitConfig.image_score, choices=option_choices("image_score"),
                    help=option_help("image_score"))
+    p.add_argument("--search", default=FitConfig.search, choices=option_choices("search"),
+                   help=f"{option_help('search')} (default {FitConfig.search})")
     p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
@@ -101,6 +103,7 @@ def config_from_args(args):
         image_score=args.image_score,
         fused_image_score=args.fused_image_score,
         image_topk=args.image_topk,
+        search=args.search,
         preprocess=not args.no_preprocess,
         self_check=args.self_check,
         max_train=args.max_train,

@@ -62,6 +62,8 @@ def model_summary(model) -> dict:
         "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
         "image_score": model.config.fused_image_score,
         "thresholds": model.thresholds.to_dict(),
+        "search": {m: b.search.to_dict() for m, b in model.banks.items()},
+        "bank_sizes": {m: b.size for m, b in model.banks.items()},
         "self_check": info.get("self_check"),
         "created": info.get("created"),
     }
@@ -79,6 +81,11 @@ def format_model(summary: dict) -> str:
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
         f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})",
     ]
+    from core.scoring.ann import SearchChoice
+
+    for m, entry in summary.get("search", {}).items():
+        lines.append(f"{m} nearest-neighbour search ({summary['bank_sizes'][m]} bank patches): "
+                     + SearchChoice.from_dict(entry).describe())
     check = summary.get("self_check")
     if check:
         est = check["estimate"]

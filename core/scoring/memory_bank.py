@@ -1,33 +1,19 @@
-"""Memory bank of nominal patch features with exact nearest-neighbour search (faiss IndexFlatL2)."""
+"""Memory bank of nominal patch features with exact (faiss IndexFlatL2) or, where the fit-time
+check allowed it, approximate IVF-Flat nearest-neighbour search (core.scoring.ann)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from core.progress import Progress, ensure
+from core.scoring._faiss import faiss_module as _faiss
+from core.scoring.ann import SearchChoice, ivf_index
 from core.scoring.coreset import as_feature_matrix, greedy_coreset
-
-# faiss picks its own SIMD loop instead of BLAS when (queries x dims) < this threshold (128 000 by
-# default). For one image's 784 queries against a 10k bank that loop took 24 ms (33-d) and 48 ms
-# (152-d) of CPU, the BLAS path 6 ms and 21 ms (single-threaded; bench/bench_coreset.py "faiss").
-# Tiny query sets (< ~15 at 152-d) keep the SIMD loop, which is exact for near-zero distances.
-_FAISS_BLAS_THRESHOLD = 2048
-# faiss' OpenMP threads (its bundled OpenBLAS follows them). A search of one image's patches is a
-# few ms of work: with 2 threads on a busy 2-core machine it took 3-5x longer (thread hand-off).
-SEARCH_THREADS = 1
-
-
-def _faiss():
-    import faiss
-
-    if faiss.cvar.distance_compute_blas_threshold != _FAISS_BLAS_THRESHOLD:
-        faiss.cvar.distance_compute_blas_threshold = _FAISS_BLAS_THRESHOLD
-    faiss.omp_set_num_threads(SEARCH_THREADS)  # per calling thread in libgomp; faiss' own copy
-    return faiss
 
 
 class MemoryBank:
-    """Coreset of nominal feature vectors (M, D) float32 and an exact L2 index over them.
+    """Coreset of nominal feature vectors (M, D) float32, an exact L2 index over them and, when
+    ``search`` says so, an IVF-Flat index used by :meth:`knn` (``exact=True`` bypasses it).
 
     Distances returned are raw Euclidean distances in feature units (not squared). For query sets
     of more than a few vectors faiss computes them as sqrt(|q|^2 - 2 q.b + |b|^2) in float32, so a
@@ -39,6 +25,32 @@ class MemoryBank:
         self.vectors = v
         self.index = _faiss().IndexFlatL2(v.shape[1])
         self.index.add(v)
+        self.search = SearchChoice()
+        self.centroids: np.ndarray | None = None
+        self._ivf = None
+
+    def use_search(self, choice: SearchChoice, centroids: np.ndarray | None = None) -> None:
+        """Search with ``choice``: exact, or IVF-Flat over the cells ``centroids`` (nlist, D) float32."""
+        if choice.kind == "exact":
+            self.search, self.centroids, self._ivf = choice, None, None
+            return
+        c = np.asarray(centroids) if centroids is not None else None
+        if c is None or c.dtype != np.float32 or c.ndim != 2 or c.shape != (choice.nlist, self.dim):
+            got = None if c is None else (c.shape, c.dtype)
+            raise ValueError(f"IVF search needs ({choice.nlist}, {self.dim}) float32 centroids, got {got}")
+        if not np.isfinite(c).all():
+            raise ValueError("IVF centroids hold non-finite values")
+        self._ivf = ivf_index(self.vectors, c, choice.nprobe)
+        self.search, self.centroids = choice, np.ascontiguousarray(c)
+
+    def choose_search(self, query_sets: list[np.ndarray], seed: int = 0, **kwargs) -> SearchChoice:
+        """Pick exact or IVF-Flat search by checking it on held-out good patches (one (Q_i, D)
+        array per sample; core.scoring.ann.choose_search) and use it."""
+        from core.scoring.ann import choose_search
+
+        choice, centroids = choose_search(self, query_sets, seed, **kwargs)
+        self.use_search(choice, centroids)
+        return choice
 
     @classmethod
     def build(
@@ -74,40 +86,59 @@ class MemoryBank:
             raise ValueError(f"queries must be (Q, {self.dim}), got shape {q.shape}")
         return q
 
-    def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def knn(self, queries: np.ndarray, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Distances (Q, k') float32 (Euclidean, ascending) and bank indices (Q, k') int64 of the
-        k nearest bank vectors, k' = min(k, bank size)."""
+        k nearest bank vectors, k' = min(k, bank size); approximate when the bank's search is
+        IVF-Flat unless ``exact`` (queries whose probed cells hold fewer than k' vectors are
+        searched exactly)."""
         q = self._queries(queries)
         k = max(1, min(int(k), self.size))
         if len(q) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
         _faiss()
-        d2, idx = self.index.search(q, k)
+        if self._ivf is not None and not exact:
+            d2, idx = self._ivf.search(q, k)
+            short = (idx < 0).any(axis=1)
+            if short.any():
+                d2[short], idx[short] = self.index.search(np.ascontiguousarray(q[short]), k)
+        else:
+            d2, idx = self.index.search(q, k)
         np.maximum(d2, 0.0, out=d2)
         return np.sqrt(d2, out=d2), idx.astype(np.int64, copy=False)
 
-    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, queries: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Euclidean distance (Q,) float32 and index (Q,) int64 of each query's nearest bank vector."""
-        dist, idx = self.knn(queries, 1)
+        dist, idx = self.knn(queries, 1, exact)
         return dist[:, 0], idx[:, 0]
 
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays only: {"vectors": (M, D) float32}."""
-        return {"vectors": self.vectors}
+        """Arrays only: {"vectors": (M, D) float32} plus, for IVF search, "ivf_centroids" (nlist, D)
+        float32 (the search choice itself is :attr:`search`, stored in the manifest)."""
+        out = {"vectors": self.vectors}
+        if self.centroids is not None:
+            out["ivf_centroids"] = self.centroids
+        return out
 
     @classmethod
-    def from_state(cls, state: dict[str, np.ndarray]) -> MemoryBank:
-        """Inverse of :meth:`state`; ValueError if the arrays are missing or malformed."""
+    def from_state(cls, state: dict[str, np.ndarray], search: dict | None = None) -> MemoryBank:
+        """Inverse of :meth:`state` with the manifest's ``search`` entry (None: exact search, as in
+        model files written before approximate search); ValueError if anything is malformed."""
         if "vectors" not in state:
             raise ValueError("memory bank state has no 'vectors' array")
         v = np.asarray(state["vectors"])
         if v.dtype != np.float32:
             raise ValueError(f"memory bank vectors must be float32, got {v.dtype}")
-        return cls(v)
+        bank = cls(v)
+        choice = (SearchChoice.from_dict(search) if search is not None
+                  else SearchChoice(reason="the model file predates approximate search"))
+        if choice.kind == "exact" and "ivf_centroids" in state:
+            raise ValueError("memory bank has IVF centroids but its search is exact")
+        bank.use_search(choice, state.get("ivf_centroids"))
+        return bank
 
     def __repr__(self) -> str:
-        return f"MemoryBank(size={self.size}, dim={self.dim})"
+        return f"MemoryBank(size={self.size}, dim={self.dim}, search={self.search.kind})"
 
 
 __all__ = ["MemoryBank"]

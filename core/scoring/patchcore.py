@@ -45,7 +45,7 @@ def reweighted_image_score(
     a = int(dists.argmax())
     s_star = float(dists[a])
     m_star = int(idx[a])
-    _, nn = bank.knn(bank.vectors[m_star : m_star + 1], k)
+    _, nn = bank.knn(bank.vectors[m_star : m_star + 1], k, exact=True)
     nn = nn[0]
     own = np.flatnonzero(nn == m_star)
     # Drop m* itself; if a duplicate of m* came first, drop the last (farthest) entry instead.
