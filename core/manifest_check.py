@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from core.thresholds import check_min_defect_area
+
 MODALITIES = ("rgb", "xyz")
 
 
@@ -91,6 +93,11 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     thresholds = _mapping(manifest.get("thresholds"), "thresholds")
     for key in ("image", "pixel"):
         _finite(thresholds.get(key), f"{key} threshold")
+    if "min_defect_area" in thresholds:
+        try:
+            check_min_defect_area(thresholds["min_defect_area"])
+        except ValueError as exc:
+            raise ManifestProblem(str(exc)) from None
     rng = manifest.get("display_range")
     if not isinstance(rng, list) or len(rng) != 2:
         raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")

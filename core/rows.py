@@ -8,13 +8,15 @@ from core.errors import UserError
 __all__ = ["COLUMNS", "SKIPPED", "result_row", "error_row", "error_reason"]
 
 COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "uncertain_until", "pixel_threshold",
-           "defect_pixels", "model_id", "error"]
+           "min_defect_area", "defect_pixels", "regions", "largest_region_px", "largest_region_mm2", "model_id", "error"]
 SKIPPED = "SKIPPED"  # the verdict of a sample that could not be scored (its reason in ``error``)
 
 
 def result_row(ref, result, model) -> dict:
     """The row of one scored sample at the model's thresholds."""
     thr = model.thresholds
+    regions = result.regions(thr.pixel)
+    largest = regions[0] if regions else None
     return {
         "path": ref.source(),
         "name": ref.name,
@@ -23,7 +25,11 @@ def result_row(ref, result, model) -> dict:
         "image_threshold": f"{thr.image:.6g}",
         "uncertain_until": "" if thr.uncertain_until is None else f"{thr.uncertain_until:.6g}",
         "pixel_threshold": f"{thr.pixel:.6g}",
+        "min_defect_area": thr.min_defect_area or "",
         "defect_pixels": int(result.defect_mask(thr.pixel).sum()),
+        "regions": len(regions),
+        "largest_region_px": largest.area_px if largest else 0,
+        "largest_region_mm2": "" if largest is None or largest.area_mm2 is None else f"{largest.area_mm2:.6g}",
         "model_id": model.model_id,
         "error": "",
     }
@@ -31,9 +37,9 @@ def result_row(ref, result, model) -> dict:
 
 def error_row(path: str, name: str, reason: str, model_id: str) -> dict:
     """The row of a sample that could not be scored (verdict SKIPPED, the reason in ``error``)."""
-    return {"path": path, "name": name, "image_score": "", "verdict": SKIPPED, "image_threshold": "",
-            "uncertain_until": "", "pixel_threshold": "", "defect_pixels": "", "model_id": model_id,
-            "error": reason}
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(path=path, name=name, verdict=SKIPPED, model_id=model_id, error=reason)
+    return row
 
 
 def error_reason(exc: BaseException) -> str:

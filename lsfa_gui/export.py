@@ -20,7 +20,8 @@ from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
 FIELDS = (
     "name", "split", "label", "gt_defect", "image_score", "image_score_normalised", "verdict",
-    "image_threshold", "pixel_threshold", "defect_pixels", "max_pixel_score", "seconds",
+    "image_threshold", "pixel_threshold", "min_defect_area", "defect_pixels", "regions", "largest_region_px",
+    "largest_region_mm2", "max_pixel_score", "seconds",
     "source", "model",
 )
 
@@ -32,6 +33,8 @@ def result_rows(state: InspectionState) -> list[dict]:
     rows = []
     for e in state.entries:
         amap = None if e.result is None else np.asarray(e.result.anomaly_map)
+        regions = state.regions(e)
+        largest = regions[0] if regions else None
         rows.append({
             "name": e.name,
             "split": e.split,
@@ -42,7 +45,11 @@ def result_rows(state: InspectionState) -> list[dict]:
             "verdict": state.verdict(e),
             "image_threshold": thr.image,
             "pixel_threshold": thr.pixel,
+            "min_defect_area": thr.min_defect_area or None,
             "defect_pixels": None if amap is None or thr.pixel is None else int(np.sum(amap >= thr.pixel)),
+            "regions": None if amap is None or thr.pixel is None else len(regions),
+            "largest_region_px": None if amap is None or thr.pixel is None else (largest.area_px if largest else 0),
+            "largest_region_mm2": None if largest is None else largest.area_mm2,
             "max_pixel_score": None if amap is None else float(amap.max()),
             "seconds": e.seconds,
             "source": e.source,
@@ -72,6 +79,8 @@ def export_json(state: InspectionState, path: str | Path) -> Path:
         "colour_range": state.colour_range,
         "samples": result_rows(state),
     }
+    for row, entry in zip(doc["samples"], state.entries):
+        row["region_list"] = [r.to_dict() for r in state.regions(entry)]
     atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
 

@@ -485,6 +485,7 @@ class MainWindow(QMainWindow):
         self.model_path = path
         thr = getattr(model, "thresholds", None)
         seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None))
+        self.state.thresholds.min_defect_area = getattr(thr, "min_defect_area", 0)
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}

@@ -16,6 +16,7 @@ import numpy as np
 
 from core import render
 from core.data.sample import label_is_defect
+from core.regions import Region, find_regions
 from core.thresholds import NG, OK, UNCERTAIN, confusion_counts, verdict  # noqa: F401  (OK/NG/UNCERTAIN: used by the widgets)
 
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
@@ -82,6 +83,7 @@ class Thresholds:
     image: float | None = None
     pixel: float | None = None
     uncertain_until: float | None = None  # optional uncertain band [image, uncertain_until) (core.thresholds.verdict)
+    min_defect_area: int = 0  # a part whose largest defect region is smaller (map pixels) stays OK
 
 
 @dataclass
@@ -159,6 +161,7 @@ class InspectionState:
         self.category: str | None = None
         self._colour_range: tuple[float, float] | None = None
         self._colour_range_locked = False
+        self._regions: dict[int, tuple[Any, float | None, list[Region]]] = {}  # id(entry) -> (result, pixel thr, regions)
         self.samples_reset = Event()
         self.sample_updated = Event()
         self.current_changed = Event()
@@ -170,6 +173,7 @@ class InspectionState:
     # ------------------------------------------------------------------ samples
     def set_entries(self, entries: list[SampleEntry]) -> None:
         self.entries = list(entries)
+        self._regions.clear()
         self.current = -1
         self.samples_reset.emit()
         self.current_changed.emit(-1)
@@ -238,7 +242,24 @@ class InspectionState:
         score = entry.image_score
         if score is None or self.thresholds.image is None:
             return None
-        return verdict(score, self.thresholds.image, self.thresholds.uncertain_until)
+        thr = self.thresholds
+        largest = None
+        if thr.min_defect_area:
+            regions = self.regions(entry)
+            largest = regions[0].area_px if regions else 0
+        return verdict(score, thr.image, thr.uncertain_until, largest, thr.min_defect_area)
+
+    def regions(self, entry: SampleEntry) -> list[Region]:
+        """The defect regions of a scored entry at the current pixel threshold, largest first
+        (core.regions; cached per result and threshold). Empty if unscored or no threshold."""
+        if entry.result is None or self.thresholds.pixel is None:
+            return []
+        cached = self._regions.get(id(entry))
+        if cached is not None and cached[0] is entry.result and cached[1] == self.thresholds.pixel:
+            return cached[2]
+        regions = find_regions(entry.result.anomaly_map, self.thresholds.pixel, getattr(entry.result, "xyz", None))
+        self._regions[id(entry)] = (entry.result, self.thresholds.pixel, regions)
+        return regions
 
     def image_score_range(self) -> tuple[float, float] | None:
         """(min, max) raw image score over scored samples, None if fewer than one."""

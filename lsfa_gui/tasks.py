@@ -277,7 +277,8 @@ def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
         from core.results import Thresholds
 
         progress.update("Saving thresholds", 0, 1)
-        model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
+        model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)",
+                                      min_defect_area=getattr(model.thresholds, "min_defect_area", 0))
         model_id = save_model(model, path)
         progress.update("Saving thresholds", 1, 1)
         return model_id

@@ -24,7 +24,28 @@ def register(sub) -> None:
     p.add_argument("--maps", type=Path, help="write heatmap overlay PNGs into this folder")
     add_units_arg(p)
     add_uncertain_arg(p)
+    add_min_area_arg(p)
     p.set_defaults(func=run)
+
+
+def add_min_area_arg(p) -> None:
+    p.add_argument("--min-defect-area", type=int, metavar="PX",
+                   help="a part whose largest defect region (8-connected pixels of the anomaly map at or above "
+                        "the pixel threshold, on the model grid) is smaller than PX pixels is OK whatever its "
+                        "score. Default: the model file's value (0 = off)")
+
+
+def apply_min_area(model, pixels) -> None:
+    """Set the model's minimum defect area from ``--min-defect-area`` (None: leave it); UserError if invalid."""
+    from core.errors import UserError
+    from core.thresholds import check_min_defect_area
+
+    if pixels is None:
+        return
+    try:
+        model.thresholds.min_defect_area = check_min_defect_area(pixels)
+    except ValueError as exc:
+        raise UserError(f"--min-defect-area: {exc}") from None
 
 
 def add_uncertain_arg(p) -> None:
@@ -71,6 +92,7 @@ def run(args) -> int:
     model = load_model(args.model)
     model.xyz_units = args.xyz_units
     apply_uncertain(model, args.uncertain)
+    apply_min_area(model, args.min_defect_area)
     if args.csv:
         check_output_file(args.csv, "CSV file")
     if args.maps:
