@@ -126,3 +126,11 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         raise ManifestProblem("info category must be text")
     if info.get("xyz_spacing_m") is not None and not _finite(info["xyz_spacing_m"], "info xyz_spacing_m") > 0:
         raise ManifestProblem("info xyz_spacing_m must be positive")
+    size = info.get("image_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(_finite(v, "info image_size") >= 1 for v in size)):
+        raise ManifestProblem(f"info image_size must be [height, width] in pixels, got {size!r}")
+    calib = info.get("calibration_scores")
+    if calib is not None:
+        for key, value in _mapping(calib, "info calibration_scores").items():
+            _finite(value, f"info calibration_scores {key}")

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QStyle,
     QTextEdit,
     QToolBar,
+    QVBoxLayout,
     QWidget,
 )
 from superqt.utils import signals_blocked
@@ -33,6 +34,7 @@ from lsfa_gui.colormaps import lut
 from lsfa_gui.settings import Settings
 from lsfa_gui.state import COLORMAPS, InspectionState, ModelInfo, SampleEntry, Thresholds
 from lsfa_gui.widgets.cloud_view import CloudView
+from lsfa_gui.widgets.data_banner import DataBanner
 from lsfa_gui.widgets.histogram_panel import HistogramPanel
 from lsfa_gui.widgets.image_view import ImageView
 from lsfa_gui.widgets.log_panel import LogPanel
@@ -108,8 +110,14 @@ class MainWindow(QMainWindow):
         views.addWidget(self.cloud_view)
         views.setSizes([500, 500])
         views.setChildrenCollapsible(False)
-        self.setCentralWidget(views)
         self.views_splitter = views
+        self.data_banner = DataBanner()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.data_banner)
+        column.addWidget(views, 1)
+        self.setCentralWidget(central)
 
         self.docks: dict[str, QDockWidget] = {}
         left, bottom = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
@@ -134,6 +142,8 @@ class MainWindow(QMainWindow):
         self.threshold_panel.message.connect(lambda text: self.log(text))
         self.status.cancel_button.clicked.connect(self.cancel_job)
         self.state.model_changed.connect(self._on_model_changed)
+        self.state.model_changed.connect(self.data_banner.clear)
+        self.data_banner.fit_requested.connect(lambda: self.fit_current_dataset())
         self.state.display_changed.connect(self._on_display_changed)
         self.state.thresholds_changed.connect(self._sync_watch_thresholds)
         self.watch_panel.stop_requested.connect(self.stop_watch)
@@ -465,11 +475,17 @@ class MainWindow(QMainWindow):
                 self.state.clear_results()  # the old model's scores; the new ones follow
             self._set_model(msg.model, msg.path)
             self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")
+        elif isinstance(msg, tasks.SampleFailed) and msg.quiet:
+            pass  # told once for the batch (the data banner)
         elif isinstance(msg, tasks.SampleFailed):
             name = self.state.entries[msg.index].name if 0 <= msg.index < len(self.state.entries) else "?"
             self.log(f"{name}: {msg.message}", "warning")
         elif isinstance(msg, tasks.Note):
             self.log(msg.text, msg.level)
+        elif isinstance(msg, tasks.DataMismatch):
+            self.data_banner.show_findings(msg.messages)
+            for text in msg.messages:
+                self.log(f"Model/data check: {text}", "warning")
 
     def _show_listing(self, listing: tasks.DatasetListing):
         self.state.dataset_root = listing.root

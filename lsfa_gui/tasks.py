@@ -9,6 +9,7 @@ Each ``*_job(...)`` returns a function ``fn(progress, emit)`` for :class:`lsfa_g
   SampleFailed(index, message)      one sample could not be read/scored (the job goes on)
   Note(text)                        something worth a line in the log
   WatchScored(record)               a watched part was scored (or failed): a core.watch.WatchRecord
+  DataMismatch(messages)            the model does not fit the data being scored (core.compat findings)
 """
 
 from __future__ import annotations
@@ -64,12 +65,18 @@ class WatchScored:
 class SampleFailed:
     index: int
     message: str
+    quiet: bool = False  # already told once for the whole batch (a DataMismatch): no line of its own
 
 
 @dataclass
 class Note:
     text: str
     level: str = "info"
+
+
+@dataclass
+class DataMismatch:
+    messages: list[str]
 
 
 @dataclass
@@ -128,8 +135,22 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
 
 
 def score_requests(model, requests: list[SampleRequest], progress: Progress, emit: Callable) -> tuple[int, int]:
-    """Score each request, streaming results; a bad sample is reported and skipped."""
-    ok = failed = 0
+    """Score each request, streaming results; a bad sample is reported and skipped. The
+    model/data check (core.compat) runs first and on the scores: its findings are one
+    DataMismatch each time, and samples lacking a modality the model needs are skipped with a
+    quiet SampleFailed each (the window does not log them one by one)."""
+    from core.compat import NAMES, check_inputs, check_scores, missing_modalities
+
+    findings = check_inputs(model, [r.ref for r in requests])
+    if findings:
+        emit(DataMismatch([f.message for f in findings]))
+    lacking = [r for r in requests if missing_modalities(model, r.ref)]
+    for r in lacking:
+        names = " or ".join(NAMES[m] for m in missing_modalities(model, r.ref))
+        emit(SampleFailed(r.index, f"no {names}: the model needs it", quiet=True))
+    requests = [r for r in requests if not missing_modalities(model, r.ref)]
+    ok, failed = 0, len(lacking)
+    scores = []
 
     def skip(k, _ref, exc) -> None:
         nonlocal failed
@@ -138,7 +159,11 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress, emi
 
     for k, _ref, result in model.score_each([r.ref for r in requests], progress, "Scoring", on_error=skip):
         emit(SampleScored(requests[k].index, result))
+        scores.append(result.image_score)
         ok += 1
+    late = check_scores(model, scores)
+    if late:
+        emit(DataMismatch([f.message for f in late]))
     return ok, failed
 
 

@@ -58,3 +58,48 @@ def test_csv_and_json_exports_carry_the_regions(tmp_path, state):
     region = doc["samples"][3]["region_list"][0]
     assert region["area_px"] == int(rows[3]["largest_region_px"]) and len(region["bbox"]) == 4
     assert doc["samples"][0]["region_list"] == []
+
+
+# ---------------------------------------------------------------- model/data check (item 4)
+def test_data_banner_shows_findings_and_offers_a_fit(qtbot):
+    from lsfa_gui.widgets.data_banner import DataBanner
+
+    banner = DataBanner()
+    qtbot.addWidget(banner)
+    assert banner.isHidden()
+    banner.show_findings(["point spacing is 10× the training clouds'"])
+    banner.show_findings(["point spacing is 10× the training clouds'"])  # the same finding once
+    assert not banner.isHidden() and banner.label.text().count("•") == 1
+    with qtbot.waitSignal(banner.fit_requested, timeout=1000):
+        banner.fit_button.click()
+    banner.clear()
+    assert banner.isHidden() and banner.messages == []
+
+
+def test_xyz_model_on_rgb_only_samples_shows_one_banner(qtbot, tiny_xyz_model, tmp_path):
+    import shutil
+
+    from PySide6.QtCore import QSettings
+
+    from lsfa_gui.main_window import MainWindow
+
+    root, model = tiny_xyz_model
+    pngs = []
+    for png in sorted((root / "cookie" / "test").glob("*/rgb/*.png")):
+        pngs.append(tmp_path / f"{png.parent.parent.name}_{png.name}")
+        shutil.copy(png, pngs[-1])
+    w = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.jobs.finished, timeout=120_000):
+            w.open_model(str(model))
+        w.open_samples([str(p) for p in pngs])  # opened, then scored with the xyz model
+        qtbot.waitUntil(lambda: not w.data_banner.isHidden(), timeout=120_000)
+        assert len(w.data_banner.messages) == 1 and "no point cloud (xyz)" in w.data_banner.messages[0]
+        qtbot.waitUntil(lambda: not w.jobs.busy and not w._queued, timeout=120_000)
+        log = w.log_panel.view.toPlainText()
+        assert log.count("Model/data check") == 1 and "needs a point cloud" not in log  # no error per sample
+        assert w.state.scored == []
+    finally:
+        w.close()
+

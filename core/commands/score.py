@@ -79,8 +79,30 @@ def map_image(result, model):
     return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
 
 
+def check_before_scoring(model, refs, where: str, rows: list) -> list:
+    """The model/data check (core.compat) before a batch: each finding is logged as one warning
+    line; samples lacking a modality the model needs become SKIPPED rows (appended to ``rows``)
+    without a line each. Returns the refs left to score."""
+    from core.compat import check_inputs, missing_modalities
+    from core.compat import NAMES
+    from core.rows import error_row
+
+    for finding in check_inputs(model, refs, where):
+        log.warning("model/data check: %s", finding.message)
+    keep = []
+    for ref in refs:
+        missing = missing_modalities(model, ref)
+        if missing:
+            reason = f"no {' or '.join(NAMES[m] for m in missing)}: the model needs it"
+            rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
+        else:
+            keep.append(ref)
+    return keep
+
+
 def run(args) -> int:
     from core.commands._progress import cli_progress
+    from core.compat import check_scores
     from core.data.dataset import collect_inputs
     from core.errors import UserError
     from core.model_io import load_model
@@ -101,6 +123,7 @@ def run(args) -> int:
     rows = [error_row(path, Path(path).stem, reason, model.model_id) for path, reason in bad_inputs]
     for path, reason in bad_inputs:
         log.error("skipped: %s: %s", path, reason)
+    refs = check_before_scoring(model, refs, ", ".join(map(str, args.inputs)), rows)
 
     def skip(_i, ref, exc) -> None:
         reason = error_reason(exc)
@@ -111,9 +134,11 @@ def run(args) -> int:
         rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
 
     progress, sink = cli_progress()
+    scores = []
     try:
         for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
             rows.append(result_row(ref, result, model))
+            scores.append(result.image_score)
             if args.maps:
                 target = args.maps / f"{i:04d}_{safe_name(ref.name)}.png"
                 try:
@@ -122,7 +147,9 @@ def run(args) -> int:
                     raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
     finally:
         sink.close()
-    if not refs and not bad_inputs:
+    for finding in check_scores(model, scores):
+        log.warning("model/data check: %s", finding.message)
+    if not rows:
         raise UserError(f"no samples found in {', '.join(map(str, args.inputs))}")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
