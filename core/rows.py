@@ -5,31 +5,37 @@ from __future__ import annotations
 
 from core.errors import UserError
 
-__all__ = ["COLUMNS", "SKIPPED", "result_row", "error_row", "error_reason"]
+__all__ = ["COLUMNS", "SCORE_COLUMNS", "SKIPPED", "REPORT_DIGITS", "result_row", "error_row", "error_reason"]
 
 COLUMNS = ["path", "name", "image_score", "verdict", "image_threshold", "uncertain_until", "pixel_threshold",
            "min_defect_area", "defect_pixels", "regions", "largest_region_px", "largest_region_mm2", "model_id", "error"]
+SCORE_COLUMNS = ["date", *COLUMNS]  # lsfa score's CSV: the time each row was made (ISO 8601 UTC) first
+REPORT_DIGITS = 4  # significant digits of the floats in lsfa score's CSV (report grade)
 SKIPPED = "SKIPPED"  # the verdict of a sample that could not be scored (its reason in ``error``)
 
 
-def result_row(ref, result, model) -> dict:
-    """The row of one scored sample at the model's thresholds."""
+def result_row(ref, result, model, digits: int = 6) -> dict:
+    """The row of one scored sample at the model's thresholds, floats to ``digits`` significant digits."""
     thr = model.thresholds
+
+    def num(value: float) -> str:
+        return f"{value:.{digits}g}"
+
     regions = result.regions(thr.pixel)
     largest = regions[0] if regions else None
     return {
         "path": ref.source(),
         "name": ref.name,
-        "image_score": f"{result.image_score:.6g}",
+        "image_score": num(result.image_score),
         "verdict": result.verdict(thr),
-        "image_threshold": f"{thr.image:.6g}",
-        "uncertain_until": "" if thr.uncertain_until is None else f"{thr.uncertain_until:.6g}",
-        "pixel_threshold": f"{thr.pixel:.6g}",
+        "image_threshold": num(thr.image),
+        "uncertain_until": "" if thr.uncertain_until is None else num(thr.uncertain_until),
+        "pixel_threshold": num(thr.pixel),
         "min_defect_area": thr.min_defect_area or "",
         "defect_pixels": int(result.defect_mask(thr.pixel).sum()),
         "regions": len(regions),
         "largest_region_px": largest.area_px if largest else 0,
-        "largest_region_mm2": "" if largest is None or largest.area_mm2 is None else f"{largest.area_mm2:.6g}",
+        "largest_region_mm2": "" if largest is None or largest.area_mm2 is None else num(largest.area_mm2),
         "model_id": model.model_id,
         "error": "",
     }

@@ -229,6 +229,9 @@ class MainWindow(QMainWindow):
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
         a["export_png"] = self._action("Export overlay &PNG of this sample…", self.export_current_png_dialog, "Ctrl+E")
         a["export_pngs"] = self._action("Export overlay PNGs of &all samples…", self.export_all_pngs_dialog, None)
+        a["export_annotated"] = self._action("Export a&nnotated PNGs of all samples…",
+                                             lambda: self.export_all_pngs_dialog(annotated=True), None)
+        a["export_report"] = self._action("Export &report (HTML)…", self.export_report_dialog, None)
         a["save_thresholds"] = self._action("Save &thresholds to model file", self.save_thresholds, "Ctrl+S")
         a["save_model_as"] = self._action("Save model &as…", self.save_model_as_dialog, "Ctrl+Shift+S")
         a["quit"] = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -243,7 +246,7 @@ class MainWindow(QMainWindow):
         menu = self.menuBar()
         m = menu.addMenu("&File")
         for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "watch", "cancel", None,
-                    "export_csv", "export_json", "export_png", "export_pngs", None, "save_thresholds", "save_model_as", None, "quit"):
+                    "export_csv", "export_json", "export_png", "export_pngs", "export_annotated", "export_report", None, "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")
         for key in ("next", "previous", None, "reset_camera", "stretch"):
@@ -506,7 +509,7 @@ class MainWindow(QMainWindow):
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
         self.state.set_model(ModelInfo(path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
-                                       estimate=check.get("estimate")))
+                                       estimate=check.get("estimate"), model_id=getattr(model, "model_id", "") or ""))
 
     def _on_job_succeeded(self, _rid: int, result: Any):
         self._handle_result(result)
@@ -576,6 +579,8 @@ class MainWindow(QMainWindow):
             self.log(f"Model saved to {self.model_path} (model id {result})", "success")
         elif kind == "export":
             self.log(f"Exported {len(result)} overlay PNG(s)", "success")
+        elif kind == "report":
+            self.log(f"Wrote the report {result}", "success")
 
     def save_thresholds(self):
         if self.model is None or not self.model_path:
@@ -696,21 +701,40 @@ class MainWindow(QMainWindow):
         self.log(f"Saved overlay {out}", "success")
         return out
 
-    def export_all_pngs_dialog(self):
+    def export_all_pngs_dialog(self, annotated: bool = False):
         folder = QFileDialog.getExistingDirectory(self, "Folder for overlay PNGs", self._dialog_dir("export"))
         if folder:
             self.settings.set_last_dir("export", folder)
-            self.export_all_pngs(folder)
+            self.export_all_pngs(folder, annotated)
 
-    def export_all_pngs(self, folder: str):
+    def _export_snapshot(self):
+        """(state copy, colour table) for a background export: later GUI changes do not reach it."""
         import copy
 
         state = copy.copy(self.state)  # shallow: entries/results are only read
         state.display = copy.copy(self.state.display)
         state.thresholds = copy.copy(self.state.thresholds)
-        table = lut(self.state.display.colormap)
-        rid = self.aux.start("Export overlays", lambda progress, emit: export.export_all_overlays(state, folder, table, progress))
+        return state, lut(self.state.display.colormap)
+
+    def export_all_pngs(self, folder: str, annotated: bool = False):
+        state, table = self._export_snapshot()
+        rid = self.aux.start("Export overlays", lambda progress, emit: export.export_all_overlays(
+            state, folder, table, progress, annotated))
         self._aux_kind[rid] = "export"
+
+    def export_report_dialog(self):
+        default = str(Path(self._dialog_dir("export")) / "report.html")
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", default, "HTML (*.html)")
+        if path:
+            self.settings.set_last_dir("export", str(Path(path).parent))
+            self.export_report(path)
+
+    def export_report(self, path: str) -> int:
+        """Write the HTML report in the background (aux job); returns its job id."""
+        state, table = self._export_snapshot()
+        rid = self.aux.start("Export report", lambda progress, emit: export.export_report(state, path, table, progress))
+        self._aux_kind[rid] = "report"
+        return rid
 
     # ------------------------------------------------------------------ misc
     def _auto_thresholds(self):

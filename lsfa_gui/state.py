@@ -112,6 +112,7 @@ class ModelInfo:
     seeded: Thresholds = field(default_factory=Thresholds)
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
+    model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
 
 
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:

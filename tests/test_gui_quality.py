@@ -103,3 +103,57 @@ def test_xyz_model_on_rgb_only_samples_shows_one_banner(qtbot, tiny_xyz_model, t
     finally:
         w.close()
 
+
+# ---------------------------------------------------------------- report-grade export (item 5)
+def test_csv_export_is_dated_traceable_and_rounded(tmp_path, state):
+    import re
+
+    state.model.model_id = "0123456789ab"
+    rows = list(csv.DictReader(export.export_csv(state, tmp_path / "r.csv").open()))
+    assert list(rows[0])[0] == "date" and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["date"]) for r in rows)
+    assert {r["model_id"] for r in rows} == {"0123456789ab"}
+    for r in rows:
+        for key in ("image_score", "image_score_normalised", "max_pixel_score", "seconds"):
+            digits = re.sub(r"e[-+]\d+$", "", r[key].lstrip("-")).replace(".", "").lstrip("0")
+            assert len(digits) <= 4, (key, r[key])
+
+
+def test_report_export_from_the_window(qtbot, tmp_path):
+    import re
+
+    from PySide6.QtCore import QSettings
+
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(w)
+    try:
+        results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)]
+        w.state.set_entries([SampleEntry(r.name, "test", r.label) for r in results] + [SampleEntry("later", "test")])
+        w.state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=(0.1, 1.1)))
+        for i, r in enumerate(results):
+            w.state.set_result(i, r)
+        assert "export_report" in w.actions_by_name and "export_annotated" in w.actions_by_name
+        target = tmp_path / "report.html"
+        with qtbot.waitSignal(w.aux.succeeded, timeout=60_000):
+            w.export_report(str(target))
+        doc = target.read_text()
+        assert doc.count('<tr class="sample">') == len(LABELS) + 1
+        assert re.search(r'id="count-NG">(\d+)<', doc).group(1) == "2"  # the two cracks at 0.6
+        assert re.search(r'id="count-SKIPPED">(\d+)<', doc).group(1) == "1"  # not scored
+        assert re.search(r'id="confusion-defective-NG">(\d+)<', doc).group(1) == "2"
+        assert doc.count("data:image/png;base64,") == len(LABELS)
+    finally:
+        w.close()
+
+
+def test_annotated_pngs_of_all_samples(tmp_path, state):
+    from PIL import Image
+
+    from core import render
+    from lsfa_gui.colormaps import lut
+
+    paths = export.export_all_overlays(state, tmp_path / "pngs", lut("turbo"), annotated=True)
+    assert len(paths) == len(LABELS)
+    assert all(Image.open(p).size[0] >= render.ANNOTATED_MIN_WIDTH for p in paths)
+

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from core.commands.fit import add_units_arg
-from core.rows import COLUMNS  # noqa: F401  (the score CSV columns, also used by watch)
+from core.rows import COLUMNS, SCORE_COLUMNS  # noqa: F401  (COLUMNS: also the watch log's)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,12 @@ def register(sub) -> None:
     p.add_argument("inputs", type=Path, nargs="+", help="sample files or folders (any supported format)")
     p.add_argument("--csv", type=Path, help="write one row per sample here")
     p.add_argument("--maps", type=Path, help="write heatmap overlay PNGs into this folder")
+    p.add_argument("--annotate", action="store_true",
+                   help="--maps PNGs carry the sample name, verdict, score, thresholds, a colour bar and "
+                        "numbered boxes around the defect regions (default: the plain overlay)")
+    p.add_argument("--report", type=Path, metavar="OUT.html",
+                   help="write a self-contained HTML report: summary counts, a confusion table when labels "
+                        "are known, a score histogram and one row per sample with its annotated overlay")
     add_units_arg(p)
     add_uncertain_arg(p)
     add_min_area_arg(p)
@@ -79,6 +85,32 @@ def map_image(result, model):
     return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
 
 
+def annotated_map_image(result, model):
+    """The annotated report image of one result (core.render.annotate over :func:`map_image`)."""
+    from core.render import annotate
+
+    thr = model.thresholds
+    return annotate(map_image(result, model), result.name, result.verdict(thr), result.image_score, thr,
+                    model.display_range, regions=result.regions(thr.pixel))
+
+
+def report_rows(rows: list[dict], extras: dict) -> list:
+    """core.report rows of CSV rows; ``extras``: path -> (label, is_defect, image) of scored samples."""
+    from core.report import ReportRow
+
+    out = []
+    for row in rows:
+        label, is_defect, image = extras.get(row["path"], (None, None, None))
+        mm2, px = row.get("largest_region_mm2"), row.get("largest_region_px")
+        largest = f"{mm2} mm²" if mm2 not in ("", None) else (f"{px} px" if px not in ("", None, 0) else "")
+        out.append(ReportRow(name=row["name"], verdict=row["verdict"],
+                             image_score=float(row["image_score"]) if row["image_score"] != "" else None,
+                             is_defect=is_defect, label=label,
+                             regions=row["regions"] if row["regions"] != "" else None,
+                             largest_region=largest, source=row["path"], error=row["error"], image=image))
+    return out
+
+
 def check_before_scoring(model, refs, where: str, rows: list) -> list:
     """The model/data check (core.compat) before a batch: each finding is logged as one warning
     line; samples lacking a modality the model needs become SKIPPED rows (appended to ``rows``)
@@ -109,7 +141,9 @@ def run(args) -> int:
     from core.naming import safe_name
     from core.outputs import check_output_dir, check_output_file, csv_safe, write_output
     from core.render import save_png
-    from core.rows import error_reason, error_row, result_row
+    from core.data.sample import label_is_defect
+    from core.report import ReportHeader, utc_now, write_report
+    from core.rows import REPORT_DIGITS, error_reason, error_row, result_row
 
     model = load_model(args.model)
     model.xyz_units = args.xyz_units
@@ -119,6 +153,8 @@ def run(args) -> int:
         check_output_file(args.csv, "CSV file")
     if args.maps:
         check_output_dir(args.maps, "maps folder")
+    if args.report:
+        check_output_file(args.report, "HTML report")
     refs, bad_inputs = collect_inputs(args.inputs)
     rows = [error_row(path, Path(path).stem, reason, model.model_id) for path, reason in bad_inputs]
     for path, reason in bad_inputs:
@@ -135,14 +171,18 @@ def run(args) -> int:
 
     progress, sink = cli_progress()
     scores = []
+    extras: dict[str, tuple] = {}  # path -> (label, is_defect, report image)
     try:
         for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
-            rows.append(result_row(ref, result, model))
+            rows.append(result_row(ref, result, model, REPORT_DIGITS))
             scores.append(result.image_score)
+            annotated = annotated_map_image(result, model) if args.report or (args.maps and args.annotate) else None
+            if args.report:
+                extras[ref.source()] = (ref.label, label_is_defect(ref.label), annotated)
             if args.maps:
                 target = args.maps / f"{i:04d}_{safe_name(ref.name)}.png"
                 try:
-                    save_png(target, map_image(result, model))
+                    save_png(target, annotated if args.annotate else map_image(result, model))
                 except OSError as exc:
                     raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
     finally:
@@ -151,14 +191,21 @@ def run(args) -> int:
         log.warning("model/data check: %s", finding.message)
     if not rows:
         raise UserError(f"no samples found in {', '.join(map(str, args.inputs))}")
+    date = utc_now()
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=SCORE_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+    writer.writerows({"date": date, **{k: csv_safe(v) for k, v in row.items()}} for row in rows)
     if args.csv:
         write_output(args.csv, buf.getvalue().encode(), "CSV file")
     else:
         print(buf.getvalue(), end="")
+    if args.report:
+        thr = model.thresholds
+        header = ReportHeader(model=str(args.model), model_id=model.model_id, image_threshold=thr.image,
+                              pixel_threshold=thr.pixel, uncertain_until=thr.uncertain_until,
+                              min_defect_area=thr.min_defect_area, date=date)
+        write_report(args.report, report_rows(rows, extras), header)
     scored = [r for r in rows if r["verdict"] != "SKIPPED"]
     failures = len(rows) - len(scored)
     ng = sum(r["verdict"] == "NG" for r in scored)
