@@ -18,7 +18,7 @@ from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
 __all__ = [
     "best_f1_threshold", "quantile_threshold", "confusion", "confusion_counts", "confusion_rates",
-    "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "check_min_defect_area", "OK", "NG", "UNCERTAIN",
+    "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "check_min_defect_area", "threshold_warnings", "OK", "NG", "UNCERTAIN",
 ]
 
 OK, NG, UNCERTAIN = "OK", "NG", "UNCERTAIN"
@@ -95,6 +95,19 @@ def confusion_rates(counts: dict) -> dict[str, float]:
         f1=ratio(2 * tp, 2 * tp + fp + fn),
         accuracy=ratio(tp + tn, tp + fp + fn + tn),
     )
+
+
+def threshold_warnings(counts: dict) -> list[str]:
+    """What is wrong with an image threshold on labelled samples (confusion ``counts``): it
+    passes most defective samples (recall < 0.5) or flags most good ones (false-positive rate
+    > 0.5). Empty when neither holds, or without samples of that kind."""
+    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
+    out = []
+    if tp + fn and tp / (tp + fn) < 0.5:
+        out.append(f"the image threshold passes {fn} of {tp + fn} defective samples as OK (recall {tp / (tp + fn):.2f})")
+    if fp + tn and fp / (fp + tn) > 0.5:
+        out.append(f"the image threshold flags {fp} of {fp + tn} good samples as NG")
+    return out
 
 
 def _checked(labels, scores) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from core.data.sample import label_is_defect
 from core.regions import Region, find_regions
 from core.thresholds import NG, OK, UNCERTAIN, confusion_counts, verdict  # noqa: F401  (OK/NG/UNCERTAIN: used by the widgets)
 
+TUNED_ON_SHOWN = "optimistic (tuned on the samples shown)"
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
 DEFAULT_COLORMAP = "turbo"  # core.render's TURBO_LUT: the CLI's overlay PNGs use it too
 
@@ -84,6 +85,7 @@ class Thresholds:
     pixel: float | None = None
     uncertain_until: float | None = None  # optional uncertain band [image, uncertain_until) (core.thresholds.verdict)
     min_defect_area: int = 0  # a part whose largest defect region is smaller (map pixels) stays OK
+    image_origin: str = ""  # TUNED_ON_SHOWN when Auto chose the image threshold on the labelled samples shown
 
 
 @dataclass
@@ -218,11 +220,13 @@ class InspectionState:
         return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
 
     # ------------------------------------------------------------------ thresholds
-    def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> None:
-        """Change one or both thresholds (raw units); None leaves that one unchanged."""
+    def set_thresholds(self, image: float | None = None, pixel: float | None = None, image_origin: str = "") -> None:
+        """Change one or both thresholds (raw units); None leaves that one unchanged. A new image
+        threshold records ``image_origin`` (e.g. TUNED_ON_SHOWN; empty: set by hand or the model)."""
         changed = False
         if image is not None and image != self.thresholds.image:
             self.thresholds.image = float(image)
+            self.thresholds.image_origin = image_origin
             changed = True
         if pixel is not None and pixel != self.thresholds.pixel:
             self.thresholds.pixel = float(pixel)

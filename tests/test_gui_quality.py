@@ -157,3 +157,42 @@ def test_annotated_pngs_of_all_samples(tmp_path, state):
     assert len(paths) == len(LABELS)
     assert all(Image.open(p).size[0] >= render.ANNOTATED_MIN_WIDTH for p in paths)
 
+
+# ---------------------------------------------------------------- honest thresholds (item 1)
+def test_metrics_panel_warns_about_a_threshold_that_passes_defects_or_flags_good_parts(qtbot, state):
+    from core.thresholds import threshold_warnings
+    from lsfa_gui.widgets.metrics_panel import MetricsPanel
+
+    assert threshold_warnings({"tp": 1, "fn": 3, "fp": 0, "tn": 4})[0].startswith("the image threshold passes 3 of 4")
+    assert threshold_warnings({"tp": 2, "fn": 0, "fp": 3, "tn": 2}) == ["the image threshold flags 3 of 5 good samples as NG"]
+    assert threshold_warnings({"tp": 2, "fn": 2, "fp": 0, "tn": 5}) == []  # recall 0.5 exactly: no warning
+    w = MetricsPanel(state)
+    qtbot.addWidget(w)
+    assert w.threshold_note.text() == ""  # 0.6 separates the synthetic cracks from the good parts
+    state.set_thresholds(image=5.0)  # passes every crack
+    assert "passes 2 of 2 defective samples" in w.threshold_note.text()
+    state.set_thresholds(image=0.0)  # flags every good part
+    assert "flags 3 of 3 good samples" in w.threshold_note.text()
+
+
+def test_auto_threshold_on_the_labelled_samples_shown_is_labelled_optimistic(qtbot, state):
+    from lsfa_gui.state import TUNED_ON_SHOWN
+    from lsfa_gui.widgets.metrics_panel import MetricsPanel
+    from lsfa_gui.widgets.threshold_panel import ThresholdPanel
+
+    metrics, panel = MetricsPanel(state), ThresholdPanel(state)
+    qtbot.addWidget(metrics)
+    qtbot.addWidget(panel)
+    state.set_thresholds(image=0.3)
+    panel.auto_image()
+    assert state.thresholds.image_origin == TUNED_ON_SHOWN and TUNED_ON_SHOWN in metrics.threshold_note.text()
+    assert TUNED_ON_SHOWN in panel.info.text()
+    panel.image_row.spin.setValue(state.thresholds.image + 0.01)  # moved by hand: no longer Auto's
+    assert state.thresholds.image_origin == "" and TUNED_ON_SHOWN not in metrics.threshold_note.text()
+    unlabelled = InspectionState()
+    unlabelled.set_entries([SampleEntry("u", "test", None)])
+    unlabelled.set_result(0, synthetic_result(0, None, size=32))
+    other = ThresholdPanel(unlabelled)
+    qtbot.addWidget(other)
+    other.auto_image()  # a quantile of unlabelled scores: nothing it is judged on
+    assert unlabelled.thresholds.image_origin == ""

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import signals_blocked
 
-from lsfa_gui.state import InspectionState, normalised
+from lsfa_gui.state import TUNED_ON_SHOWN, InspectionState, normalised
 from lsfa_gui.thresholding import auto_image_threshold, auto_pixel_threshold
 
 SLIDER_STEPS = 1000
@@ -193,9 +193,10 @@ class ThresholdPanel(QWidget):
         except ValueError as exc:
             self._say(f"Auto image threshold: {exc}")
             return
-        self.state.set_thresholds(image=thr)
+        tuned = self.state.labelled_scores()[0].size > 0  # chosen on the labelled samples it is judged on
+        self.state.set_thresholds(image=thr, image_origin=TUNED_ON_SHOWN if tuned else "")
         self.refresh_ranges()
-        self._say(f"Image threshold {thr:.4g}: {how}")
+        self._say(f"Image threshold {thr:.4g}: {how}" + (f", {TUNED_ON_SHOWN}" if tuned else ""))
 
     def auto_pixel(self):
         try:
