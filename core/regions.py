@@ -37,15 +37,18 @@ class Region:
 
 
 def pixel_areas_m2(xyz: np.ndarray, step: int = 2) -> np.ndarray:
-    """H×W float64 surface area (m²) each pixel of an organized cloud (metres, 0 = no point)
+    """H×W float32 surface area (m²) each pixel of an organized cloud (metres, 0 = no point)
     stands for: ``|∂P/∂col × ∂P/∂row|``, the derivatives taken as central differences over
     ±``step`` pixels (one-sided where a neighbour has no point), so clouds resized by nearest
     neighbour (repeated points) still get their area. 0 where no derivative can be taken."""
-    xyz = np.asarray(xyz, np.float64)
+    xyz = np.asarray(xyz, np.float32)
     valid = valid_points(xyz)
     d_col = _derivative(xyz, valid, step, axis=1)
     d_row = _derivative(xyz, valid, step, axis=0)
-    area = np.linalg.norm(np.cross(d_col, d_row), axis=-1)
+    cx = d_col[..., 1] * d_row[..., 2] - d_col[..., 2] * d_row[..., 1]
+    cy = d_col[..., 2] * d_row[..., 0] - d_col[..., 0] * d_row[..., 2]
+    cz = d_col[..., 0] * d_row[..., 1] - d_col[..., 1] * d_row[..., 0]
+    area = np.sqrt(cx * cx + cy * cy + cz * cz)
     area[~valid] = 0.0
     return area
 
@@ -53,31 +56,25 @@ def pixel_areas_m2(xyz: np.ndarray, step: int = 2) -> np.ndarray:
 def _derivative(xyz: np.ndarray, valid: np.ndarray, step: int, axis: int) -> np.ndarray:
     """Per-pixel dP/d(pixel) along ``axis``: central over ±step where both ends are valid,
     else forward or backward over ``step``, else 0."""
-    fwd, fwd_ok = _shifted(xyz, valid, step, axis)
-    bwd, bwd_ok = _shifted(xyz, valid, -step, axis)
-    out = np.zeros_like(xyz)
-    both = fwd_ok & bwd_ok & valid
-    out[both] = (fwd[both] - bwd[both]) / (2 * step)
-    only_f = fwd_ok & valid & ~both
-    out[only_f] = (fwd[only_f] - xyz[only_f]) / step
-    only_b = bwd_ok & valid & ~both & ~only_f
-    out[only_b] = (xyz[only_b] - bwd[only_b]) / step
-    return out
-
-
-def _shifted(xyz: np.ndarray, valid: np.ndarray, offset: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the cloud read ``offset`` pixels further along ``axis``, whether that point exists)."""
     n = xyz.shape[axis]
-    shifted = np.zeros_like(xyz)
-    ok = np.zeros_like(valid)
-    if abs(offset) < n:
-        src = [slice(None)] * 2
-        dst = [slice(None)] * 2
-        src[axis] = slice(offset, None) if offset > 0 else slice(0, n + offset)
-        dst[axis] = slice(0, n - offset) if offset > 0 else slice(-offset, None)
-        shifted[tuple(dst)] = xyz[tuple(src)]
-        ok[tuple(dst)] = valid[tuple(src)]
-    return shifted, ok
+    out = np.zeros_like(xyz)
+    if n <= step:
+        return out
+
+    def cut(a, lo, hi):  # a[lo:hi] along axis
+        return a[:, lo:hi] if axis == 1 else a[lo:hi]
+
+    diff = (cut(xyz, step, n) - cut(xyz, 0, n - step)) / np.float32(step)  # pixel i -> i + step
+    ok = cut(valid, step, n) & cut(valid, 0, n - step)
+    fwd, fwd_ok = np.zeros_like(xyz), np.zeros_like(valid)  # forward difference of each pixel
+    cut(fwd, 0, n - step)[...] = diff
+    cut(fwd_ok, 0, n - step)[...] = ok
+    bwd, bwd_ok = np.zeros_like(xyz), np.zeros_like(valid)  # backward difference of each pixel
+    cut(bwd, step, n)[...] = diff
+    cut(bwd_ok, step, n)[...] = ok
+    both = (fwd_ok & bwd_ok)[..., None]
+    out = np.where(both, (fwd + bwd) * np.float32(0.5), np.where(fwd_ok[..., None], fwd, bwd))
+    return out
 
 
 def find_regions(amap: np.ndarray, pixel_threshold: float | None, xyz: np.ndarray | None = None) -> list[Region]:
@@ -92,15 +89,16 @@ def find_regions(amap: np.ndarray, pixel_threshold: float | None, xyz: np.ndarra
         return []
     flat = labels.ravel()
     areas = np.bincount(flat, minlength=n + 1)
+    boxes = ndimage.find_objects(labels)
     mm2 = None
     if xyz is not None and np.shape(xyz)[:2] == amap.shape:
-        mm2 = np.bincount(flat, weights=pixel_areas_m2(xyz).ravel(), minlength=n + 1) * _M2_TO_MM2
-    peaks = ndimage.maximum_position(amap, labels, index=np.arange(1, n + 1))
-    boxes = ndimage.find_objects(labels)
+        mm2 = _region_areas_mm2(labels, n, boxes, np.asarray(xyz))
     regions = []
     for k in range(1, n + 1):
         rows, cols = boxes[k - 1]
-        py, px = (int(v) for v in peaks[k - 1])
+        inside = np.where(labels[rows, cols] == k, amap[rows, cols], -np.inf)
+        py, px = np.unravel_index(int(np.argmax(inside)), inside.shape)
+        py, px = int(py) + rows.start, int(px) + cols.start
         regions.append(Region(
             area_px=int(areas[k]),
             bbox=(rows.start, cols.start, rows.stop, cols.stop),
@@ -110,6 +108,17 @@ def find_regions(amap: np.ndarray, pixel_threshold: float | None, xyz: np.ndarra
         ))
     regions.sort(key=lambda r: (-r.area_px, -r.peak_score))
     return regions
+
+
+def _region_areas_mm2(labels: np.ndarray, n: int, boxes, xyz: np.ndarray, step: int = 2) -> np.ndarray:
+    """(n+1,) surface area (mm²) per label, from :func:`pixel_areas_m2` on the crop around all
+    regions (padded by ``step``, so every region pixel sees the same neighbours as on the full grid)."""
+    top = max(0, min(b[0].start for b in boxes) - step)
+    left = max(0, min(b[1].start for b in boxes) - step)
+    bottom = min(labels.shape[0], max(b[0].stop for b in boxes) + step)
+    right = min(labels.shape[1], max(b[1].stop for b in boxes) + step)
+    areas = pixel_areas_m2(xyz[top:bottom, left:right], step)
+    return np.bincount(labels[top:bottom, left:right].ravel(), weights=areas.ravel(), minlength=n + 1) * _M2_TO_MM2
 
 
 def largest_area_px(amap: np.ndarray, pixel_threshold: float | None) -> int:

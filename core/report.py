@@ -16,7 +16,8 @@ import numpy as np
 
 from core.render import png_bytes
 
-__all__ = ["ReportRow", "ReportHeader", "render_report", "write_report", "VERDICTS", "utc_now"]
+__all__ = ["ReportRow", "ReportHeader", "render_report", "write_report", "histogram_svg", "counts", "confusion_table",
+           "VERDICTS", "utc_now"]
 
 VERDICTS = ("OK", "UNCERTAIN", "NG", "SKIPPED")
 THUMB_PX = 200  # width of the embedded thumbnails
@@ -82,7 +83,7 @@ def confusion_table(rows: list[ReportRow]) -> dict[str, dict[str, int]] | None:
 
 
 def histogram_svg(rows: list[ReportRow], header: ReportHeader, bins: int = 30, width: int = 640,
-                  height: int = 180) -> str:
+                  height: int = 200) -> str:
     """Inline SVG histogram of the image scores (good / defective / unlabelled stacked) with the
     image threshold (and the uncertain band's upper end) as vertical lines."""
     scored = [r for r in rows if r.image_score is not None and np.isfinite(r.image_score)]
@@ -99,7 +100,7 @@ def histogram_svg(rows: list[ReportRow], header: ReportHeader, bins: int = 30, w
               "unlabelled": [r.is_defect is None for r in scored]}
     hists = {g: np.histogram(values[np.array(m, bool)], edges)[0] for g, m in member.items()}
     top = max(1, int(sum(hists.values()).max()))
-    pad_l, pad_b = 36, 22
+    pad_l, pad_b = 36, 42  # the x labels and, under them, the legend
     plot_w, plot_h = width - pad_l - 8, height - pad_b - 8
     bar_w = plot_w / bins
     parts = [f'<svg class="histogram" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -123,12 +124,14 @@ def histogram_svg(rows: list[ReportRow], header: ReportHeader, bins: int = 30, w
     for v in (lo, (lo + hi) / 2, hi):
         parts.append(f'<text x="{x_of(v):.1f}" y="{axis_y + 15}" font-size="11" text-anchor="middle">{v:.4g}</text>')
     parts.append(f'<text x="{pad_l - 4}" y="14" font-size="11" text-anchor="end">{top}</text>')
-    legend_x = pad_l + 8
+    legend_x, legend_y = pad_l, height - 14
     for g, colour in groups.items():
         if hists[g].any():
-            parts.append(f'<rect x="{legend_x}" y="10" width="10" height="10" fill="{colour}"/>'
-                         f'<text x="{legend_x + 14}" y="19" font-size="11">{g}</text>')
+            parts.append(f'<rect x="{legend_x}" y="{legend_y}" width="10" height="10" fill="{colour}"/>'
+                         f'<text x="{legend_x + 14}" y="{legend_y + 9}" font-size="11">{g}</text>')
             legend_x += 90
+    parts.append(f'<text x="{legend_x}" y="{legend_y + 9}" font-size="11">| image threshold'
+                 + (", - - uncertain until" if header.uncertain_until is not None else "") + "</text>")
     parts.append("</svg>")
     return "".join(parts)
 
