@@ -441,6 +441,7 @@ class MainWindow(QMainWindow):
         if t.pixel is not None:
             thr.pixel = t.pixel
         thr.uncertain_until = t.uncertain_until
+        thr.min_defect_area = t.min_defect_area
 
     def _on_job_finished(self, rid: int):
         if rid == self._watch_rid:
@@ -503,8 +504,9 @@ class MainWindow(QMainWindow):
         self.model = model
         self.model_path = path
         thr = getattr(model, "thresholds", None)
-        seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None))
-        self.state.thresholds.min_defect_area = getattr(thr, "min_defect_area", 0)
+        seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None),
+                            min_defect_area=getattr(thr, "min_defect_area", 0))
+        self.state.set_min_defect_area(seeded.min_defect_area)
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
@@ -572,7 +574,8 @@ class MainWindow(QMainWindow):
     def _on_aux_succeeded(self, rid: int, result: Any):
         kind = self._aux_kind.pop(rid, "")
         if kind == "save_thresholds":
-            self.state.model.seeded = Thresholds(self.state.thresholds.image, self.state.thresholds.pixel)
+            self.state.model.seeded = Thresholds(self.state.thresholds.image, self.state.thresholds.pixel,
+                                                 min_defect_area=self.state.thresholds.min_defect_area)
             self.log(f"Thresholds saved to {self.model_path} (model id {result})", "success")
             self.status.showMessage("Thresholds saved", 5000)
         elif kind == "save_model":
@@ -590,7 +593,8 @@ class MainWindow(QMainWindow):
         if t.image is None or t.pixel is None:
             self.log("Both thresholds must be set before saving.", "warning")
             return
-        rid = self.aux.start("Save thresholds", tasks.save_thresholds_job(self.model, self.model_path, t.image, t.pixel))
+        rid = self.aux.start("Save thresholds", tasks.save_thresholds_job(self.model, self.model_path, t.image, t.pixel,
+                                                                          t.min_defect_area))
         self._aux_kind[rid] = "save_thresholds"
 
     def save_model_as(self, path: str):

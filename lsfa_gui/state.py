@@ -241,6 +241,13 @@ class InspectionState:
             self.thresholds.uncertain_until = value
             self.thresholds_changed.emit()
 
+    def set_min_defect_area(self, pixels: int) -> None:
+        """A part whose largest defect region is smaller than this (map pixels; 0 = off) stays OK."""
+        pixels = int(pixels)
+        if pixels != self.thresholds.min_defect_area:
+            self.thresholds.min_defect_area = pixels
+            self.thresholds_changed.emit()
+
     def verdict(self, entry: SampleEntry) -> str | None:
         """"OK" / "NG" (or "UNCERTAIN" inside the uncertain band) at the current image threshold,
         None if unscored or no threshold."""

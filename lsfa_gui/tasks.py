@@ -294,8 +294,9 @@ def open_samples_job(paths: list[str | Path]):
     return run
 
 
-def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
-    """Store thresholds (raw units) in the model and rewrite its file atomically."""
+def save_thresholds_job(model, path: str | Path, image: float, pixel: float, min_defect_area: int | None = None):
+    """Store thresholds (raw units; the minimum defect area in map pixels, None: keep the
+    model's) in the model and rewrite its file atomically."""
 
     def run(progress: Progress, emit: Callable) -> str:
         from core.model_io import save_model
@@ -303,7 +304,8 @@ def save_thresholds_job(model, path: str | Path, image: float, pixel: float):
 
         progress.update("Saving thresholds", 0, 1)
         model.thresholds = Thresholds(float(image), float(pixel), "user (GUI)",
-                                      min_defect_area=getattr(model.thresholds, "min_defect_area", 0))
+                                      min_defect_area=getattr(model.thresholds, "min_defect_area", 0)
+                                      if min_defect_area is None else int(min_defect_area))
         model_id = save_model(model, path)
         progress.update("Saving thresholds", 1, 1)
         return model_id

@@ -196,3 +196,44 @@ def test_auto_threshold_on_the_labelled_samples_shown_is_labelled_optimistic(qtb
     qtbot.addWidget(other)
     other.auto_image()  # a quantile of unlabelled scores: nothing it is judged on
     assert unlabelled.thresholds.image_origin == ""
+
+
+def test_min_defect_area_box_drives_the_verdicts_and_resets_to_the_model(qtbot, state):
+    from lsfa_gui.widgets.threshold_panel import ThresholdPanel
+
+    panel = ThresholdPanel(state)
+    qtbot.addWidget(panel)
+    crack = state.entries[3]
+    area = state.regions(crack)[0].area_px
+    assert panel.min_area.value() == 0 and state.verdict(crack) == NG
+    panel.min_area.setValue(area + 1)
+    assert state.thresholds.min_defect_area == area + 1 and state.verdict(crack) == OK
+    state.model.seeded = Thresholds(0.6, 0.5, min_defect_area=7)
+    panel.reset_to_model()
+    assert panel.min_area.value() == 7 and state.thresholds.min_defect_area == 7 and state.verdict(crack) == NG
+
+
+def test_saving_thresholds_stores_the_min_defect_area_in_the_model_file(qtbot, tiny_xyz_model, tmp_path):
+    import shutil
+
+    from PySide6.QtCore import QSettings
+
+    from core.model_io import load_model
+    from lsfa_gui.main_window import MainWindow
+
+    model = tmp_path / "m.lsfa"
+    shutil.copy(tiny_xyz_model[1], model)  # the session's model file stays as it is
+    w = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.jobs.finished, timeout=120_000):
+            w.open_model(str(model))
+        w.threshold_panel.min_area.setValue(12)
+        with qtbot.waitSignal(w.aux.succeeded, timeout=60_000):
+            w.save_thresholds()
+        assert load_model(model).thresholds.min_defect_area == 12
+        w.threshold_panel.min_area.setValue(3)
+        w.threshold_panel.reset_to_model()  # the saved value is now the model's
+        assert w.state.thresholds.min_defect_area == 12
+    finally:
+        w.close()
