@@ -22,7 +22,7 @@ from core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "PROBE_SAMPLES",
+__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "missing_reason", "PROBE_SAMPLES",
            "SIZE_RATIO", "ASPECT_RATIO", "SPACING_RATIO", "SCORE_RATIO"]
 
 PROBE_SAMPLES = 3  # samples loaded to measure size and point spacing
@@ -49,6 +49,12 @@ def missing_modalities(model, ref) -> tuple[str, ...]:
     if have is None:
         return ()
     return tuple(m for m in model.modalities if m not in have)
+
+
+def missing_reason(model, ref) -> str:
+    """Why a sample cannot be scored with this model for lack of a modality ("" if it can)."""
+    missing = missing_modalities(model, ref)
+    return f"no {' or '.join(NAMES[m] for m in missing)}: the model needs it" if missing else ""
 
 
 def check_inputs(model, refs, where: str = "the data") -> list[Finding]:

@@ -26,7 +26,7 @@ DEFAULT_FADE = True  # heatmap alpha grows with the score (low end of the range 
 __all__ = [
     "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
-    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate", "thumbnail",
+    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
     "VERDICT_RGB",
 ]
 
@@ -262,13 +262,3 @@ def _colour_bar(draw, x: int, y: int, height: int, rng, lut, pixel_threshold, fo
         ty = min(max(y + row - _FONT_PX // 2, y - _FONT_PX // 2), y + height - _FONT_PX)
         draw.text((x + _BAR_WIDTH + 5, ty), f"{value:.3g}", fill=(0, 0, 0), font=font)
 
-
-def thumbnail(image: np.ndarray, width: int) -> np.ndarray:
-    """The image scaled to ``width`` px wide (area-averaged), aspect kept; H×W×3 uint8."""
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    if w <= width:
-        return image
-    height = max(1, round(h * width / w))
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BOX))

@@ -1,5 +1,5 @@
 """The HTML batch report of a scored batch (``lsfa score --report OUT.html`` and the GUI's
-*File ▸ Export report…*): one self-contained file (thumbnails are embedded PNG data URIs, the
+*File ▸ Export report…*): one self-contained file (overlays are embedded PNG data URIs, the
 score histogram an inline SVG) with the model and thresholds, summary counts, a confusion table
 when ground-truth labels are known, and one row per sample. Print CSS keeps rows whole on paper.
 """
@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.render import png_bytes
 
 __all__ = ["ReportRow", "ReportHeader", "render_report", "write_report", "histogram_svg", "counts", "confusion_table",
            "VERDICTS", "utc_now"]
 
 VERDICTS = ("OK", "UNCERTAIN", "NG", "SKIPPED")
-THUMB_PX = 200  # width of the embedded thumbnails
+THUMB_PX = 240  # display width of the embedded overlays (full resolution inside: zoom in to read them)
 
 
 def utc_now() -> str:
@@ -31,7 +30,8 @@ def utc_now() -> str:
 @dataclass
 class ReportRow:
     """One sample of the report. Scores and thresholds are raw model units; ``is_defect`` is the
-    ground truth (None: unknown); ``image`` an H×W×3 uint8 thumbnail (None: none)."""
+    ground truth (None: unknown); ``png`` its (annotated) overlay, PNG-encoded (None: none), kept
+    encoded so a large batch does not hold its images in memory."""
 
     name: str
     verdict: str
@@ -42,7 +42,7 @@ class ReportRow:
     largest_region: str = ""  # e.g. "3.2 mm²" or "41 px"
     source: str = ""
     error: str = ""
-    image: np.ndarray | None = None
+    png: bytes | None = None
 
 
 @dataclass
@@ -136,12 +136,8 @@ def histogram_svg(rows: list[ReportRow], header: ReportHeader, bins: int = 30, w
     return "".join(parts)
 
 
-def _data_uri(image: np.ndarray | None) -> str:
-    if image is None:
-        return ""
-    from core.render import thumbnail
-
-    return "data:image/png;base64," + base64.b64encode(png_bytes(thumbnail(image, THUMB_PX))).decode()
+def _data_uri(png: bytes | None) -> str:
+    return "" if png is None else "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 CSS = """
@@ -201,7 +197,7 @@ def render_report(rows: list[ReportRow], header: ReportHeader) -> str:
                "<th>verdict</th><th>score</th><th>ground truth</th><th>regions</th><th>largest region</th>"
                "<th>note</th></tr></thead><tbody>")
     for i, r in enumerate(rows, 1):
-        uri = _data_uri(r.image)
+        uri = _data_uri(r.png)
         img = f'<img class="thumb" alt="{e(r.name)}" src="{uri}">' if uri else ""
         truth = "–" if r.is_defect is None else (e(r.label or "") or ("defective" if r.is_defect else "good"))
         out.append(

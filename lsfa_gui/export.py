@@ -179,7 +179,7 @@ def export_report(state: InspectionState, path: str | Path, lut: np.ndarray, pro
             big = regions[0]
             largest = f"{big.area_mm2:.4g} mm²" if big.area_mm2 is not None else f"{big.area_px} px"
         rows.append(ReportRow(e.name, state.verdict(e) or "", e.image_score, e.is_defect, e.label, len(regions),
-                              largest, e.source, image=annotated_image(state, e, lut)))
+                              largest, e.source, png=render.png_bytes(annotated_image(state, e, lut))))
     thr = state.thresholds
     header = ReportHeader(model=state.model.path or state.model.name, model_id=state.model.model_id,
                           image_threshold=thr.image, pixel_threshold=thr.pixel,

@@ -139,16 +139,15 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress, emi
     model/data check (core.compat) runs first and on the scores: its findings are one
     DataMismatch each time, and samples lacking a modality the model needs are skipped with a
     quiet SampleFailed each (the window does not log them one by one)."""
-    from core.compat import NAMES, check_inputs, check_scores, missing_modalities
+    from core.compat import check_inputs, check_scores, missing_reason
 
     findings = check_inputs(model, [r.ref for r in requests])
     if findings:
         emit(DataMismatch([f.message for f in findings]))
-    lacking = [r for r in requests if missing_modalities(model, r.ref)]
+    lacking = [r for r in requests if missing_reason(model, r.ref)]
     for r in lacking:
-        names = " or ".join(NAMES[m] for m in missing_modalities(model, r.ref))
-        emit(SampleFailed(r.index, f"no {names}: the model needs it", quiet=True))
-    requests = [r for r in requests if not missing_modalities(model, r.ref)]
+        emit(SampleFailed(r.index, missing_reason(model, r.ref), quiet=True))
+    requests = [r for r in requests if not missing_reason(model, r.ref)]
     ok, failed = 0, len(lacking)
     scores = []
 

@@ -95,19 +95,19 @@ def annotated_map_image(result, model):
 
 
 def report_rows(rows: list[dict], extras: dict) -> list:
-    """core.report rows of CSV rows; ``extras``: path -> (label, is_defect, image) of scored samples."""
+    """core.report rows of CSV rows; ``extras``: path -> (label, is_defect, PNG bytes) of scored samples."""
     from core.report import ReportRow
 
     out = []
     for row in rows:
-        label, is_defect, image = extras.get(row["path"], (None, None, None))
+        label, is_defect, png = extras.get(row["path"], (None, None, None))
         mm2, px = row.get("largest_region_mm2"), row.get("largest_region_px")
         largest = f"{mm2} mm²" if mm2 not in ("", None) else (f"{px} px" if px not in ("", None, 0) else "")
         out.append(ReportRow(name=row["name"], verdict=row["verdict"],
                              image_score=float(row["image_score"]) if row["image_score"] != "" else None,
                              is_defect=is_defect, label=label,
                              regions=row["regions"] if row["regions"] != "" else None,
-                             largest_region=largest, source=row["path"], error=row["error"], image=image))
+                             largest_region=largest, source=row["path"], error=row["error"], png=png))
     return out
 
 
@@ -115,17 +115,15 @@ def check_before_scoring(model, refs, where: str, rows: list) -> list:
     """The model/data check (core.compat) before a batch: each finding is logged as one warning
     line; samples lacking a modality the model needs become SKIPPED rows (appended to ``rows``)
     without a line each. Returns the refs left to score."""
-    from core.compat import check_inputs, missing_modalities
-    from core.compat import NAMES
+    from core.compat import check_inputs, missing_reason
     from core.rows import error_row
 
     for finding in check_inputs(model, refs, where):
         log.warning("model/data check: %s", finding.message)
     keep = []
     for ref in refs:
-        missing = missing_modalities(model, ref)
-        if missing:
-            reason = f"no {' or '.join(NAMES[m] for m in missing)}: the model needs it"
+        reason = missing_reason(model, ref)
+        if reason:
             rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
         else:
             keep.append(ref)
@@ -140,7 +138,7 @@ def run(args) -> int:
     from core.model_io import load_model
     from core.naming import safe_name
     from core.outputs import check_output_dir, check_output_file, csv_safe, write_output
-    from core.render import save_png
+    from core.render import png_bytes, save_png
     from core.data.sample import label_is_defect
     from core.report import ReportHeader, utc_now, write_report
     from core.rows import REPORT_DIGITS, error_reason, error_row, result_row
@@ -171,14 +169,14 @@ def run(args) -> int:
 
     progress, sink = cli_progress()
     scores = []
-    extras: dict[str, tuple] = {}  # path -> (label, is_defect, report image)
+    extras: dict[str, tuple] = {}  # path -> (label, is_defect, report PNG)
     try:
         for i, ref, result in model.score_each(refs, progress, "Scoring", on_error=skip):
             rows.append(result_row(ref, result, model, REPORT_DIGITS))
             scores.append(result.image_score)
             annotated = annotated_map_image(result, model) if args.report or (args.maps and args.annotate) else None
             if args.report:
-                extras[ref.source()] = (ref.label, label_is_defect(ref.label), annotated)
+                extras[ref.source()] = (ref.label, label_is_defect(ref.label), png_bytes(annotated))
             if args.maps:
                 target = args.maps / f"{i:04d}_{safe_name(ref.name)}.png"
                 try:
