@@ -115,3 +115,26 @@ def test_score_csv_has_region_columns_and_min_area_option(tiny_xyz_model, tmp_pa
     capsys.readouterr()
     assert main(["score", str(model), str(test / "good"), "--min-defect-area", "-3"]) == 2
     assert "--min-defect-area" in capsys.readouterr().err
+
+
+def test_min_defect_area_stored_in_the_model_file_is_used_and_shown(tiny_xyz_model, tmp_path, capsys):
+    import shutil
+
+    from core.model_file import read_model_file, update_manifest
+    from core.model_io import load_model
+
+    root, source = tiny_xyz_model
+    model = tmp_path / "m.lsfa"
+    shutil.copy(source, model)
+    thresholds = read_model_file(model)[0]["thresholds"]
+    update_manifest(model, {"thresholds": {**thresholds, "min_defect_area": 100000}})
+    assert load_model(model).thresholds.min_defect_area == 100000
+    assert main(["info", str(model)]) == 0
+    assert "minimum defect area 100000 px" in capsys.readouterr().out
+    out = tmp_path / "s.csv"
+    assert main(["score", str(model), str(root / "cookie" / "test"), "--csv", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["verdict"] for r in rows} == {OK} and {r["min_defect_area"] for r in rows} == {"100000"}
+    update_manifest(model, {"thresholds": {**thresholds, "min_defect_area": -4}})
+    assert main(["score", str(model), str(root / "cookie" / "test")]) == 2  # a tampered value is refused
+    assert "minimum defect area" in capsys.readouterr().err
