@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
 
 from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
 
-COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Regions", "Largest", "Time")
-COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_REGIONS, COL_LARGEST, COL_TIME = range(len(COLUMNS))
+# the region columns come last, so a narrow browser still shows the verdict
+COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time", "Regions", "Largest")
+COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME, COL_REGIONS, COL_LARGEST = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole
 UNSCORED_SORT = -1e300
 
@@ -126,7 +127,7 @@ class SampleTableModel(QAbstractTableModel):
     def _verdicts_changed(self):
         if self.state.entries:
             last = len(self.state.entries) - 1
-            self.dataChanged.emit(self.index(0, COL_VERDICT), self.index(last, COL_LARGEST))
+            self.dataChanged.emit(self.index(0, COL_VERDICT), self.index(last, len(COLUMNS) - 1))
 
 
 class SampleFilterProxy(QSortFilterProxyModel):
