@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from core.thresholds import check_min_defect_area
+
 MODALITIES = ("rgb", "xyz")
 
 
@@ -92,6 +94,11 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     thresholds = _mapping(manifest.get("thresholds"), "thresholds")
     for key in ("image", "pixel"):
         _finite(thresholds.get(key), f"{key} threshold")
+    if "min_defect_area" in thresholds:
+        try:
+            check_min_defect_area(thresholds["min_defect_area"])
+        except ValueError as exc:
+            raise ManifestProblem(str(exc)) from None
     rng = manifest.get("display_range")
     if not isinstance(rng, list) or len(rng) != 2:
         raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")
@@ -120,6 +127,14 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         raise ManifestProblem("info category must be text")
     if info.get("xyz_spacing_m") is not None and not _finite(info["xyz_spacing_m"], "info xyz_spacing_m") > 0:
         raise ManifestProblem("info xyz_spacing_m must be positive")
+    size = info.get("image_size")
+    if size is not None and not (isinstance(size, list) and len(size) == 2
+                                 and all(_finite(v, "info image_size") >= 1 for v in size)):
+        raise ManifestProblem(f"info image_size must be [height, width] in pixels, got {size!r}")
+    calib = info.get("calibration_scores")
+    if calib is not None:
+        for key, value in _mapping(calib, "info calibration_scores").items():
+            _finite(value, f"info calibration_scores {key}")
 
 
 def _check_search(search, tensors: dict[str, np.ndarray], mods: list, extractors: dict) -> None:

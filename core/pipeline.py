@@ -31,10 +31,12 @@ MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training 
 def load_prepared(
     refs, config: FitConfig, progress: Progress | None, stage: str,
     xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
+    sizes: list | None = None,
 ) -> list[Sample]:
     """Load SampleRefs (xyz converted from ``xyz_units`` to metres, point spacing checked
     against ``train_spacing`` or, without one, against metres; each measured spacing is
-    appended to ``spacings`` as (file, spacing)) and bring them to the model grid, with progress."""
+    appended to ``spacings`` as (file, spacing), each grid's (height, width) in pixels to ``sizes``)
+    and bring them to the model grid, with progress."""
     from core.data.units import apply_units, check_sample_spacing, point_spacing
     from core.prepare import prepare_sample
 
@@ -47,6 +49,9 @@ def load_prepared(
             check_sample_spacing(sample, train_spacing, xyz_units)
         if spacings is not None and sample.xyz is not None:
             spacings.append((str(sample.xyz_path or sample.source()), point_spacing(sample.xyz)))
+        grid = sample.rgb if sample.rgb is not None else sample.xyz
+        if sizes is not None and grid is not None:
+            sizes.append(grid.shape[:2])
         out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path()))
     p.update(stage, len(refs), len(refs))
     return out
@@ -147,7 +152,8 @@ def fit(
         log.info("%s: calibrating on %s", where, source)
 
     spacings: list = []
-    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings)
+    sizes: list = []
+    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes)
     train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None
     modalities = choose_modalities(config, train, where)
     extractors = create_extractors(config, modalities)
@@ -245,6 +251,8 @@ def fit(
         "bank_sizes": {m: int(len(b.vectors)) for m, b in model.banks.items()},
         "search_check_seconds": round(search_check_s, 3),
         "xyz_spacing_m": train_spacing,
+        "image_size": [int(v) for v in np.median(np.asarray(sizes), axis=0)] if sizes else None,
+        "calibration_scores": {"median": float(np.median(fused_img)), "q999": float(np.quantile(fused_img, 0.999))},
         "adaptation_notes": adapt_notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -22,6 +22,7 @@ with it.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -91,7 +92,7 @@ class Scorer:
     {"index", "ref"} rows into {"index", "row"} (the row as JSON)."""
 
     def __init__(self, model_ref: list, model_name: str, thresholds: dict, xyz_units: str | None,
-                 maps: str | None):
+                 maps: str | None, annotate: bool = False, report: bool = False):
         from core.model_io import load_model
         from core.results import Thresholds
 
@@ -103,15 +104,37 @@ class Scorer:
         self.model.xyz_units = xyz_units
         self.model.thresholds = Thresholds.from_dict(thresholds)
         self.maps = None if maps is None else Path(maps)
+        self.annotate = annotate
+        self.report = report
 
     def __call__(self, batch: dict) -> dict:
         from core.score_rows import score_rows
 
         _crash_if_armed()
         refs = [ref_from_json(str(text)) for text in batch["ref"]]
-        out = list(score_rows(self.model, refs, [int(i) for i in batch["index"]], self.maps))
+        out = list(score_rows(self.model, refs, [int(i) for i in batch["index"]], self.maps,
+                              annotate=self.annotate, report=self.report))
         return {"index": np.array([i for i, _ in out], dtype=np.int64),
-                "row": np.array([json.dumps(row) for _, row in out], dtype=object)}
+                "row": np.array([row_to_json(row) for _, row in out], dtype=object)}
+
+
+def row_to_json(row: dict) -> str:
+    """A score row as JSON (its report PNG, if any, base64-encoded)."""
+    from core.score_rows import REPORT_PNG
+
+    if REPORT_PNG in row:
+        row = {**row, REPORT_PNG: base64.b64encode(row[REPORT_PNG]).decode("ascii")}
+    return json.dumps(row)
+
+
+def row_from_json(text: str) -> dict:
+    """The row of :func:`row_to_json`."""
+    from core.score_rows import REPORT_PNG
+
+    row = json.loads(text)
+    if REPORT_PNG in row:
+        row[REPORT_PNG] = base64.b64decode(row[REPORT_PNG])
+    return row
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -172,7 +195,8 @@ def batch_size(n: int, actors: int) -> int:
 
 def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[SampleRef], *,
                  maps: Path | None = None, address: str | None = None, workers: int | None = None,
-                 progress: Progress | None = None, stage: str = "Scoring") -> list[tuple[int, dict]]:
+                 progress: Progress | None = None, stage: str = "Scoring", annotate: bool = False,
+                 report: bool = False) -> list[tuple[int, dict]]:
     """(index, row) for every SampleRef, in input order, scored on Ray as
     :func:`core.score_rows.score_rows` scores them locally. ``model``: the model loaded from
     ``model_data`` on the driver, whose thresholds and ``xyz_units`` the actors use."""
@@ -194,7 +218,7 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
         scored = dataset.map_batches(
             Scorer,
             fn_constructor_args=([model_ref], str(model_path), model.thresholds.to_dict(), model.xyz_units,
-                                 None if maps is None else str(maps)),
+                                 None if maps is None else str(maps), annotate, report),
             batch_size=size, batch_format="numpy", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=actors),
         )
@@ -203,7 +227,7 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
         batches = iter(scored.iter_batches(batch_size=None, batch_format="numpy"))
         for out in batches:
             for i, text in zip(out["index"], out["row"]):
-                rows.setdefault(int(i), json.loads(str(text)))
+                rows.setdefault(int(i), row_from_json(str(text)))
             p.update(stage, len(rows), n)
     except ray.exceptions.RayError as exc:
         cause = getattr(exc, "cause", None)

@@ -26,8 +26,14 @@ DEFAULT_FADE = True  # heatmap alpha grows with the score (low end of the range 
 __all__ = [
     "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
-    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png",
+    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
+    "VERDICT_RGB",
 ]
+
+VERDICT_RGB = {"OK": (46, 125, 50), "NG": (183, 28, 28), "UNCERTAIN": (230, 81, 0), "SKIPPED": (97, 97, 97)}
+REGION_BOX_RGB = (255, 255, 255)
+ANNOTATED_MIN_WIDTH = 384  # the overlay is scaled up by a whole factor to at least this width (px)
+_BAR_WIDTH, _BAR_GAP, _MARGIN, _FONT_PX = 16, 6, 8, 13
 
 
 def lut_indices(amap: np.ndarray, rng: tuple[float, float], n: int = 256) -> np.ndarray:
@@ -170,3 +176,89 @@ def save_png(path: str | Path, image: np.ndarray) -> None:
     from core.atomic import atomic_write
 
     atomic_write(path, png_bytes(image), fsync=True)
+
+
+def _font(size: int = _FONT_PX):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def annotate(
+    overlay: np.ndarray,
+    name: str,
+    verdict: str | None,
+    image_score: float | None,
+    thresholds,
+    rng: tuple[float, float],
+    lut: np.ndarray = TURBO_LUT,
+    regions=(),
+) -> np.ndarray:
+    """H'×W'×3 uint8 report image of an overlay (:func:`render_result`): the overlay scaled up
+    by a whole factor to at least ANNOTATED_MIN_WIDTH px, a numbered box around each defect
+    region (``core.regions.Region``, 1 = largest), a header with the sample name, verdict,
+    image score and ``thresholds`` (image / pixel / uncertain band / minimum defect area, raw
+    units), and a vertical colour bar of ``lut`` over ``rng`` (raw units) with ticks at both
+    ends and at the pixel threshold."""
+    from PIL import Image, ImageDraw
+
+    h, w = overlay.shape[:2]
+    k = max(1, -(-ANNOTATED_MIN_WIDTH // w))
+    body = Image.fromarray(np.ascontiguousarray(overlay)).resize((w * k, h * k), Image.NEAREST)
+    draw = ImageDraw.Draw(body)
+    font = _font()
+    for n, region in enumerate(regions, 1):
+        top, left, bottom, right = region.bbox
+        box = (left * k - 2, top * k - 2, right * k + 1, bottom * k + 1)
+        draw.rectangle(box, outline=REGION_BOX_RGB, width=1)
+        draw.text((box[0], max(0, box[1] - _FONT_PX - 1)), str(n), fill=REGION_BOX_RGB, font=font,
+                  stroke_width=2, stroke_fill=(0, 0, 0))
+    lines = _header_lines(name, verdict, image_score, thresholds, regions)
+    line_h = _FONT_PX + 4
+    header_h = _MARGIN * 2 + line_h * len(lines)
+    label_w = 64
+    width = w * k + _BAR_GAP + _BAR_WIDTH + label_w + _MARGIN
+    canvas = Image.new("RGB", (width, header_h + h * k + _MARGIN), (255, 255, 255))
+    canvas.paste(body, (0, header_h))
+    draw = ImageDraw.Draw(canvas)
+    for i, (text, colour) in enumerate(lines):
+        draw.text((_MARGIN, _MARGIN + i * line_h), text, fill=colour, font=font)
+    _colour_bar(draw, w * k + _BAR_GAP, header_h, h * k, rng, lut, getattr(thresholds, "pixel", None), font)
+    return np.asarray(canvas)
+
+
+def _header_lines(name, verdict, score, thr, regions) -> list[tuple[str, tuple[int, int, int]]]:
+    first = f"{name}   {verdict or '–'}" + ("" if score is None else f"   score {score:.4g}")
+    parts = [f"image threshold {thr.image:.4g}" if getattr(thr, "image", None) is not None else "",
+             f"pixel threshold {thr.pixel:.4g}" if getattr(thr, "pixel", None) is not None else ""]
+    if getattr(thr, "uncertain_until", None) is not None:
+        parts.append(f"uncertain until {thr.uncertain_until:.4g}")
+    if getattr(thr, "min_defect_area", 0):
+        parts.append(f"min. defect area {thr.min_defect_area} px")
+    regions = list(regions)
+    if regions:
+        big = regions[0]
+        size = f"{big.area_mm2:.3g} mm2" if big.area_mm2 is not None else f"{big.area_px} px"  # the font has no ²
+        third = f"{len(regions)} defect region(s), largest (1) {size}"
+    else:
+        third = "no defect region"
+    return [(first, VERDICT_RGB.get(verdict or "", (0, 0, 0))), (", ".join(p for p in parts if p), (60, 60, 60)),
+            (third, (60, 60, 60))]
+
+
+def _colour_bar(draw, x: int, y: int, height: int, rng, lut, pixel_threshold, font) -> None:
+    """Vertical bar, high end at the top, with tick labels (raw units)."""
+    lo, hi = rng
+    n = len(lut)
+    for row in range(height):
+        idx = int(round((height - 1 - row) * (n - 1) / max(height - 1, 1)))
+        draw.line([(x, y + row), (x + _BAR_WIDTH - 1, y + row)], fill=tuple(int(c) for c in lut[idx]))
+    draw.rectangle((x, y, x + _BAR_WIDTH - 1, y + height - 1), outline=(0, 0, 0))
+    ticks = [(hi, 0), (lo, height - 1)]
+    if pixel_threshold is not None and hi > lo and lo <= pixel_threshold <= hi:
+        ticks.append((pixel_threshold, int(round((hi - pixel_threshold) / (hi - lo) * (height - 1)))))
+    for value, row in ticks:
+        draw.line([(x + _BAR_WIDTH, y + row), (x + _BAR_WIDTH + 3, y + row)], fill=(0, 0, 0))
+        ty = min(max(y + row - _FONT_PX // 2, y - _FONT_PX // 2), y + height - _FONT_PX)
+        draw.text((x + _BAR_WIDTH + 5, ty), f"{value:.3g}", fill=(0, 0, 0), font=font)
+

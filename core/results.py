@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.data.sample import label_is_defect, valid_points
-from core.thresholds import verdict
+from core.regions import Region, find_regions, largest_area_px
+from core.thresholds import check_min_defect_area, verdict
 
 
 @dataclass
@@ -19,18 +20,22 @@ class Thresholds:
     source: str = ""  # how they were chosen ("validation quantile", "best F1", "user")
     # optional uncertain band: image <= score < uncertain_until -> UNCERTAIN (core.thresholds.verdict)
     uncertain_until: float | None = None
+    # optional: a part whose largest defect region is smaller than this (map pixels) stays OK
+    min_defect_area: int = 0
 
     def to_dict(self) -> dict:
         d = {"image": float(self.image), "pixel": float(self.pixel), "source": self.source}
         if self.uncertain_until is not None:
             d["uncertain_until"] = float(self.uncertain_until)
+        if self.min_defect_area:
+            d["min_defect_area"] = int(self.min_defect_area)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Thresholds":
         upper = d.get("uncertain_until")
         return cls(float(d["image"]), float(d["pixel"]), str(d.get("source", "")),
-                   None if upper is None else float(upper))
+                   None if upper is None else float(upper), check_min_defect_area(d.get("min_defect_area", 0)))
 
 
 @dataclass
@@ -62,7 +67,15 @@ class SampleResult:
         return label_is_defect(self.label)
 
     def verdict(self, thresholds: Thresholds) -> str:
-        return verdict(self.image_score, thresholds.image, thresholds.uncertain_until)
+        """OK / NG / UNCERTAIN at ``thresholds`` (core.thresholds.verdict; the region size is
+        measured only when a minimum defect area is set)."""
+        largest = largest_area_px(self.anomaly_map, thresholds.pixel) if thresholds.min_defect_area else None
+        return verdict(self.image_score, thresholds.image, thresholds.uncertain_until, largest,
+                       thresholds.min_defect_area)
+
+    def regions(self, pixel_threshold: float | None) -> list[Region]:
+        """The defect regions at a raw pixel threshold, largest first (mm² areas when xyz is known)."""
+        return find_regions(self.anomaly_map, pixel_threshold, self.xyz)
 
     def defect_mask(self, pixel_threshold: float) -> np.ndarray:
         """S×S bool predicted defect region at a raw pixel threshold."""

@@ -1,6 +1,7 @@
 """The per-sample work of ``lsfa score``: score numbered SampleRefs into result rows (a SKIPPED
 row for a sample that cannot be scored) and write their ``--maps`` PNGs. The local engine runs
-it over the whole input list; each Ray actor (:mod:`core.ray_engine`) runs it over its batches.
+it over the whole input list; each Ray actor (:mod:`core.ray_engine`) runs it over its batches,
+so both engines give the same columns (regions, report-grade rounding) and the same PNGs.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from pathlib import Path
 from core.errors import UserError
 from core.naming import safe_name
 from core.progress import Progress
-from core.rows import error_reason, error_row, result_row
+from core.rows import REPORT_DIGITS, error_reason, error_row, result_row
 
-__all__ = ["map_image", "map_path", "score_rows"]
+__all__ = ["map_image", "annotated_map_image", "map_path", "score_rows", "REPORT_PNG"]
+
+REPORT_PNG = "report_png"  # with report=True: the key of a scored row's annotated overlay (PNG bytes)
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +30,29 @@ def map_image(result, model):
     return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
 
 
+def annotated_map_image(result, model):
+    """The annotated report image of one result (core.render.annotate over :func:`map_image`)."""
+    from core.render import annotate
+
+    thr = model.thresholds
+    return annotate(map_image(result, model), result.name, result.verdict(thr), result.image_score, thr,
+                    model.display_range, regions=result.regions(thr.pixel))
+
+
 def map_path(maps: Path, index: int, ref) -> Path:
     """Where the ``--maps`` PNG of input number ``index`` goes (input order, then its name)."""
     return Path(maps) / f"{index:04d}_{safe_name(ref.name)}.png"
 
 
 def score_rows(model, refs: Sequence, indices: Sequence[int] | None = None, maps: Path | None = None,
-               progress: Progress | None = None, stage: str = "Scoring") -> Iterator[tuple[int, dict]]:
-    """Yield (index, row) for each SampleRef, in order: its result row (and its map written
-    into ``maps``), or a SKIPPED row with the reason when it cannot be scored (a UserError or
-    MemoryError, logged). ``indices``: the inputs' numbers (default 0, 1, ...)."""
-    from core.render import save_png
+               progress: Progress | None = None, stage: str = "Scoring", *, digits: int = REPORT_DIGITS,
+               annotate: bool = False, report: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield (index, row) for each SampleRef, in order: its result row (floats to ``digits``
+    significant digits; its map written into ``maps``, annotated when ``annotate``), or a
+    SKIPPED row with the reason when it cannot be scored (a UserError or MemoryError, logged).
+    ``indices``: the inputs' numbers (default 0, 1, ...). ``report``: each scored row also
+    carries its annotated overlay as PNG bytes under :data:`REPORT_PNG` (not a CSV column)."""
+    from core.render import png_bytes, save_png
 
     indices = list(range(len(refs))) if indices is None else list(indices)
     skipped: list[tuple[int, dict]] = []
@@ -53,11 +68,15 @@ def score_rows(model, refs: Sequence, indices: Sequence[int] | None = None, maps
     for pos, ref, result in model.score_each(refs, progress, stage, on_error=skip):
         yield from skipped
         skipped.clear()
+        annotated = annotated_map_image(result, model) if report or (maps is not None and annotate) else None
         if maps is not None:
             target = map_path(maps, indices[pos], ref)
             try:
-                save_png(target, map_image(result, model))
+                save_png(target, annotated if annotate else map_image(result, model))
             except OSError as exc:
                 raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
-        yield indices[pos], result_row(ref, result, model)
+        row = result_row(ref, result, model, digits)
+        if report:
+            row[REPORT_PNG] = png_bytes(annotated)
+        yield indices[pos], row
     yield from skipped

@@ -4,7 +4,9 @@ Convention, used everywhere in the project: a sample (or pixel) is judged a defe
 **iff score >= threshold**. Optionally an *uncertain band* splits the image verdict in three:
 with an upper threshold ``uncertain_until`` above the image threshold, a part is OK below the
 image threshold, UNCERTAIN from it up to (not including) ``uncertain_until``, and NG at or
-above ``uncertain_until`` (:func:`verdict`, the one place that decides). Thresholds are in the raw units of the scores they were chosen
+above ``uncertain_until`` (:func:`verdict`, the one place that decides). An optional *minimum
+defect area* (pixels of the anomaly map) keeps a part OK when its largest defect region at the
+pixel threshold is smaller than that, however high its image score. Thresholds are in the raw units of the scores they were chosen
 on (image score or anomaly-map value).
 """
 
@@ -16,7 +18,7 @@ from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
 __all__ = [
     "best_f1_threshold", "quantile_threshold", "confusion", "confusion_counts", "confusion_rates",
-    "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "OK", "NG", "UNCERTAIN",
+    "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "check_min_defect_area", "threshold_warnings", "OK", "NG", "UNCERTAIN",
 ]
 
 OK, NG, UNCERTAIN = "OK", "NG", "UNCERTAIN"
@@ -27,16 +29,34 @@ def is_defect(scores, threshold: float):
     return np.asarray(scores) >= threshold
 
 
-def verdict(score: float, threshold: float, uncertain_until: float | None = None) -> str:
+def verdict(score: float, threshold: float, uncertain_until: float | None = None,
+            largest_region_px: int | None = None, min_defect_area: int = 0) -> str:
     """The verdict of one sample (raw units): "OK" if score < threshold; without a band "NG"
     otherwise. With ``uncertain_until`` > threshold (the uncertain band [threshold,
     uncertain_until)): "NG" if score >= uncertain_until, else "UNCERTAIN". A band that is not
-    above the threshold (None, or <= threshold) means no band."""
+    above the threshold (None, or <= threshold) means no band.
+
+    ``min_defect_area`` > 0 (pixels of the anomaly map): a part whose largest defect region
+    (``largest_region_px``, 8-connected pixels at or above the pixel threshold) is smaller is
+    "OK" whatever its score; the rule is skipped when the region size is unknown (None)."""
     if score < threshold:
+        return OK
+    if min_defect_area > 0 and largest_region_px is not None and largest_region_px < min_defect_area:
         return OK
     if uncertain_until is not None and uncertain_until > threshold and score < uncertain_until:
         return UNCERTAIN
     return NG
+
+
+def check_min_defect_area(value) -> int:
+    """A minimum defect area (pixels) as an int; ValueError unless it is a whole number >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the minimum defect area must be a number of pixels, got {value!r}") from None
+    if not (np.isfinite(number) and number >= 0 and number == int(number)) or isinstance(value, bool):
+        raise ValueError(f"the minimum defect area must be a whole number of pixels >= 0, got {value!r}")
+    return int(number)
 
 
 def check_band(low: float, high: float) -> tuple[float, float]:
@@ -75,6 +95,19 @@ def confusion_rates(counts: dict) -> dict[str, float]:
         f1=ratio(2 * tp, 2 * tp + fp + fn),
         accuracy=ratio(tp + tn, tp + fp + fn + tn),
     )
+
+
+def threshold_warnings(counts: dict) -> list[str]:
+    """What is wrong with an image threshold on labelled samples (confusion ``counts``): it
+    passes most defective samples (recall < 0.5) or flags most good ones (false-positive rate
+    > 0.5). Empty when neither holds, or without samples of that kind."""
+    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
+    out = []
+    if tp + fn and tp / (tp + fn) < 0.5:
+        out.append(f"the image threshold passes {fn} of {tp + fn} defective samples as OK (recall {tp / (tp + fn):.2f})")
+    if fp + tn and fp / (fp + tn) > 0.5:
+        out.append(f"the image threshold flags {fp} of {fp + tn} good samples as NG")
+    return out
 
 
 def _checked(labels, scores) -> tuple[np.ndarray, np.ndarray]:

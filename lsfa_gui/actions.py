@@ -40,6 +40,9 @@ class WindowActions:
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
         a["export_png"] = self._action("Export overlay &PNG of this sample…", self.export_current_png_dialog, "Ctrl+E")
         a["export_pngs"] = self._action("Export overlay PNGs of &all samples…", self.export_all_pngs_dialog, None)
+        a["export_annotated"] = self._action("Export a&nnotated PNGs of all samples…",
+                                             lambda: self.export_all_pngs_dialog(annotated=True), None)
+        a["export_report"] = self._action("Export &report (HTML)…", self.export_report_dialog, None)
         a["save_thresholds"] = self._action("Save &thresholds to model file", self.save_thresholds, "Ctrl+S")
         a["save_model_as"] = self._action("Save model &as…", self.save_model_as_dialog, "Ctrl+Shift+S")
         a["quit"] = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -54,7 +57,7 @@ class WindowActions:
         menu = self.menuBar()
         m = menu.addMenu("&File")
         for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "watch", "cancel", None,
-                    "export_csv", "export_json", "export_png", "export_pngs", None, "save_thresholds", "save_model_as", None, "quit"):
+                    "export_csv", "export_json", "export_png", "export_pngs", "export_annotated", "export_report", None, "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")
         for key in ("next", "previous", None, "reset_camera", "stretch"):

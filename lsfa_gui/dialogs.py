@@ -117,8 +117,15 @@ class FileDialogs:
         self.log(f"Saved overlay {out}", "success")
         return out
 
-    def export_all_pngs_dialog(self):
+    def export_all_pngs_dialog(self, annotated: bool = False):
         folder = QFileDialog.getExistingDirectory(self, "Folder for overlay PNGs", self._dialog_dir("export"))
         if folder:
             self.settings.set_last_dir("export", folder)
-            self.export_all_pngs(folder)
+            self.export_all_pngs(folder, annotated)
+
+    def export_report_dialog(self):
+        default = str(Path(self._dialog_dir("export")) / "report.html")
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", default, "HTML (*.html)")
+        if path:
+            self.settings.set_last_dir("export", str(Path(path).parent))
+            self.export_report(path)

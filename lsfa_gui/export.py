@@ -16,23 +16,31 @@ import numpy as np
 from core import render
 from core.atomic import atomic_write
 from core.naming import safe_name
+from core.report import ReportHeader, ReportRow, utc_now, write_report
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
 
 FIELDS = (
-    "name", "split", "label", "gt_defect", "image_score", "image_score_normalised", "verdict",
-    "image_threshold", "pixel_threshold", "defect_pixels", "max_pixel_score", "seconds",
-    "source", "model",
+    "date", "name", "split", "label", "gt_defect", "image_score", "image_score_normalised", "verdict",
+    "image_threshold", "pixel_threshold", "min_defect_area", "defect_pixels", "regions", "largest_region_px",
+    "largest_region_mm2", "max_pixel_score", "seconds",
+    "source", "model", "model_id",
 )
+CSV_DIGITS = 4  # significant digits of the floats in the CSV export (report grade; the JSON keeps them all)
 
 
 def result_rows(state: InspectionState) -> list[dict]:
-    """One dict per sample (unscored samples included with empty score fields)."""
+    """One dict per sample (unscored samples included with empty score fields); ``date`` is the
+    export time (ISO 8601 UTC), ``model_id`` the model file's id (its tensors' checksum prefix)."""
     rng = state.image_score_range()
+    date = utc_now()
     thr = state.thresholds
     rows = []
     for e in state.entries:
         amap = None if e.result is None else np.asarray(e.result.anomaly_map)
+        regions = state.regions(e)
+        largest = regions[0] if regions else None
         rows.append({
+            "date": date,
             "name": e.name,
             "split": e.split,
             "label": e.label,
@@ -42,11 +50,16 @@ def result_rows(state: InspectionState) -> list[dict]:
             "verdict": state.verdict(e),
             "image_threshold": thr.image,
             "pixel_threshold": thr.pixel,
+            "min_defect_area": thr.min_defect_area or None,
             "defect_pixels": None if amap is None or thr.pixel is None else int(np.sum(amap >= thr.pixel)),
+            "regions": None if amap is None or thr.pixel is None else len(regions),
+            "largest_region_px": None if amap is None or thr.pixel is None else (largest.area_px if largest else 0),
+            "largest_region_mm2": None if largest is None else largest.area_mm2,
             "max_pixel_score": None if amap is None else float(amap.max()),
             "seconds": e.seconds,
             "source": e.source,
             "model": state.model.path,
+            "model_id": state.model.model_id,
         })
     return rows
 
@@ -57,9 +70,20 @@ def export_csv(state: InspectionState, path: str | Path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in result_rows(state):
-        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     atomic_write(path, buf.getvalue().encode())
     return path
+
+
+def _cell(value) -> str:
+    """A CSV cell: floats to CSV_DIGITS significant digits, None empty, text made formula-safe."""
+    from core.outputs import csv_safe
+
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{CSV_DIGITS}g}"
+    return csv_safe(value)
 
 
 def export_json(state: InspectionState, path: str | Path) -> Path:
@@ -72,6 +96,8 @@ def export_json(state: InspectionState, path: str | Path) -> Path:
         "colour_range": state.colour_range,
         "samples": result_rows(state),
     }
+    for row, entry in zip(doc["samples"], state.entries):
+        row["region_list"] = [r.to_dict() for r in state.regions(entry)]
     atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
     return path
 
@@ -101,8 +127,10 @@ def export_overlay_png(state: InspectionState, index: int, path: str | Path, lut
     return path
 
 
-def export_all_overlays(state: InspectionState, folder: str | Path, lut: np.ndarray, progress=None) -> list[Path]:
-    """One PNG per scored sample, named ``NNNN_<split>_<label>_<name>.png``."""
+def export_all_overlays(state: InspectionState, folder: str | Path, lut: np.ndarray, progress=None,
+                        annotated: bool = False) -> list[Path]:
+    """One PNG per scored sample, named ``NNNN_<split>_<label>_<name>.png`` (``annotated``: the
+    report version, :func:`annotated_image`)."""
     from core.progress import ensure
 
     p = ensure(progress)
@@ -112,6 +140,50 @@ def export_all_overlays(state: InspectionState, folder: str | Path, lut: np.ndar
     for k, i in enumerate(scored):
         e = state.entries[i]
         stem = safe_name("_".join(x for x in (e.split, e.label or "", e.name) if x))
-        out.append(export_overlay_png(state, i, folder / f"{i:04d}_{stem}.png", lut))
+        target = folder / f"{i:04d}_{stem}.png"
+        if annotated:
+            atomic_write(target, render.png_bytes(annotated_image(state, e, lut)))
+            out.append(target)
+        else:
+            out.append(export_overlay_png(state, i, target, lut))
         p.update("Export overlays", k + 1, len(scored))
+    return out
+
+
+def annotated_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -> np.ndarray:
+    """The overlay of a scored entry as the RGB view draws it, annotated for reports
+    (core.render.annotate: name, verdict, score, thresholds, colour bar, numbered regions)."""
+    image = overlay_image(state, entry, lut)
+    amap = np.asarray(entry.result.anomaly_map, np.float32)
+    rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
+    return render.annotate(image, entry.name, state.verdict(entry), entry.image_score, state.thresholds, rng,
+                           lut, regions=state.regions(entry))
+
+
+def export_report(state: InspectionState, path: str | Path, lut: np.ndarray, progress=None) -> Path:
+    """The HTML batch report (core.report) of every sample in the browser, at the current
+    thresholds and display settings; unscored samples are listed as SKIPPED."""
+    from core.progress import ensure
+
+    p = ensure(progress)
+    rows = []
+    for k, e in enumerate(state.entries):
+        p.update("Export report", k, len(state.entries), e.name)
+        if e.result is None:
+            rows.append(ReportRow(e.name, "SKIPPED", is_defect=e.is_defect, label=e.label, source=e.source,
+                                  error="not scored"))
+            continue
+        regions = state.regions(e)
+        largest = ""
+        if regions:
+            big = regions[0]
+            largest = f"{big.area_mm2:.4g} mm²" if big.area_mm2 is not None else f"{big.area_px} px"
+        rows.append(ReportRow(e.name, state.verdict(e) or "", e.image_score, e.is_defect, e.label, len(regions),
+                              largest, e.source, png=render.png_bytes(annotated_image(state, e, lut))))
+    thr = state.thresholds
+    header = ReportHeader(model=state.model.path or state.model.name, model_id=state.model.model_id,
+                          image_threshold=thr.image, pixel_threshold=thr.pixel,
+                          uncertain_until=thr.uncertain_until, min_defect_area=thr.min_defect_area)
+    out = write_report(path, rows, header)
+    p.update("Export report", len(state.entries), len(state.entries))
     return out

@@ -1,6 +1,7 @@
 """The window's engine work: starting, queueing and cancelling jobs (``lsfa_gui.tasks`` on a
 :class:`~lsfa_gui.runner.JobRunner`), putting their messages and results into the state, the
-threshold-free metrics, and saving the model or its thresholds in the background."""
+threshold-free metrics, the model/data check's banner, and saving the model or its thresholds
+and exporting overlays or the HTML report in the background."""
 
 from __future__ import annotations
 
@@ -148,11 +149,17 @@ class JobControl:
             self._show_listing(msg.listing)
         elif isinstance(msg, tasks.ModelReady):
             self._on_model_ready(msg)
+        elif isinstance(msg, tasks.SampleFailed) and msg.quiet:
+            pass  # told once for the batch (the data banner)
         elif isinstance(msg, tasks.SampleFailed):
             name = self.state.entries[msg.index].name if 0 <= msg.index < len(self.state.entries) else "?"
             self.log(f"{name}: {msg.message}", "warning")
         elif isinstance(msg, tasks.Note):
             self.log(msg.text, msg.level)
+        elif isinstance(msg, tasks.DataMismatch):
+            self.data_banner.show_findings(msg.messages)
+            for text in msg.messages:
+                self.log(f"Model/data check: {text}", "warning")
 
     def _show_listing(self, listing: tasks.DatasetListing):
         self.state.dataset_root = listing.root
@@ -172,12 +179,13 @@ class JobControl:
 
     def _set_model(self, model, path: str | None):
         thr = getattr(model, "thresholds", None)
-        seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None))
+        seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None),
+                            min_defect_area=getattr(thr, "min_defect_area", 0))
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
         self.state.set_model(ModelInfo(model=model, path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
-                                       estimate=check.get("estimate")))
+                                       estimate=check.get("estimate"), model_id=getattr(model, "model_id", "") or ""))
 
     def _on_job_succeeded(self, _rid: int, result: Any):
         self._handle_result(result)
@@ -244,6 +252,8 @@ class JobControl:
         model.thresholds = saved.thresholds
         model.model_id = saved.model_id
         model.info["model_id"] = saved.model_id
+        if model is self.model:
+            self.state.model.model_id = saved.model_id  # the exports' model_id column
 
     def save_thresholds(self):
         if self.model is None or not self.model_path:
@@ -258,11 +268,13 @@ class JobControl:
         def done(saved: tasks.ModelSaved):
             self._model_saved(model, saved)
             if model is self.model:
-                self.state.set_seeded(saved.thresholds.image, saved.thresholds.pixel)
+                self.state.set_seeded(saved.thresholds.image, saved.thresholds.pixel,
+                                      saved.thresholds.min_defect_area)
             self.log(f"Thresholds saved to {saved.path} (model id {saved.model_id})", "success")
             self.status.showMessage("Thresholds saved", 5000)
 
-        self._start_aux("Save thresholds", tasks.save_model_job(model, self.model_path, t.image, t.pixel), done)
+        self._start_aux("Save thresholds",
+                        tasks.save_model_job(model, self.model_path, t.image, t.pixel, t.min_defect_area), done)
 
     def save_model_as(self, path: str):
         if self.model is None:
@@ -277,12 +289,23 @@ class JobControl:
                 self.state.set_model_path(saved.path)
             self.log(f"Model saved to {saved.path} (model id {saved.model_id})", "success")
 
-        self._start_aux("Save model", tasks.save_model_job(model, path, t.image, t.pixel), done)
+        self._start_aux("Save model", tasks.save_model_job(model, path, t.image, t.pixel, t.min_defect_area), done)
 
-    def export_all_pngs(self, folder: str):
+    def _export_snapshot(self):
+        """(state copy, colour table) for a background export: later GUI changes do not reach it."""
         state = copy.copy(self.state)  # shallow: entries/results are only read
         state.display = copy.copy(self.state.display)
         state.thresholds = copy.copy(self.state.thresholds)
-        table = lut(self.state.display.colormap)
-        self._start_aux("Export overlays", lambda progress: export.export_all_overlays(state, folder, table, progress),
+        return state, lut(self.state.display.colormap)
+
+    def export_all_pngs(self, folder: str, annotated: bool = False):
+        state, table = self._export_snapshot()
+        self._start_aux("Export overlays",
+                        lambda progress: export.export_all_overlays(state, folder, table, progress, annotated),
                         lambda paths: self.log(f"Exported {len(paths)} overlay PNG(s)", "success"))
+
+    def export_report(self, path: str) -> None:
+        """Write the HTML report in the background (an aux job)."""
+        state, table = self._export_snapshot()
+        self._start_aux("Export report", lambda progress: export.export_report(state, path, table, progress),
+                        lambda out: self.log(f"Wrote the report {out}", "success"))

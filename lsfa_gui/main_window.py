@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 from superqt.utils import signals_blocked
 
 from lsfa_gui.actions import WindowActions
@@ -14,6 +14,7 @@ from lsfa_gui.state import COLORMAPS, InspectionState
 from lsfa_gui.thresholding import apply_auto_thresholds
 from lsfa_gui.watching import WatchControl
 from lsfa_gui.widgets.cloud_view import CloudView
+from lsfa_gui.widgets.data_banner import DataBanner
 from lsfa_gui.widgets.histogram_panel import HistogramPanel
 from lsfa_gui.widgets.image_view import ImageView
 from lsfa_gui.widgets.log_panel import LogPanel
@@ -80,8 +81,14 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         views.addWidget(self.cloud_view)
         views.setSizes([500, 500])
         views.setChildrenCollapsible(False)
-        self.setCentralWidget(views)
         self.views_splitter = views
+        self.data_banner = DataBanner()  # the model/data check's findings, above the views
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.data_banner)
+        column.addWidget(views, 1)
+        self.setCentralWidget(central)
 
         self.docks: dict[str, QDockWidget] = {}
         left, bottom = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
@@ -106,6 +113,8 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         self._connect_watch()
         self.threshold_panel.message.connect(lambda text: self.log(text))
         self.state.model_changed.connect(self._on_model_changed)
+        self.state.model_changed.connect(self.data_banner.clear)
+        self.data_banner.fit_requested.connect(lambda: self.fit_current_dataset())
         self.state.display_changed.connect(self._on_display_changed)
 
         geometry, win_state = self.settings.window_state()

@@ -17,8 +17,10 @@ import numpy as np
 
 from core import render
 from core.data.sample import label_is_defect
+from core.regions import Region, find_regions
 from core.thresholds import NG, OK, UNCERTAIN, confusion_counts, verdict  # noqa: F401  (OK/NG/UNCERTAIN: used by the widgets)
 
+TUNED_ON_SHOWN = "optimistic (tuned on the samples shown)"
 COLORMAPS = ("turbo", "inferno", "viridis", "plasma", "CET-L3")
 DEFAULT_COLORMAP = "turbo"  # core.render's TURBO_LUT: the CLI's overlay PNGs use it too
 
@@ -83,6 +85,8 @@ class Thresholds:
     image: float | None = None
     pixel: float | None = None
     uncertain_until: float | None = None  # optional uncertain band [image, uncertain_until) (core.thresholds.verdict)
+    min_defect_area: int = 0  # a part whose largest defect region is smaller (map pixels) stays OK
+    image_origin: str = ""  # TUNED_ON_SHOWN when Auto chose the image threshold on the labelled samples shown
 
 
 @dataclass
@@ -112,6 +116,7 @@ class ModelInfo:
     seeded: Thresholds = field(default_factory=Thresholds)
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
+    model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
 
 
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:
@@ -164,6 +169,7 @@ class InspectionState:
         self.category: str | None = None
         self._colour_range: tuple[float, float] | None = None
         self._colour_range_locked = False
+        self._regions: dict[int, tuple[Any, float | None, list[Region]]] = {}  # id(entry) -> (result, pixel thr, regions)
         self.samples_reset = Event()
         self.sample_updated = Event()
         self.current_changed = Event()
@@ -176,6 +182,7 @@ class InspectionState:
     # ------------------------------------------------------------------ samples
     def set_entries(self, entries: list[SampleEntry]) -> None:
         self.entries = list(entries)
+        self._regions.clear()
         self.current = -1
         self.set_metrics(None)
         self.samples_reset.emit()
@@ -222,11 +229,13 @@ class InspectionState:
         return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
 
     # ------------------------------------------------------------------ thresholds
-    def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> None:
-        """Change one or both thresholds (raw units); None leaves that one unchanged."""
+    def set_thresholds(self, image: float | None = None, pixel: float | None = None, image_origin: str = "") -> None:
+        """Change one or both thresholds (raw units); None leaves that one unchanged. A new image
+        threshold records ``image_origin`` (e.g. TUNED_ON_SHOWN; empty: set by hand or the model)."""
         changed = False
         if image is not None and image != self.thresholds.image:
             self.thresholds.image = float(image)
+            self.thresholds.image_origin = image_origin
             changed = True
         if pixel is not None and pixel != self.thresholds.pixel:
             self.thresholds.pixel = float(pixel)
@@ -241,13 +250,37 @@ class InspectionState:
             self.thresholds.uncertain_until = value
             self.thresholds_changed.emit()
 
+    def set_min_defect_area(self, pixels: int) -> None:
+        """A part whose largest defect region is smaller than this (map pixels; 0 = off) stays OK."""
+        pixels = int(pixels)
+        if pixels != self.thresholds.min_defect_area:
+            self.thresholds.min_defect_area = pixels
+            self.thresholds_changed.emit()
+
     def verdict(self, entry: SampleEntry) -> str | None:
         """"OK" / "NG" (or "UNCERTAIN" inside the uncertain band) at the current image threshold,
         None if unscored or no threshold."""
         score = entry.image_score
         if score is None or self.thresholds.image is None:
             return None
-        return verdict(score, self.thresholds.image, self.thresholds.uncertain_until)
+        thr = self.thresholds
+        largest = None
+        if thr.min_defect_area:
+            regions = self.regions(entry)
+            largest = regions[0].area_px if regions else 0
+        return verdict(score, thr.image, thr.uncertain_until, largest, thr.min_defect_area)
+
+    def regions(self, entry: SampleEntry) -> list[Region]:
+        """The defect regions of a scored entry at the current pixel threshold, largest first
+        (core.regions; cached per result and threshold). Empty if unscored or no threshold."""
+        if entry.result is None or self.thresholds.pixel is None:
+            return []
+        cached = self._regions.get(id(entry))
+        if cached is not None and cached[0] is entry.result and cached[1] == self.thresholds.pixel:
+            return cached[2]
+        regions = find_regions(entry.result.anomaly_map, self.thresholds.pixel, getattr(entry.result, "xyz", None))
+        self._regions[id(entry)] = (entry.result, self.thresholds.pixel, regions)
+        return regions
 
     def image_score_range(self) -> tuple[float, float] | None:
         """(min, max) raw image score over scored samples, None if fewer than one."""
@@ -272,6 +305,7 @@ class InspectionState:
             self._colour_range_locked = True
         self.model_changed.emit()
         self.colour_range_changed.emit()
+        self.set_min_defect_area(info.seeded.min_defect_area)
         self.set_thresholds(info.seeded.image, info.seeded.pixel)
 
     def set_model_path(self, path: str) -> None:
@@ -280,9 +314,9 @@ class InspectionState:
         self.model.name = Path(path).name
         self.model_changed.emit()
 
-    def set_seeded(self, image: float | None, pixel: float | None) -> None:
+    def set_seeded(self, image: float | None, pixel: float | None, min_defect_area: int = 0) -> None:
         """The thresholds stored in the model file (after saving the live ones into it)."""
-        self.model.seeded = Thresholds(image, pixel)
+        self.model.seeded = Thresholds(image, pixel, min_defect_area=int(min_defect_area))
         self.model_changed.emit()
 
     # ------------------------------------------------------------------ metrics

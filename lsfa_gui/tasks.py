@@ -10,6 +10,7 @@ plain function that returns it). The messages:
   SampleFailed(index, message)      one sample could not be read/scored (the job goes on)
   Note(text)                        something worth a line in the log
   WatchScored(record)               a watched part was scored (or failed): a core.watch.WatchRecord
+  DataMismatch(messages)            the model does not fit the data being scored (core.compat findings)
 """
 
 from __future__ import annotations
@@ -65,12 +66,18 @@ class WatchScored:
 class SampleFailed:
     index: int
     message: str
+    quiet: bool = False  # already told once for the whole batch (a DataMismatch): no line of its own
 
 
 @dataclass
 class Note:
     text: str
     level: str = "info"
+
+
+@dataclass
+class DataMismatch:
+    messages: list[str]
 
 
 @dataclass
@@ -130,9 +137,21 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
 
 def score_requests(model, requests: list[SampleRequest], progress: Progress) -> Generator[Any, None, tuple[int, int]]:
     """Score each request, yielding SampleScored / SampleFailed (a bad sample is reported and
-    skipped); returns (scored, failed)."""
+    skipped); returns (scored, failed). The model/data check (core.compat) runs first and on the
+    scores: its findings are one DataMismatch each time, and samples lacking a modality the model
+    needs are skipped with a quiet SampleFailed each (the window does not log them one by one)."""
+    from core.compat import check_inputs, check_scores, missing_reason
+
+    findings = check_inputs(model, [r.ref for r in requests])
+    if findings:
+        yield DataMismatch([f.message for f in findings])
+    lacking = [r for r in requests if missing_reason(model, r.ref)]
+    for r in lacking:
+        yield SampleFailed(r.index, missing_reason(model, r.ref), quiet=True)
+    requests = [r for r in requests if not missing_reason(model, r.ref)]
     ok = 0
     failures: list[SampleFailed] = []
+    scores = []
 
     def skip(k, _ref, exc) -> None:
         failures.append(SampleFailed(requests[k].index, str(exc)))
@@ -142,9 +161,13 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress) -> 
         yield from failures[reported:]
         reported = len(failures)
         yield SampleScored(requests[k].index, result)
+        scores.append(result.image_score)
         ok += 1
     yield from failures[reported:]
-    return ok, len(failures)
+    late = check_scores(model, scores)
+    if late:
+        yield DataMismatch([f.message for f in late])
+    return ok, len(failures) + len(lacking)
 
 
 def load_or_fit(
@@ -293,10 +316,12 @@ class ModelSaved:
     thresholds: Any  # core.results.Thresholds
 
 
-def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None):
+def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None,
+                   min_defect_area: int | None = None):
     """Write ``model`` atomically to ``path``, with the thresholds ``image`` and ``pixel`` (raw
-    units) when both are given; returns :class:`ModelSaved`. A copy is written: the open model
-    is left untouched for the window to update on its own thread."""
+    units) when both are given and the minimum defect area (map pixels; None: keep the model's);
+    returns :class:`ModelSaved`. A copy is written: the open model is left untouched for the
+    window to update on its own thread."""
 
     def run(progress: Progress) -> ModelSaved:
         import copy
@@ -307,8 +332,12 @@ def save_model_job(model, path: str | Path, image: float | None = None, pixel: f
         progress.update("Saving model", 0, 1)
         saved = copy.copy(model)
         saved.info = dict(model.info)
+        area = getattr(model.thresholds, "min_defect_area", 0) if min_defect_area is None else int(min_defect_area)
         if image is not None and pixel is not None:
-            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)")
+            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)", min_defect_area=area)
+        elif area != getattr(model.thresholds, "min_defect_area", 0):
+            saved.thresholds = copy.copy(model.thresholds)
+            saved.thresholds.min_defect_area = area
         model_id = save_model(saved, path)
         progress.update("Saving model", 1, 1)
         return ModelSaved(str(path), model_id, saved.thresholds)

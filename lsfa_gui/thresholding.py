@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import thresholds as core_thresholds
-from lsfa_gui.state import InspectionState, pooled_map_values
+from lsfa_gui.state import TUNED_ON_SHOWN, InspectionState, pooled_map_values
 
 DEFAULT_QUANTILE = 0.99
 PIXEL_QUANTILE = 0.999
@@ -59,6 +59,12 @@ def apply_auto_thresholds(state: InspectionState, image: bool = True, pixel: boo
         except ValueError as exc:
             notes.append(f"Auto {level} threshold: {exc}")
             continue
-        state.set_thresholds(**{level: thr})
+        if level == "image":
+            # chosen on the labelled samples it is then judged on: an optimistic threshold
+            tuned = state.labelled_scores()[0].size > 0
+            state.set_thresholds(image=thr, image_origin=TUNED_ON_SHOWN if tuned else "")
+            how += f", {TUNED_ON_SHOWN}" if tuned else ""
+        else:
+            state.set_thresholds(pixel=thr)
         notes.append(f"{level.capitalize()} threshold {thr:.4g}: {how}")
     return notes

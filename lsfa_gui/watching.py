@@ -75,6 +75,7 @@ class WatchControl:
         if t.pixel is not None:
             thr.pixel = t.pixel
         thr.uncertain_until = t.uncertain_until
+        thr.min_defect_area = t.min_defect_area
 
     def _on_job_finished(self, rid: int):
         if rid == self._watch_rid:

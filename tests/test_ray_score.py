@@ -27,11 +27,12 @@ def read_csv(path: Path) -> tuple[list[str], list[dict]]:
 
 
 def assert_same_rows(rows: list[dict], expected: list[dict]) -> None:
-    """Same inputs in the same order, same verdicts and errors, scores within 1e-4 relative."""
+    """Same inputs in the same order, same verdicts, regions and errors, scores within 1e-4
+    relative. ``date`` (when each run wrote its table) is ignored: the two runs differ in time."""
     assert [r["path"] for r in rows] == [r["path"] for r in expected]
     for got, want in zip(rows, expected):
-        assert {k: v for k, v in got.items() if k != "image_score"} == \
-            {k: v for k, v in want.items() if k != "image_score"}
+        assert {k: v for k, v in got.items() if k not in ("image_score", "date")} == \
+            {k: v for k, v in want.items() if k not in ("image_score", "date")}
         if want["image_score"]:
             assert float(got["image_score"]) == pytest.approx(float(want["image_score"]), rel=1e-4)
         else:
@@ -85,6 +86,15 @@ def test_sample_refs_cross_the_dataset_as_json_unchanged():
     assert ref_from_json(ref_to_json(ref)) == ref
 
 
+def test_rows_cross_the_dataset_as_json_with_their_report_png():
+    from core.ray_engine import row_from_json, row_to_json
+    from core.score_rows import REPORT_PNG
+
+    row = {"path": "a.png", "regions": 2, REPORT_PNG: b"\x89PNG\r\n\x00\xff"}
+    assert row_from_json(row_to_json(row)) == row
+    assert row_from_json(row_to_json({"path": "b.png"})) == {"path": "b.png"}
+
+
 def test_batches_and_pool_follow_workers_and_sample_count():
     from core.ray_engine import batch_size, pool_size
 
@@ -116,7 +126,7 @@ def local_table(inputs, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("LSFA_CACHE_DIR", str(out / "cache"))
     code = main(["score", str(model), *map(str, paths), "--csv", str(out / "t.csv"),
-                 "--parquet", str(out / "t.parquet"), "--maps", str(out / "maps")])
+                 "--parquet", str(out / "t.parquet"), "--maps", str(out / "maps"), "--report", str(out / "r.html")])
     mp.undo()
     assert code == 2  # the corrupt sample
     columns, rows = read_csv(out / "t.csv")
@@ -126,10 +136,10 @@ def local_table(inputs, tmp_path_factory):
 
 def assert_parquet_matches(path: Path, rows: list[dict]) -> None:
     pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed")
-    from core.rows import COLUMNS
+    from core.rows import SCORE_COLUMNS
 
     table = pq.read_table(path)
-    assert table.column_names == COLUMNS
+    assert table.column_names == SCORE_COLUMNS
     assert str(table.schema.field("image_score").type) == "double"
     assert str(table.schema.field("defect_pixels").type) == "int64"
     got = table.to_pylist()
@@ -138,6 +148,9 @@ def assert_parquet_matches(path: Path, rows: list[dict]) -> None:
         assert g["verdict"] == r["verdict"] and g["error"] == r["error"]
         assert g["image_score"] == (float(r["image_score"]) if r["image_score"] else None)
         assert g["defect_pixels"] == (int(r["defect_pixels"]) if r["defect_pixels"] else None)
+        assert g["regions"] == (int(r["regions"]) if r["regions"] else None)
+        assert g["largest_region_px"] == (int(r["largest_region_px"]) if r["largest_region_px"] else None)
+        assert g["date"] == r["date"]  # the CSV and the Parquet file of one run share its date
 
 
 def test_model_shipped_by_content_is_checked_like_the_file(inputs):
@@ -193,7 +206,7 @@ def test_ray_engine_gives_the_local_rows_maps_and_parquet(ray_cluster, inputs, l
     columns, expected, local_maps = local_table
     code = main(["score", str(model), *map(str, paths), "--engine", "ray", "--workers", "2",
                  "--csv", str(tmp_path / "t.csv"), "--parquet", str(tmp_path / "t.parquet"),
-                 "--maps", str(tmp_path / "maps")])
+                 "--maps", str(tmp_path / "maps"), "--annotate", "--report", str(tmp_path / "r.html")])
     assert code == 2  # the corrupt sample is a SKIPPED row, not an aborted job
     got_columns, rows = read_csv(tmp_path / "t.csv")
     assert got_columns == columns
@@ -202,6 +215,9 @@ def test_ray_engine_gives_the_local_rows_maps_and_parquet(ray_cluster, inputs, l
     assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == \
         sorted(p.name for p in local_maps.glob("*.png"))
     assert not list((tmp_path / "maps").glob(".*"))  # no temp files left by the actors
+    got, want = (tmp_path / "r.html").read_text(), (local_maps.parent / "r.html").read_text()
+    for part in ('<tr class="sample">', "data:image/png;base64,"):  # the actors' annotated overlays
+        assert got.count(part) == want.count(part) > 0
 
 
 def test_cancelling_a_ray_run_writes_no_table_and_frees_the_workers(ray_cluster, inputs, tmp_path, monkeypatch):

@@ -79,7 +79,8 @@ def format_model(summary: dict) -> str:
         + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
         + f"; image score {summary['image_score']}",
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
-        f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})",
+        f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})"
+        + (f"; minimum defect area {t['min_defect_area']} px" if t.get("min_defect_area") else ""),
     ]
     from core.scoring.ann import SearchChoice
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from core.commands.fit import add_units_arg
-from core.commands.score import add_uncertain_arg, apply_uncertain
+from core.commands.score import add_min_area_arg, add_uncertain_arg, apply_min_area, apply_uncertain
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def register(sub) -> None:
                         f"becomes an error row (default {PARTNER_TIMEOUT_S:g})")
     add_units_arg(p)
     add_uncertain_arg(p)
+    add_min_area_arg(p)
     p.set_defaults(func=run)
 
 
@@ -71,6 +72,7 @@ def run(args) -> int:
     model = load_model(args.model)
     model.xyz_units = args.xyz_units
     apply_uncertain(model, args.uncertain)
+    apply_min_area(model, args.min_defect_area)
     if args.csv:
         check_output_file(args.csv, "CSV log")
     if args.maps:

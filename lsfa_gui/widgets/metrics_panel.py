@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from core.thresholds import confusion_rates
+from core.thresholds import confusion_rates, threshold_warnings
 from lsfa_gui.state import InspectionState
 
 
@@ -115,6 +115,11 @@ class MetricsPanel(QWidget):
         self.rates = QLabel("–")
         self.rates.setWordWrap(True)
         cgrid.addWidget(self.rates, 3, 0, 1, 3)
+        self.threshold_note = QLabel("")  # honest thresholds: what is wrong with this one, how it was chosen
+        self.threshold_note.setObjectName("thresholdWarning")
+        self.threshold_note.setWordWrap(True)
+        self.threshold_note.setStyleSheet("color:#b71c1c;font-weight:bold;")
+        cgrid.addWidget(self.threshold_note, 4, 0, 1, 3)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -129,6 +134,17 @@ class MetricsPanel(QWidget):
         self.refresh_confusion()
         self.refresh_estimate()
         self.refresh_metrics()
+
+    def _threshold_note(self, counts: dict | None) -> str:
+        """Warnings about the image threshold on the labelled samples (core.thresholds), and the
+        "optimistic" label when Auto tuned it on the very samples these counts come from."""
+        if counts is None:
+            return ""
+        lines = [f"⚠ {w[0].upper()}{w[1:]}." for w in threshold_warnings(counts)]
+        origin = self.state.thresholds.image_origin
+        if origin:
+            lines.append(f"Image threshold: Auto, {origin}; expect fewer correct verdicts on new parts.")
+        return "<br>".join(lines)
 
     def refresh_estimate(self):
         """The model's self-check estimate, labelled as one (empty when the fit did not run it)."""
@@ -150,6 +166,7 @@ class MetricsPanel(QWidget):
 
     def refresh_confusion(self):
         c = self.state.confusion()
+        self.threshold_note.setText(self._threshold_note(c))
         if c is None:
             for cell in self.cells.values():
                 cell.setText("–")

@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
 
 from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
 
-COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time")
-COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME = range(len(COLUMNS))
+# the region columns come last, so a narrow browser still shows the verdict
+COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time", "Regions", "Largest")
+COL_NAME, COL_SPLIT, COL_GT, COL_SCORE, COL_VERDICT, COL_TIME, COL_REGIONS, COL_LARGEST = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole
 UNSCORED_SORT = -1e300
 
@@ -52,6 +53,9 @@ class SampleTableModel(QAbstractTableModel):
                 COL_SCORE: "Image anomaly score (raw units of the model)",
                 COL_VERDICT: "OK / NG at the current image threshold",
                 COL_TIME: "Scoring time of the sample",
+                COL_REGIONS: "Number of defect regions (8-connected pixels at or above the pixel threshold)",
+                COL_LARGEST: "Area of the largest defect region: mm² of part surface when the sample has a "
+                             "point cloud, else pixels of the anomaly map",
                 COL_GT: "Ground-truth label, if the dataset has one",
             }.get(section)
         return None
@@ -76,6 +80,10 @@ class SampleTableModel(QAbstractTableModel):
                 return "" if score is None else f"{score:.3g}"
             if col == COL_VERDICT:
                 return self.state.verdict(entry) or ""
+            if col in (COL_REGIONS, COL_LARGEST) and entry.result is not None:
+                return self._region_cell(entry, col, sort)
+            if col in (COL_REGIONS, COL_LARGEST):
+                return UNSCORED_SORT if sort else ""
             if col == COL_TIME:
                 s = entry.seconds
                 if sort:
@@ -83,7 +91,7 @@ class SampleTableModel(QAbstractTableModel):
                 if s is None:
                     return ""
                 return f"{s * 1000:.0f} ms" if s < 1.0 else f"{s:.1f} s"
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_SCORE, COL_TIME):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_SCORE, COL_REGIONS, COL_LARGEST, COL_TIME):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_VERDICT:
             return int(Qt.AlignmentFlag.AlignCenter)
@@ -98,6 +106,17 @@ class SampleTableModel(QAbstractTableModel):
             return entry.source or entry.name
         return None
 
+    def _region_cell(self, entry, col: int, sort: bool):
+        regions = self.state.regions(entry)
+        if col == COL_REGIONS:
+            return len(regions) if sort else str(len(regions))
+        if not regions:
+            return 0 if sort else "–"
+        big = regions[0]
+        if big.area_mm2 is not None:
+            return big.area_mm2 if sort else f"{big.area_mm2:.3g} mm²"
+        return big.area_px if sort else f"{big.area_px} px"
+
     def _reset(self):
         self.beginResetModel()
         self.endResetModel()
@@ -108,7 +127,7 @@ class SampleTableModel(QAbstractTableModel):
     def _verdicts_changed(self):
         if self.state.entries:
             last = len(self.state.entries) - 1
-            self.dataChanged.emit(self.index(0, COL_VERDICT), self.index(last, COL_VERDICT))
+            self.dataChanged.emit(self.index(0, COL_VERDICT), self.index(last, len(COLUMNS) - 1))
 
 
 class SampleFilterProxy(QSortFilterProxyModel):
@@ -179,7 +198,8 @@ class SampleBrowser(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_SPLIT, 44), (COL_GT, 54), (COL_SCORE, 56), (COL_VERDICT, 52), (COL_TIME, 52)):
+        for col, width in ((COL_SPLIT, 44), (COL_GT, 54), (COL_SCORE, 56), (COL_VERDICT, 52), (COL_REGIONS, 52),
+                           (COL_LARGEST, 70), (COL_TIME, 52)):
             header.resizeSection(col, width)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self.table.doubleClicked.connect(lambda idx: self.sample_activated.emit(self.proxy.mapToSource(idx).row()))

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -131,6 +132,18 @@ class ThresholdPanel(QWidget):
         self.image_row.auto_button.setToolTip("Best F1 on labelled samples, else the 0.99 quantile of good scores")
         self.pixel_row.auto_button.setToolTip("Best pixel F1 on samples with masks, else the 0.999 quantile of good pixel scores")
 
+        self.min_area = QSpinBox()
+        self.min_area.setRange(0, 10_000_000)
+        self.min_area.setSuffix(" px")
+        self.min_area.setSpecialValueText("off")
+        self.min_area.setToolTip("A part whose largest defect region (connected pixels at or above the pixel "
+                                 "threshold, on the model grid) is smaller than this stays OK; 0 = off")
+        self.min_area.valueChanged.connect(state.set_min_defect_area)
+        min_area_row = QHBoxLayout()
+        min_area_row.addWidget(QLabel("Minimum defect area"))
+        min_area_row.addStretch(1)
+        min_area_row.addWidget(self.min_area)
+
         self.reset_button = QPushButton("Reset to model")
         self.reset_button.setToolTip("Restore the thresholds stored in the model file")
         self.reset_button.clicked.connect(self.reset_to_model)
@@ -145,6 +158,7 @@ class ThresholdPanel(QWidget):
         inner.addWidget(self.image_row)
         inner.addSpacing(6)
         inner.addWidget(self.pixel_row)
+        inner.addLayout(min_area_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.reset_button)
         buttons.addStretch(1)
@@ -191,6 +205,8 @@ class ThresholdPanel(QWidget):
     def _show_values(self):
         self.image_row.set_value(self.state.thresholds.image)
         self.pixel_row.set_value(self.state.thresholds.pixel)
+        with signals_blocked(self.min_area):
+            self.min_area.setValue(self.state.thresholds.min_defect_area)
 
     def refresh_model(self):
         has_model = bool(self.state.model.path)
@@ -204,9 +220,17 @@ class ThresholdPanel(QWidget):
         self._say(apply_auto_thresholds(self.state, image=image, pixel=pixel))
         self.refresh_ranges()  # fit the sliders to the scores again around the new value
 
+    def auto_image(self):
+        """Auto image threshold (labelled "optimistic" when tuned on the labelled samples shown)."""
+        self._apply_auto(image=True)
+
+    def auto_pixel(self):
+        self._apply_auto(pixel=True)
+
     def reset_to_model(self):
         seeded = self.state.model.seeded
         self.state.set_thresholds(image=seeded.image, pixel=seeded.pixel)
+        self.state.set_min_defect_area(seeded.min_defect_area)
         self.refresh_ranges()
         self._say(["Thresholds reset to the values stored in the model."])
 
