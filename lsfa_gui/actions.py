@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QStyle, QTextEdit, QToolBar
+from PySide6.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QStyle,
+    QTextEdit,
+    QToolBar,
+)
 
 from lsfa_gui.state import COLORMAPS
+
+TEXT_FIELDS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
+# widgets that use the arrow keys themselves: with one of them focused an arrow key stays theirs
+ARROW_KEY_WIDGETS = TEXT_FIELDS + (QAbstractSlider, QComboBox)
+SAMPLE_ARROWS = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1}
 
 
 class WindowActions:
@@ -36,6 +51,13 @@ class WindowActions:
         a["cancel"] = self._action("&Cancel", self.cancel_job, None, "Cancel the running job (Esc)")
         # Esc cancels the job, except while typing in a field: there it only leaves the field
         self._escape = QShortcut(QKeySequence("Esc"), self, self._on_escape)
+        # the arrow keys move through the samples from anywhere in the window (N / P are the
+        # Next / Previous actions), except in a field or slider, which keeps them
+        self._arrow_shortcuts = [
+            QShortcut(QKeySequence(key), self, self.browser.select_next if step > 0 else self.browser.select_previous)
+            for key, step in SAMPLE_ARROWS.items()
+        ]
+        QApplication.instance().focusChanged.connect(self._on_focus_changed)
         a["export_csv"] = self._action("Export results as &CSV…", lambda: self.export_results_dialog("csv"), None)
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
         a["export_png"] = self._action("Export overlay &PNG of this sample…", self.export_current_png_dialog, "Ctrl+E")
@@ -105,9 +127,14 @@ class WindowActions:
         a["save_thresholds"].setIconText("Save thresholds")
         self.addToolBar(tb)
 
+    def _on_focus_changed(self, _old, new):
+        """A field or slider keeps its arrow keys: the window's arrow shortcuts pause meanwhile."""
+        for shortcut in self._arrow_shortcuts:
+            shortcut.setEnabled(not isinstance(new, ARROW_KEY_WIDGETS))
+
     def _on_escape(self):
         focus = QApplication.focusWidget()
-        if isinstance(focus, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)):
+        if isinstance(focus, TEXT_FIELDS):
             focus.clearFocus()
             return
         self.cancel_job()

@@ -114,6 +114,14 @@ class ModelInfo:
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
 
 
+def entry_has_xyz(entry: SampleEntry) -> bool:
+    """The entry's sample has (or, once loaded, will have) 3D points."""
+    if entry.result is not None and getattr(entry.result, "xyz", None) is not None:
+        return True
+    modalities = getattr(entry.ref, "modalities", None)
+    return callable(modalities) and "xyz" in modalities()
+
+
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:
     """(low, high) covering the bulk of ``values``: 1st .. 99.9th percentile, threshold inside."""
     lo, hi = (float(v) for v in np.percentile(values, [1.0, 99.9]))
@@ -220,6 +228,14 @@ class InspectionState:
     @property
     def current_entry(self) -> SampleEntry | None:
         return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
+
+    def has_xyz(self) -> bool | None:
+        """Whether the open model or any listed sample has 3D points (None: nothing is open)."""
+        if "xyz" in tuple(getattr(self.model.model, "modalities", ()) or ()):
+            return True
+        if not self.entries and self.model.model is None:
+            return None
+        return any(entry_has_xyz(e) for e in self.entries)
 
     # ------------------------------------------------------------------ thresholds
     def set_thresholds(self, image: float | None = None, pixel: float | None = None) -> None:
