@@ -75,7 +75,10 @@ class WindowActions:
 
         menu = self.menuBar()
         m = menu.addMenu("&File")
-        for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "watch", "cancel", None,
+        for key in ("open_dataset", "open_model", "open_samples", "demo"):
+            m.addAction(a[key])
+        self._build_recent_menus(m)
+        for key in (None, "fit", "score", "watch", "cancel", None,
                     "export_csv", "export_json", "export_png", "export_pngs", None, "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")

@@ -101,3 +101,91 @@ def test_arrow_keys_and_n_p_move_through_samples_from_anywhere_but_a_field(qtbot
     qtbot.keyClick(spin, Qt.Key.Key_Up)
     assert st.current == 0
     assert spin.value() > before
+
+
+# ---------------------------------------------------------------------- where models go, recent files
+def test_a_fitted_model_goes_beside_the_dataset_without_overwriting(tmp_path, monkeypatch):
+    from lsfa_gui import tasks
+
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "tires"
+    root.mkdir()
+    first = tasks.fit_output_path(root, "winter")
+    assert first == root / "winter.lsfa"
+    first.write_bytes(b"a model the user keeps")
+    assert tasks.fit_output_path(root, "winter") == root / "winter-2.lsfa"
+    (root / "winter-2.lsfa").write_bytes(b"another")
+    assert tasks.fit_output_path(root, "winter") == root / "winter-3.lsfa"
+    assert tasks.saved_where(root / "winter-3.lsfa", root) == f"Model saved beside the dataset: {root / 'winter-3.lsfa'}"
+
+
+def test_a_dataset_folder_that_cannot_be_written_sends_the_model_to_the_cache(tmp_path, monkeypatch):
+    from lsfa_gui import tasks
+
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tasks, "_writable", lambda folder: False)
+    path = tasks.fit_output_path(tmp_path, "winter")
+    assert path == tasks.fitted_model_path(tmp_path, "winter") and path.is_relative_to(tmp_path / "cache")
+    assert tasks.saved_where(path, tmp_path).endswith(f"(the dataset folder {tmp_path} is not writable)")
+
+
+def test_the_write_probe_detects_a_read_only_folder(tmp_path):
+    import os
+
+    from lsfa_gui import tasks
+
+    if os.geteuid() == 0:
+        pytest.skip("root can write into a read-only folder")
+    assert tasks._writable(tmp_path) and list(tmp_path.iterdir()) == []  # the probe leaves nothing
+    root = tmp_path / "readonly"
+    root.mkdir()
+    root.chmod(0o555)
+    try:
+        assert not tasks._writable(root)
+    finally:
+        root.chmod(0o755)
+
+
+def test_recent_lists_keep_eight_newest_first(settings):
+    from lsfa_gui.settings import RECENT_MAX, Settings
+
+    s = Settings(settings)
+    for i in range(10):
+        s.add_recent("models", f"/m/{i}.lsfa")
+    s.add_recent("models", "/m/5.lsfa")  # opened again: moves to the top, no duplicate
+    assert RECENT_MAX == 8
+    assert s.recent("models") == ["/m/5.lsfa", "/m/9.lsfa", "/m/8.lsfa", "/m/7.lsfa", "/m/6.lsfa", "/m/4.lsfa", "/m/3.lsfa", "/m/2.lsfa"]
+
+
+def test_recent_models_menu_opens_and_prunes_missing_files(qtbot, window, tmp_path, monkeypatch):
+    from lsfa_gui import tasks
+
+    kept, gone = tmp_path / "kept.lsfa", tmp_path / "gone.lsfa"
+    kept.write_bytes(b"x")
+    gone.write_bytes(b"x")
+    # models that were opened (or fitted) join the list
+    for path in (gone, kept):
+        window._on_partial(0, tasks.ModelReady(SimpleNamespace(thresholds=None), str(path), False))
+    assert window.settings.recent("models") == [str(kept), str(gone)]
+    gone.unlink()
+    window._fill_recent_menu("models")  # what opening the menu does
+    texts = [a.text() for a in window.recent_menus["models"].actions()]
+    assert texts == [str(kept)]
+    assert window.settings.recent("models") == [str(kept)]
+    assert f"{gone} no longer exists" in window.log_panel.view.toPlainText()
+    opened = []
+    monkeypatch.setattr(window, "open_model", opened.append)
+    window.recent_menus["models"].actions()[0].trigger()
+    assert opened == [str(kept)]
+
+
+def test_dialogs_start_in_the_last_folder_else_the_dataset_folder(window, tmp_path):
+    from pathlib import Path
+
+    assert window._dialog_dir("model") == str(Path.home())
+    window.state.dataset_root = str(tmp_path)
+    assert window._dialog_dir("model") == str(tmp_path)
+    used = tmp_path / "models"
+    used.mkdir()
+    window.settings.set_last_dir("model", str(used))
+    assert window._dialog_dir("model") == str(used)
