@@ -84,6 +84,7 @@ class FileDialogs:
                 category, ok = QInputDialog.getItem(self, "Category", "Category to inspect:", cats, 0, False)
                 if not ok:
                     return
+            category = category or (cats[0] if cats else None)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the job reports it again
             self.log(str(exc), "error")
             return
@@ -95,7 +96,8 @@ class FileDialogs:
             if fit:
                 from lsfa_gui.widgets.fit_dialog import FitDialog
 
-                dialog = FitDialog(self.settings, parent=self)
+                n_train, modalities = tasks.train_summary(folder, category) if category else (0, ())
+                dialog = FitDialog(self.settings, parent=self, n_train=n_train or None, data_modalities=modalities or None)
                 dialog.exec()
                 if dialog.result_config is None:  # cancelled: open without fitting
                     fit = False

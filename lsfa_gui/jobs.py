@@ -126,7 +126,8 @@ class JobControl:
         if config is None:
             from lsfa_gui.widgets.fit_dialog import FitDialog
 
-            dialog = FitDialog(self.settings, parent=self)
+            n_train, modalities = tasks.train_summary(self.state.dataset_root, self.state.category)
+            dialog = FitDialog(self.settings, parent=self, n_train=n_train or None, data_modalities=modalities or None)
             dialog.exec()
             if dialog.result_config is None:  # cancelled
                 return

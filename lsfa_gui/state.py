@@ -118,8 +118,7 @@ def entry_has_xyz(entry: SampleEntry) -> bool:
     """The entry's sample has (or, once loaded, will have) 3D points."""
     if entry.result is not None and getattr(entry.result, "xyz", None) is not None:
         return True
-    modalities = getattr(entry.ref, "modalities", None)
-    return callable(modalities) and "xyz" in modalities()
+    return "xyz" in (getattr(entry.ref, "modalities", None) or ())
 
 
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:

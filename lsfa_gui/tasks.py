@@ -163,6 +163,20 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
     return DatasetListing(str(ds.root), ds.format, cat, list(ds.categories), refs, "train" in splits)
 
 
+def train_summary(root: str | Path, category: str) -> tuple[int, tuple[str, ...]]:
+    """(number of training samples, modalities they have) of a dataset's category; (0, ()) when
+    it has no train split or cannot be read (the fit itself then says why)."""
+    from core.data.dataset import open_dataset
+
+    try:
+        ds = open_dataset(root)
+        refs = ds.samples(category, "train") if "train" in ds.splits(category) else []
+    except (UserError, OSError):
+        return 0, ()
+    modalities = {m for r in refs for m in r.modalities}
+    return len(refs), tuple(m for m in ("rgb", "xyz") if m in modalities)
+
+
 def score_requests(model, requests: list[SampleRequest], progress: Progress) -> Generator[Any, None, tuple[int, int]]:
     """Score each request, yielding SampleScored / SampleFailed (a bad sample is reported and
     skipped); returns (scored, failed)."""

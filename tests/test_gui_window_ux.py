@@ -189,3 +189,17 @@ def test_dialogs_start_in_the_last_folder_else_the_dataset_folder(window, tmp_pa
     used.mkdir()
     window.settings.set_last_dir("model", str(used))
     assert window._dialog_dir("model") == str(used)
+
+
+def test_listed_samples_with_3d_files_keep_the_3d_view_before_scoring(tmp_path):
+    from core.data.refs import SampleRef
+    from lsfa_gui.state import InspectionState
+
+    state = InspectionState()
+    assert state.has_xyz() is None  # nothing open
+    rgb_only = SampleRef("a", "cookie", "test", "good", rgb_path=tmp_path / "a.png")
+    state.set_entries([SampleEntry("a", "test", "good", ref=rgb_only)])
+    assert state.has_xyz() is False
+    with_xyz = SampleRef("b", "cookie", "test", "good", rgb_path=tmp_path / "b.png", xyz_path=tmp_path / "b.tiff")
+    state.add_entries([SampleEntry("b", "test", "good", ref=with_xyz)])
+    assert state.has_xyz() is True
