@@ -71,6 +71,11 @@ class WindowActions:
         a["stretch"] = self._action("Per-sample colour &stretch", lambda: None, None)
         a["stretch"].setCheckable(True)
         a["stretch"].toggled.connect(lambda on: self.state.set_display(per_sample_range=on))
+        a["from_threshold"] = self._action("Colour range from the pixel &threshold", lambda: None, None,
+                                           "Colour only scores at or above the pixel threshold (the top of the range stays fixed)")
+        a["from_threshold"].setCheckable(True)
+        a["from_threshold"].setChecked(self.state.display.from_threshold)
+        a["from_threshold"].toggled.connect(lambda on: self.state.set_display(from_threshold=on))
         a["auto_thresholds"] = self._action("&Auto thresholds", self._auto_thresholds, None, "Best F1 on labelled data, else a quantile of good scores")
 
         menu = self.menuBar()
@@ -82,7 +87,7 @@ class WindowActions:
                     "export_csv", "export_json", "export_png", "export_pngs", None, "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")
-        for key in ("next", "previous", None, "reset_camera", "stretch"):
+        for key in ("next", "previous", None, "reset_camera", "stretch", "from_threshold"):
             v.addSeparator() if key is None else v.addAction(a[key])
         cmaps = v.addMenu("&Colormap")
         group = QActionGroup(self)

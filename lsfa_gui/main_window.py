@@ -191,6 +191,10 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         if stretch.isChecked() != d.per_sample_range:
             with signals_blocked(stretch):
                 stretch.setChecked(d.per_sample_range)
+        from_threshold = self.actions_by_name["from_threshold"]
+        if from_threshold.isChecked() != d.from_threshold:
+            with signals_blocked(from_threshold):
+                from_threshold.setChecked(d.from_threshold)
         self.settings.save_display(d.colormap, d.opacity)
 
     def _about(self):

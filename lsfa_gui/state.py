@@ -100,6 +100,7 @@ class Display:
     hide_below_threshold: bool = False
     fade_low_scores: bool = render.DEFAULT_FADE
     per_sample_range: bool = False
+    from_threshold: bool = render.DEFAULT_FROM_THRESHOLD  # fixed range starts at the pixel threshold
 
 
 @dataclass
@@ -248,6 +249,8 @@ class InspectionState:
             changed = True
         if changed:
             self.thresholds_changed.emit()
+            if pixel is not None and self.display.from_threshold and not self.display.per_sample_range:
+                self.colour_range_changed.emit()  # the range starts at the pixel threshold
 
     def set_uncertain_until(self, value: float | None) -> None:
         """The upper end of the uncertain band (raw units; None = no band)."""
@@ -344,12 +347,15 @@ class InspectionState:
             self._set_colour_range(self._default_range(maps), emit=True)
 
     def display_range(self, entry: SampleEntry | None = None) -> tuple[float, float] | None:
-        """The colour range for ``entry`` (default: current): fixed, or per-sample if toggled."""
+        """The colour range for ``entry`` (default: current): fixed (from the pixel threshold up
+        when ``display.from_threshold``), or per-sample if toggled."""
         entry = entry if entry is not None else self.current_entry
         if self.display.per_sample_range and entry is not None and entry.result is not None:
             amap = np.asarray(entry.result.anomaly_map)
             lo, hi = float(amap.min()), float(amap.max())
             return (lo, hi if hi > lo else lo + 1e-6)
+        if self._colour_range is not None and self.display.from_threshold:
+            return render.range_from_threshold(self._colour_range, self.thresholds.pixel)
         return self._colour_range
 
     def _default_range(self, maps: list[np.ndarray]) -> tuple[float, float]:

@@ -52,10 +52,13 @@ def apply_uncertain(model, band) -> None:
 
 def map_image(result, model):
     """The ``--maps`` PNG of one result: core.render's overlay with the GUI's display defaults
-    at the model's colour range and pixel threshold (equal to the GUI's PNG export)."""
-    from core.render import render_result
+    (colours from the pixel threshold up to the top of the model's colour range) and the pixel
+    threshold's outline (equal to the GUI's PNG export)."""
+    from core.render import DEFAULT_FROM_THRESHOLD, range_from_threshold, render_result
 
-    return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
+    pixel = model.thresholds.pixel
+    rng = range_from_threshold(model.display_range, pixel) if DEFAULT_FROM_THRESHOLD else tuple(model.display_range)
+    return render_result(result, rng, pixel, gt_mask=result.mask)
 
 
 def run(args) -> int:

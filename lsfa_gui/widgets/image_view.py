@@ -252,7 +252,8 @@ class ImageView(QWidget):
         if self._hover is None:
             rng = self.state.display_range()
             rng_txt = f"colour range {rng[0]:.4g} – {rng[1]:.4g}" if rng else ""
-            mode = " (per-sample stretch)" if self.state.display.per_sample_range else " (fixed)"
+            d = self.state.display
+            mode = " (per-sample stretch)" if d.per_sample_range else " (from the pixel threshold)" if d.from_threshold and self.state.thresholds.pixel is not None else " (fixed)"
             entry = self.state.current_entry
             secs = getattr(entry.result, "seconds", None) if entry is not None and entry.result is not None else None
             took = f" · scored in {secs:.2f} s" if secs else ""
