@@ -174,6 +174,11 @@ class FitConfig:
         """Explicitly requested modalities, or None for "auto"."""
         return None if self.modalities == "auto" else tuple(self.modalities.split(","))
 
+    def skips_adaptation(self, modalities: tuple[str, ...]) -> bool:
+        """Adaptation is skipped on single-modality data unless the losses were chosen: only the
+        intra-modal losses would apply, and they have no guard against collapse."""
+        return bool(self.adapt) and len(modalities) < 2 and "losses" not in (self.adaptation or {})
+
     def cache_path(self) -> Path:
         from core.prepare import default_cache_dir
 

@@ -165,7 +165,7 @@ def fit(
     adapter = None
     adapt_notes: list[str] = []
     frozen_tokens = tokens
-    if config.adapt and len(modalities) < 2 and "losses" not in (config.adaptation or {}):
+    if config.skips_adaptation(modalities):
         adapt_notes.append(
             f"adaptation skipped: only {modalities[0]} data, so only the intra-modal losses would apply; "
             "they have no guard against collapse and did not help on the real tire data "

@@ -22,9 +22,11 @@ PREDICTION_RGB = (0, 229, 255)  # cyan: predicted defect outline
 GROUND_TRUTH_RGB = (60, 220, 60)  # green: ground-truth outline
 DEFAULT_OPACITY = 0.5  # heatmap opacity (0..1)
 DEFAULT_FADE = True  # heatmap alpha grows with the score (low end of the range transparent)
+DEFAULT_FROM_THRESHOLD = True  # the colour range starts at the pixel threshold (see range_from_threshold)
 
 __all__ = [
-    "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE",
+    "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE", "DEFAULT_FROM_THRESHOLD",
+    "range_from_threshold",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
     "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
     "VERDICT_RGB",
@@ -34,6 +36,16 @@ VERDICT_RGB = {"OK": (46, 125, 50), "NG": (183, 28, 28), "UNCERTAIN": (230, 81, 
 REGION_BOX_RGB = (255, 255, 255)
 ANNOTATED_MIN_WIDTH = 384  # the overlay is scaled up by a whole factor to at least this width (px)
 _BAR_WIDTH, _BAR_GAP, _MARGIN, _FONT_PX = 16, 6, 8, 13
+
+
+def range_from_threshold(rng: tuple[float, float], pixel_threshold: float | None) -> tuple[float, float]:
+    """The colour range (raw score units) from the pixel threshold up to ``rng``'s high end, so
+    only scores at or above the threshold get colour (with fade, lower ones stay transparent);
+    ``rng`` itself without a threshold or with one at or above the high end."""
+    lo, hi = float(rng[0]), float(rng[1])
+    if pixel_threshold is None or not np.isfinite(pixel_threshold) or not float(pixel_threshold) < hi:
+        return (lo, hi)
+    return (float(pixel_threshold), hi)
 
 
 def lut_indices(amap: np.ndarray, rng: tuple[float, float], n: int = 256) -> np.ndarray:

@@ -22,21 +22,32 @@ REPORT_PNG = "report_png"  # with report=True: the key of a scored row's annotat
 log = logging.getLogger(__name__)
 
 
+def map_range(model) -> tuple[float, float]:
+    """The colour range of the ``--maps`` PNGs: the GUI's default (from the pixel threshold up to
+    the top of the model's colour range when DEFAULT_FROM_THRESHOLD, else the model's range)."""
+    from core.render import DEFAULT_FROM_THRESHOLD, range_from_threshold
+
+    if DEFAULT_FROM_THRESHOLD:
+        return range_from_threshold(model.display_range, model.thresholds.pixel)
+    return tuple(model.display_range)
+
+
 def map_image(result, model):
     """The ``--maps`` PNG of one result: core.render's overlay with the GUI's display defaults
-    at the model's colour range and pixel threshold (equal to the GUI's PNG export)."""
+    (:func:`map_range`) and the pixel threshold's outline (equal to the GUI's PNG export)."""
     from core.render import render_result
 
-    return render_result(result, model.display_range, model.thresholds.pixel, gt_mask=result.mask)
+    return render_result(result, map_range(model), model.thresholds.pixel, gt_mask=result.mask)
 
 
 def annotated_map_image(result, model):
-    """The annotated report image of one result (core.render.annotate over :func:`map_image`)."""
+    """The annotated report image of one result (core.render.annotate over :func:`map_image`;
+    its colour bar shows the same range)."""
     from core.render import annotate
 
     thr = model.thresholds
     return annotate(map_image(result, model), result.name, result.verdict(thr), result.image_score, thr,
-                    model.display_range, regions=result.regions(thr.pixel))
+                    map_range(model), regions=result.regions(thr.pixel))
 
 
 def map_path(maps: Path, index: int, ref) -> Path:

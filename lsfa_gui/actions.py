@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QStyle, QTextEdit, QToolBar
+from PySide6.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QStyle,
+    QTextEdit,
+    QToolBar,
+)
 
 from lsfa_gui.state import COLORMAPS
+
+TEXT_FIELDS = (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)
+# widgets that use the arrow keys themselves: with one of them focused an arrow key stays theirs
+ARROW_KEY_WIDGETS = TEXT_FIELDS + (QAbstractSlider, QComboBox)
+SAMPLE_ARROWS = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1}
 
 
 class WindowActions:
@@ -36,6 +51,13 @@ class WindowActions:
         a["cancel"] = self._action("&Cancel", self.cancel_job, None, "Cancel the running job (Esc)")
         # Esc cancels the job, except while typing in a field: there it only leaves the field
         self._escape = QShortcut(QKeySequence("Esc"), self, self._on_escape)
+        # the arrow keys move through the samples from anywhere in the window (N / P are the
+        # Next / Previous actions), except in a field or slider, which keeps them
+        self._arrow_shortcuts = [
+            QShortcut(QKeySequence(key), self, self.browser.select_next if step > 0 else self.browser.select_previous)
+            for key, step in SAMPLE_ARROWS.items()
+        ]
+        QApplication.instance().focusChanged.connect(self._on_focus_changed)
         a["export_csv"] = self._action("Export results as &CSV…", lambda: self.export_results_dialog("csv"), None)
         a["export_json"] = self._action("Export results as &JSON…", lambda: self.export_results_dialog("json"), None)
         a["export_png"] = self._action("Export overlay &PNG of this sample…", self.export_current_png_dialog, "Ctrl+E")
@@ -52,15 +74,24 @@ class WindowActions:
         a["stretch"] = self._action("Per-sample colour &stretch", lambda: None, None)
         a["stretch"].setCheckable(True)
         a["stretch"].toggled.connect(lambda on: self.state.set_display(per_sample_range=on))
+        a["from_threshold"] = self._action("Colour range from the pixel &threshold", lambda: None, None,
+                                           "Colour only scores at or above the pixel threshold (the top of the range stays fixed)")
+        a["from_threshold"].setCheckable(True)
+        a["from_threshold"].setChecked(self.state.display.from_threshold)
+        a["from_threshold"].toggled.connect(lambda on: self.state.set_display(from_threshold=on))
         a["auto_thresholds"] = self._action("&Auto thresholds", self._auto_thresholds, None, "Best F1 on labelled data, else a quantile of good scores")
 
         menu = self.menuBar()
         m = menu.addMenu("&File")
-        for key in ("open_dataset", "open_model", "open_samples", "demo", None, "fit", "score", "watch", "cancel", None,
-                    "export_csv", "export_json", "export_png", "export_pngs", "export_annotated", "export_report", None, "save_thresholds", "save_model_as", None, "quit"):
+        for key in ("open_dataset", "open_model", "open_samples", "demo"):
+            m.addAction(a[key])
+        self._build_recent_menus(m)
+        for key in (None, "fit", "score", "watch", "cancel", None,
+                    "export_csv", "export_json", "export_png", "export_pngs", "export_annotated", "export_report", None,
+                    "save_thresholds", "save_model_as", None, "quit"):
             m.addSeparator() if key is None else m.addAction(a[key])
         v = menu.addMenu("&View")
-        for key in ("next", "previous", None, "reset_camera", "stretch"):
+        for key in ("next", "previous", None, "reset_camera", "stretch", "from_threshold"):
             v.addSeparator() if key is None else v.addAction(a[key])
         cmaps = v.addMenu("&Colormap")
         group = QActionGroup(self)
@@ -108,9 +139,14 @@ class WindowActions:
         a["save_thresholds"].setIconText("Save thresholds")
         self.addToolBar(tb)
 
+    def _on_focus_changed(self, _old, new):
+        """A field or slider keeps its arrow keys: the window's arrow shortcuts pause meanwhile."""
+        for shortcut in self._arrow_shortcuts:
+            shortcut.setEnabled(not isinstance(new, ARROW_KEY_WIDGETS))
+
     def _on_escape(self):
         focus = QApplication.focusWidget()
-        if isinstance(focus, (QLineEdit, QAbstractSpinBox, QTextEdit, QPlainTextEdit)):
+        if isinstance(focus, TEXT_FIELDS):
             focus.clearFocus()
             return
         self.cancel_job()

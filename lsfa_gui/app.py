@@ -114,27 +114,42 @@ class ScreenshotTaker:
         app.exit(self.exit_code)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from core import tv_shim
-
-    tv_shim.install()
+def show_splash(app):
+    """A splash shown before the heavy imports (torch, timm, faiss, pyvista): only Qt is loaded
+    by then, so the first thing on screen comes in well under a second."""
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QColor, QPixmap
-    from PySide6.QtWidgets import QApplication, QSplashScreen
+    from PySide6.QtWidgets import QSplashScreen
+
+    pix = QPixmap(420, 120)
+    pix.fill(QColor("#37474f"))
+    splash = QSplashScreen(pix)
+
+    def say(text: str) -> None:
+        splash.showMessage(f"LSFA Inspector\n\n{text}", Qt.AlignmentFlag.AlignCenter, QColor("white"))
+        app.processEvents()
+
+    splash.say = say
+    splash.show()
+    say("Starting…")
+    return splash
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("LSFA Inspector")
     app.setOrganizationName("LSFA")
     app.setStyle("Fusion")
-    pix = QPixmap(420, 120)
-    pix.fill(QColor("#37474f"))
-    splash = QSplashScreen(pix)
-    splash.showMessage("LSFA Inspector\n\nLoading the engine (torch, timm, faiss)…",
-                       Qt.AlignmentFlag.AlignCenter, QColor("white"))
-    splash.show()
-    app.processEvents()
+    splash = show_splash(app)
+    splash.say("Loading the engine (torch, timm, faiss)…")
+    from core import tv_shim
+
+    tv_shim.install()
     preload_engine()
+    splash.say("Opening the window…")
 
     from lsfa_gui.main_window import MainWindow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from core.naming import safe_name
 from lsfa_gui import export, tasks
@@ -18,13 +18,63 @@ class FileDialogs:
     its job and watch actions."""
 
     def _dialog_dir(self, kind: str) -> str:
-        return self.settings.last_dir(kind) or str(Path.home())
+        """Where a dialog of ``kind`` starts: the folder last used for it, else the open
+        dataset's folder, else the home folder."""
+        for folder in (self.settings.last_dir(kind), self.state.dataset_root):
+            if folder and Path(folder).is_dir():
+                return str(folder)
+        return str(Path.home())
+
+    # ------------------------------------------------------------------ recent files
+    def _build_recent_menus(self, file_menu: QMenu) -> None:
+        """File ▸ Recent models and Recent folders (newest first; missing entries are pruned)."""
+        self.recent_menus = {}
+        for kind, title in (("models", "Recent &models"), ("folders", "Recent &folders")):
+            menu = file_menu.addMenu(title)
+            menu.aboutToShow.connect(lambda k=kind: self._fill_recent_menu(k))
+            self.recent_menus[kind] = menu
+            self._fill_recent_menu(kind, report=False)
+
+    def _prune_recent(self, kind: str, report: bool = True) -> list[str]:
+        """The recent paths of ``kind`` that still exist; the others leave the list (logged)."""
+        paths = self.settings.recent(kind)
+        kept = [p for p in paths if Path(p).exists()]
+        if kept != paths:
+            self.settings.set_recent(kind, kept)
+            if report:
+                for gone in (p for p in paths if p not in kept):
+                    self.log(f"{gone} no longer exists; removed from the recent {kind}.", "warning")
+        return kept
+
+    def _fill_recent_menu(self, kind: str, report: bool = True) -> None:
+        menu = self.recent_menus[kind]
+        menu.clear()
+        paths = self._prune_recent(kind, report)
+        for path in paths:
+            act = menu.addAction(path)
+            act.triggered.connect(lambda _c=False, k=kind, p=path: self.open_recent(k, p))
+        menu.setEnabled(bool(paths))
+
+    def open_recent(self, kind: str, path: str) -> None:
+        """Open a model file (``kind`` "models") or a dataset folder ("folders") from the recent list."""
+        if not Path(path).exists():
+            self._prune_recent(kind)
+            self._fill_recent_menu(kind, report=False)
+            return
+        if kind == "models":
+            self.open_model(path)
+        else:
+            self.open_dataset_asking(path)
 
     def open_dataset_dialog(self):
         folder = QFileDialog.getExistingDirectory(self, "Open dataset folder", self._dialog_dir("dataset"))
-        if not folder:
-            return
-        self.settings.set_last_dir("dataset", folder)
+        if folder:
+            self.settings.set_last_dir("dataset", folder)
+            self.open_dataset_asking(folder)
+
+    def open_dataset_asking(self, folder: str):
+        """Open the dataset ``folder``, asking for its category (if it has several) and whether
+        to fit a model (if none is open)."""
         category = None
         try:
             from core.data.dataset import open_dataset
@@ -34,6 +84,7 @@ class FileDialogs:
                 category, ok = QInputDialog.getItem(self, "Category", "Category to inspect:", cats, 0, False)
                 if not ok:
                     return
+            category = category or (cats[0] if cats else None)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the job reports it again
             self.log(str(exc), "error")
             return
@@ -45,7 +96,8 @@ class FileDialogs:
             if fit:
                 from lsfa_gui.widgets.fit_dialog import FitDialog
 
-                dialog = FitDialog(self.settings, parent=self)
+                n_train, modalities = tasks.train_summary(folder, category) if category else (0, ())
+                dialog = FitDialog(self.settings, parent=self, n_train=n_train or None, data_modalities=modalities or None)
                 dialog.exec()
                 if dialog.result_config is None:  # cancelled: open without fitting
                     fit = False

@@ -127,16 +127,16 @@ class JobControl:
         if config is None:
             from lsfa_gui.widgets.fit_dialog import FitDialog
 
-            dialog = FitDialog(self.settings, parent=self)
+            n_train, modalities = tasks.train_summary(self.state.dataset_root, self.state.category)
+            dialog = FitDialog(self.settings, parent=self, n_train=n_train or None, data_modalities=modalities or None)
             dialog.exec()
             if dialog.result_config is None:  # cancelled
                 return
             config = dialog.result_config
-        path = tasks.fitted_model_path(self.state.dataset_root, self.state.category)
         reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
         # the current model and its results stay until the new model is ready (a cancelled or
         # failed fit leaves them as they were)
-        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, path, config, score_refs=reqs))
+        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, None, config, score_refs=reqs))
 
     def _on_partial(self, _rid: int, msg: Any):
         if isinstance(msg, tasks.WatchScored):
@@ -169,6 +169,7 @@ class JobControl:
         more = f" (other categories: {', '.join(others)})" if others else ""
         self.log(f"Opened {listing.format} dataset {listing.root}, category {listing.category!r}: {len(listing.refs)} samples{more}")
         self.set_title(f"{Path(listing.root).name} / {listing.category}")
+        self.settings.add_recent("folders", listing.root)
 
     def _on_model_ready(self, msg: tasks.ModelReady):
         """A job loaded or fitted a model: it replaces the open one, and the old model's scores
@@ -176,6 +177,9 @@ class JobControl:
         self.state.clear_results()
         self._set_model(msg.model, msg.path)
         self.log(("Fitted" if msg.fitted else "Loaded") + f" model {msg.path}", "success")
+        if msg.path:
+            self.settings.add_recent("models", msg.path)
+            self.settings.set_last_dir("model", str(Path(msg.path).parent))
 
     def _set_model(self, model, path: str | None):
         thr = getattr(model, "thresholds", None)

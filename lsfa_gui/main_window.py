@@ -10,7 +10,7 @@ from lsfa_gui.actions import WindowActions
 from lsfa_gui.dialogs import FileDialogs
 from lsfa_gui.jobs import JobControl
 from lsfa_gui.settings import Settings
-from lsfa_gui.state import COLORMAPS, InspectionState
+from lsfa_gui.state import COLORMAPS, InspectionState, entry_has_xyz
 from lsfa_gui.thresholding import apply_auto_thresholds
 from lsfa_gui.watching import WatchControl
 from lsfa_gui.widgets.cloud_view import CloudView
@@ -116,6 +116,9 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         self.state.model_changed.connect(self.data_banner.clear)
         self.data_banner.fit_requested.connect(lambda: self.fit_current_dataset())
         self.state.display_changed.connect(self._on_display_changed)
+        self.state.samples_reset.connect(self._update_3d_pane)
+        self.state.model_changed.connect(self._update_3d_pane)
+        self.state.sample_updated.connect(self._on_sample_updated_3d)
 
         geometry, win_state = self.settings.window_state()
         if geometry is None or not self.restoreGeometry(geometry):
@@ -179,6 +182,15 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         self.actions_by_name["save_thresholds"].setEnabled(has_model)
         self.actions_by_name["save_model_as"].setEnabled(has_model)
 
+    def _update_3d_pane(self):
+        """RGB-only data (no 3D points in the model or the samples): the 3D view folds away and
+        the image view takes the centre; it comes back for data with 3D points."""
+        self.cloud_view.setVisible(self.state.has_xyz() is not False)
+
+    def _on_sample_updated_3d(self, index: int):
+        if not self.cloud_view.isVisibleTo(self) and entry_has_xyz(self.state.entries[index]):
+            self.cloud_view.show()
+
     def _on_display_changed(self):
         d = self.state.display
         act = self.colormap_actions.get(d.colormap)
@@ -188,6 +200,10 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         if stretch.isChecked() != d.per_sample_range:
             with signals_blocked(stretch):
                 stretch.setChecked(d.per_sample_range)
+        from_threshold = self.actions_by_name["from_threshold"]
+        if from_threshold.isChecked() != d.from_threshold:
+            with signals_blocked(from_threshold):
+                from_threshold.setChecked(d.from_threshold)
         self.settings.save_display(d.colormap, d.opacity)
 
     def _about(self):

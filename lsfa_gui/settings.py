@@ -13,6 +13,7 @@ from PySide6.QtCore import QByteArray, QSettings
 
 ORGANISATION = "LSFA"
 APPLICATION = "LSFA Inspector"
+RECENT_MAX = 8  # entries in each File ▸ Recent menu
 
 
 def make_qsettings(path: str | None = None) -> QSettings:
@@ -33,6 +34,21 @@ class Settings:
 
     def set_last_dir(self, kind: str, folder: str) -> None:
         self.q.setValue(f"last_dir/{kind}", str(folder))
+
+    def recent(self, kind: str) -> list[str]:
+        """The recently opened paths of ``kind`` ("models", "folders"), newest first."""
+        try:
+            value = json.loads(str(self.q.value(f"recent/{kind}", "", type=str) or "[]"))
+        except ValueError:
+            return []
+        return [str(v) for v in value if isinstance(v, str)][:RECENT_MAX] if isinstance(value, list) else []
+
+    def add_recent(self, kind: str, path: str) -> None:
+        """Put ``path`` first in the recent list of ``kind`` (at most RECENT_MAX entries)."""
+        self.set_recent(kind, [str(path)] + [p for p in self.recent(kind) if p != str(path)])
+
+    def set_recent(self, kind: str, paths: list[str]) -> None:
+        self.q.setValue(f"recent/{kind}", json.dumps(list(paths)[:RECENT_MAX]))
 
     def colormap(self, default: str) -> str:
         return str(self.q.value("display/colormap", default, type=str) or default)

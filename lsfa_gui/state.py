@@ -104,6 +104,7 @@ class Display:
     hide_below_threshold: bool = False
     fade_low_scores: bool = render.DEFAULT_FADE
     per_sample_range: bool = False
+    from_threshold: bool = render.DEFAULT_FROM_THRESHOLD  # fixed range starts at the pixel threshold
 
 
 @dataclass
@@ -117,6 +118,13 @@ class ModelInfo:
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
     model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
+
+
+def entry_has_xyz(entry: SampleEntry) -> bool:
+    """The entry's sample has (or, once loaded, will have) 3D points."""
+    if entry.result is not None and getattr(entry.result, "xyz", None) is not None:
+        return True
+    return "xyz" in (getattr(entry.ref, "modalities", None) or ())
 
 
 def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[float, float]:
@@ -228,6 +236,14 @@ class InspectionState:
     def current_entry(self) -> SampleEntry | None:
         return self.entries[self.current] if 0 <= self.current < len(self.entries) else None
 
+    def has_xyz(self) -> bool | None:
+        """Whether the open model or any listed sample has 3D points (None: nothing is open)."""
+        if "xyz" in tuple(getattr(self.model.model, "modalities", ()) or ()):
+            return True
+        if not self.entries and self.model.model is None:
+            return None
+        return any(entry_has_xyz(e) for e in self.entries)
+
     # ------------------------------------------------------------------ thresholds
     def set_thresholds(self, image: float | None = None, pixel: float | None = None, image_origin: str = "") -> None:
         """Change one or both thresholds (raw units); None leaves that one unchanged. A new image
@@ -242,6 +258,8 @@ class InspectionState:
             changed = True
         if changed:
             self.thresholds_changed.emit()
+            if pixel is not None and self.display.from_threshold and not self.display.per_sample_range:
+                self.colour_range_changed.emit()  # the range starts at the pixel threshold
 
     def set_uncertain_until(self, value: float | None) -> None:
         """The upper end of the uncertain band (raw units; None = no band)."""
@@ -363,12 +381,15 @@ class InspectionState:
             self._set_colour_range(self._default_range(maps), emit=True)
 
     def display_range(self, entry: SampleEntry | None = None) -> tuple[float, float] | None:
-        """The colour range for ``entry`` (default: current): fixed, or per-sample if toggled."""
+        """The colour range for ``entry`` (default: current): fixed (from the pixel threshold up
+        when ``display.from_threshold``), or per-sample if toggled."""
         entry = entry if entry is not None else self.current_entry
         if self.display.per_sample_range and entry is not None and entry.result is not None:
             amap = np.asarray(entry.result.anomaly_map)
             lo, hi = float(amap.min()), float(amap.max())
             return (lo, hi if hi > lo else lo + 1e-6)
+        if self._colour_range is not None and self.display.from_threshold:
+            return render.range_from_threshold(self._colour_range, self.thresholds.pixel)
         return self._colour_range
 
     def _default_range(self, maps: list[np.ndarray]) -> tuple[float, float]:

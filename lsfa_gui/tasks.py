@@ -121,6 +121,41 @@ def fitted_model_path(dataset_root: str | Path, category: str) -> Path:
     return cache_dir() / "models" / f"{stem}{MODEL_SUFFIX}"
 
 
+def fit_output_path(dataset_root: str | Path, category: str) -> Path:
+    """Where a model fitted in the GUI is saved: beside the dataset as ``<root>/<category>.lsfa``
+    (``<category>-2.lsfa``, ``-3``… rather than overwrite a file), or in the per-user cache
+    (:func:`fitted_model_path`) when the dataset folder cannot be written."""
+    root = Path(dataset_root)
+    if not _writable(root):
+        return fitted_model_path(root, category)
+    stem = sanitize(category)
+    path, n = root / f"{stem}{MODEL_SUFFIX}", 1
+    while path.exists():
+        n += 1
+        path = root / f"{stem}-{n}{MODEL_SUFFIX}"
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    """A file can be created in ``folder`` (tried, not guessed from the permission bits)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lsfa-write-test-"):
+            return True
+    except OSError:
+        return False
+
+
+def saved_where(model_path: Path, dataset_root: str | Path) -> str:
+    """A sentence saying where a fitted model went and why."""
+    if Path(model_path).parent == Path(dataset_root):
+        return f"Model saved beside the dataset: {model_path}"
+    if not _writable(Path(dataset_root)):
+        return f"Model saved to {model_path} (the dataset folder {dataset_root} is not writable)"
+    return f"Model saved to {model_path}"
+
+
 # ---------------------------------------------------------------------- building blocks
 def list_dataset(root: str | Path, category: str | None = None, split: str = "test") -> DatasetListing:
     """Open a dataset and list the samples of ``split`` (falls back to every split it has)."""
@@ -133,6 +168,20 @@ def list_dataset(root: str | Path, category: str | None = None, split: str = "te
     splits = ds.splits(cat)
     refs = ds.samples(cat, split) if split in splits else [r for s in splits for r in ds.samples(cat, s)]
     return DatasetListing(str(ds.root), ds.format, cat, list(ds.categories), refs, "train" in splits)
+
+
+def train_summary(root: str | Path, category: str) -> tuple[int, tuple[str, ...]]:
+    """(number of training samples, modalities they have) of a dataset's category; (0, ()) when
+    it has no train split or cannot be read (the fit itself then says why)."""
+    from core.data.dataset import open_dataset
+
+    try:
+        ds = open_dataset(root)
+        refs = ds.samples(category, "train") if "train" in ds.splits(category) else []
+    except (UserError, OSError):
+        return 0, ()
+    modalities = {m for r in refs for m in r.modalities}
+    return len(refs), tuple(m for m in ("rgb", "xyz") if m in modalities)
 
 
 def score_requests(model, requests: list[SampleRequest], progress: Progress) -> Generator[Any, None, tuple[int, int]]:
@@ -171,10 +220,10 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress) -> 
 
 
 def load_or_fit(
-    dataset_root: str | Path, category: str, model_path: Path, progress: Progress, config=None
+    dataset_root: str | Path, category: str, model_path: Path, progress: Progress, config=None, save_path: Path | None = None
 ) -> Generator[Any, None, tuple[Any, bool]]:
-    """Load ``model_path`` if it is a readable model, else fit on the dataset and save there;
-    returns (model, fitted)."""
+    """Load ``model_path`` if it is a readable model, else fit on the dataset and save to
+    ``save_path`` (default: ``model_path``); returns (model, fitted)."""
     from core.model_io import load_model
 
     if model_path.is_file():
@@ -185,7 +234,7 @@ def load_or_fit(
             return model, False
         except ModelFileError as exc:
             yield Note(f"Cached model unusable ({exc}); fitting a new one", "warning")
-    model = yield from fit_and_save(dataset_root, category, model_path, progress, config)
+    model = yield from fit_and_save(dataset_root, category, save_path or model_path, progress, config)
     return model, True
 
 
@@ -201,7 +250,7 @@ def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, c
     progress.update("Saving model", 0, 1)
     save_model(model, model_path)
     progress.update("Saving model", 1, 1)
-    yield Note(f"Model saved to {model_path}", "success")
+    yield Note(saved_where(model_path, dataset_root), "success")
     return model
 
 
@@ -218,12 +267,14 @@ def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_
         if m is None and fit_if_needed:
             if not listing.has_train:
                 raise UserError(f"{root}: no train split to fit a model on; open a model file instead")
-            path = fitted_model_path(listing.root, listing.category)
+            path = fit_output_path(listing.root, listing.category)
             if config is not None:  # settings chosen by the user: always a fresh fit
                 m = yield from fit_and_save(listing.root, listing.category, path, progress, config)
                 fitted = True
-            else:
-                m, fitted = yield from load_or_fit(listing.root, listing.category, path, progress)
+            else:  # a model this app fitted earlier with the default settings, or a new one
+                cached = fitted_model_path(listing.root, listing.category)
+                m, fitted = yield from load_or_fit(listing.root, listing.category, cached, progress, save_path=path)
+                path = path if fitted else cached
             out.model_path = str(path)
             yield ModelReady(m, str(path), fitted)
         out.model = m
@@ -283,10 +334,12 @@ def score_job(model, requests: list[SampleRequest]):
     return run
 
 
-def fit_job(dataset_root: str | Path, category: str, model_path: str | Path, config=None, score_refs=None):
-    """Fit, save, then (optionally) score the given entries."""
+def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None):
+    """Fit, save (to ``model_path``; None: :func:`fit_output_path`), then (optionally) score the given entries."""
 
     def run(progress: Progress):
+        nonlocal model_path
+        model_path = model_path or fit_output_path(dataset_root, category)
         model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config)
         yield ModelReady(model, str(model_path), True)
         out = JobSummary(model=model, model_path=str(model_path))

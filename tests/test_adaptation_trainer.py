@@ -258,6 +258,18 @@ def test_small_training_sets_get_min_steps():
     res = train_adaptors(make_cache(n=8), small_config(epochs=1, min_steps=7, losses=("la",)))
     assert len(res.history) == 8 and res.history[-1]["epoch"] == 4  # 2 micro-batches per epoch
     assert any("4 epochs instead of 1" in n for n in res.notes)
+    assert small_config(epochs=1, min_steps=7).epochs_for(8) == 4  # the rule the trainer ran
+
+
+def test_epochs_for_states_the_min_steps_rule():
+    """What the fit dialog shows: 4 epochs asked, 44 images in batches of 8 (6 per epoch) run
+    ceil(400 / 6) = 67 epochs; large sets and explicit epochs (min_steps 0) run as asked."""
+    cfg = AdaptConfig()
+    assert (cfg.epochs, cfg.min_steps, cfg.batch_size) == (4, 400, 8)
+    assert cfg.epochs_for(44) == 67
+    assert cfg.epochs_for(1000) == 4
+    assert AdaptConfig.from_dict({"epochs": 4}).epochs_for(44) == 4
+    assert AdaptConfig(epochs=0).epochs_for(44) == 0
 
 
 def test_multi_category_uses_per_class_queues():
@@ -352,3 +364,12 @@ def test_explicit_epochs_are_honoured():
     assert AdaptConfig.from_dict({"epochs": 1}).min_steps == 0
     assert AdaptConfig.from_dict({}).min_steps == AdaptConfig().min_steps > 0
     assert AdaptConfig.from_dict({"epochs": 1, "min_steps": 50}).min_steps == 50
+
+
+def test_single_modality_skips_adaptation_unless_the_losses_were_chosen():
+    from core.config import FitConfig
+
+    assert FitConfig().skips_adaptation(("xyz",))
+    assert not FitConfig().skips_adaptation(("rgb", "xyz"))
+    assert not FitConfig(adapt=False).skips_adaptation(("xyz",))  # nothing to skip
+    assert not FitConfig(adaptation={"losses": ["lc", "gc"]}).skips_adaptation(("xyz",))

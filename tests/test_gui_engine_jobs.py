@@ -4,6 +4,8 @@ One tiny demo dataset and one fit are shared by the module (2-core machines): th
 fits through the worker (progress, streamed results), the others reuse the saved model file.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -196,4 +198,8 @@ def test_open_dataset_with_chosen_settings_fits_fresh_instead_of_reusing(fitted,
     ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
     assert ready.fitted and ready.model.modalities == ("xyz",)
     assert not any("Cached model unusable" in getattr(m, "text", "") for m in messages)
+    # the fitted model goes beside the dataset (the cached file is neither read nor overwritten)
+    assert Path(ready.path).parent == Path(listing.root) and Path(ready.path).suffix == ".lsfa"
+    assert Path(ready.path).is_file() and cached.read_bytes() == b"stale"
+    assert any(getattr(m, "text", "") == f"Model saved beside the dataset: {ready.path}" for m in messages)
     assert out.scored == len(listing.refs)

@@ -212,3 +212,54 @@ def test_tooltips_and_cli_help_come_from_the_one_settings_schema(qtbot):
     undocumented = [a.option_strings for a in fit_parser._actions if not a.help]
     assert undocumented == []
     assert " ".join(option_help("fusion").split()[:8]) in " ".join(fit_parser.format_help().split())
+
+
+def test_the_dialog_shows_the_epochs_the_engine_will_run(qtbot):
+    """Issue 16 item 8: 'Epochs 4' while the fit runs 67: the note states the min_steps rule's result."""
+    from core.adaptation.config import AdaptConfig
+
+    dialog = make_dialog(qtbot, n_train=44, data_modalities=("rgb", "xyz"))
+    assert dialog.epochs.value() == 4
+    runs = AdaptConfig().epochs_for(44)
+    assert runs == 67 and dialog.epochs_note.text().startswith("67 epochs will run: 44 training images")
+    dialog.epochs.setValue(5)  # epochs given explicitly are run as they are
+    assert dialog.epochs_note.text() == "5 epochs on 44 training images"
+    dialog.modalities.setCurrentText("xyz")  # one modality with the default losses: skipped
+    assert dialog.epochs_note.text().startswith("skipped")
+    assert "at least 400 training steps" in make_dialog(qtbot).epochs_note.text()  # no dataset known: the rule
+
+
+def test_adaptation_is_greyed_out_for_data_without_3d_points(qtbot, settings):
+    dialog = make_dialog(qtbot, settings, n_train=20, data_modalities=("rgb",))
+    assert not dialog.adapt.isEnabled() and not dialog.adapt.isChecked()
+    assert "no 3D points" in dialog.adapt_note.text() and not dialog.adapt_note.isHidden()
+    assert dialog.config().adapt is False and ok_button(dialog).isEnabled()
+    dialog.accept()
+    assert settings.fit_choices()["adapt"] is True  # the choice is kept for data that has 3D points
+    again = make_dialog(qtbot, settings, n_train=20, data_modalities=("rgb", "xyz"))
+    assert again.adapt.isEnabled() and again.adapt.isChecked() and again.config().adapt
+
+
+def test_the_fit_action_tells_the_dialog_about_the_training_data(qtbot, tmp_path, monkeypatch):
+    from core.demo import generate_demo_dataset
+    from lsfa_gui import tasks
+    from lsfa_gui.main_window import MainWindow
+
+    root = generate_demo_dataset(tmp_path / "demo", seed=1, categories=["cookie"], size=64, n_train=3, n_validation=1,
+                                 n_test_good=1, n_test_per_defect=1, defect_types=["dent"])
+    assert tasks.train_summary(root, "cookie") == (3, ("rgb", "xyz"))
+    assert tasks.train_summary(tmp_path / "missing", "cookie") == (0, ())
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(window)
+    window.state.dataset_root, window.state.category = str(root), "cookie"
+    seen = {}
+
+    def look(dialog):
+        seen.update(n=dialog.n_train, mods=dialog.data_modalities, note=dialog.epochs_note.text())
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(FitDialog, "exec", look)
+    window.actions_by_name["fit"].trigger()
+    assert seen["n"] == 3 and seen["mods"] == ("rgb", "xyz")
+    assert seen["note"].startswith("400 epochs will run: 3 training images")  # 1 micro-batch per epoch
+    window.close()

@@ -50,6 +50,9 @@ def test_model_range_is_fixed_across_samples_unless_stretch_is_on():
     st.fit_colour_range_to_results()  # the model's range wins over the data
     assert st.colour_range == (0.1, 2.0)
     good, bad = st.entries[0], st.entries[-1]
+    # by default colours start at the pixel threshold (0.5), up to the top of the fixed range
+    assert st.display_range(good) == st.display_range(bad) == (0.5, 2.0)
+    st.set_display(from_threshold=False)
     assert st.display_range(good) == st.display_range(bad) == (0.1, 2.0)
     st.set_display(per_sample_range=True)
     lo, hi = st.display_range(good)

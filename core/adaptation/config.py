@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from core.errors import UserError
@@ -92,6 +93,14 @@ class AdaptConfig:
             raise UserError("tau and lr must be > 0")
         if self.ifc_cap is not None and self.ifc_cap <= 0:
             raise UserError("ifc_cap must be > 0 or None")
+
+    def epochs_for(self, n_images: int) -> int:
+        """Epochs the trainer runs on ``n_images`` training images: ``epochs``, raised so that at
+        least ``min_steps`` micro-batches (of ``batch_size`` images) run; 0 stays 0 (no training)."""
+        if self.epochs == 0 or n_images < 1:
+            return self.epochs
+        per_epoch = math.ceil(n_images / self.batch_size)
+        return max(self.epochs, math.ceil(self.min_steps / per_epoch))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

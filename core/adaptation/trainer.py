@@ -226,7 +226,7 @@ def _train(cache: TokenCache, cfg: AdaptConfig, mods: tuple[str, ...], losses: l
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, foreach=True)
     queues = ClassQueues(cfg.queue_patch_cap, cfg.queue_global_cap, cfg.queue_min_images)
     per_epoch = math.ceil(n / cfg.batch_size)
-    epochs = max(cfg.epochs, math.ceil(cfg.min_steps / per_epoch))
+    epochs = cfg.epochs_for(n)
     if epochs > cfg.epochs:
         notes.append(f"{n} training images: {epochs} epochs instead of {cfg.epochs} to reach "
                      f"min_steps={cfg.min_steps} micro-batches")

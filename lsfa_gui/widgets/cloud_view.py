@@ -18,7 +18,6 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
@@ -32,6 +31,7 @@ from core.data.sample import valid_points
 from lsfa_gui import overlay
 from lsfa_gui.colormaps import lut
 from lsfa_gui.state import InspectionState, normalised
+from lsfa_gui.widgets.flow_layout import FlowLayout
 
 GREY_RGB = tuple(c / 255.0 for c in overlay.BELOW_THRESHOLD_RGB)
 BACKGROUND = "#1e1e1e"
@@ -116,15 +116,15 @@ class CloudView(QWidget):
         self.style_combo.currentTextChanged.connect(self._on_style)
         self.readout = QLabel(" ")
         self.readout.setObjectName("readout")
+        self.readout.setMinimumWidth(10)
+        self.readout.setWordWrap(True)  # a narrow window wraps the readout instead of widening
         self._render_pending = False
         self._last_render = 0.0
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
+        controls = FlowLayout()  # wraps onto a second row in a narrow window
         controls.addWidget(self.reset_button)
         controls.addWidget(self.style_combo)
         controls.addWidget(self.point_size)
         controls.addWidget(self.stretch_check)
-        controls.addStretch(1)
         self.title = QLabel("<b>3D</b> <span style='color:#888'>· grey = below pixel threshold · right-click reads a point</span>")
         self.title.setWordWrap(True)
         layout = QVBoxLayout(self)

@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from superqt.utils import signals_blocked
+
 from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, LOSS_NAMES, AdaptConfig
 from core.config import PRESETS, FitConfig, option_choices, option_help
 from core.errors import UserError
@@ -115,8 +117,12 @@ class FitDialog(QDialog):
     """
 
     def __init__(self, settings: Settings | None = None, base: FitConfig | None = None, parent=None,
-                 devices: list[str] | None = None):
+                 devices: list[str] | None = None, n_train: int | None = None,
+                 data_modalities: tuple[str, ...] | None = None):
         super().__init__(parent)
+        self.n_train = n_train  # training images of the dataset to fit (None: not known)
+        self.data_modalities = data_modalities  # what its training samples have (None: not known)
+        self._adapt_wanted = True  # the user's adaptation choice, kept while the data rules it out
         self.setWindowTitle("Fit settings")
         self.setMinimumWidth(420)
         self.settings = settings
@@ -148,6 +154,13 @@ class FitDialog(QDialog):
             box.setToolTip(LOSS_HELP[name])
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 1000)
+        self.epochs_note = QLabel()  # the epochs the engine will really run (min_steps rule)
+        self.epochs_note.setObjectName("epochsNote")
+        self.epochs_note.setStyleSheet("color:#555;")
+        self.epochs_note.setWordWrap(True)
+        self.adapt_note = QLabel()  # why adaptation cannot run on this data
+        self.adapt_note.setStyleSheet("color:#555;")
+        self.adapt_note.setWordWrap(True)
 
         self.coreset_ratio = QDoubleSpinBox()
         self.coreset_ratio.setDecimals(3)
@@ -192,6 +205,7 @@ class FitDialog(QDialog):
         loss_row.addStretch(1)
         aform.addRow("Losses", loss_row)
         aform.addRow("Epochs", self.epochs)
+        aform.addRow("", self.epochs_note)
         bank = QGroupBox("Memory bank and scoring")
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
@@ -200,7 +214,7 @@ class FitDialog(QDialog):
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
         layout = QVBoxLayout(self)
-        for w in (data, self.adapt, bank, self.error, self.buttons):
+        for w in (data, self.adapt_note, self.adapt, bank, self.error, self.buttons):
             layout.addWidget(w)
 
         stored = settings.fit_choices() if settings is not None else {}
@@ -210,7 +224,8 @@ class FitDialog(QDialog):
             combo.currentTextChanged.connect(self._update)
         for edit in (self.rgb_weights.edit, self.xyz_weights.edit):
             edit.textChanged.connect(self._update)
-        self.adapt.toggled.connect(self._update)
+        self.adapt.toggled.connect(self._on_adapt_toggled)
+        self.epochs.valueChanged.connect(self._update)
         for box in self.losses.values():
             box.toggled.connect(self._update)
         self._update()
@@ -225,6 +240,7 @@ class FitDialog(QDialog):
         self.rgb_weights.set_path(config.rgb_weights)
         self.xyz_weights.set_path(config.xyz_weights)
         self.device.setCurrentText(config.device)
+        self._adapt_wanted = bool(config.adapt)
         self.adapt.setChecked(bool(config.adapt))
         self.adaptor.setCurrentText(str(adapt["adaptor"]))
         for name, box in self.losses.items():
@@ -250,7 +266,7 @@ class FitDialog(QDialog):
             "rgb_weights": self.rgb_weights.path() or None,
             "xyz_weights": self.xyz_weights.path() or None,
             "device": self.device.currentText(),
-            "adapt": self.adapt.isChecked(),
+            "adapt": self._adapt_wanted,
             "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
@@ -267,6 +283,7 @@ class FitDialog(QDialog):
         """The FitConfig the widgets describe (``base`` for the fields not shown). Weight files of
         backbones that take none are dropped; adaptation overrides only when adaptation is on."""
         c = self.choices()
+        c["adapt"] = c["adapt"] and not self.adaptation_ruled_out()
         adaptation = dict(self.base.adaptation)
         if c["adapt"]:
             defaults = AdaptConfig().to_dict()
@@ -277,7 +294,7 @@ class FitDialog(QDialog):
                     adaptation.pop(key, None)
                 else:
                     adaptation[key] = value
-        fields = {k: c[k] for k in DIALOG_FIELDS}
+        fields = {k: c[k] for k in DIALOG_FIELDS}  # "adapt": False where the data rules it out
         for m in ("rgb", "xyz"):
             if c[f"{m}_backbone"] not in WEIGHTS_REQUIRED or not uses(c["modalities"], m):
                 fields[f"{m}_weights"] = None
@@ -294,7 +311,7 @@ class FitDialog(QDialog):
                 return f"The {label} backbone {name} needs a weights file: choose one with “…”."
             if not Path(path).expanduser().is_file():
                 return f"{label} weights file not found: {path}"
-        if c["adapt"] and not c["adaptation"]["losses"]:
+        if c["adapt"] and not self.adaptation_ruled_out() and not c["adaptation"]["losses"]:
             return "LSFA adaptation needs at least one loss (or switch adaptation off)."
         try:
             self.config()
@@ -302,8 +319,50 @@ class FitDialog(QDialog):
             return str(exc)
         return ""
 
+    def adaptation_ruled_out(self) -> str:
+        """Why LSFA adaptation cannot run with these data and modalities ("" when it can): it
+        aligns RGB with 3D features, so it needs both."""
+        data = self.data_modalities
+        if data is not None and not {"rgb", "xyz"} <= set(data):
+            missing = "3D points" if "xyz" not in data else "RGB images"
+            return f"LSFA adaptation needs RGB and 3D data; this dataset has no {missing}, so it is off."
+        return ""
+
+    def epochs_text(self) -> str:
+        """The epochs adaptation will run, from the engine's rule (AdaptConfig.epochs_for)."""
+        config = self.config()
+        if not config.adapt:
+            return ""
+        if config.modalities in ("rgb", "xyz") and config.skips_adaptation((config.modalities,)):
+            return f"skipped: this fit uses {config.modalities} only (pick only lc, gc to force the intra-modal losses)"
+        try:
+            adapt = AdaptConfig.from_dict(config.adaptation)
+        except UserError:
+            return ""
+        if self.n_train:
+            runs = adapt.epochs_for(self.n_train)
+            if runs != adapt.epochs:
+                return (f"{runs} epochs will run: {self.n_train} training images, at least "
+                        f"{adapt.min_steps} training steps")
+            return f"{runs} epochs on {self.n_train} training images"
+        if adapt.min_steps:
+            return f"small training sets run more epochs (at least {adapt.min_steps} training steps)"
+        return ""
+
     # ------------------------------------------------------------------ behaviour
+    def _on_adapt_toggled(self, on: bool):
+        if self.adapt.isEnabled():
+            self._adapt_wanted = on
+        self._update()
+
     def _update(self, *_):
+        ruled_out = self.adaptation_ruled_out()
+        self.adapt.setEnabled(not ruled_out)
+        with signals_blocked(self.adapt):
+            self.adapt.setChecked(self._adapt_wanted and not ruled_out)
+        self.adapt_note.setText(ruled_out)
+        self.adapt_note.setVisible(bool(ruled_out))
+        self.epochs_note.setText(self.epochs_text())
         mods = self.modalities.currentText()
         for m, combo, picker in (("rgb", self.rgb_backbone, self.rgb_weights), ("xyz", self.xyz_backbone, self.xyz_weights)):
             combo.setEnabled(uses(mods, m))

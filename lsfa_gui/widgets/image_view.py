@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QSlider, QVBoxLayout, QWidget
 from superqt.utils import signals_blocked
 
 from core import render
 from lsfa_gui.colormaps import lut
 from lsfa_gui.state import InspectionState, SampleEntry, normalised
+from lsfa_gui.widgets.flow_layout import FlowLayout
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -106,14 +107,15 @@ class ImageView(QWidget):
         self.readout = QLabel(" ")
         self.readout.setObjectName("readout")
         self.readout.setMinimumWidth(10)
+        self.readout.setWordWrap(True)  # a narrow window wraps the readout instead of widening
+        self.header.setMinimumWidth(10)
+        self.header.setWordWrap(True)
 
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
+        controls = FlowLayout()  # wraps onto a second row in a narrow window
         controls.addWidget(self.heat_check)
         controls.addWidget(self.opacity_slider)
         for w in (self.fade_check, self.pred_check, self.gt_check, self.hide_check):
             controls.addWidget(w)
-        controls.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(3)
@@ -250,7 +252,8 @@ class ImageView(QWidget):
         if self._hover is None:
             rng = self.state.display_range()
             rng_txt = f"colour range {rng[0]:.4g} – {rng[1]:.4g}" if rng else ""
-            mode = " (per-sample stretch)" if self.state.display.per_sample_range else " (fixed)"
+            d = self.state.display
+            mode = " (per-sample stretch)" if d.per_sample_range else " (from the pixel threshold)" if d.from_threshold and self.state.thresholds.pixel is not None else " (fixed)"
             entry = self.state.current_entry
             secs = getattr(entry.result, "seconds", None) if entry is not None and entry.result is not None else None
             took = f" · scored in {secs:.2f} s" if secs else ""
