@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer
 from lsfa_gui import export, tasks
 from lsfa_gui.colormaps import lut
 from lsfa_gui.runner import JobRunner
-from lsfa_gui.state import ModelInfo, SampleEntry, Thresholds
+from lsfa_gui.state import ModelInfo, SampleEntry, ThresholdSettings
 from lsfa_gui.widgets.metrics_panel import compute_metrics, metrics_input
 
 
@@ -183,7 +183,7 @@ class JobControl:
 
     def _set_model(self, model, path: str | None):
         thr = getattr(model, "thresholds", None)
-        seeded = Thresholds(getattr(thr, "image", None), getattr(thr, "pixel", None),
+        seeded = ThresholdSettings(getattr(thr, "image", None), getattr(thr, "pixel", None),
                             min_defect_area=getattr(thr, "min_defect_area", 0))
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"

@@ -79,8 +79,10 @@ class SampleEntry:
 
 
 @dataclass
-class Thresholds:
-    """Image-level (part verdict) and pixel-level (defect region) thresholds, raw score units."""
+class ThresholdSettings:
+    """The thresholds the window applies now (slider values; None = not set yet), raw score
+    units. The model's stored thresholds are core.results.Thresholds; these are what the user
+    is trying, until *Save thresholds* writes them back."""
 
     image: float | None = None
     pixel: float | None = None
@@ -114,7 +116,7 @@ class ModelInfo:
     model: Any = None  # the engine's core.model.Model (None: no model open)
     path: str | None = None
     name: str = ""
-    seeded: Thresholds = field(default_factory=Thresholds)
+    seeded: ThresholdSettings = field(default_factory=ThresholdSettings)
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
     model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
@@ -168,7 +170,7 @@ class InspectionState:
     def __init__(self) -> None:
         self.entries: list[SampleEntry] = []
         self.current: int = -1
-        self.thresholds = Thresholds()
+        self.thresholds = ThresholdSettings()
         self.display = Display()
         self.model = ModelInfo()
         self.metrics: dict[str, float | None] | None = None  # I-AUROC etc. of the scored set; None = stale
@@ -334,7 +336,7 @@ class InspectionState:
 
     def set_seeded(self, image: float | None, pixel: float | None, min_defect_area: int = 0) -> None:
         """The thresholds stored in the model file (after saving the live ones into it)."""
-        self.model.seeded = Thresholds(image, pixel, min_defect_area=int(min_defect_area))
+        self.model.seeded = ThresholdSettings(image, pixel, min_defect_area=int(min_defect_area))
         self.model_changed.emit()
 
     # ------------------------------------------------------------------ metrics

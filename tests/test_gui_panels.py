@@ -6,7 +6,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from core import render
 from lsfa_gui._testing import synthetic_result
-from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds
+from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
 LABELS = ["good"] * 4 + ["crack"] * 2 + [None]
 
@@ -16,7 +16,7 @@ def state():
     st = InspectionState()
     results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)]
     st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=(0.1, 1.1)))
+    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
     for i, r in enumerate(results):
         st.set_result(i, r)
     return st
@@ -188,7 +188,7 @@ def test_metrics_panel_shows_the_self_check_estimate_labelled_as_one(qtbot, stat
     w = MetricsPanel(state)
     qtbot.addWidget(w)
     assert w.estimate.text() == ""  # the fixture's model has no self-check
-    state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5),
+    state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
                               estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x"}))
     assert "synthetic defects" in w.estimate.text() and "0.93" in w.estimate.text() and "0.91" in w.estimate.text()
 

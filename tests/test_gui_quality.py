@@ -8,7 +8,7 @@ import pytest
 
 from lsfa_gui import export
 from lsfa_gui._testing import synthetic_result
-from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds
+from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
 LABELS = ["good"] * 3 + ["crack"] * 2
 
@@ -18,7 +18,7 @@ def state():
     st = InspectionState()
     results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)]
     st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=(0.1, 1.1)))
+    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
     for i, r in enumerate(results):
         st.set_result(i, r)
     return st
@@ -130,7 +130,7 @@ def test_report_export_from_the_window(qtbot, tmp_path):
     try:
         results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)]
         w.state.set_entries([SampleEntry(r.name, "test", r.label) for r in results] + [SampleEntry("later", "test")])
-        w.state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=(0.1, 1.1)))
+        w.state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
         for i, r in enumerate(results):
             w.state.set_result(i, r)
         assert "export_report" in w.actions_by_name and "export_annotated" in w.actions_by_name
@@ -208,7 +208,7 @@ def test_min_defect_area_box_drives_the_verdicts_and_resets_to_the_model(qtbot, 
     assert panel.min_area.value() == 0 and state.verdict(crack) == NG
     panel.min_area.setValue(area + 1)
     assert state.thresholds.min_defect_area == area + 1 and state.verdict(crack) == OK
-    state.model.seeded = Thresholds(0.6, 0.5, min_defect_area=7)
+    state.model.seeded = ThresholdSettings(0.6, 0.5, min_defect_area=7)
     panel.reset_to_model()
     assert panel.min_area.value() == 7 and state.thresholds.min_defect_area == 7 and state.verdict(crack) == NG
 

@@ -9,7 +9,7 @@ import pytest
 from core import render
 from lsfa_gui import export, overlay
 from lsfa_gui._testing import synthetic_result
-from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, Thresholds, normalised
+from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, ThresholdSettings, normalised
 from lsfa_gui.thresholding import apply_auto_thresholds, auto_image_threshold, auto_pixel_threshold
 
 LABELS = ["good"] * 5 + ["crack"] * 3
@@ -20,7 +20,7 @@ def scored_state(labels=LABELS, size=64, model_range=None) -> InspectionState:
     results = [synthetic_result(i, lab, size=size) for i, lab in enumerate(labels)]
     st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
     if model_range is not None:
-        st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=Thresholds(0.6, 0.5), colour_range=model_range))
+        st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=model_range))
     for i, r in enumerate(results):
         st.set_result(i, r)
     return st
@@ -59,7 +59,7 @@ def test_model_range_is_fixed_across_samples_unless_stretch_is_on():
     assert lo == pytest.approx(float(good.result.anomaly_map.min()))
     assert hi == pytest.approx(float(good.result.anomaly_map.max()))
     assert st.display_range(bad) != st.display_range(good)
-    assert st.thresholds == Thresholds(0.6, 0.5)  # seeded from the model
+    assert st.thresholds == ThresholdSettings(0.6, 0.5)  # seeded from the model
 
 
 def test_range_from_results_without_model_covers_the_scores():

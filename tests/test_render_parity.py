@@ -16,7 +16,7 @@ from lsfa_gui import export
 from lsfa_gui.colormaps import lut
 from lsfa_gui._testing import synthetic_result
 from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry
-from lsfa_gui.state import Thresholds as GuiThresholds
+from lsfa_gui.state import ThresholdSettings as GuiThresholds
 
 
 def gui_state_for(model, result) -> InspectionState:
