@@ -23,6 +23,7 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Coreset selection": ("Remembering what normal looks like", 4),
     "Loading calibration samples": ("Calibrating on good parts", 5),
     "Calibrating": ("Calibrating on good parts", 5),
+    "Checking approximate search": ("Setting up a faster search, checked against the exact one", 5),
     "Self-check on synthetic defects": ("Testing the model on made-up defects", 6),
     "Done": ("Finishing", None),
     "Saving model": ("Saving the model", None),
