@@ -52,3 +52,16 @@ def synthetic_result(
         split="test",
         seconds=0.05,
     )
+
+
+def scored_state(results, thresholds=(0.6, 0.5), colour_range=(0.1, 1.1)):
+    """An InspectionState with ``results`` listed as test samples, scored, under a model "m.lsfa"
+    with image/pixel ``thresholds`` and ``colour_range`` (raw score units)."""
+    from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
+
+    st = InspectionState()
+    st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
+    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(*thresholds), colour_range=colour_range))
+    for i, r in enumerate(results):
+        st.set_result(i, r)
+    return st

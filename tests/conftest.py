@@ -54,3 +54,22 @@ def tiny_xyz_model(_tiny_xyz_fit, tmp_path_factory, monkeypatch):
     """The session's tiny xyz (dataset root, model path), used with a private cache dir."""
     monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     return _tiny_xyz_fit
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Private QSettings (an ini file in tmp_path), so tests never touch the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    """A MainWindow on private settings, without the 3D view; closed after the test."""
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=settings, enable_3d=False)
+    qtbot.addWidget(w)
+    yield w
+    w.close()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PySide6.QtGui import QImage
 
-from lsfa_gui._testing import synthetic_result
-from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
+from lsfa_gui._testing import scored_state, synthetic_result
+from lsfa_gui.state import InspectionState
 
 needs_display = pytest.mark.skipif(
     not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
@@ -20,12 +20,7 @@ needs_display = pytest.mark.skipif(
 
 
 def make_state(results) -> InspectionState:
-    st = InspectionState()
-    st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
-    for i, r in enumerate(results):
-        st.set_result(i, r)
-    return st
+    return scored_state(results)
 
 
 def test_greying_and_no_3d_state_without_renderer(qtbot):

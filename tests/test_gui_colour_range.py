@@ -7,20 +7,15 @@ import numpy as np
 import pytest
 
 from core import render
-from lsfa_gui._testing import synthetic_result
+from lsfa_gui._testing import scored_state, synthetic_result
 from lsfa_gui.colormaps import lut
 from lsfa_gui.export import overlay_image
-from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
+from lsfa_gui.state import SampleEntry
 
 
 def scored(labels=("good", "crack")):
-    st = InspectionState()
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
     results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(labels)]
-    st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    for i, r in enumerate(results):
-        st.set_result(i, r)
-    return st, results
+    return scored_state(results), results
 
 
 def test_range_from_threshold():

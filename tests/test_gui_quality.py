@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lsfa_gui import export
-from lsfa_gui._testing import synthetic_result
+from lsfa_gui._testing import scored_state, synthetic_result
 from lsfa_gui.state import NG, OK, InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
 LABELS = ["good"] * 3 + ["crack"] * 2
@@ -15,13 +15,7 @@ LABELS = ["good"] * 3 + ["crack"] * 2
 
 @pytest.fixture
 def state():
-    st = InspectionState()
-    results = [synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)]
-    st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
-    for i, r in enumerate(results):
-        st.set_result(i, r)
-    return st
+    return scored_state([synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)])
 
 
 def test_regions_follow_the_pixel_threshold_and_min_area_decides_verdicts(state):

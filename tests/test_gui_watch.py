@@ -8,7 +8,6 @@ import csv
 import shutil
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from core.watch import WATCH_COLUMNS
 from lsfa_gui.state import NG, OK, UNCERTAIN
@@ -31,16 +30,6 @@ def fitted(tmp_path_factory):
     pngs = sorted((root / "cookie" / "test").glob("*/rgb/*.png"))
     yield model, [(p, p.parent.parent / "xyz" / (p.stem + ".tiff")) for p in pngs]
     mp.undo()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from lsfa_gui.main_window import MainWindow
-
-    w = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), enable_3d=False)
-    qtbot.addWidget(w)
-    yield w
-    w.close()
 
 
 def drop(sample, folder, name):

@@ -5,27 +5,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 
 from lsfa_gui._testing import synthetic_result
 from lsfa_gui.state import NG, OK, SampleEntry
 
 LABELS = ["good"] * 3 + ["crack"] * 2
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    from lsfa_gui.main_window import MainWindow
-
-    w = MainWindow(settings=settings, enable_3d=False)
-    qtbot.addWidget(w)
-    yield w
-    w.close()
 
 
 def load_fake(window, labels=LABELS, size=48):

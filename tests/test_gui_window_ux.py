@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from lsfa_gui._testing import synthetic_result
@@ -11,21 +11,6 @@ from lsfa_gui.state import SampleEntry
 from lsfa_gui.widgets.sample_browser import COL_NAME
 
 LABELS = ["good"] * 3 + ["crack"] * 2
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, settings):
-    from lsfa_gui.main_window import MainWindow
-
-    w = MainWindow(settings=settings, enable_3d=False)
-    qtbot.addWidget(w)
-    yield w
-    w.close()
 
 
 def load_fake(window, labels=LABELS, with_xyz=True, modalities=("rgb", "xyz")):

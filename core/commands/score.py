@@ -79,6 +79,14 @@ def apply_min_area(model, pixels) -> None:
         raise UserError(f"--min-defect-area: {exc}") from None
 
 
+def apply_scoring_options(model, args) -> None:
+    """The options ``lsfa score`` and ``lsfa watch`` share, applied to a loaded model:
+    ``--xyz-units``, ``--uncertain`` and ``--min-defect-area``."""
+    model.xyz_units = args.xyz_units
+    apply_uncertain(model, args.uncertain)
+    apply_min_area(model, args.min_defect_area)
+
+
 def add_uncertain_arg(p) -> None:
     p.add_argument("--uncertain", nargs=2, type=float, metavar=("LOW", "HIGH"),
                    help="uncertain band of image scores (raw units, LOW < HIGH): a part is OK below LOW, "
@@ -155,9 +163,7 @@ def run(args) -> int:
         raise UserError("--address and --workers are options of --engine ray")
     model_data = read_model_bytes(args.model) if args.engine == "ray" else None
     model = load_model(args.model, data=model_data)
-    model.xyz_units = args.xyz_units
-    apply_uncertain(model, args.uncertain)
-    apply_min_area(model, args.min_defect_area)
+    apply_scoring_options(model, args)
     if args.csv:
         check_output_file(args.csv, "CSV file")
     if args.parquet:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from core.commands.fit import add_units_arg
-from core.commands.score import add_min_area_arg, add_uncertain_arg, apply_min_area, apply_uncertain
+from core.commands.score import add_min_area_arg, add_uncertain_arg, apply_scoring_options
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ def run(args) -> int:
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder (give the folder to watch)")
     model = load_model(args.model)
-    model.xyz_units = args.xyz_units
-    apply_uncertain(model, args.uncertain)
-    apply_min_area(model, args.min_defect_area)
+    apply_scoring_options(model, args)
     if args.csv:
         check_output_file(args.csv, "CSV log")
     if args.maps:
