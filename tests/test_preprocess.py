@@ -212,3 +212,21 @@ def test_resize_sample_nearest_keeps_exact_values():
     assert raw.mask.sum() > 0
     rgb_only = resize_sample(s.with_arrays(xyz=None, mask=None), 224)
     assert rgb_only.xyz is None and rgb_only.mask is None and rgb_only.rgb.shape == (224, 224, 3)
+
+
+def test_ransac_adaptive_stop_keeps_searching_when_inliers_are_rare():
+    """With 80 % outliers one batch of 250 hypotheses is not enough at 99.999 % confidence;
+    the search goes on and still finds the plane. With 5 % outliers it stops early."""
+    from core.data.preprocess import _ransac_needed
+
+    assert _ransac_needed(0.95, 1000) < 250
+    assert _ransac_needed(0.2, 1000) == 1000
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-0.1, 0.1, (3000, 2))
+    z = 0.5 + 0.1 * xy[:, 0] + rng.normal(0, 0.0005, 3000)
+    pts = np.column_stack([xy, z])
+    pts[:2400] = rng.uniform([-0.1, -0.1, 0.3], [0.1, 0.1, 0.7], (2400, 3))  # 80 % outliers
+    plane, inliers = fit_plane_ransac(pts, 0.004)
+    expected = np.array([0.1, 0.0, -1.0]) / np.linalg.norm([0.1, 0.0, -1.0])
+    assert abs(abs(plane[:3] @ expected) - 1) < 2e-3
+    assert 600 <= inliers <= 700  # 600 on the plane + ~2 % of the outliers within 4 mm

@@ -68,3 +68,18 @@ def test_preprocess_drops_flying_points_from_xyz_but_keeps_their_colour():
     near_top = fly & (xyz[..., 2] < 0.585 + 0.005)
     assert near_top.sum() >= 5
     assert (out.rgb[crop][near_top] == 200).all()
+
+
+def test_flying_points_only_look_inside_the_valid_box():
+    """The search is restricted to the valid points' bounding box: a scene placed inside a
+    larger empty frame gives exactly the same points as the scene alone."""
+    xyz, fly, box = _step_scene(seed=1)
+    valid = np.ones(fly.shape, bool)
+    alone = flying_points(xyz, valid)
+    big = np.zeros((150, 200, 3), np.float32)
+    big[20:110, 50:170] = xyz
+    big_valid = np.zeros((150, 200), bool)
+    big_valid[20:110, 50:170] = True
+    framed = flying_points(big, big_valid)
+    assert framed[20:110, 50:170].tolist() == alone.tolist()
+    assert not framed[~big_valid].any()

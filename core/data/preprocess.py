@@ -79,11 +79,27 @@ def border_mask(shape: tuple[int, int], border_px: int) -> np.ndarray:
     return m
 
 
+_RANSAC_CONFIDENCE = 0.99999  # chance that one hypothesis is drawn from inliers only
+
+
+def _ransac_needed(inlier_share: float, cap: int) -> int:
+    """Hypotheses needed (at most ``cap``) so that, at this inlier share, one of them is made
+    of three inliers with probability ``_RANSAC_CONFIDENCE`` (the classic adaptive stop)."""
+    good = float(inlier_share) ** 3
+    if good <= 0:
+        return cap
+    if good >= 1:
+        return 1
+    return min(cap, math.ceil(math.log(1 - _RANSAC_CONFIDENCE) / math.log(1 - good)))
+
+
 def fit_plane_ransac(
     points: np.ndarray, inlier_m: float, iterations: int = 1000, max_points: int = 4000, seed: int = 0
 ) -> tuple[np.ndarray, int] | None:
     """RANSAC plane (a, b, c, d) with unit normal, |a x + b y + c z + d| = distance in metres,
-    and its inlier count among ``points``; None if no non-degenerate hypothesis exists."""
+    and its inlier count among ``points``; None if no non-degenerate hypothesis exists.
+    Hypotheses are scored 250 at a time, stopping once enough have been tried for the best
+    inlier share so far (:func:`_ransac_needed`; at most ``iterations``)."""
     pts = np.asarray(points, dtype=np.float64)
     n = len(pts)
     if n < 3:
@@ -103,10 +119,14 @@ def fit_plane_ransac(
     offsets = -np.einsum("ij,ij->i", normals, p0[ok])
     counts = np.zeros(len(normals), dtype=np.int64)
     sub32, n32, o32 = sub.astype(np.float32), normals.astype(np.float32), offsets.astype(np.float32)
+    done = 0
     for start in range(0, len(normals), 250):  # bounded memory: |sub| × 250 distances at a time
         dist = np.abs(sub32 @ n32[start : start + 250].T + o32[start : start + 250])
         counts[start : start + 250] = np.count_nonzero(dist < inlier_m, axis=0)
-    best = int(np.argmax(counts))
+        done = min(start + 250, len(normals))
+        if done >= _ransac_needed(counts[:done].max() / len(sub), len(normals)):
+            break
+    best = int(np.argmax(counts[:done]))
     normal, offset = normals[best], offsets[best]
     inliers = np.abs(local @ normal + offset) < inlier_m
     if inliers.sum() >= 3:  # least-squares refit on all inliers
@@ -232,6 +252,15 @@ def flying_points(xyz: np.ndarray, valid: np.ndarray, ratio: float = 4.0, min_ne
     out = np.zeros_like(valid)
     if ratio <= 0 or not valid.any():
         return out
+    # only the valid points' bounding box matters (their neighbours outside it are invalid)
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    out[box] = _flying_in_box(xyz[box], valid[box], ratio, min_neighbours)
+    return out
+
+
+def _flying_in_box(xyz: np.ndarray, valid: np.ndarray, ratio: float, min_neighbours: int) -> np.ndarray:
+    out = np.zeros_like(valid)
     angle = pixel_angle(xyz, valid)
     if angle <= 0:
         return out
