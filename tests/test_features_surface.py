@@ -148,10 +148,16 @@ def test_defect_cells_are_far_from_every_clean_cell(scene, kind):
     p99 = _normal_p99(scene)
     far = nn_distance(scene["bank"], feats[scene["cells_a"]])
     assert far.min() > 3 * p99, (scene["shape"], kind, far, p99)
-    if kind == "dent":  # what the new block adds
+    if kind == "dent":  # what the new block adds: FPFH (on every pixel, as BTF) misses the dent
+        every_pixel = create_extractor("fpfh_surface", fpfh_stride=1)
         fpfh = slice(0, FPFH_DIM)
-        fpfh_far = nn_distance(scene["bank"][:, fpfh], feats[scene["cells_a"]][:, fpfh])
-        assert fpfh_far.min() < 3 * _normal_p99(scene, block=fpfh)
+        ref, ref_fg = cells(make_cloud(scene["shape"], seed=0, **POSE_A), every_pixel)
+        clean, clean_fg = cells(make_cloud(scene["shape"], seed=1, **POSE_A), every_pixel)
+        dent, _ = cells(make_cloud(scene["shape"], seed=1, defect_m=-DEPTH_M, **POSE_A), every_pixel)
+        bank = ref[ref_fg][:, fpfh]
+        fpfh_far = nn_distance(bank, dent[scene["cells_a"]][:, fpfh])
+        fpfh_p99 = np.percentile(nn_distance(bank, clean[clean_fg][:, fpfh]), 99)
+        assert fpfh_far.min() < 3 * fpfh_p99
 
 
 def test_dent_and_bump_differ_in_sign(scene, extractor):
@@ -203,7 +209,9 @@ def test_output_shape_fpfh_block_and_weight():
         out = ex.extract(clouds, grid=grid)
         assert out.shape == (2, ex.dim, grid, grid) and out.dtype == torch.float32
     out = ex.extract(clouds, grid=12)
-    assert torch.equal(out[:, :FPFH_DIM], create_extractor("fpfh").extract(clouds, grid=12))
+    every_pixel = create_extractor("fpfh_surface", fpfh_stride=1).extract(clouds, grid=12)
+    assert torch.equal(every_pixel[:, :FPFH_DIM], create_extractor("fpfh").extract(clouds, grid=12))
+    assert torch.equal(every_pixel[:, FPFH_DIM:], out[:, FPFH_DIM:])  # the surface block is full-res
     heavier = create_extractor("fpfh_surface", surface_weight=10.0).extract(clouds, grid=12)
     assert torch.allclose(heavier[:, FPFH_DIM:], 2 * out[:, FPFH_DIM:])
     off = create_extractor("fpfh_surface", surface_weight=0.0).extract(clouds, grid=12)
@@ -280,3 +288,41 @@ def test_a_cancel_stops_token_extraction_between_samples_of_one_batch(monkeypatc
     with pytest.raises(Cancelled):
         extract_tokens({"xyz": extractor}, samples, grid=8, batch_size=8, progress=progress)
     assert len(done) == 1  # not the 4 of the batch
+
+
+def test_fpfh_on_block_means_keeps_the_neighbourhoods_in_metres():
+    """fpfh_stride 2: FPFH of the 2×2 block-mean cloud with the radii in pixels halved; its
+    pooled cells stay close to FPFH on every pixel (the same surface, a quarter of the points)."""
+    from core.features.fpfh import median_spacing, valid_mask
+    from core.features.surface import block_mean_cloud
+
+    xyz = make_cloud("sphere", seed=8, size=96)
+    xyz[40:60, 30:45] = 0
+    valid = valid_mask(xyz)
+    small, small_valid = block_mean_cloud(xyz, valid, 2)
+    assert small.shape == (48, 48, 3) and small_valid.shape == (48, 48)
+    block = valid[:96, :96].reshape(48, 2, 48, 2).sum(axis=(1, 3))
+    assert (small_valid == (block >= 3)).all() and not small[~small_valid].any()
+    i, j = np.argwhere(block == 4)[0]
+    assert np.allclose(small[i, j], xyz[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(4, 3).mean(0), atol=1e-7)
+    assert abs(median_spacing(small, small_valid) - 2 * median_spacing(xyz, valid)) < 0.2 * median_spacing(xyz, valid)
+    fine = create_extractor("fpfh_surface", fpfh_stride=1).extract([xyz], grid=12)[0, :FPFH_DIM]
+    coarse = create_extractor("fpfh_surface").extract([xyz], grid=12)[0, :FPFH_DIM]
+    occupied = fine.abs().sum(0) > 0
+    corr = np.corrcoef(fine[:, occupied].flatten(), coarse[:, occupied].flatten())[0, 1]
+    assert corr > 0.9, corr
+    with pytest.raises(UserError, match="fpfh_stride"):
+        create_extractor("fpfh_surface", fpfh_stride=0)
+
+
+def test_model_files_without_the_stride_option_rebuild_fpfh_on_every_pixel():
+    """A model file written before ``fpfh_stride`` existed records no such key; it was fitted
+    with FPFH on every pixel and must be rebuilt that way, not with today's default."""
+    from core.features.registry import saved_params
+
+    old = dict(create_extractor("fpfh_surface", fpfh_stride=1).params)
+    old.pop("fpfh_stride")
+    rebuilt = create_extractor("fpfh_surface", **saved_params("fpfh_surface", old))
+    assert rebuilt.fpfh_stride == 1
+    assert create_extractor("fpfh_surface").fpfh_stride == 2
+    assert saved_params("fpfh_surface", {"fpfh_stride": 2})["fpfh_stride"] == 2

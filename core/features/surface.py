@@ -44,12 +44,20 @@ block 0.7-2 times FPFH's spread, while a 0.3 mm deep, 3 mm wide dent moves its c
 noise (dominated by the depth noise) and on clean synthetic parts nothing the height
 channels did not already give.
 
+FPFH runs on 2×2 pixel block means by default (``fpfh_stride``; a block counts when at least 3
+of its 4 points are valid; radii in pixels halved, so the neighbourhoods keep their size in
+metres): a quarter of the points and about a third of the CPU (~35 instead of ~100-140 ms per
+224×224 demo cloud), while a 28×28 cell still holds 16 FPFH points. On the tuning group's 12
+demo categories (xyz only, frozen, `bench/bench_suite.py --group tuning --set modalities=xyz
+adapt=false self_check=false search=exact`), mean I-AUROC / AUPRO@0.3 every pixel vs 2×2 block
+means: see docs/evaluation.md. The surface block stays at full resolution.
+
 Vectorized, one pass per scale: the moments (1, x, y, z, xx, xy, xz, yy, yz, zz) of centred
 float32 points are summed over s×s pixel blocks (s = the largest power of two ≤ σ, at most 4),
 blurred by a separable Gaussian at that stride (the block's own spread subtracted), solved for
 the planes in closed form (float32, per component), and the planes (normal, offset) are
 bilinearly interpolated back to the pixels. ~15-25 ms of CPU per 224×224 cloud on one core on
-top of FPFH's 150-600 ms (bench/bench_surface.py); the stride interpolation leaves a systematic
+top of FPFH's (bench/bench_surface.py); the stride interpolation leaves a systematic
 error of ≤ ~0.5 % (of the window size) on strongly curved parts (R 60 mm), consistent from pose
 to pose and far below a 0.3 mm dent's 5-6 %.
 """
@@ -288,6 +296,21 @@ def pool_surface(heights: torch.Tensor, valid: torch.Tensor, grid: int) -> torch
     return out
 
 
+def block_mean_cloud(xyz: np.ndarray, valid: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H//s)×(W//s) organized cloud of the mean of each s×s pixel block's valid points
+    (metres) and its validity: a block counts when more than half of its pixels are valid, so a
+    block straddling the part's rim or a hole keeps the side that fills it."""
+    h, w = (valid.shape[0] // stride) * stride, (valid.shape[1] // stride) * stride
+    v = valid[:h, :w]
+    pts = np.where(v[..., None], xyz[:h, :w], 0).astype(np.float64)
+    sums = pts.reshape(h // stride, stride, w // stride, stride, 3).sum(axis=(1, 3))
+    count = v.reshape(h // stride, stride, w // stride, stride).sum(axis=(1, 3))
+    ok = count * 2 > stride * stride
+    out = np.zeros((h // stride, w // stride, 3), np.float32)
+    out[ok] = (sums[ok] / count[ok, None]).astype(np.float32)
+    return out, ok
+
+
 class FPFHSurfaceFeatures:
     """FPFH (33) + surface-height block (3 per scale), weight-free; see module docstring."""
 
@@ -295,16 +318,36 @@ class FPFHSurfaceFeatures:
     modality = "xyz"
     weights_id = "none"
 
-    def __init__(self, fpfh: FPFHConfig = FPFHConfig(), surface: SurfaceConfig = SurfaceConfig()):
+    def __init__(self, fpfh: FPFHConfig = FPFHConfig(), surface: SurfaceConfig = SurfaceConfig(),
+                 fpfh_stride: int = 2):
+        if not (isinstance(fpfh_stride, (int, np.integer)) and 1 <= fpfh_stride <= 8):
+            raise UserError(f"fpfh_surface: fpfh_stride must be a whole number 1-8, got {fpfh_stride!r}")
         self.fpfh_config = fpfh
         self.surface_config = surface
+        self.fpfh_stride = int(fpfh_stride)
         self.dim = FPFH_DIM + surface.dim
         self.params = {
             **asdict(fpfh),
             "sigmas_px": list(surface.sigmas_px),
             "fine_sigma_px": surface.fine_sigma_px,
             "surface_weight": surface.surface_weight,
+            "fpfh_stride": self.fpfh_stride,
         }
+
+    def _fpfh(self, xyz: np.ndarray, valid: np.ndarray, spacing: float, grid: int) -> torch.Tensor:
+        """Pooled FPFH (33, grid, grid), computed on ``fpfh_stride``-pixel block means with the
+        radii in pixels divided by the stride (the same neighbourhoods in metres)."""
+        config = replace(self.fpfh_config, spacing_m=spacing) if spacing > 0 else self.fpfh_config
+        s = self.fpfh_stride
+        if s > 1:
+            xyz, valid = block_mean_cloud(xyz, valid, s)
+            config = replace(
+                config,
+                normal_radius_px=max(1.0, config.normal_radius_px / s),
+                fpfh_radius_px=max(1.0, config.fpfh_radius_px / s),
+                spacing_m=config.spacing_m * s if config.spacing_m else None,
+            )
+        return pooling.pool_pixel_features(fpfh_map(xyz, config), torch.from_numpy(valid), grid)
 
     def blocks(self, xyz: np.ndarray, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled FPFH (33, grid, grid) and the unweighted surface block (3·K, grid, grid) of
@@ -316,8 +359,7 @@ class FPFHSurfaceFeatures:
         if spacing is None:
             spacing = median_spacing(xyz, valid_np)
         # the spacing FPFH would measure itself, computed once for both blocks
-        config = replace(self.fpfh_config, spacing_m=spacing) if spacing > 0 else self.fpfh_config
-        fpfh = pooling.pool_pixel_features(fpfh_map(xyz, config), valid, grid)
+        fpfh = self._fpfh(xyz, valid_np, spacing, grid)
         heights = surface_maps(xyz, spacing, self.surface_config, valid_np)
         return fpfh, pool_surface(heights, valid, grid)
 
@@ -336,7 +378,8 @@ class FPFHSurfaceFeatures:
         return out
 
 
-@register("fpfh_surface", "xyz")
+# Model files written before ``fpfh_stride`` existed were fitted with FPFH on every pixel.
+@register("fpfh_surface", "xyz", saved_defaults={"fpfh_stride": 1})
 def create_fpfh_surface(
     normal_radius_px: float = 3.0,
     fpfh_radius_px: float = 5.7,
@@ -345,9 +388,12 @@ def create_fpfh_surface(
     sigmas_px: tuple[float, ...] | list[float] = SurfaceConfig.sigmas_px,
     fine_sigma_px: float = SurfaceConfig.fine_sigma_px,
     surface_weight: float = SurfaceConfig.surface_weight,
+    fpfh_stride: int = 2,
 ):
     """FPFH (radii in pixels, see :class:`FPFHConfig`) + multi-scale surface-height block
-    (Gaussian window sigmas in pixels, block weight; see :mod:`core.features.surface`)."""
+    (Gaussian window sigmas in pixels, block weight; see :mod:`core.features.surface`).
+    ``fpfh_stride``: FPFH is computed on the means of stride×stride pixel blocks (2: a quarter
+    of the points, ~3× less CPU; 1: every pixel, as BTF)."""
     try:
         sigmas = tuple(float(s) for s in sigmas_px)
         fine, weight = float(fine_sigma_px), float(surface_weight)
@@ -359,4 +405,5 @@ def create_fpfh_surface(
     return FPFHSurfaceFeatures(
         FPFHConfig(normal_radius_px, fpfh_radius_px, radius_scale, spacing_m),
         SurfaceConfig(sigmas, fine, weight),
+        fpfh_stride,
     )
