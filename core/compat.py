@@ -4,7 +4,8 @@ per sample (used by ``lsfa score`` and the GUI before and after a batch).
 Before scoring (:func:`check_inputs`): the modalities the model needs against those the samples
 have; the image size and aspect ratio against the training images' (``info["image_size"]``,
 recorded at fit time); the point spacing against the training clouds' (``info["xyz_spacing_m"]``,
-through :mod:`core.data.units`), on a few probe samples. After scoring (:func:`check_scores`): the
+through :mod:`core.data.units`), and the region of interest's size against the images', on a
+few probe samples. After scoring (:func:`check_scores`): the
 median image score against the calibrated good parts' scores (``info["calibration_scores"]``, or
 the image threshold for models fitted before it was recorded).
 """
@@ -38,7 +39,7 @@ class Finding:
     """One mismatch between a model and the data. ``blocking``: the affected samples cannot be
     scored with this model (they are skipped); otherwise they are scored but may be judged wrongly."""
 
-    kind: str  # "modality", "size", "units", "scores"
+    kind: str  # "modality", "size", "units", "roi", "scores"
     message: str
     blocking: bool = False
 
@@ -75,7 +76,23 @@ def check_inputs(model, refs, where: str = "the data") -> list[Finding]:
     probes = _probe(model, usable)
     findings += _size_findings(model, probes, where)
     findings += _spacing_findings(model, probes, where)
+    findings += _roi_findings(model, probes, where)
     return findings
+
+
+def _roi_findings(model, probes, where: str) -> list[Finding]:
+    """A blocking finding when the model's region of interest (original pixels) is not the size
+    of the probed images: those samples are skipped."""
+    roi = getattr(model, "roi", None)
+    if roi is None:
+        return []
+    other = sorted({s for s in map(_grid_shape, probes) if s and s != roi.shape})
+    if not other:
+        return []
+    h, w = other[0]
+    return [Finding("roi", f"images in {where} are {w}×{h} px but the region of interest ({model.roi_source}) is "
+                           f"{roi.shape[1]}×{roi.shape[0]} px: samples of another size are skipped (give a ROI "
+                           "the size of these images, or none)", blocking=True)]
 
 
 def _probe(model, refs) -> list:
