@@ -85,8 +85,12 @@ class HistogramPanel(QWidget):
         self.band.setVisible(False)
         self.empty_label = QLabel("No scored samples yet.")
         self.empty_label.setStyleSheet("color:#888")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setMinimumWidth(10)
         self.outside_label = QLabel()
         self.outside_label.setStyleSheet("color:#666")
+        self.outside_label.setWordWrap(True)  # a narrow dock wraps it instead of widening the window
+        self.outside_label.setMinimumWidth(10)
         self.fit_button = QPushButton("Fit to scores")
         self.fit_button.setToolTip("Show the scored samples' scores again (without outliers) after zooming")
         self.fit_button.clicked.connect(lambda: state.set_score_view(None))
