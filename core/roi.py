@@ -17,7 +17,7 @@ import numpy as np
 from core.errors import UserError
 
 __all__ = ["read_roi", "check_roi", "attach_roi", "roi_stack", "apply_roi", "inspected_share", "roi_cells",
-           "write_roi_png", "roi_from_polygon"]
+           "write_roi_png", "roi_from_polygon", "grid_points_to_original", "original_shape"]
 
 
 def check_roi(roi, where: str) -> np.ndarray:
@@ -112,3 +112,24 @@ def roi_cells(roi: np.ndarray, grid: int) -> np.ndarray:
 def inspected_share(roi: np.ndarray | None) -> float:
     """Share (0-1) of the image's pixels that are inspected (1.0 without a ROI)."""
     return 1.0 if roi is None else float(np.count_nonzero(roi)) / float(roi.size)
+
+
+def grid_points_to_original(points, height: int, width: int, size: int) -> np.ndarray:
+    """(N, 2) (x, y) positions on the size×size model grid (pixel units, x = column) as positions
+    on the height×width original image: the inverse of the square padding and resizing that
+    :func:`core.prepare.prepare_sample` applies (and that the ROI itself takes to the grid)."""
+    from core.data.preprocess import PreprocessParams, square_padding
+
+    side, top, left = square_padding(int(height), int(width), PreprocessParams().pad_multiple)
+    pts = np.asarray(points, np.float64).reshape(-1, 2) * (side / float(size))
+    return pts - np.array([left, top], np.float64)
+
+
+def original_shape(ref) -> tuple[int, int]:
+    """(height, width) in pixels of a SampleRef's original image: from the RGB file's header, else
+    by loading the sample (UserError naming the file when it cannot be read)."""
+    from core.data.imageio import image_size
+
+    if getattr(ref, "rgb_path", None) is not None:
+        return image_size(ref.rgb_path)
+    return ref.load().shape

@@ -228,3 +228,21 @@ def test_cli_fit_score_info_with_roi(tiny_xyz_model, tmp_path, capsys, caplog):
     check = [r.message for r in caplog.records if r.message.startswith("model/data check")]
     assert len(check) == 1 and "small.png" in check[0] and "10×10 px" in check[0]
     assert "small.png" in (tmp_path / "x.csv").read_text()  # the SKIPPED row names the ROI file
+
+
+def test_a_polygon_drawn_on_the_grid_lands_there_after_the_mask_path(tiny_xyz_model):
+    """A rectangle drawn on the model grid, carried to original pixels (the GUI's drawing) and
+    brought back through the mask's path, covers the same grid pixels (up to one original pixel)."""
+    from core.prepare import prepare_sample
+    from core.roi import grid_points_to_original
+
+    root, _ = tiny_xyz_model
+    good, _ = _test_samples(root)
+    h, w = good.shape
+    corners = np.array([(50, 60), (170, 60), (170, 150), (50, 150)], float)  # x, y on the 224 grid
+    roi = roi_from_polygon(grid_points_to_original(corners, h, w, 224), h, w)
+    grid = prepare_sample(attach_roi(good, roi), 224).roi
+    expected = np.zeros((224, 224), bool)
+    expected[60:150, 50:170] = True
+    assert (grid != expected).mean() < 0.02
+    assert grid[100, 100] and not grid[10, 10]
