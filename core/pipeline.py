@@ -146,11 +146,10 @@ def fit(
     memory banks hold every patch)."""
     from core.data.units import check_fit_spacing
     from core.data.dataset import open_dataset
+    from core.roi import check_roi, roi_stack
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
     from core.tokens import extract_tokens, foreground, scoring_regions
-
-    from core.roi import check_roi, roi_stack
 
     config = config or FitConfig()
     roi = None if roi is None else check_roi(roi, roi_source)

@@ -238,15 +238,17 @@ def load_or_fit(
     return model, True
 
 
-def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None):
-    """Fit (core.pipeline.fit) and save to ``model_path``, yielding Notes; returns the model."""
+def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None, roi=None,
+                 roi_source: str = "region of interest"):
+    """Fit (core.pipeline.fit; with the region of interest ``roi`` in original pixels, as
+    ``lsfa fit --roi``) and save to ``model_path``, yielding Notes; returns the model."""
     from core.config import FitConfig
     from core.model_io import save_model
     from core.pipeline import fit
 
     config = config if config is not None else FitConfig()
     yield Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)")
-    model = fit(dataset_root, category, config, progress=progress)
+    model = fit(dataset_root, category, config, progress=progress, roi=roi, roi_source=roi_source)
     progress.update("Saving model", 0, 1)
     save_model(model, model_path)
     progress.update("Saving model", 1, 1)
@@ -334,13 +336,15 @@ def score_job(model, requests: list[SampleRequest]):
     return run
 
 
-def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None):
-    """Fit, save (to ``model_path``; None: :func:`fit_output_path`), then (optionally) score the given entries."""
+def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None,
+            roi=None, roi_source: str = "region of interest"):
+    """Fit (with the region of interest ``roi``, original pixels, if given), save (to ``model_path``;
+    None: :func:`fit_output_path`), then (optionally) score the given entries."""
 
     def run(progress: Progress):
         nonlocal model_path
         model_path = model_path or fit_output_path(dataset_root, category)
-        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config)
+        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config, roi, roi_source)
         yield ModelReady(model, str(model_path), True)
         out = JobSummary(model=model, model_path=str(model_path))
         if score_refs:

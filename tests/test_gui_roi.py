@@ -89,3 +89,24 @@ def test_a_roi_of_the_wrong_size_is_refused_with_its_name(qtbot, scored_window, 
     level, text = window.log_panel.entries[-1]
     assert level == "error" and "small.png" in text and "12×10 px" in text
     assert window.model.roi is None and not window.jobs.busy
+
+
+def test_a_fit_in_the_window_keeps_the_open_models_roi(qtbot, scored_window, monkeypatch):
+    from core.config import FitConfig
+    from lsfa_gui import tasks
+
+    window, _root = scored_window
+    shape = window.state.entries[0].ref.load().shape
+    roi = np.ones(shape, bool)
+    roi[:, : shape[1] // 2] = False
+    window.model.set_roi(roi, "half.png")
+    captured = {}
+
+    def fake_fit_job(root, category, model_path, config=None, score_refs=None, roi=None, roi_source=""):
+        captured.update(roi=roi, roi_source=roi_source)
+        return lambda progress: None
+
+    monkeypatch.setattr(tasks, "fit_job", fake_fit_job)
+    with qtbot.waitSignal(window.jobs.succeeded, timeout=10_000):
+        window.fit_current_dataset(FitConfig())
+    assert np.array_equal(captured["roi"], roi) and captured["roi_source"] == "half.png"
