@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--max-train", type=int, help=option_help("max_train"))
     p.add_argument("--seed", type=int, default=FitConfig.seed, help=option_help("seed"))
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
-    add_roi_arg(p, "stored in the model file; thresholds are calibrated on the inspected pixels only")
+    add_roi_arg(p, what="stored in the model file; thresholds are calibrated on the inspected pixels only")
     add_units_arg(p)
     add_adaptation_args(p)
     p.set_defaults(func=run)

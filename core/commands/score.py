@@ -46,7 +46,7 @@ def register(sub) -> None:
     add_units_arg(p)
     add_uncertain_arg(p)
     add_min_area_arg(p)
-    add_roi_arg(p, "for this run it replaces the ROI stored in the model file (default: the stored one, "
+    add_roi_arg(p, what="for this run it replaces the ROI stored in the model file (default: the stored one, "
                    "else the whole image)")
     p.set_defaults(func=run)
 
