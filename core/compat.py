@@ -23,7 +23,7 @@ from core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "missing_reason", "PROBE_SAMPLES",
+__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "missing_reason", "roi_reason", "PROBE_SAMPLES",
            "SIZE_RATIO", "ASPECT_RATIO", "SPACING_RATIO", "SCORE_RATIO"]
 
 PROBE_SAMPLES = 3  # samples loaded to measure size and point spacing
@@ -56,6 +56,24 @@ def missing_reason(model, ref) -> str:
     """Why a sample cannot be scored with this model for lack of a modality ("" if it can)."""
     missing = missing_modalities(model, ref)
     return f"no {' or '.join(NAMES[m] for m in missing)}: the model needs it" if missing else ""
+
+
+def roi_reason(model, ref) -> str:
+    """Why a sample cannot be scored with the model's region of interest ("" if it can, or when its
+    size is only known after loading it): its image, read from the header, is another size."""
+    from core.data.imageio import image_size
+
+    roi = getattr(model, "roi", None)
+    if roi is None or getattr(ref, "rgb_path", None) is None:
+        return ""
+    try:
+        shape = image_size(ref.rgb_path)
+    except UserError:
+        return ""  # unreadable: scoring reports it
+    if tuple(shape) == tuple(roi.shape):
+        return ""
+    return (f"the image is {shape[1]}×{shape[0]} px but the region of interest ({model.roi_source}) is "
+            f"{roi.shape[1]}×{roi.shape[0]} px")
 
 
 def check_inputs(model, refs, where: str = "the data") -> list[Finding]:

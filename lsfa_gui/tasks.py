@@ -188,16 +188,18 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress) -> 
     """Score each request, yielding SampleScored / SampleFailed (a bad sample is reported and
     skipped); returns (scored, failed). The model/data check (core.compat) runs first and on the
     scores: its findings are one DataMismatch each time, and samples lacking a modality the model
-    needs are skipped with a quiet SampleFailed each (the window does not log them one by one)."""
-    from core.compat import check_inputs, check_scores, missing_reason
+    needs (or not the size of its region of interest) are skipped with a quiet SampleFailed each
+    (the window does not log them one by one)."""
+    from core.compat import check_inputs, check_scores, missing_reason, roi_reason
 
     findings = check_inputs(model, [r.ref for r in requests])
     if findings:
         yield DataMismatch([f.message for f in findings])
-    lacking = [r for r in requests if missing_reason(model, r.ref)]
+    reasons = {r.index: missing_reason(model, r.ref) or roi_reason(model, r.ref) for r in requests}
+    lacking = [r for r in requests if reasons[r.index]]
     for r in lacking:
-        yield SampleFailed(r.index, missing_reason(model, r.ref), quiet=True)
-    requests = [r for r in requests if not missing_reason(model, r.ref)]
+        yield SampleFailed(r.index, reasons[r.index], quiet=True)
+    requests = [r for r in requests if not reasons[r.index]]
     ok = 0
     failures: list[SampleFailed] = []
     scores = []

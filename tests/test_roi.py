@@ -228,6 +228,7 @@ def test_cli_fit_score_info_with_roi(tiny_xyz_model, tmp_path, capsys, caplog):
     check = [r.message for r in caplog.records if r.message.startswith("model/data check")]
     assert len(check) == 1 and "small.png" in check[0] and "10×10 px" in check[0]
     assert "small.png" in (tmp_path / "x.csv").read_text()  # the SKIPPED row names the ROI file
+    assert not [r for r in caplog.records if r.message.startswith("skipped")]  # no line per sample
 
 
 def test_a_polygon_drawn_on_the_grid_lands_there_after_the_mask_path(tiny_xyz_model):

@@ -135,16 +135,17 @@ def report_rows(rows: list[dict], extras: dict) -> list:
 
 def check_before_scoring(model, refs, where: str, rows: list) -> list:
     """The model/data check (core.compat) before a batch: each finding is logged as one warning
-    line; samples lacking a modality the model needs become SKIPPED rows (appended to ``rows``)
-    without a line each. Returns the refs left to score."""
-    from core.compat import check_inputs, missing_reason
+    line; samples lacking a modality the model needs, or whose image is not the size of the
+    model's region of interest, become SKIPPED rows (appended to ``rows``) without a line each.
+    Returns the refs left to score."""
+    from core.compat import check_inputs, missing_reason, roi_reason
     from core.rows import error_row
 
     for finding in check_inputs(model, refs, where):
         log.warning("model/data check: %s", finding.message)
     keep = []
     for ref in refs:
-        reason = missing_reason(model, ref)
+        reason = missing_reason(model, ref) or roi_reason(model, ref)
         if reason:
             rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
         else:
