@@ -247,3 +247,20 @@ def test_a_polygon_drawn_on_the_grid_lands_there_after_the_mask_path(tiny_xyz_mo
     expected[60:150, 50:170] = True
     assert (grid != expected).mean() < 0.02
     assert grid[100, 100] and not grid[10, 10]
+
+
+def test_self_check_defects_are_painted_inside_the_roi(tiny_xyz_model):
+    from core.prepare import prepare_sample
+    from core.pseudo_defects import add_defect, types_for
+
+    root, _ = tiny_xyz_model
+    good, _ = _test_samples(root)
+    roi = np.zeros(good.shape, bool)
+    roi[:, good.shape[1] // 2:] = True  # the right half
+    prepared = prepare_sample(attach_roi(good, roi), 224)
+    rng = np.random.default_rng(0)
+    for kind in types_for(("rgb", "xyz")):
+        for _ in range(3):
+            mask = add_defect(prepared, kind, rng, donor=prepared).mask
+            inside = (mask & prepared.roi).sum() / mask.sum()
+            assert inside > 0.5, kind
