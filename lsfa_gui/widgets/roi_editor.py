@@ -67,11 +67,16 @@ class RoiEditor(QObject):
         return None if image is None else (int(image.shape[0]), int(image.shape[1]))
 
     def refresh(self) -> None:
-        """Shade the pixels the current result was scored without (its ROI on the view's grid)."""
+        """Shade the pixels the current result was scored without: its ROI on the model grid when
+        the view shows the grid, the model's ROI (original pixels) when it shows the original image."""
         entry = self.state.current_entry
-        roi = None if entry is None or entry.result is None else getattr(entry.result, "roi", None)
+        scored = None if entry is None or entry.result is None else getattr(entry.result, "roi", None)
         shown = self.shown_shape()
-        if roi is None or shown is None or tuple(roi.shape) != shown:
+        roi = None
+        if scored is not None and shown is not None:
+            original = getattr(self.state.model.model, "roi", None)
+            roi = next((r for r in (scored, original) if r is not None and tuple(r.shape) == shown), None)
+        if roi is None:
             self.shade.clear()
             return
         self.shade.setImage(ignored_overlay(np.asarray(roi, bool)), autoLevels=False, levels=(0, 255))
