@@ -115,7 +115,7 @@ def test_a_fit_in_the_window_keeps_the_open_models_roi(qtbot, scored_window, mon
 def test_view_points_map_to_original_pixels_from_the_grid_or_as_they_are():
     from lsfa_gui.widgets.roi_editor import view_points_to_original
 
-    pts = [(0.0, 0.0), (224.0, 224.0)]
+    pts = [[0.0, 0.0], [224.0, 224.0]]
     assert view_points_to_original(pts, (96, 96), (96, 96)).tolist() == pts  # the view shows the original
     # a 96×96 image is padded to 100×100 (2 px each side) and resized to 224: the grid's corners
     assert view_points_to_original(pts, (224, 224), (96, 96)).tolist() == [[-2.0, -2.0], [98.0, 98.0]]
