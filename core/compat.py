@@ -4,7 +4,8 @@ per sample (used by ``lsfa score`` and the GUI before and after a batch).
 Before scoring (:func:`check_inputs`): the modalities the model needs against those the samples
 have; the image size and aspect ratio against the training images' (``info["image_size"]``,
 recorded at fit time); the point spacing against the training clouds' (``info["xyz_spacing_m"]``,
-through :mod:`core.data.units`), on a few probe samples. After scoring (:func:`check_scores`): the
+through :mod:`core.data.units`), and the region of interest's size against the images', on a
+few probe samples. After scoring (:func:`check_scores`): the
 median image score against the calibrated good parts' scores (``info["calibration_scores"]``, or
 the image threshold for models fitted before it was recorded).
 """
@@ -22,7 +23,7 @@ from core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "missing_reason", "PROBE_SAMPLES",
+__all__ = ["Finding", "check_inputs", "check_scores", "missing_modalities", "missing_reason", "roi_reason", "PROBE_SAMPLES",
            "SIZE_RATIO", "ASPECT_RATIO", "SPACING_RATIO", "SCORE_RATIO"]
 
 PROBE_SAMPLES = 3  # samples loaded to measure size and point spacing
@@ -38,7 +39,7 @@ class Finding:
     """One mismatch between a model and the data. ``blocking``: the affected samples cannot be
     scored with this model (they are skipped); otherwise they are scored but may be judged wrongly."""
 
-    kind: str  # "modality", "size", "units", "scores"
+    kind: str  # "modality", "size", "units", "roi", "scores"
     message: str
     blocking: bool = False
 
@@ -55,6 +56,24 @@ def missing_reason(model, ref) -> str:
     """Why a sample cannot be scored with this model for lack of a modality ("" if it can)."""
     missing = missing_modalities(model, ref)
     return f"no {' or '.join(NAMES[m] for m in missing)}: the model needs it" if missing else ""
+
+
+def roi_reason(model, ref) -> str:
+    """Why a sample cannot be scored with the model's region of interest ("" if it can, or when its
+    size is only known after loading it): its image, read from the header, is another size."""
+    from core.data.imageio import image_size
+
+    roi = getattr(model, "roi", None)
+    if roi is None or getattr(ref, "rgb_path", None) is None:
+        return ""
+    try:
+        shape = image_size(ref.rgb_path)
+    except UserError:
+        return ""  # unreadable: scoring reports it
+    if tuple(shape) == tuple(roi.shape):
+        return ""
+    return (f"the image is {shape[1]}×{shape[0]} px but the region of interest ({model.roi_source}) is "
+            f"{roi.shape[1]}×{roi.shape[0]} px")
 
 
 def check_inputs(model, refs, where: str = "the data") -> list[Finding]:
@@ -75,7 +94,23 @@ def check_inputs(model, refs, where: str = "the data") -> list[Finding]:
     probes = _probe(model, usable)
     findings += _size_findings(model, probes, where)
     findings += _spacing_findings(model, probes, where)
+    findings += _roi_findings(model, probes, where)
     return findings
+
+
+def _roi_findings(model, probes, where: str) -> list[Finding]:
+    """A blocking finding when the model's region of interest (original pixels) is not the size
+    of the probed images: those samples are skipped."""
+    roi = getattr(model, "roi", None)
+    if roi is None:
+        return []
+    other = sorted({s for s in map(_grid_shape, probes) if s and s != roi.shape})
+    if not other:
+        return []
+    h, w = other[0]
+    return [Finding("roi", f"images in {where} are {w}×{h} px but the region of interest ({model.roi_source}) is "
+                           f"{roi.shape[1]}×{roi.shape[0]} px: samples of another size are skipped (give a ROI "
+                           "the size of these images, or none)", blocking=True)]
 
 
 def _probe(model, refs) -> list:

@@ -89,8 +89,9 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         section, _, rest = key.partition(".")
         if section == "bank" and rest.split(".")[0] not in mods:
             raise ManifestProblem(f"tensor {key} belongs to no modality of the model")
-        if section not in ("bank", "adapt"):
+        if section not in ("bank", "adapt") and key != "roi":
             raise ManifestProblem(f"unexpected tensor {key}")
+    _check_roi(manifest.get("roi"), tensors.get("roi"))
     thresholds = _mapping(manifest.get("thresholds"), "thresholds")
     for key in ("image", "pixel"):
         _finite(thresholds.get(key), f"{key} threshold")
@@ -135,6 +136,26 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     if calib is not None:
         for key, value in _mapping(calib, "info calibration_scores").items():
             _finite(value, f"info calibration_scores {key}")
+
+
+def _check_roi(entry, roi) -> None:
+    """The region of interest (core.roi): a manifest entry {height, width, ...} and an
+    height×width uint8 tensor of 0/1 with at least one 1 come together, or neither."""
+    if entry is None and roi is None:
+        return
+    if entry is None or roi is None:
+        raise ManifestProblem("the region of interest is recorded in only one of the manifest and the tensors")
+    entry = _mapping(entry, "roi")
+    shape = (entry.get("height"), entry.get("width"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape):
+        raise ManifestProblem(f"roi height and width must be whole numbers of pixels, got {shape!r}")
+    if roi.dtype != np.uint8 or roi.shape != shape:
+        raise ManifestProblem(f"the region of interest must be a {shape[1]}×{shape[0]} uint8 mask, "
+                              f"got {roi.shape} {roi.dtype}")
+    if roi.max() > 1:
+        raise ManifestProblem("the region of interest holds values other than 0 and 1")
+    if not roi.any():
+        raise ManifestProblem("the region of interest ignores every pixel")
 
 
 def _check_search(search, tensors: dict[str, np.ndarray], mods: list, extractors: dict) -> None:

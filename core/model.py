@@ -44,6 +44,9 @@ class Model:
         self.info = dict(info or {})
         self.model_id = self.info.get("model_id", "unsaved")
         self.xyz_units: str | None = None  # unit of the clouds to score (a load option, not saved)
+        # region of interest in original image pixels (core.roi; True = inspected), or None
+        self.roi: np.ndarray | None = None
+        self.roi_source = "region of interest"  # where it came from, for messages (a file name)
 
     # ----------------------------------------------------------------- scoring
     def check_sample(self, sample: Sample) -> None:
@@ -56,10 +59,20 @@ class Model:
                 f"but the sample has no {' or '.join(names[m] for m in missing)}"
             )
 
+    def set_roi(self, roi: np.ndarray | None, source: str = "region of interest") -> None:
+        """Inspect only ``roi`` (H×W, original image pixels, non-zero = inspect; None: everything);
+        UserError naming ``source`` when it is not a usable mask (core.roi.check_roi)."""
+        from core.roi import check_roi
+
+        self.roi = None if roi is None else check_roi(roi, source)
+        self.roi_source = source
+
     def prepare(self, sample: Sample) -> Sample:
         from core.prepare import prepare_sample
+        from core.roi import attach_roi
 
         self.check_sample(sample)
+        sample = attach_roi(sample, self.roi, self.roi_source)
         return prepare_sample(
             sample, self.config.image_size, self.config.preprocess, self.config.cache_path()
         )
@@ -109,7 +122,11 @@ class Model:
         """Per-modality raw scores of prepared samples.
 
         Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of raw kNN distance}).
+        A sample's region of interest (``Sample.roi`` on the grid) restricts its image scores to
+        the patches of the cells it touches; the maps stay whole (the fusion's units do not
+        depend on the ROI), :meth:`fuse` masks the fused map.
         """
+        from core.roi import roi_cells
         from core.scoring.maps import upsample_and_blur
         from core.scoring.patchcore import reweighted_image_score
 
@@ -127,13 +144,16 @@ class Model:
                 ta = time.perf_counter()
                 q = np.ascontiguousarray(tk[b][regions[m][b]])
                 patch = np.zeros(g * g, np.float32)
+                roi = getattr(prepared[b], "roi", None)
                 if len(q):
                     dist, idx = bank.nearest(q)
                     patch[regions[m][b]] = dist
-                    if cfg.image_score == "reweighted":
-                        scores[m][b] = reweighted_image_score(q, dist, idx, bank)
-                    else:
-                        scores[m][b] = float(dist.max())
+                    keep = slice(None) if roi is None else roi_cells(roi, g)[regions[m][b]]
+                    if roi is None or keep.any():  # else no scored cell is inspected: score 0
+                        if cfg.image_score == "reweighted":
+                            scores[m][b] = reweighted_image_score(q[keep], dist[keep], idx[keep], bank)
+                        else:
+                            scores[m][b] = float(dist[keep].max())
                 tb = time.perf_counter()
                 maps[m][b] = upsample_and_blur(patch.reshape(g, g), size=size, sigma=cfg.blur_sigma)
                 knn_s += tb - ta
@@ -163,15 +183,19 @@ class Model:
             {m: np.concatenate(v) if v else np.zeros((0, s, s), np.float32) for m, v in maps.items()},
         )
 
-    def fuse_maps(self, maps: dict, fusion=None) -> tuple[np.ndarray, np.ndarray]:
+    def fuse_maps(self, maps: dict, fusion=None, roi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
         pixel fusion or ``fusion``; the image score is the map-based one of
-        ``config.fused_image_score`` (top-k mean, else the map maximum)."""
+        ``config.fused_image_score`` (top-k mean, else the map maximum). ``roi``: (B,S,S) bool
+        regions of interest on the grid (core.roi.roi_stack): ignored pixels score 0 in the
+        fused map before the image score is taken."""
+        from core.roi import apply_roi
+
         fusion = fusion or self.pixel_fusion
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
         pix = fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
-        pix = np.asarray(pix, np.float32).reshape(b, s, s)
+        pix = apply_roi(np.asarray(pix, np.float32).reshape(b, s, s), roi)
         return self._map_image_scores(pix), pix
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
@@ -185,20 +209,23 @@ class Model:
             return np.partition(flat, s * s - k, axis=1)[:, s * s - k :].mean(axis=1)
         return flat.max(axis=1)
 
-    def fuse(self, scores: dict, maps: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Fused image scores (B,) and maps (B,S,S) in fused units."""
-        img, pix = self.fuse_maps(maps)
+    def fuse(self, scores: dict, maps: dict, roi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Fused image scores (B,) and maps (B,S,S) in fused units; ``roi`` as in :meth:`fuse_maps`."""
+        img, pix = self.fuse_maps(maps, roi=roi)
         if self.config.fused_image_score == "late":
             img = self.image_fusion.transform(np.stack([scores[m] for m in self.modalities], axis=1))
         return np.asarray(img, np.float32), pix
 
     def score_prepared(self, prepared: list[Sample]) -> list[SampleResult]:
-        """Score samples already on the model grid (see :meth:`prepare`)."""
+        """Score samples already on the model grid (see :meth:`prepare`; a sample's ROI applies:
+        its fused and per-modality maps are 0 outside it)."""
+        from core.roi import apply_roi, roi_stack
+
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         scores, maps = self.modality_scores(prepared, timings)
         tf = time.perf_counter()
-        fused_img, fused_map = self.fuse(scores, maps)
+        fused_img, fused_map = self.fuse(scores, maps, roi_stack(prepared))
         timings["fusion"] = time.perf_counter() - tf
         per = (time.perf_counter() - t0) / max(len(prepared), 1)
         per_timings = {k: v / max(len(prepared), 1) for k, v in timings.items()}
@@ -211,10 +238,11 @@ class Model:
                     image_score=float(fused_img[i]),
                     anomaly_map=fused_map[i],
                     modality_scores={m: float(scores[m][i]) for m in self.modalities},
-                    modality_maps={m: maps[m][i] for m in self.modalities},
+                    modality_maps={m: apply_roi(maps[m][i], s.roi) for m in self.modalities},
                     rgb=s.rgb,
                     xyz=s.xyz,
                     mask=s.mask,
+                    roi=s.roi,
                     category=s.category,
                     split=s.split,
                     source=s.source(),

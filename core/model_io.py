@@ -12,6 +12,7 @@ from core.model import Model
 from core.errors import ModelFileError, UserError
 from core.model_file import read_model_file, write_model_file
 from core.results import Thresholds
+from core.roi import inspected_share
 
 
 def save_model(model: Model, path: str | Path) -> str:
@@ -33,6 +34,11 @@ def save_model(model: Model, path: str | Path) -> str:
         for key, arr in bank.state().items():
             tensors[f"bank.{m}.{key}"] = np.asarray(arr)
     manifest["search"] = {m: bank.search.to_dict() for m, bank in model.banks.items()}
+    if model.roi is not None:  # region of interest, original image pixels (core.roi)
+        h, w = model.roi.shape
+        manifest["roi"] = {"height": int(h), "width": int(w),
+                           "inspected_share": round(inspected_share(model.roi), 6)}
+        tensors["roi"] = model.roi.astype(np.uint8)
     for level, fusion in (("image", model.image_fusion), ("pixel", model.pixel_fusion)):
         manifest[f"fusion_{level}"] = fusion.state()
     if model.adapter is not None:
@@ -136,7 +142,10 @@ def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Mo
             raise ModelFileError(path, "adaptation is recorded but its adaptors cannot be rebuilt")
     info = dict(manifest.get("info", {}))
     info["model_id"] = manifest["model_id"]
-    return Model(
+    model = Model(
         config, modalities, extractors, banks, fusion_image, fusion_pixel, thresholds, display_range,
         adapter=adapter, info=info,
     )
+    if "roi" in tensors:  # checked by core.manifest_check
+        model.set_roi(tensors["roi"].astype(bool), f"stored in {path}")
+    return model

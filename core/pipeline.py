@@ -31,14 +31,16 @@ MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training 
 def load_prepared(
     refs, config: FitConfig, progress: Progress | None, stage: str,
     xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
-    sizes: list | None = None,
+    sizes: list | None = None, roi: np.ndarray | None = None, roi_source: str = "region of interest",
 ) -> list[Sample]:
     """Load SampleRefs (xyz converted from ``xyz_units`` to metres, point spacing checked
     against ``train_spacing`` or, without one, against metres; each measured spacing is
     appended to ``spacings`` as (file, spacing), each grid's (height, width) in pixels to ``sizes``)
-    and bring them to the model grid, with progress."""
+    and bring them to the model grid, with progress. ``roi`` (original pixels, from ``roi_source``)
+    rides on each sample to the grid (core.roi.attach_roi; UserError on a size mismatch)."""
     from core.data.units import apply_units, check_sample_spacing, point_spacing
     from core.prepare import prepare_sample
+    from core.roi import attach_roi
 
     p = ensure(progress)
     out = []
@@ -52,6 +54,7 @@ def load_prepared(
         grid = sample.rgb if sample.rgb is not None else sample.xyz
         if sizes is not None and grid is not None:
             sizes.append(grid.shape[:2])
+        sample = attach_roi(sample, roi, roi_source)
         out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path()))
     p.update(stage, len(refs), len(refs))
     return out
@@ -133,16 +136,23 @@ def fit(
     config: FitConfig | None = None,
     progress: Progress | None = None,
     xyz_units: str | None = None,
+    roi: np.ndarray | None = None,
+    roi_source: str = "region of interest",
 ) -> Model:
     """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
-    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres)."""
+    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres).
+    ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
+    messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
+    memory banks hold every patch)."""
     from core.data.units import check_fit_spacing
     from core.data.dataset import open_dataset
+    from core.roi import check_roi, roi_stack
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
     from core.tokens import extract_tokens, foreground, scoring_regions
 
     config = config or FitConfig()
+    roi = None if roi is None else check_roi(roi, roi_source)
     p = ensure(progress)
     t_start = time.perf_counter()
     ds = open_dataset(dataset_root)
@@ -153,7 +163,8 @@ def fit(
 
     spacings: list = []
     sizes: list = []
-    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes)
+    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes,
+                          roi=roi, roi_source=roi_source)
     train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None
     modalities = choose_modalities(config, train, where)
     extractors = create_extractors(config, modalities)
@@ -191,7 +202,8 @@ def fit(
         return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
-    calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing)
+    calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing,
+                           roi=roi, roi_source=roi_source)
              if val_refs else train)
     check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
     variants = {("adapted" if adapter is not None else "frozen"): build_model(tokens, adapter)}
@@ -226,7 +238,7 @@ def fit(
         log.info("%s: %s nearest-neighbour search: %s", where, m, choice.describe())
     model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
-    fused_img, fused_maps = model.fuse(scores, maps)
+    fused_img, fused_maps = model.fuse(scores, maps, roi_stack(calib))  # thresholds see the ROI
 
     if check is not None:
         image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks)
@@ -241,6 +253,7 @@ def fit(
     hi = max(pixel_thr, float(np.quantile(fused_maps, config.pixel_quantile)))
     hi = hi + max(hi - lo, 1e-6)
     model.display_range = (lo, hi)
+    model.set_roi(roi, roi_source)
     model.info = {
         "category": category,
         "dataset": str(dataset_root),

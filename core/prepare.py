@@ -21,7 +21,8 @@ def default_cache_dir() -> Path:
 def prepare_sample(
     sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None
 ) -> Sample:
-    """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask nearest."""
+    """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask/roi nearest (the
+    ROI takes exactly the mask's path: zero padding, then nearest resizing)."""
     from dataclasses import replace
 
     from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
@@ -36,5 +37,6 @@ def prepare_sample(
             rgb=pad_to_square(sample.rgb, side, top, left),
             xyz=pad_to_square(sample.xyz, side, top, left),
             mask=pad_to_square(sample.mask, side, top, left),
+            roi=pad_to_square(sample.roi, side, top, left),
         )
     return resize_sample(sample, size)

@@ -117,6 +117,8 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
     h, w = sample.shape
     scale = h / 224.0
     allowed = object_mask(sample)
+    if sample.roi is not None and (allowed & sample.roi).any():
+        allowed = allowed & sample.roi  # synthetic defects go where the model inspects
     rgb = None if sample.rgb is None else sample.rgb.astype(np.float32).copy()
     xyz = None if sample.xyz is None else sample.xyz.copy()
     centre = _pick_centre(allowed, int(12 * scale), rng)

@@ -92,7 +92,8 @@ class Scorer:
     {"index", "ref"} rows into {"index", "row"} (the row as JSON)."""
 
     def __init__(self, model_ref: list, model_name: str, thresholds: dict, xyz_units: str | None,
-                 maps: str | None, annotate: bool = False, report: bool = False):
+                 maps: str | None, annotate: bool = False, report: bool = False,
+                 roi: np.ndarray | None = None, roi_source: str = "region of interest"):
         from core.model_io import load_model
         from core.results import Thresholds
 
@@ -103,6 +104,7 @@ class Scorer:
         self.model = load_model(model_name, data=data)
         self.model.xyz_units = xyz_units
         self.model.thresholds = Thresholds.from_dict(thresholds)
+        self.model.set_roi(roi, roi_source)  # the driver's (stored, or lsfa score --roi)
         self.maps = None if maps is None else Path(maps)
         self.annotate = annotate
         self.report = report
@@ -199,7 +201,7 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
                  report: bool = False) -> list[tuple[int, dict]]:
     """(index, row) for every SampleRef, in input order, scored on Ray as
     :func:`core.score_rows.score_rows` scores them locally. ``model``: the model loaded from
-    ``model_data`` on the driver, whose thresholds and ``xyz_units`` the actors use."""
+    ``model_data`` on the driver, whose thresholds, ``xyz_units`` and region of interest the actors use."""
     ray = import_ray()
     n = len(refs)
     if n == 0:
@@ -218,7 +220,8 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
         scored = dataset.map_batches(
             Scorer,
             fn_constructor_args=([model_ref], str(model_path), model.thresholds.to_dict(), model.xyz_units,
-                                 None if maps is None else str(maps), annotate, report),
+                                 None if maps is None else str(maps), annotate, report, model.roi,
+                                 model.roi_source),
             batch_size=size, batch_format="numpy", num_cpus=1,
             compute=ray.data.ActorPoolStrategy(size=actors),
         )

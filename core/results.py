@@ -56,6 +56,7 @@ class SampleResult:
     source: str = ""  # file the sample came from
     seconds: float = 0.0  # wall time to score this sample (load excluded)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    roi: np.ndarray | None = None  # S×S bool region of interest it was scored with (None: all inspected)
 
     @property
     def valid(self) -> np.ndarray | None:

@@ -41,6 +41,8 @@ class VariantMaps:
 
     good: dict[str, np.ndarray]
     pseudo: dict[str, np.ndarray]
+    good_roi: np.ndarray | None = None  # (B, S, S) bool regions of interest (core.roi.roi_stack), or None
+    pseudo_roi: np.ndarray | None = None
 
 
 @dataclass
@@ -107,8 +109,8 @@ def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray]
     """(image scores good, image scores pseudo, fused maps good, fused maps pseudo, I-AUROC, AUPRO)."""
     from core.metrics import aupro, image_auroc
 
-    good_img, good_maps = model.fuse_maps(maps.good, fusion)
-    bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion)
+    good_img, good_maps = model.fuse_maps(maps.good, fusion, maps.good_roi)
+    bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion, maps.pseudo_roi)
     labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
     i_auroc = image_auroc(labels, np.r_[good_img, bad_img])
     all_masks = [np.zeros(m.shape, bool) for m in good_maps] + list(masks)
@@ -134,8 +136,10 @@ def run_self_check(
     """Score ``calib`` and its pseudo-defects with each model variant ({name: Model}, the first
     is the default) and choose a variant and fusion.
 
-    ``fusion_fitter(model, good_maps) -> LateFusion`` fits the default fusion on good maps."""
+    ``fusion_fitter(model, good_maps) -> LateFusion`` fits the default fusion on good maps.
+    Samples carrying a region of interest (``Sample.roi``) are judged inside it only."""
     from core.pseudo_defects import make_pseudo_defects
+    from core.roi import roi_stack
 
     p = ensure(progress)
     first = next(iter(variants.values()))
@@ -151,7 +155,7 @@ def run_self_check(
         good_scores, good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples")
         calibration[vname] = (good_scores, good)
         bad = model.modality_maps_batched(pseudo, p, f"Self-check ({vname}): synthetic defects")[1]
-        maps = VariantMaps(good, bad)
+        maps = VariantMaps(good, bad, roi_stack(calib), roi_stack(pseudo))
         best, info = select_fusion(model, fusion_fitter(model, good), maps, masks, kinds, vname)
         best.informativeness = info
         all_candidates.append(best)

@@ -79,6 +79,14 @@ class WindowActions:
         a["from_threshold"].setCheckable(True)
         a["from_threshold"].setChecked(self.state.display.from_threshold)
         a["from_threshold"].toggled.connect(lambda on: self.state.set_display(from_threshold=on))
+        a["roi_load"] = self._action("&Load region of interest (PNG)…", self.load_roi_dialog, None,
+                                     "A mask the size of the dataset's images: non-zero pixels are inspected, zero pixels ignored")
+        a["roi_draw"] = self._action("&Draw region…", self.start_roi_drawing, None,
+                                     "Draw a polygon on the image: only inside it is inspected")
+        a["roi_apply"] = self._action("&Apply drawn region", self.apply_drawn_roi, None,
+                                      "Make the drawn polygon the model's region of interest and score again")
+        a["roi_clear"] = self._action("&Clear region of interest", self.clear_roi, None, "Inspect the whole image again")
+        a["roi_save"] = self._action("&Save region of interest as PNG…", self.save_roi_dialog, None)
         a["auto_thresholds"] = self._action("&Auto thresholds", self._auto_thresholds, None, "Best F1 on labelled data, else a quantile of good scores")
 
         menu = self.menuBar()
@@ -106,6 +114,9 @@ class WindowActions:
         v.addSeparator()
         for dock in self.docks.values():
             v.addAction(dock.toggleViewAction())
+        r = menu.addMenu("&Region of interest")
+        for key in ("roi_load", "roi_draw", "roi_apply", None, "roi_clear", "roi_save"):
+            r.addSeparator() if key is None else r.addAction(a[key])
         t = menu.addMenu("&Thresholds")
         t.addAction(a["auto_thresholds"])
         t.addAction(a["save_thresholds"])

@@ -135,8 +135,13 @@ class JobControl:
             config = dialog.result_config
         reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
         # the current model and its results stay until the new model is ready (a cancelled or
-        # failed fit leaves them as they were)
-        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, None, config, score_refs=reqs))
+        # failed fit leaves them as they were); its region of interest carries over to the new fit
+        roi = getattr(self.model, "roi", None)
+        if roi is not None:
+            self.log("Fitting with the open model's region of interest (thresholds calibrated inside it).")
+        self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, None, config,
+                                                 score_refs=reqs, roi=roi,
+                                                 roi_source=getattr(self.model, "roi_source", "region of interest")))
 
     def _on_partial(self, _rid: int, msg: Any):
         if isinstance(msg, tasks.WatchScored):

@@ -9,6 +9,7 @@ from superqt.utils import signals_blocked
 from lsfa_gui.actions import WindowActions
 from lsfa_gui.dialogs import FileDialogs
 from lsfa_gui.jobs import JobControl
+from lsfa_gui.roi_control import RoiControl
 from lsfa_gui.settings import Settings
 from lsfa_gui.state import COLORMAPS, InspectionState, entry_has_xyz
 from lsfa_gui.thresholding import apply_auto_thresholds
@@ -37,11 +38,12 @@ QTableView { gridline-color: #e0e0e0; }
 """
 
 
-class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWindow):
+class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowActions, QMainWindow):
     """Sample browser, RGB and 3D views, thresholds, histogram, metrics, log, status bar.
 
     This module owns the layout and the wiring; the running of engine work is in
-    ``lsfa_gui.jobs``, live inspection in ``lsfa_gui.watching``, the file dialogs in
+    ``lsfa_gui.jobs``, live inspection in ``lsfa_gui.watching``, the region of interest in
+    ``lsfa_gui.roi_control``, the file dialogs in
     ``lsfa_gui.dialogs`` and the menus, toolbar and shortcuts in ``lsfa_gui.actions``.
     """
 
@@ -74,6 +76,7 @@ class MainWindow(JobControl, WatchControl, FileDialogs, WindowActions, QMainWind
         self.watch_panel = WatchPanel(self.state)
         self.status = JobStatusBar()
         self.setStatusBar(self.status)
+        self._init_roi()
 
         views = QSplitter(Qt.Orientation.Horizontal)
         views.setObjectName("viewsSplitter")

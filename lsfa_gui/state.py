@@ -140,6 +140,31 @@ def _robust_range(values: np.ndarray, pixel_threshold: float | None) -> tuple[fl
     return lo, hi
 
 
+OUTLIER_FENCE = 3.0  # image scores above Q3 + this × IQR are outliers the default score view leaves out
+
+
+def robust_score_range(scores, keep=()) -> tuple[float, float] | None:
+    """(low, high) raw image scores that the histogram and the image-threshold slider show by
+    default: from the lowest score up to the highest one that is not an outlier (above Q3 + 3·IQR),
+    widened to hold every finite value of ``keep`` (the thresholds), plus 3 % each side. None
+    without scores."""
+    s = np.asarray([v for v in scores if v is not None and np.isfinite(v)], np.float64)
+    if s.size == 0:
+        return None
+    lo, hi = float(s.min()), float(s.max())
+    q1, q3 = np.percentile(s, [25.0, 75.0])
+    fence = float(q3 + OUTLIER_FENCE * (q3 - q1))
+    if lo < fence < hi:
+        hi = float(s[s <= fence].max())
+    for v in keep:
+        if v is not None and np.isfinite(v):
+            lo, hi = min(lo, float(v)), max(hi, float(v))
+    if not hi > lo:
+        lo, hi = lo - max(abs(lo) * 1e-3, 1e-6), hi + max(abs(hi) * 1e-3, 1e-6)
+    pad = 0.03 * (hi - lo)
+    return lo - pad, hi + pad
+
+
 def pooled_map_values(maps: list[np.ndarray], max_values: int = 200_000) -> np.ndarray:
     """A deterministic subsample of all map values (for ranges and quantiles), float32 1-D."""
     if not maps:
@@ -165,6 +190,7 @@ class InspectionState:
       colour_range_changed()     the fixed colour range changed
       model_changed()            a model was loaded / fitted / closed, or saved under a new path
       metrics_changed()          the threshold-free metrics were computed or became stale
+      score_view_changed()       the image-score range shown by the histogram (its zoom) changed
     """
 
     def __init__(self) -> None:
@@ -188,11 +214,14 @@ class InspectionState:
         self.colour_range_changed = Event()
         self.model_changed = Event()
         self.metrics_changed = Event()
+        self._score_view: tuple[float, float] | None = None  # the histogram's zoom (raw image scores)
+        self.score_view_changed = Event()
 
     # ------------------------------------------------------------------ samples
     def set_entries(self, entries: list[SampleEntry]) -> None:
         self.entries = list(entries)
         self._regions.clear()
+        self._score_view = None  # new samples: the histogram shows their scores again
         self.current = -1
         self.set_metrics(None)
         self.samples_reset.emit()
@@ -312,6 +341,42 @@ class InspectionState:
             lo, hi = min(lo, self.thresholds.image), max(hi, self.thresholds.image)
         if not hi > lo:
             hi = lo + max(abs(lo) * 1e-3, 1e-6)
+        return lo, hi
+
+    # ------------------------------------------------------------------ image-score view (histogram zoom)
+    def set_score_view(self, rng: tuple[float, float] | None) -> None:
+        """Show image scores ``rng`` = (low, high), raw units, in the histogram (its zoom; the
+        image-threshold slider follows it); None: the default, :func:`robust_score_range`."""
+        if rng is not None:
+            lo, hi = float(rng[0]), float(rng[1])
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                return
+            rng = (lo, hi)
+        if rng != self._score_view:
+            self._score_view = rng
+            self.score_view_changed.emit()
+
+    @property
+    def zoomed(self) -> bool:
+        """The histogram shows a range the user zoomed to (not the default)."""
+        return self._score_view is not None
+
+    def score_view(self) -> tuple[float, float] | None:
+        """(low, high) raw image scores the histogram shows: the user's zoom, else the bulk of the
+        scored samples' scores with the thresholds (:func:`robust_score_range`); None unscored."""
+        if self._score_view is not None:
+            return self._score_view
+        scores = [e.image_score for e in self.entries if e.result is not None]
+        return robust_score_range(scores, (self.thresholds.image, self.thresholds.uncertain_until))
+
+    def image_slider_range(self) -> tuple[float, float] | None:
+        """(low, high) raw values at the image-threshold slider's ends: the histogram's view,
+        widened to hold the current image threshold (so the slider always shows it exactly)."""
+        view = self.score_view()
+        thr = self.thresholds.image
+        if view is None or thr is None or view[0] <= thr <= view[1]:
+            return view
+        lo, hi = min(view[0], thr), max(view[1], thr)
         return lo, hi
 
     # ------------------------------------------------------------------ model

@@ -188,16 +188,18 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress) -> 
     """Score each request, yielding SampleScored / SampleFailed (a bad sample is reported and
     skipped); returns (scored, failed). The model/data check (core.compat) runs first and on the
     scores: its findings are one DataMismatch each time, and samples lacking a modality the model
-    needs are skipped with a quiet SampleFailed each (the window does not log them one by one)."""
-    from core.compat import check_inputs, check_scores, missing_reason
+    needs (or not the size of its region of interest) are skipped with a quiet SampleFailed each
+    (the window does not log them one by one)."""
+    from core.compat import check_inputs, check_scores, missing_reason, roi_reason
 
     findings = check_inputs(model, [r.ref for r in requests])
     if findings:
         yield DataMismatch([f.message for f in findings])
-    lacking = [r for r in requests if missing_reason(model, r.ref)]
+    reasons = {r.index: missing_reason(model, r.ref) or roi_reason(model, r.ref) for r in requests}
+    lacking = [r for r in requests if reasons[r.index]]
     for r in lacking:
-        yield SampleFailed(r.index, missing_reason(model, r.ref), quiet=True)
-    requests = [r for r in requests if not missing_reason(model, r.ref)]
+        yield SampleFailed(r.index, reasons[r.index], quiet=True)
+    requests = [r for r in requests if not reasons[r.index]]
     ok = 0
     failures: list[SampleFailed] = []
     scores = []
@@ -238,15 +240,17 @@ def load_or_fit(
     return model, True
 
 
-def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None):
-    """Fit (core.pipeline.fit) and save to ``model_path``, yielding Notes; returns the model."""
+def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None, roi=None,
+                 roi_source: str = "region of interest"):
+    """Fit (core.pipeline.fit; with the region of interest ``roi`` in original pixels, as
+    ``lsfa fit --roi``) and save to ``model_path``, yielding Notes; returns the model."""
     from core.config import FitConfig
     from core.model_io import save_model
     from core.pipeline import fit
 
     config = config if config is not None else FitConfig()
     yield Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)")
-    model = fit(dataset_root, category, config, progress=progress)
+    model = fit(dataset_root, category, config, progress=progress, roi=roi, roi_source=roi_source)
     progress.update("Saving model", 0, 1)
     save_model(model, model_path)
     progress.update("Saving model", 1, 1)
@@ -334,13 +338,15 @@ def score_job(model, requests: list[SampleRequest]):
     return run
 
 
-def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None):
-    """Fit, save (to ``model_path``; None: :func:`fit_output_path`), then (optionally) score the given entries."""
+def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None,
+            roi=None, roi_source: str = "region of interest"):
+    """Fit (with the region of interest ``roi``, original pixels, if given), save (to ``model_path``;
+    None: :func:`fit_output_path`), then (optionally) score the given entries."""
 
     def run(progress: Progress):
         nonlocal model_path
         model_path = model_path or fit_output_path(dataset_root, category)
-        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config)
+        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config, roi, roi_source)
         yield ModelReady(model, str(model_path), True)
         out = JobSummary(model=model, model_path=str(model_path))
         if score_refs:

@@ -134,7 +134,7 @@ def test_fit_action_passes_the_dialog_config_to_the_job(qtbot, tmp_path, monkeyp
 
     captured = {}
 
-    def fake_fit_job(root, category, model_path, config=None, score_refs=None):
+    def fake_fit_job(root, category, model_path, config=None, score_refs=None, **_roi):
         captured.update(root=root, category=category, config=config)
         return lambda progress: None
 

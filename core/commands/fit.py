@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--max-train", type=int, help=option_help("max_train"))
     p.add_argument("--seed", type=int, default=FitConfig.seed, help=option_help("seed"))
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    add_roi_arg(p, what="stored in the model file; thresholds are calibrated on the inspected pixels only")
     add_units_arg(p)
     add_adaptation_args(p)
     p.set_defaults(func=run)
@@ -55,6 +56,13 @@ def add_units_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xyz-units", choices=["m", "cm", "mm"], default=None,
                    help="unit of the point-cloud coordinates on disk; they are scaled to metres on load "
                         "(default m; clouds whose point spacing looks like mm or cm are refused)")
+
+
+def add_roi_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--roi", type=Path, metavar="MASK.png",
+                   help="region of interest: a PNG the size of the dataset's images (original pixels); "
+                        "non-zero pixels are inspected, zero pixels ignored (they score 0, so they make no "
+                        f"defect region and no NG); {what}")
 
 
 def add_adaptation_args(p: argparse.ArgumentParser) -> None:
@@ -130,7 +138,13 @@ def run(args) -> int:
     check_output_file(args.out, "model file")
     progress, sink = cli_progress()
     try:
-        model = fit(args.data_root, args.category, config, progress, xyz_units=args.xyz_units)
+        roi = None
+        if args.roi is not None:
+            from core.roi import read_roi
+
+            roi = read_roi(args.roi)
+        model = fit(args.data_root, args.category, config, progress, xyz_units=args.xyz_units,
+                    roi=roi, roi_source=str(args.roi))
         try:
             model_id = save_model(model, args.out)
         except OSError as exc:
@@ -146,6 +160,10 @@ def run(args) -> int:
     )
     print(f"calibration: {model.info['calibration']}")
     print(f"thresholds: image {t.image:.4g}, pixel {t.pixel:.4g} ({t.source})")
+    if model.roi is not None:
+        from core.roi import inspected_share
+
+        print(f"region of interest: {args.roi} ({100 * inspected_share(model.roi):.1f} % of the image inspected)")
     check = model.info.get("self_check")
     if check:
         est = check["estimate"]

@@ -1,7 +1,7 @@
 """``lsfa info DATA_ROOT``: what a dataset folder holds (format, categories, splits, types,
 sample counts and modalities); ``lsfa info MODEL.lsfa``: what a fitted model is (category,
 modalities, backbones, calibration, thresholds and how they were chosen, the self-check's
-estimate on synthetic defects). Text by default, ``--json`` for machines."""
+estimate on synthetic defects, whether a region of interest is stored). Text by default, ``--json`` for machines."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def format_table(info: dict) -> str:
 
 def model_summary(model) -> dict:
     """JSON-ready description of a fitted model."""
+    from core.roi import inspected_share
+
     info = model.info
     return {
         "model_id": model.model_id,
@@ -66,6 +68,9 @@ def model_summary(model) -> dict:
         "bank_sizes": {m: b.size for m, b in model.banks.items()},
         "self_check": info.get("self_check"),
         "created": info.get("created"),
+        "roi": None if model.roi is None else {
+            "height": int(model.roi.shape[0]), "width": int(model.roi.shape[1]),
+            "inspected_share": round(inspected_share(model.roi), 4)},
     }
 
 
@@ -82,6 +87,10 @@ def format_model(summary: dict) -> str:
         f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})"
         + (f"; minimum defect area {t['min_defect_area']} px" if t.get("min_defect_area") else ""),
     ]
+    roi = summary.get("roi")
+    lines.append("region of interest: none (the whole image is inspected)" if roi is None else
+                 f"region of interest: {roi['width']}×{roi['height']} px mask, "
+                 f"{100 * roi['inspected_share']:.1f} % of the image inspected")
     from core.scoring.ann import SearchChoice
 
     for m, entry in summary.get("search", {}).items():

@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from core.commands.fit import add_units_arg
+from core.commands.fit import add_roi_arg, add_units_arg
 from core.rows import COLUMNS, SCORE_COLUMNS  # noqa: F401  (COLUMNS: also the watch log's)
 from core.score_rows import annotated_map_image, map_image  # noqa: F401  (the --maps overlays, also used by watch)
 
@@ -46,6 +46,8 @@ def register(sub) -> None:
     add_units_arg(p)
     add_uncertain_arg(p)
     add_min_area_arg(p)
+    add_roi_arg(p, what="for this run it replaces the ROI stored in the model file (default: the stored one, "
+                   "else the whole image)")
     p.set_defaults(func=run)
 
 
@@ -81,10 +83,14 @@ def apply_min_area(model, pixels) -> None:
 
 def apply_scoring_options(model, args) -> None:
     """The options ``lsfa score`` and ``lsfa watch`` share, applied to a loaded model:
-    ``--xyz-units``, ``--uncertain`` and ``--min-defect-area``."""
+    ``--xyz-units``, ``--uncertain``, ``--min-defect-area`` and ``--roi``."""
     model.xyz_units = args.xyz_units
     apply_uncertain(model, args.uncertain)
     apply_min_area(model, args.min_defect_area)
+    if getattr(args, "roi", None) is not None:
+        from core.roi import read_roi
+
+        model.set_roi(read_roi(args.roi), str(args.roi))
 
 
 def add_uncertain_arg(p) -> None:
@@ -129,16 +135,17 @@ def report_rows(rows: list[dict], extras: dict) -> list:
 
 def check_before_scoring(model, refs, where: str, rows: list) -> list:
     """The model/data check (core.compat) before a batch: each finding is logged as one warning
-    line; samples lacking a modality the model needs become SKIPPED rows (appended to ``rows``)
-    without a line each. Returns the refs left to score."""
-    from core.compat import check_inputs, missing_reason
+    line; samples lacking a modality the model needs, or whose image is not the size of the
+    model's region of interest, become SKIPPED rows (appended to ``rows``) without a line each.
+    Returns the refs left to score."""
+    from core.compat import check_inputs, missing_reason, roi_reason
     from core.rows import error_row
 
     for finding in check_inputs(model, refs, where):
         log.warning("model/data check: %s", finding.message)
     keep = []
     for ref in refs:
-        reason = missing_reason(model, ref)
+        reason = missing_reason(model, ref) or roi_reason(model, ref)
         if reason:
             rows.append(error_row(ref.source(), ref.name, reason, model.model_id))
         else:

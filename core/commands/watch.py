@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.commands.fit import add_units_arg
+from core.commands.fit import add_roi_arg, add_units_arg
 from core.commands.score import add_min_area_arg, add_uncertain_arg, apply_scoring_options
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def register(sub) -> None:
     add_units_arg(p)
     add_uncertain_arg(p)
     add_min_area_arg(p)
+    add_roi_arg(p, what="replaces the ROI stored in the model file (default: the stored one, else the whole image)")
     p.set_defaults(func=run)
 
 

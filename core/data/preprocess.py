@@ -400,7 +400,8 @@ def foreground_mask(xyz: np.ndarray, params: PreprocessParams, source: str = "")
 def preprocess(
     sample: Sample, cache_dir: str | Path | None = None, params: PreprocessParams | None = None
 ) -> Sample:
-    """Background-plane removal, largest-cluster cleaning and square zero-padding (new Sample).
+    """Background-plane removal, largest-cluster cleaning and square zero-padding (new Sample;
+    the mask and the region of interest are padded alike).
 
     Samples without xyz are only padded. ``sample.meta["preprocess"]`` records the plane,
     counts, whether the cache was used, and the padding (``pad``: side, top, left, height,
@@ -443,6 +444,7 @@ def preprocess(
         rgb=pad_to_square(rgb, side, top, left),
         xyz=pad_to_square(xyz, side, top, left),
         mask=pad_to_square(mask, side, top, left),
+        roi=pad_to_square(sample.roi, side, top, left),  # padding is ignored (zeros)
         meta={**sample.meta, "preprocess": summary},
     )
     return out

@@ -35,7 +35,7 @@ def resize_rgb(rgb: np.ndarray | None, size: int) -> np.ndarray | None:
 
 
 def resize_sample(sample: Sample, size: int = 224) -> Sample:
-    """New Sample on a size×size grid: RGB bicubic, xyz and mask nearest (invalid stays exactly 0).
+    """New Sample on a size×size grid: RGB bicubic, xyz, mask and roi nearest (invalid stays exactly 0).
     ``meta["resize"]`` records the original (height, width)."""
     h, w = sample.shape
     return replace(
@@ -43,5 +43,6 @@ def resize_sample(sample: Sample, size: int = 224) -> Sample:
         rgb=resize_rgb(sample.rgb, size),
         xyz=resize_nearest(sample.xyz, size),
         mask=resize_nearest(sample.mask, size),
+        roi=resize_nearest(sample.roi, size),
         meta={**sample.meta, "resize": {"height": h, "width": w, "size": size}},
     )

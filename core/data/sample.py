@@ -38,6 +38,8 @@ class Sample:
            (NaN/inf from sensors are converted to 0 by the readers); None for RGB-only data.
     mask:  H×W bool ground-truth defect mask (True = defect), or None when unknown.
     label: "good", a defect type name, or None when unknown.
+    roi:   H×W bool region of interest (True = inspected) of the model scoring it, or None
+           (everything inspected); it follows the mask's path to the model grid (core.roi).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Sample:
     xyz_path: Path | None = None
     mask_path: Path | None = None
     meta: dict = field(default_factory=dict)
+    roi: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -84,5 +87,5 @@ class Sample:
         return self.name
 
     def with_arrays(self, **arrays) -> "Sample":
-        """Copy with some of rgb/xyz/mask replaced."""
+        """Copy with some of rgb/xyz/mask/roi replaced."""
         return replace(self, **arrays)

@@ -1,10 +1,14 @@
-"""Histogram of image scores, good vs defective, with a draggable image-threshold line."""
+"""Histogram of image scores, good vs defective, with a draggable image-threshold line.
+
+The score axis zooms (mouse wheel) and pans (drag) and is re-binned to what is shown; by default
+it shows the scores without outliers (``state.score_view``), *Fit to scores* returns there. The
+view is the state's, so the image-threshold slider follows it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from lsfa_gui.state import InspectionState
 
@@ -16,9 +20,10 @@ BAND_COLOUR = (239, 108, 0, 45)  # the uncertain band [image threshold, uncertai
 
 
 def score_histograms(
-    state: InspectionState, bins: int = 30
+    state: InspectionState, bins: int = 30, view: tuple[float, float] | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """Shared bin edges and counts per group ("good", "defective", "unlabelled")."""
+    """Shared bin edges and counts per group ("good", "defective", "unlabelled"); bins over
+    ``view`` (raw scores; scores outside it are not counted) or, without one, over all scores."""
     groups: dict[str, list[float]] = {"good": [], "defective": [], "unlabelled": []}
     for e in state.entries:
         if e.result is None:
@@ -28,7 +33,7 @@ def score_histograms(
     all_scores = [s for v in groups.values() for s in v]
     if not all_scores:
         return None
-    lo, hi = min(all_scores), max(all_scores)
+    lo, hi = view if view is not None else (min(all_scores), max(all_scores))
     if not hi > lo:
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
@@ -44,8 +49,10 @@ class HistogramPanel(QWidget):
         self.state = state
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setMouseEnabled(x=True, y=False)  # wheel zooms and drag pans the score axis only
         self.plot.hideButtons()
+        self._showing: tuple[float, float] | None = None  # the x range this panel set last
+        self.plot.getViewBox().disableAutoRange()  # only the state's score view sets the range
         self.plot.setLabel("bottom", "image score (raw)")
         self.plot.setLabel("left", "samples")
         self.plot.setTitle(
@@ -65,7 +72,9 @@ class HistogramPanel(QWidget):
         )
         self.line.setZValue(10)
         self.line.setToolTip("Drag to change the image (part verdict) threshold")
-        self.plot.setToolTip("Image scores of scored samples: good (green), defective (red), unlabelled (grey).\nDrag the orange line to set the image threshold.")
+        self.plot.setToolTip("Image scores of scored samples: good (green), defective (red), unlabelled (grey).\n"
+                             "Drag the orange line to set the image threshold; the mouse wheel zooms the score "
+                             "axis (the threshold slider follows), dragging the background pans it.")
         self.line.sigPositionChanged.connect(self._on_line_moved)
         self.plot.addItem(self.line)
         self.line.setVisible(False)
@@ -76,39 +85,65 @@ class HistogramPanel(QWidget):
         self.band.setVisible(False)
         self.empty_label = QLabel("No scored samples yet.")
         self.empty_label.setStyleSheet("color:#888")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setMinimumWidth(10)
+        self.outside_label = QLabel()
+        self.outside_label.setStyleSheet("color:#666")
+        self.outside_label.setWordWrap(True)  # a narrow dock wraps it instead of widening the window
+        self.outside_label.setMinimumWidth(10)
+        self.fit_button = QPushButton("Fit to scores")
+        self.fit_button.setToolTip("Show the scored samples' scores again (without outliers) after zooming")
+        self.fit_button.clicked.connect(lambda: state.set_score_view(None))
+        footer = QHBoxLayout()
+        footer.addWidget(self.empty_label)
+        footer.addWidget(self.outside_label, 1)
+        footer.addWidget(self.fit_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.empty_label)
+        layout.addLayout(footer)
+        self.plot.getViewBox().sigXRangeChanged.connect(self._on_view_moved)
         state.samples_reset.connect(self.refresh)
         state.sample_updated.connect(lambda _i: self.refresh())
+        state.score_view_changed.connect(self.refresh)
         state.thresholds_changed.connect(self.refresh_line)
         self.refresh()
 
     def refresh(self):
-        hist = score_histograms(self.state)
+        """Re-bin the scores over the state's score view and show that range."""
+        view = self.state.score_view()
+        hist = None if view is None else score_histograms(self.state, view=view)
         for key, curve in self.curves.items():
             if curve.scene() is not None:
                 self.plot.removeItem(curve)
         self.empty_label.setVisible(hist is None)
+        self.fit_button.setEnabled(self.state.zoomed)
         if hist is None:
+            self.outside_label.setText("")
             self.refresh_line()
             return
         edges, counts = hist
         for key, c in counts.items():
             self.curves[key].setData(edges, c)
             self.plot.addItem(self.curves[key])
-        lo, hi = edges[0], edges[-1]
-        thr = self.state.thresholds.image
-        if thr is not None:
-            lo, hi = min(lo, thr), max(hi, thr)
-        upper = self.state.thresholds.uncertain_until
-        if thr is not None and upper is not None and upper > thr:
-            hi = max(hi, upper)
-        pad = 0.03 * (hi - lo)
-        self.plot.setXRange(lo - pad, hi + pad, padding=0)
+        scores = [e.image_score for e in self.state.entries if e.result is not None]
+        below = sum(v < view[0] for v in scores)
+        above = sum(v > view[1] for v in scores)
+        parts = [f"{n} sample(s) {where} the view" for n, where in ((below, "below"), (above, "above")) if n]
+        self.outside_label.setText(("; ".join(parts) + " (Fit to scores shows the bulk again)") if parts else "")
+        if self._showing != view:
+            self._showing = view
+            self.plot.setXRange(*view, padding=0)
         self.plot.setYRange(0, max(int(c.max()) for c in counts.values()) * 1.15 + 0.5, padding=0)
         self.refresh_line()
+
+    def _on_view_moved(self, _vb, rng):
+        """The user zoomed or panned the score axis: it becomes the state's score view."""
+        lo, hi = (float(v) for v in rng)
+        if self._showing is not None and np.allclose((lo, hi), self._showing, rtol=0, atol=1e-9 * (abs(hi) + abs(lo) + 1)):
+            return  # the range this panel set itself
+        self._showing = (lo, hi)
+        self.state.set_score_view((lo, hi))
 
     def refresh_line(self):
         thr = self.state.thresholds.image

@@ -1,7 +1,8 @@
 """Threshold panel: image-level (part verdict) and pixel-level (defect region) thresholds.
 
 Each row has a slider and a spin box in raw score units and a normalised read-out (position in
-the slider's range). Moving either writes ``state.thresholds``; nothing re-runs the model. The
+the slider's range). The image slider spans the image scores the histogram shows (its zoom, by
+default the scores without outliers) and always the current threshold. Moving either writes ``state.thresholds``; nothing re-runs the model. The
 rows hold no threshold of their own: they show the state's values whenever it changes.
 """
 
@@ -174,16 +175,15 @@ class ThresholdPanel(QWidget):
         state.samples_reset.connect(self.refresh_ranges)
         state.sample_updated.connect(lambda _i: self.refresh_ranges())
         state.colour_range_changed.connect(self.refresh_ranges)
+        state.score_view_changed.connect(self.refresh_ranges)
         state.model_changed.connect(self.refresh_model)
         self.refresh_model()
 
     # ------------------------------------------------------------------ state -> widget
     def refresh_ranges(self):
-        img = self.state.image_score_range()
+        img = self.state.image_slider_range()  # follows the histogram's view (its zoom)
         if img is not None:
-            lo, hi = img
-            pad = 0.05 * (hi - lo)
-            self.image_row.set_range(lo - pad, hi + pad)
+            self.image_row.set_range(*img)
         rng = self.state.colour_range
         if rng is not None:
             lo, hi = rng
