@@ -95,7 +95,7 @@ def _param_defaults(path: Path, modality: str, name: str) -> dict:
 
 
 def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Model:
-    from core.features.registry import accepts, create_extractor, saved_params
+    from core.features.registry import accepts, create_extractor
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
 
@@ -110,10 +110,7 @@ def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Mo
     extractors = {}
     for m in modalities:
         spec = extractor_specs[m]
-        try:
-            params = saved_params(spec["name"], dict(spec.get("params", {})))
-        except UserError as exc:
-            raise ModelFileError(path, f"cannot rebuild the {m} feature extractor: {exc}") from None
+        params = dict(spec.get("params", {}))
         if accepts(spec["name"], "device"):
             import torch
 

@@ -148,16 +148,10 @@ def test_defect_cells_are_far_from_every_clean_cell(scene, kind):
     p99 = _normal_p99(scene)
     far = nn_distance(scene["bank"], feats[scene["cells_a"]])
     assert far.min() > 3 * p99, (scene["shape"], kind, far, p99)
-    if kind == "dent":  # what the new block adds: FPFH (on every pixel, as BTF) misses the dent
-        every_pixel = create_extractor("fpfh_surface", fpfh_stride=1)
+    if kind == "dent":  # what the new block adds
         fpfh = slice(0, FPFH_DIM)
-        ref, ref_fg = cells(make_cloud(scene["shape"], seed=0, **POSE_A), every_pixel)
-        clean, clean_fg = cells(make_cloud(scene["shape"], seed=1, **POSE_A), every_pixel)
-        dent, _ = cells(make_cloud(scene["shape"], seed=1, defect_m=-DEPTH_M, **POSE_A), every_pixel)
-        bank = ref[ref_fg][:, fpfh]
-        fpfh_far = nn_distance(bank, dent[scene["cells_a"]][:, fpfh])
-        fpfh_p99 = np.percentile(nn_distance(bank, clean[clean_fg][:, fpfh]), 99)
-        assert fpfh_far.min() < 3 * fpfh_p99
+        fpfh_far = nn_distance(scene["bank"][:, fpfh], feats[scene["cells_a"]][:, fpfh])
+        assert fpfh_far.min() < 3 * _normal_p99(scene, block=fpfh)
 
 
 def test_dent_and_bump_differ_in_sign(scene, extractor):
@@ -209,9 +203,9 @@ def test_output_shape_fpfh_block_and_weight():
         out = ex.extract(clouds, grid=grid)
         assert out.shape == (2, ex.dim, grid, grid) and out.dtype == torch.float32
     out = ex.extract(clouds, grid=12)
-    every_pixel = create_extractor("fpfh_surface", fpfh_stride=1).extract(clouds, grid=12)
-    assert torch.equal(every_pixel[:, :FPFH_DIM], create_extractor("fpfh").extract(clouds, grid=12))
-    assert torch.equal(every_pixel[:, FPFH_DIM:], out[:, FPFH_DIM:])  # the surface block is full-res
+    assert torch.equal(out[:, :FPFH_DIM], create_extractor("fpfh").extract(clouds, grid=12))
+    blocks = create_extractor("fpfh_surface", fpfh_stride=2).extract(clouds, grid=12)
+    assert torch.equal(blocks[:, FPFH_DIM:], out[:, FPFH_DIM:])  # the surface block stays full-res
     heavier = create_extractor("fpfh_surface", surface_weight=10.0).extract(clouds, grid=12)
     assert torch.allclose(heavier[:, FPFH_DIM:], 2 * out[:, FPFH_DIM:])
     off = create_extractor("fpfh_surface", surface_weight=0.0).extract(clouds, grid=12)
@@ -307,22 +301,10 @@ def test_fpfh_on_block_means_keeps_the_neighbourhoods_in_metres():
     assert np.allclose(small[i, j], xyz[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(4, 3).mean(0), atol=1e-7)
     assert abs(median_spacing(small, small_valid) - 2 * median_spacing(xyz, valid)) < 0.2 * median_spacing(xyz, valid)
     fine = create_extractor("fpfh_surface", fpfh_stride=1).extract([xyz], grid=12)[0, :FPFH_DIM]
-    coarse = create_extractor("fpfh_surface").extract([xyz], grid=12)[0, :FPFH_DIM]
+    coarse = create_extractor("fpfh_surface", fpfh_stride=2).extract([xyz], grid=12)[0, :FPFH_DIM]
     occupied = fine.abs().sum(0) > 0
     corr = np.corrcoef(fine[:, occupied].flatten(), coarse[:, occupied].flatten())[0, 1]
     assert corr > 0.9, corr
     with pytest.raises(UserError, match="fpfh_stride"):
         create_extractor("fpfh_surface", fpfh_stride=0)
 
-
-def test_model_files_without_the_stride_option_rebuild_fpfh_on_every_pixel():
-    """A model file written before ``fpfh_stride`` existed records no such key; it was fitted
-    with FPFH on every pixel and must be rebuilt that way, not with today's default."""
-    from core.features.registry import saved_params
-
-    old = dict(create_extractor("fpfh_surface", fpfh_stride=1).params)
-    old.pop("fpfh_stride")
-    rebuilt = create_extractor("fpfh_surface", **saved_params("fpfh_surface", old))
-    assert rebuilt.fpfh_stride == 1
-    assert create_extractor("fpfh_surface").fpfh_stride == 2
-    assert saved_params("fpfh_surface", {"fpfh_stride": 2})["fpfh_stride"] == 2

@@ -54,29 +54,18 @@ class FeatureExtractor(Protocol):
 
 
 _FACTORIES: dict[str, tuple[Callable[..., FeatureExtractor], str]] = {}
-_SAVED_DEFAULTS: dict[str, dict] = {}
 
 
-def register(name: str, modality: str, saved_defaults: dict | None = None) -> Callable:
-    """Decorator registering ``factory(**kwargs) -> FeatureExtractor`` under ``name``.
-    ``saved_defaults``: values for options added after model files were first written, as those
-    files were fitted (see :func:`saved_params`), when the new option's default differs."""
+def register(name: str, modality: str) -> Callable:
+    """Decorator registering ``factory(**kwargs) -> FeatureExtractor`` under ``name``."""
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
 
     def decorate(factory: Callable[..., FeatureExtractor]) -> Callable[..., FeatureExtractor]:
         _FACTORIES[name] = (factory, modality)
-        _SAVED_DEFAULTS[name] = dict(saved_defaults or {})
         return factory
 
     return decorate
-
-
-def saved_params(name: str, params: dict) -> dict:
-    """Keyword arguments that recreate the extractor a model file recorded as ``params``: options
-    the file predates take the value it was fitted with, not today's default."""
-    _ensure_loaded(name)
-    return {**_SAVED_DEFAULTS.get(name, {}), **params}
 
 
 def _module_exists(module: str) -> bool:

@@ -44,13 +44,11 @@ block 0.7-2 times FPFH's spread, while a 0.3 mm deep, 3 mm wide dent moves its c
 noise (dominated by the depth noise) and on clean synthetic parts nothing the height
 channels did not already give.
 
-FPFH runs on 2×2 pixel block means by default (``fpfh_stride``; a block counts when at least 3
-of its 4 points are valid; radii in pixels halved, so the neighbourhoods keep their size in
-metres): a quarter of the points and about a third of the CPU (~35 instead of ~100-140 ms per
-224×224 demo cloud), while a 28×28 cell still holds 16 FPFH points. On the tuning group's 12
-demo categories (xyz only, frozen, `bench/bench_suite.py --group tuning --set modalities=xyz
-adapt=false self_check=false search=exact`), mean I-AUROC / AUPRO@0.3 every pixel vs 2×2 block
-means: see docs/evaluation.md. The surface block stays at full resolution.
+``fpfh_stride=2`` computes FPFH on 2×2 pixel block means instead (a block counts when at least
+3 of its 4 points are valid; radii in pixels halved, so the neighbourhoods keep their size in
+metres): a quarter of the points and about a third of the CPU (bench/bench_surface.py), with a
+28×28 cell still holding 16 FPFH points. It was measured and not made the default: flat on the
+tuning group, 0.02 lower fused I-AUROC and AUPRO on the confirmation parts (docs/evaluation.md).
 
 Vectorized, one pass per scale: the moments (1, x, y, z, xx, xy, xz, yy, yz, zz) of centred
 float32 points are summed over s×s pixel blocks (s = the largest power of two ≤ σ, at most 4),
@@ -319,7 +317,7 @@ class FPFHSurfaceFeatures:
     weights_id = "none"
 
     def __init__(self, fpfh: FPFHConfig = FPFHConfig(), surface: SurfaceConfig = SurfaceConfig(),
-                 fpfh_stride: int = 2):
+                 fpfh_stride: int = 1):
         if not (isinstance(fpfh_stride, (int, np.integer)) and 1 <= fpfh_stride <= 8):
             raise UserError(f"fpfh_surface: fpfh_stride must be a whole number 1-8, got {fpfh_stride!r}")
         self.fpfh_config = fpfh
@@ -378,8 +376,7 @@ class FPFHSurfaceFeatures:
         return out
 
 
-# Model files written before ``fpfh_stride`` existed were fitted with FPFH on every pixel.
-@register("fpfh_surface", "xyz", saved_defaults={"fpfh_stride": 1})
+@register("fpfh_surface", "xyz")
 def create_fpfh_surface(
     normal_radius_px: float = 3.0,
     fpfh_radius_px: float = 5.7,
@@ -388,12 +385,13 @@ def create_fpfh_surface(
     sigmas_px: tuple[float, ...] | list[float] = SurfaceConfig.sigmas_px,
     fine_sigma_px: float = SurfaceConfig.fine_sigma_px,
     surface_weight: float = SurfaceConfig.surface_weight,
-    fpfh_stride: int = 2,
+    fpfh_stride: int = 1,
 ):
     """FPFH (radii in pixels, see :class:`FPFHConfig`) + multi-scale surface-height block
     (Gaussian window sigmas in pixels, block weight; see :mod:`core.features.surface`).
-    ``fpfh_stride``: FPFH is computed on the means of stride×stride pixel blocks (2: a quarter
-    of the points, ~3× less CPU; 1: every pixel, as BTF)."""
+    ``fpfh_stride``: FPFH on every pixel (1, as BTF; default) or on the means of stride×stride
+    pixel blocks (2: a quarter of the points, ~3× less CPU, but 0.02 lower I-AUROC on the
+    confirmation parts; docs/evaluation.md)."""
     try:
         sigmas = tuple(float(s) for s in sigmas_px)
         fine, weight = float(fine_sigma_px), float(surface_weight)
