@@ -3,6 +3,10 @@ GUI's PNG export: heatmap through a 256×3 lookup table (Turbo by default) over 
 (or a depth rendering), outline of the predicted defect region at the pixel threshold, and
 outline of the ground truth. Raw anomaly maps (raw score units) and a colour range (low, high).
 
+Given the sample as loaded (``original``), everything is drawn on the original image: the map
+and the ground truth are carried back from the model grid (core.grid_map, via the result's
+``grid``), so overlays have the original image's size. Without it, on the model grid.
+
 With the same sample, thresholds, colour range and display defaults, the CLI and the GUI
 export therefore write identical pixels (tests/test_render_parity.py).
 """
@@ -10,6 +14,7 @@ export therefore write identical pixels (tests/test_render_parity.py).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,7 @@ __all__ = [
     "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE", "DEFAULT_FROM_THRESHOLD",
     "range_from_threshold",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
-    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
+    "base_image", "Layers", "layers", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
     "VERDICT_RGB",
 ]
 
@@ -126,6 +131,35 @@ def base_image(result) -> np.ndarray:
     return np.zeros(np.shape(result.anomaly_map) + (3,), np.uint8)
 
 
+@dataclass
+class Layers:
+    """What a view draws, all on one H×W grid (original pixels when drawn from the loaded sample)."""
+
+    base: np.ndarray  # H×W×3 uint8: RGB, else a depth rendering, else black
+    amap: np.ndarray | None  # H×W float32 raw scores; None before scoring
+    gt: np.ndarray | None  # H×W bool ground truth; None when unknown
+    valid: np.ndarray | None  # H×W bool pixels with a 3D point; None without xyz
+
+
+def layers(result=None, original=None) -> Layers:
+    """The layers of a sample: from ``original`` (the loaded Sample, original resolution) with
+    the result's map carried back by its ``grid``, or from the result alone (model grid) when
+    the original is not given. One of the two is required."""
+    if original is None:
+        amap = np.asarray(result.anomaly_map, np.float32)
+        return Layers(base_image(result), amap, getattr(result, "mask", None), getattr(result, "valid", None))
+    amap = None
+    if result is not None:
+        grid = getattr(result, "grid", None)
+        if grid is not None and grid.shape == original.shape:
+            amap = grid.scores_to_original(result.anomaly_map)
+        elif np.shape(result.anomaly_map) == original.shape:
+            amap = np.asarray(result.anomaly_map, np.float32)
+        else:
+            return layers(result)  # the loaded sample does not match this result: model grid
+    return Layers(base_image(original), amap, original.mask, original.valid)
+
+
 def compose_overlay(
     base_rgb: np.ndarray,
     amap: np.ndarray,
@@ -159,19 +193,37 @@ def render_result(
     gt_mask: np.ndarray | None = None,
     hide_below_threshold: bool = False,
     fade: bool = DEFAULT_FADE,
+    original=None,
 ) -> np.ndarray:
     """H×W×3 uint8 overlay of a scored sample (``SampleResult`` or alike): :func:`base_image`
     + heatmap over the colour range ``rng`` + outline of the region >= ``pixel_threshold``
-    (none if None) + ``gt_mask`` outline. The defaults are the GUI's display defaults."""
-    amap = np.asarray(result.anomaly_map, np.float32)
+    (none if None) + ``gt_mask`` outline. The defaults are the GUI's display defaults.
+    ``original`` (default: ``result.original``): the loaded sample; then the overlay is drawn on
+    the original image (:func:`layers`) and a given ``gt_mask`` stands for the original's mask."""
+    original = getattr(result, "original", None) if original is None else original
+    if original is not None:
+        drawn = layers(result, original)
+        amap, base = drawn.amap, drawn.base
+        if gt_mask is not None and np.shape(gt_mask) != np.shape(base)[:2]:
+            gt_mask = drawn.gt if drawn.gt is not None else _mask_to(result, gt_mask, np.shape(base)[:2])
+    else:
+        amap, base = np.asarray(result.anomaly_map, np.float32), base_image(result)
     return compose_overlay(
-        base_image(result), amap, rng, lut,
+        base, amap, rng, lut,
         opacity=opacity,
         pixel_threshold=pixel_threshold,
         gt_mask=gt_mask,
         hide_below_threshold=hide_below_threshold,
         fade=fade,
     )
+
+
+def _mask_to(result, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+    """A model-grid mask carried to ``shape`` by the result's grid (None when it cannot be)."""
+    grid = getattr(result, "grid", None)
+    if grid is not None and grid.shape == tuple(shape):
+        return grid.mask_to_original(mask)
+    return None
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -205,13 +257,15 @@ def annotate(
     rng: tuple[float, float],
     lut: np.ndarray = TURBO_LUT,
     regions=(),
+    boxes: bool = True,
 ) -> np.ndarray:
     """H'×W'×3 uint8 report image of an overlay (:func:`render_result`): the overlay scaled up
     by a whole factor to at least ANNOTATED_MIN_WIDTH px, a numbered box around each defect
     region (``core.regions.Region``, 1 = largest), a header with the sample name, verdict,
     image score and ``thresholds`` (image / pixel / uncertain band / minimum defect area, raw
     units), and a vertical colour bar of ``lut`` over ``rng`` (raw units) with ticks at both
-    ends and at the pixel threshold."""
+    ends and at the pixel threshold. ``boxes``: draw the region boxes (their bounding boxes are
+    in the overlay's pixels; False when the overlay is on another grid)."""
     from PIL import Image, ImageDraw
 
     h, w = overlay.shape[:2]
@@ -219,7 +273,7 @@ def annotate(
     body = Image.fromarray(np.ascontiguousarray(overlay)).resize((w * k, h * k), Image.NEAREST)
     draw = ImageDraw.Draw(body)
     font = _font()
-    for n, region in enumerate(regions, 1):
+    for n, region in enumerate(regions if boxes else (), 1):
         top, left, bottom, right = region.bbox
         box = (left * k - 2, top * k - 2, right * k + 1, bottom * k + 1)
         draw.rectangle(box, outline=REGION_BOX_RGB, width=1)
