@@ -6,6 +6,7 @@ overlay, CSV defect pixels and regions are in original pixels."""
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -133,3 +134,36 @@ def test_real_tire_mask_round_trip_through_the_model_grid(shared_data):
         back = grid.mask_to_original(grid.mask_to_model(mask))
         assert back.shape == mask.shape
         assert (back & mask).sum() / (back | mask).sum() > 0.6  # small defects: ~1.8 original px per model px
+
+
+@pytest.mark.display
+@pytest.mark.skipif(not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
+                    reason="QtInteractor needs an X display with the xcb platform (Xvfb)")
+def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
+    """Screenshot check under Xvfb: the unscored cloud as loaded is drawn (grey shaded points)."""
+    from PySide6.QtGui import QImage
+
+    from lsfa_gui.state import InspectionState
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    write_generated_samples(tmp_path / "samples")
+    st = InspectionState()
+    st.set_entries(entries_from_refs(refs_of(tmp_path / "samples")))
+    w = CloudView(st)
+    qtbot.addWidget(w)
+    try:
+        w.resize(420, 380)
+        w.show()
+        qtbot.waitExposed(w)
+        st.set_current(0)
+        st.set_original(st.entries[0], st.entries[0].ref.load())  # as lsfa_gui.originals does
+        qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
+        assert w._actor.GetVisibility() and "not scored yet" in w.readout.text()
+        w.plotter.render()
+        img = w.plotter.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
+        rgb = arr[:, : img.width(), [2, 1, 0]].astype(int)
+        grey = (np.max(rgb, -1) - np.min(rgb, -1) < 20) & (rgb.mean(-1) > 60)
+        assert grey.sum() > 500  # the cloud is drawn (grey: no scores yet), not an empty scene
+    finally:
+        w.close_plotter()
