@@ -57,7 +57,8 @@ def lut_indices(amap: np.ndarray, rng: tuple[float, float], n: int = 256) -> np.
     """Map raw scores to LUT indices 0..n-1 (clipped to the range), uint8/uint16."""
     lo, hi = rng
     scale = (n - 1) / (hi - lo) if hi > lo else 0.0
-    idx = (np.asarray(amap, np.float32) - np.float32(lo)) * np.float32(scale)
+    idx = np.asarray(amap, np.float32) - np.float32(lo)
+    np.multiply(idx, np.float32(scale), out=idx)
     np.clip(idx, 0, n - 1, out=idx)
     return idx.astype(np.uint8 if n <= 256 else np.uint16)
 
@@ -74,13 +75,12 @@ def colorize(
     ``fade``: alpha grows with the score's position in the range (low end transparent), so
     normal areas keep showing the image and high scores stand out.
     """
-    idx = lut_indices(amap, rng, len(lut))
-    rgba = np.empty(amap.shape + (4,), np.uint8)
-    rgba[..., :3] = lut[idx]
-    if fade:
-        rgba[..., 3] = (idx.astype(np.uint16) * 255 // (len(lut) - 1)).astype(np.uint8)
-    else:
-        rgba[..., 3] = 255
+    n = len(lut)
+    idx = lut_indices(amap, rng, n)
+    table = np.empty((n, 4), np.uint8)  # RGBA per index: one lookup per pixel
+    table[:, :3] = lut
+    table[:, 3] = (np.arange(n, dtype=np.uint16) * 255 // (n - 1)).astype(np.uint8) if fade else 255
+    rgba = np.take(table, idx, axis=0)
     if below is not None:
         rgba[..., 3][np.asarray(amap) < below] = 0
     return rgba
@@ -89,10 +89,15 @@ def colorize(
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     """Boolean edge pixels of a mask (the mask minus its erosion), ``width`` pixels thick."""
     mask = np.asarray(mask, bool)
-    if not mask.any():
-        return np.zeros_like(mask)
-    inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
-    return mask & ~inner
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    edge = np.zeros_like(mask)
+    if rows.size == 0:
+        return edge
+    # only the mask's bounding box (+ width) is eroded: outside it the mask is empty anyway
+    box = (slice(max(0, rows[0] - width), rows[-1] + 1 + width), slice(max(0, cols[0] - width), cols[-1] + 1 + width))
+    crop = mask[box]
+    edge[box] = crop & ~ndimage.binary_erosion(crop, iterations=width, border_value=0)
+    return edge
 
 
 def predicted_mask(amap: np.ndarray, pixel_threshold: float | None) -> np.ndarray:
