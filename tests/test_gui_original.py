@@ -167,3 +167,13 @@ def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
         assert grey.sum() > 500  # the cloud is drawn (grey: no scores yet), not an empty scene
     finally:
         w.close_plotter()
+
+
+def test_opening_a_folder_shows_its_first_sample_at_once_without_a_model(qtbot, window, tiny_xyz_model):
+    root, _model = tiny_xyz_model
+    with qtbot.waitSignal(window.jobs.finished, timeout=60_000):
+        window.open_dataset(str(root), "cookie")
+    assert window.model is None and window.state.scored == [] and window.state.current == 0
+    qtbot.waitUntil(lambda: window.image_view.base_item.image is not None
+                    and window.image_view.base_item.image.shape[:2] == (96, 96), timeout=20_000)
+    assert window.state.original(window.state.entries[0]).shape == (96, 96)
