@@ -177,3 +177,14 @@ def test_opening_a_folder_shows_its_first_sample_at_once_without_a_model(qtbot, 
     qtbot.waitUntil(lambda: window.image_view.base_item.image is not None
                     and window.image_view.base_item.image.shape[:2] == (96, 96), timeout=20_000)
     assert window.state.original(window.state.entries[0]).shape == (96, 96)
+
+
+def test_a_large_unscored_cloud_is_thinned_on_its_grid():
+    from lsfa_gui.widgets.cloud_view import MAX_UNSCORED_GRID, thinned_grid
+
+    xyz = np.random.default_rng(0).random((800, 800, 3)).astype(np.float32)
+    thin = thinned_grid(xyz)
+    assert thin.shape == (200, 200, 3) and thin.shape[0] * thin.shape[1] <= MAX_UNSCORED_GRID
+    assert np.array_equal(thin[1, 2], xyz[4, 8])  # every 4th row and column, still organized
+    small = xyz[:150, :200]
+    assert thinned_grid(small) is small or np.array_equal(thinned_grid(small), small)

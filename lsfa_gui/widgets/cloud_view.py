@@ -46,7 +46,8 @@ def opengl_available() -> bool:
     return name not in ("offscreen", "minimal", "vnc", "")
 
 
-MAX_UNSCORED_GRID = 300_000  # an unscored cloud is shown on at most this many grid pixels
+MAX_UNSCORED_GRID = 65_536  # an unscored cloud is shown on at most this many grid pixels (256², about
+#                             the density of a scored cloud on the 224 px model grid: a quick mesh)
 
 
 def thinned_grid(xyz: np.ndarray, max_pixels: int = MAX_UNSCORED_GRID) -> np.ndarray:
