@@ -33,7 +33,7 @@ __all__ = [
     "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE", "DEFAULT_FROM_THRESHOLD",
     "range_from_threshold",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
-    "base_image", "Layers", "layers", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
+    "base_image", "Layers", "drawn_on_original", "layers", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
     "VERDICT_RGB",
 ]
 
@@ -138,31 +138,39 @@ def base_image(result) -> np.ndarray:
 
 @dataclass
 class Layers:
-    """What a view draws, all on one H×W grid (original pixels when drawn from the loaded sample)."""
+    """What a view draws, all on one H×W grid: the original image's pixels when ``on_original``,
+    else the model grid's."""
 
     base: np.ndarray  # H×W×3 uint8: RGB, else a depth rendering, else black
     amap: np.ndarray | None  # H×W float32 raw scores; None before scoring
     gt: np.ndarray | None  # H×W bool ground truth; None when unknown
-    valid: np.ndarray | None  # H×W bool pixels with a 3D point; None without xyz
+    on_original: bool  # drawn from the loaded sample (original pixels)
+
+
+def drawn_on_original(result, original) -> bool:
+    """Whether :func:`layers` draws ``result`` on ``original`` (the loaded sample): it is given
+    and the result's grid (or, without one, its map) has the original image's size."""
+    if original is None:
+        return False
+    if result is None:
+        return True
+    grid = getattr(result, "grid", None)
+    shape = grid.shape if grid is not None else np.shape(result.anomaly_map)
+    return tuple(shape) == tuple(original.shape)
 
 
 def layers(result=None, original=None) -> Layers:
     """The layers of a sample: from ``original`` (the loaded Sample, original resolution) with
-    the result's map carried back by its ``grid``, or from the result alone (model grid) when
-    the original is not given. One of the two is required."""
-    if original is None:
+    the result's map carried back by its ``grid``; from the result alone (model grid) when the
+    original is not given or does not match it (:func:`drawn_on_original`). One is required."""
+    if not drawn_on_original(result, original):
         amap = np.asarray(result.anomaly_map, np.float32)
-        return Layers(base_image(result), amap, getattr(result, "mask", None), getattr(result, "valid", None))
+        return Layers(base_image(result), amap, getattr(result, "mask", None), False)
     amap = None
     if result is not None:
         grid = getattr(result, "grid", None)
-        if grid is not None and grid.shape == original.shape:
-            amap = grid.scores_to_original(result.anomaly_map)
-        elif np.shape(result.anomaly_map) == original.shape:
-            amap = np.asarray(result.anomaly_map, np.float32)
-        else:
-            return layers(result)  # the loaded sample does not match this result: model grid
-    return Layers(base_image(original), amap, original.mask, original.valid)
+        amap = grid.scores_to_original(result.anomaly_map) if grid is not None else np.asarray(result.anomaly_map, np.float32)
+    return Layers(base_image(original), amap, original.mask, True)
 
 
 def compose_overlay(
@@ -206,13 +214,10 @@ def render_result(
     ``original`` (default: ``result.original``): the loaded sample; then the overlay is drawn on
     the original image (:func:`layers`) and a given ``gt_mask`` stands for the original's mask."""
     original = getattr(result, "original", None) if original is None else original
-    if original is not None:
-        drawn = layers(result, original)
-        amap, base = drawn.amap, drawn.base
-        if gt_mask is not None and np.shape(gt_mask) != np.shape(base)[:2]:
-            gt_mask = drawn.gt if drawn.gt is not None else _mask_to(result, gt_mask, np.shape(base)[:2])
-    else:
-        amap, base = np.asarray(result.anomaly_map, np.float32), base_image(result)
+    drawn = layers(result, original)
+    amap, base = drawn.amap, drawn.base
+    if gt_mask is not None and drawn.on_original:
+        gt_mask = drawn.gt if drawn.gt is not None else _mask_to_original(result, gt_mask)
     return compose_overlay(
         base, amap, rng, lut,
         opacity=opacity,
@@ -223,12 +228,10 @@ def render_result(
     )
 
 
-def _mask_to(result, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
-    """A model-grid mask carried to ``shape`` by the result's grid (None when it cannot be)."""
+def _mask_to_original(result, mask: np.ndarray) -> np.ndarray:
+    """A mask on the result's grid carried to the original image (as it is without a grid)."""
     grid = getattr(result, "grid", None)
-    if grid is not None and grid.shape == tuple(shape):
-        return grid.mask_to_original(mask)
-    return None
+    return mask if grid is None else grid.mask_to_original(mask)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

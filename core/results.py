@@ -85,10 +85,6 @@ class SampleResult:
         areas when xyz is known)."""
         return find_regions(self.anomaly_map, pixel_threshold, self.xyz, self.grid)
 
-    def defect_pixels(self, pixel_threshold: float | None) -> int:
-        """Original pixels at or above a raw pixel threshold (of the map carried back)."""
-        return sum(r.area_px for r in self.regions(pixel_threshold))
-
     def original_map(self) -> np.ndarray:
         """H×W float32 raw scores on the original image (bilinear, core.grid_map)."""
         if self.grid is None:

@@ -44,19 +44,14 @@ def map_image(result, model, original=None):
 def annotated_map_image(result, model, original=None):
     """The annotated report image of one result (core.render.annotate over :func:`map_image`;
     its colour bar shows the same range; region boxes in original pixels, as the overlay)."""
-    from core.render import annotate
+    from core.render import annotate, drawn_on_original
 
     thr = model.thresholds
-    image = map_image(result, model, original)
-    boxes = image.shape[:2] == _regions_shape(result)  # else drawn on the model grid (no loaded sample)
-    return annotate(image, result.name, result.verdict(thr), result.image_score, thr,
+    original = result.original if original is None else original
+    # region boxes are in original pixels: drawn unless the overlay is on the model grid
+    boxes = result.grid is None or drawn_on_original(result, original)
+    return annotate(map_image(result, model, original), result.name, result.verdict(thr), result.image_score, thr,
                     map_range(model), regions=result.regions(thr.pixel), boxes=boxes)
-
-
-def _regions_shape(result) -> tuple[int, int]:
-    """The pixel grid the result's regions are counted on (original image, or the map's)."""
-    grid = getattr(result, "grid", None)
-    return grid.shape if grid is not None else tuple(result.anomaly_map.shape)
 
 
 def map_path(maps: Path, index: int, ref) -> Path:

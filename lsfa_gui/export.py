@@ -170,11 +170,12 @@ def export_all_overlays(state: InspectionState, folder: str | Path, lut: np.ndar
 def annotated_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -> np.ndarray:
     """The overlay of a scored entry as the RGB view draws it, annotated for reports
     (core.render.annotate: name, verdict, score, thresholds, colour bar, numbered regions)."""
-    image = overlay_image(state, entry, lut)
+    original = original_sample(state, entry)
+    image = overlay_image(state, entry, lut, original)
     amap = np.asarray(entry.result.anomaly_map, np.float32)
     rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
-    grid = getattr(entry.result, "grid", None)
-    boxes = image.shape[:2] == (grid.shape if grid is not None else amap.shape)  # else drawn on the model grid
+    # region boxes are in original pixels: drawn unless the overlay is on the model grid
+    boxes = getattr(entry.result, "grid", None) is None or render.drawn_on_original(entry.result, original)
     return render.annotate(image, entry.name, state.verdict(entry), entry.image_score, state.thresholds, rng,
                            lut, regions=state.regions(entry), boxes=boxes)
 

@@ -121,3 +121,24 @@ def _refs(root):
     from core.data.dataset import open_dataset
 
     return open_dataset(root).samples("cookie", "test")
+
+
+def test_an_original_as_large_as_the_model_grid_is_still_drawn_through_the_grid():
+    """A 224×224 image on a 224 px grid is padded to 300 px first: same array size, other
+    geometry. The overlay carries the map back (not the model-grid arrays drawn as they are)."""
+    from core import render
+    from core.results import SampleResult
+
+    sample = demo_defect(224, 224)
+    grid = GridMap.for_shape(224, 224, 224)
+    assert grid.side == 300 and not grid.is_identity
+    amap = np.where(grid.mask_to_model(sample.mask), 1.0, 0.1).astype(np.float32)
+    result = SampleResult("a", "crack", 1.0, amap, mask=grid.mask_to_model(sample.mask), grid=grid)
+    image = render.render_result(result, (0.1, 1.1), 0.5, gt_mask=result.mask, original=sample)
+    expected = render.compose_overlay(sample.rgb, grid.scores_to_original(amap), (0.1, 1.1), render.TURBO_LUT,
+                                      render.DEFAULT_OPACITY, 0.5, sample.mask, fade=render.DEFAULT_FADE)
+    assert np.array_equal(image, expected)
+    naive = render.compose_overlay(sample.rgb, amap, (0.1, 1.1), render.TURBO_LUT, render.DEFAULT_OPACITY, 0.5,
+                                   result.mask, fade=render.DEFAULT_FADE)
+    assert not np.array_equal(image, naive)
+    assert render.drawn_on_original(result, sample) and not render.drawn_on_original(result, None)

@@ -52,17 +52,15 @@ def timing_text(result) -> str:
     return f"scored in {result.seconds:.2f} s" + (": " + ", ".join(parts) if parts else "")
 
 
-def part_mask(result, shape) -> np.ndarray | None:
-    """H×W bool of the part on a view of ``shape``: the scored sample's valid 3D points (the
-    preprocessing zeroes the background), carried back to the original image by its grid; None
-    when unknown (unscored, no point cloud, or another size)."""
+def part_mask(result, on_original: bool) -> np.ndarray | None:
+    """H×W bool of the part in the view: the scored sample's valid 3D points (the preprocessing
+    zeroes the background), carried back by its grid when the view shows the original image;
+    None when unknown (unscored or no point cloud)."""
     valid = getattr(result, "valid", None) if result is not None else None
-    if valid is None:
-        return None
-    if np.shape(valid) == tuple(shape):
-        return valid
     grid = getattr(result, "grid", None)
-    return grid.mask_to_original(valid) if grid is not None and grid.shape == tuple(shape) else None
+    if valid is None or not on_original or grid is None:
+        return valid
+    return grid.mask_to_original(valid)
 
 
 class ImageView(QWidget):
@@ -186,7 +184,7 @@ class ImageView(QWidget):
         self.header.setText(header_html(entry, self.state.verdict(entry) if entry else None))
         self.header.setToolTip(timing_text(result))
         if base is not None:
-            self._fit_view(part_mask(result, base.shape[:2]), base.shape[:2])
+            self._fit_view(part_mask(result, drawn.on_original), base.shape[:2])
         self._update_readout()
 
     def refresh_thresholds(self):
