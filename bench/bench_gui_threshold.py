@@ -9,6 +9,10 @@ selects a defective one and moves the pixel and the image threshold through 40 v
 timing the synchronous update: state -> browser verdicts, RGB outline, 3D greying + render,
 histogram line, confusion matrix. Prints JSON.
 
+``--original HxW`` (e.g. ``800x600``): the maps are placed on original images of that size
+(core.grid_map) and the selected samples are loaded at it, so the 2D view draws the map carried
+back to the original image and the table counts regions in original pixels, as on real data.
+
 Run under an X display for the 3D part (``xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python
 bench/bench_gui_threshold.py``); without one the 3D view is skipped and the JSON says so.
 """
@@ -56,6 +60,12 @@ def main() -> int:
     labels = ["good"] * 70 + ["crack"] * 30
     # even samples: the cloud fills the frame (50,176 valid points); odd: a part like the demo's (~14k)
     results = [synthetic_result(i, lab, size=224, part_radius=0.72 if i % 2 == 0 else 0.3) for i, lab in enumerate(labels)]
+    original = _original_size()
+    if original is not None:
+        from core.grid_map import GridMap
+
+        for r in results:
+            r.grid = GridMap.for_shape(*original, 224)
     win.state.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
     win._set_model(SimpleNamespace(thresholds=SimpleNamespace(image=0.6, pixel=0.5), display_range=(0.1, 1.1)), None)
     for i, r in enumerate(results):
@@ -91,6 +101,8 @@ def main() -> int:
     cases = {}
     for label, index in (("full_frame_cloud", 80), ("demo_like_cloud", 81)):
         win.state.set_current(index)
+        if original is not None:  # as lsfa_gui.originals does once the files are read
+            win.state.set_original(win.state.entries[index], _original_sample(results[index], original))
         settle()
         timed(lambda v: win.state.set_thresholds(pixel=v), pixel_values[:5])  # warm-up
         case = {
@@ -109,6 +121,7 @@ def main() -> int:
         "benchmark": "gui_threshold_update",
         "platform": app.platformName(),
         "map_size": list(results[80].anomaly_map.shape),
+        "original_size": list(original) if original is not None else None,
         "samples_in_browser": len(results),
         "3d_rendered": has_3d,
         "3d_style": cv.style_combo.currentText(),
@@ -120,6 +133,26 @@ def main() -> int:
     win.close()
     print(json.dumps(out, indent=1))
     return 0
+
+
+def _original_size() -> tuple[int, int] | None:
+    """(height, width) from ``--original HxW``, or None."""
+    if "--original" not in sys.argv:
+        return None
+    h, w = sys.argv[sys.argv.index("--original") + 1].lower().split("x")
+    return int(h), int(w)
+
+
+def _original_sample(result, shape):
+    """A loaded sample of ``shape`` for a synthetic result: its RGB and cloud carried back by
+    nearest neighbour (what the image view draws under the map)."""
+    from core.data.sample import Sample
+
+    g = result.grid
+    rgb = None if result.rgb is None else g.mask_to_original(result.rgb)
+    xyz = None if result.xyz is None else g.mask_to_original(result.xyz)
+    mask = None if result.mask is None else g.mask_to_original(result.mask)
+    return Sample(result.name, rgb, xyz, mask, result.label)
 
 
 if __name__ == "__main__":

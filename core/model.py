@@ -248,12 +248,15 @@ class Model:
                     source=s.source(),
                     seconds=per,
                     timings=dict(per_timings),
+                    grid=s.meta.get("grid"),
                 )
             )
         return out
 
-    def score(self, sample: Sample) -> SampleResult:
-        """Score one loaded sample (any size; it is preprocessed and resized here)."""
+    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
+        """Score one loaded sample (any size; it is preprocessed and resized here).
+        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
+        at original resolution."""
         from core.data.units import apply_units, check_sample_spacing
 
         t0 = time.perf_counter()
@@ -265,22 +268,25 @@ class Model:
         result = self.score_prepared([prepared])[0]
         result.timings["preprocess"] = t_prep
         result.seconds += t_prep
+        if keep_original:
+            result.original = sample
         return result
 
-    def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None):
+    def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None,
+                   keep_original: bool = False):
         """Yield (index, ref, SampleResult) per SampleRef, with progress and cancellation per
         sample: the one scoring loop of the CLI, the GUI and evaluation.
 
         ``on_error(index, ref, exc)``: called for a UserError (unreadable or unusable sample) or
         a MemoryError (a sample too large to score), which then skips that sample; without it
-        the error propagates.
+        the error propagates. ``keep_original``: see :meth:`score`.
         """
         p = ensure(progress)
         n = len(refs)
         for i, ref in enumerate(refs):
             p.update(stage, i, n, getattr(ref, "name", ""))
             try:
-                result = self.score(ref.load())
+                result = self.score(ref.load(), keep_original)
             except (UserError, MemoryError) as exc:
                 if on_error is None:
                     raise

@@ -22,16 +22,21 @@ def prepare_sample(
     sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None
 ) -> Sample:
     """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask/roi nearest (the
-    ROI takes exactly the mask's path: zero padding, then nearest resizing)."""
+    ROI takes exactly the mask's path: zero padding, then nearest resizing).
+    ``meta["grid"]`` is the :class:`core.grid_map.GridMap` from the original image to this grid."""
     from dataclasses import replace
 
     from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
     from core.data.resize import resize_sample
+    from core.grid_map import GridMap
 
+    height, width = sample.shape
     if preprocess:
         sample = run_preprocess(sample, cache_dir=cache_dir)
+        pad = sample.meta["preprocess"]["pad"]
+        side, top, left = pad["side"], pad["top"], pad["left"]
     else:
-        side, top, left = square_padding(*sample.shape)
+        side, top, left = square_padding(height, width)
         sample = replace(
             sample,
             rgb=pad_to_square(sample.rgb, side, top, left),
@@ -39,4 +44,6 @@ def prepare_sample(
             mask=pad_to_square(sample.mask, side, top, left),
             roi=pad_to_square(sample.roi, side, top, left),
         )
-    return resize_sample(sample, size)
+    resized = resize_sample(sample, size)
+    resized.meta["grid"] = GridMap(height, width, side, top, left, size)
+    return resized

@@ -3,6 +3,10 @@ GUI's PNG export: heatmap through a 256×3 lookup table (Turbo by default) over 
 (or a depth rendering), outline of the predicted defect region at the pixel threshold, and
 outline of the ground truth. Raw anomaly maps (raw score units) and a colour range (low, high).
 
+Given the sample as loaded (``original``), everything is drawn on the original image: the map
+and the ground truth are carried back from the model grid (core.grid_map, via the result's
+``grid``), so overlays have the original image's size. Without it, on the model grid.
+
 With the same sample, thresholds, colour range and display defaults, the CLI and the GUI
 export therefore write identical pixels (tests/test_render_parity.py).
 """
@@ -10,6 +14,7 @@ export therefore write identical pixels (tests/test_render_parity.py).
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,7 @@ __all__ = [
     "TURBO_LUT", "PREDICTION_RGB", "GROUND_TRUTH_RGB", "DEFAULT_OPACITY", "DEFAULT_FADE", "DEFAULT_FROM_THRESHOLD",
     "range_from_threshold",
     "lut_indices", "colorize", "outline", "predicted_mask", "outline_rgba", "depth_image",
-    "base_image", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
+    "base_image", "Layers", "drawn_on_original", "layers", "compose_overlay", "render_result", "png_bytes", "save_png", "annotate",
     "VERDICT_RGB",
 ]
 
@@ -52,7 +57,8 @@ def lut_indices(amap: np.ndarray, rng: tuple[float, float], n: int = 256) -> np.
     """Map raw scores to LUT indices 0..n-1 (clipped to the range), uint8/uint16."""
     lo, hi = rng
     scale = (n - 1) / (hi - lo) if hi > lo else 0.0
-    idx = (np.asarray(amap, np.float32) - np.float32(lo)) * np.float32(scale)
+    idx = np.asarray(amap, np.float32) - np.float32(lo)
+    np.multiply(idx, np.float32(scale), out=idx)
     np.clip(idx, 0, n - 1, out=idx)
     return idx.astype(np.uint8 if n <= 256 else np.uint16)
 
@@ -69,13 +75,12 @@ def colorize(
     ``fade``: alpha grows with the score's position in the range (low end transparent), so
     normal areas keep showing the image and high scores stand out.
     """
-    idx = lut_indices(amap, rng, len(lut))
-    rgba = np.empty(amap.shape + (4,), np.uint8)
-    rgba[..., :3] = lut[idx]
-    if fade:
-        rgba[..., 3] = (idx.astype(np.uint16) * 255 // (len(lut) - 1)).astype(np.uint8)
-    else:
-        rgba[..., 3] = 255
+    n = len(lut)
+    idx = lut_indices(amap, rng, n)
+    table = np.empty((n, 4), np.uint8)  # RGBA per index: one lookup per pixel
+    table[:, :3] = lut
+    table[:, 3] = (np.arange(n, dtype=np.uint16) * 255 // (n - 1)).astype(np.uint8) if fade else 255
+    rgba = np.take(table, idx, axis=0)
     if below is not None:
         rgba[..., 3][np.asarray(amap) < below] = 0
     return rgba
@@ -84,10 +89,15 @@ def colorize(
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     """Boolean edge pixels of a mask (the mask minus its erosion), ``width`` pixels thick."""
     mask = np.asarray(mask, bool)
-    if not mask.any():
-        return np.zeros_like(mask)
-    inner = ndimage.binary_erosion(mask, iterations=width, border_value=0)
-    return mask & ~inner
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    edge = np.zeros_like(mask)
+    if rows.size == 0:
+        return edge
+    # only the mask's bounding box (+ width) is eroded: outside it the mask is empty anyway
+    box = (slice(max(0, rows[0] - width), rows[-1] + 1 + width), slice(max(0, cols[0] - width), cols[-1] + 1 + width))
+    crop = mask[box]
+    edge[box] = crop & ~ndimage.binary_erosion(crop, iterations=width, border_value=0)
+    return edge
 
 
 def predicted_mask(amap: np.ndarray, pixel_threshold: float | None) -> np.ndarray:
@@ -126,6 +136,43 @@ def base_image(result) -> np.ndarray:
     return np.zeros(np.shape(result.anomaly_map) + (3,), np.uint8)
 
 
+@dataclass
+class Layers:
+    """What a view draws, all on one H×W grid: the original image's pixels when ``on_original``,
+    else the model grid's."""
+
+    base: np.ndarray  # H×W×3 uint8: RGB, else a depth rendering, else black
+    amap: np.ndarray | None  # H×W float32 raw scores; None before scoring
+    gt: np.ndarray | None  # H×W bool ground truth; None when unknown
+    on_original: bool  # drawn from the loaded sample (original pixels)
+
+
+def drawn_on_original(result, original) -> bool:
+    """Whether :func:`layers` draws ``result`` on ``original`` (the loaded sample): it is given
+    and the result's grid (or, without one, its map) has the original image's size."""
+    if original is None:
+        return False
+    if result is None:
+        return True
+    grid = getattr(result, "grid", None)
+    shape = grid.shape if grid is not None else np.shape(result.anomaly_map)
+    return tuple(shape) == tuple(original.shape)
+
+
+def layers(result=None, original=None) -> Layers:
+    """The layers of a sample: from ``original`` (the loaded Sample, original resolution) with
+    the result's map carried back by its ``grid``; from the result alone (model grid) when the
+    original is not given or does not match it (:func:`drawn_on_original`). One is required."""
+    if not drawn_on_original(result, original):
+        amap = np.asarray(result.anomaly_map, np.float32)
+        return Layers(base_image(result), amap, getattr(result, "mask", None), False)
+    amap = None
+    if result is not None:
+        grid = getattr(result, "grid", None)
+        amap = grid.scores_to_original(result.anomaly_map) if grid is not None else np.asarray(result.anomaly_map, np.float32)
+    return Layers(base_image(original), amap, original.mask, True)
+
+
 def compose_overlay(
     base_rgb: np.ndarray,
     amap: np.ndarray,
@@ -159,19 +206,32 @@ def render_result(
     gt_mask: np.ndarray | None = None,
     hide_below_threshold: bool = False,
     fade: bool = DEFAULT_FADE,
+    original=None,
 ) -> np.ndarray:
     """H×W×3 uint8 overlay of a scored sample (``SampleResult`` or alike): :func:`base_image`
     + heatmap over the colour range ``rng`` + outline of the region >= ``pixel_threshold``
-    (none if None) + ``gt_mask`` outline. The defaults are the GUI's display defaults."""
-    amap = np.asarray(result.anomaly_map, np.float32)
+    (none if None) + ``gt_mask`` outline. The defaults are the GUI's display defaults.
+    ``original`` (default: ``result.original``): the loaded sample; then the overlay is drawn on
+    the original image (:func:`layers`) and a given ``gt_mask`` stands for the original's mask."""
+    original = getattr(result, "original", None) if original is None else original
+    drawn = layers(result, original)
+    amap, base = drawn.amap, drawn.base
+    if gt_mask is not None and drawn.on_original:
+        gt_mask = drawn.gt if drawn.gt is not None else _mask_to_original(result, gt_mask)
     return compose_overlay(
-        base_image(result), amap, rng, lut,
+        base, amap, rng, lut,
         opacity=opacity,
         pixel_threshold=pixel_threshold,
         gt_mask=gt_mask,
         hide_below_threshold=hide_below_threshold,
         fade=fade,
     )
+
+
+def _mask_to_original(result, mask: np.ndarray) -> np.ndarray:
+    """A mask on the result's grid carried to the original image (as it is without a grid)."""
+    grid = getattr(result, "grid", None)
+    return mask if grid is None else grid.mask_to_original(mask)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -205,13 +265,15 @@ def annotate(
     rng: tuple[float, float],
     lut: np.ndarray = TURBO_LUT,
     regions=(),
+    boxes: bool = True,
 ) -> np.ndarray:
     """H'×W'×3 uint8 report image of an overlay (:func:`render_result`): the overlay scaled up
     by a whole factor to at least ANNOTATED_MIN_WIDTH px, a numbered box around each defect
     region (``core.regions.Region``, 1 = largest), a header with the sample name, verdict,
     image score and ``thresholds`` (image / pixel / uncertain band / minimum defect area, raw
     units), and a vertical colour bar of ``lut`` over ``rng`` (raw units) with ticks at both
-    ends and at the pixel threshold."""
+    ends and at the pixel threshold. ``boxes``: draw the region boxes (their bounding boxes are
+    in the overlay's pixels; False when the overlay is on another grid)."""
     from PIL import Image, ImageDraw
 
     h, w = overlay.shape[:2]
@@ -219,7 +281,7 @@ def annotate(
     body = Image.fromarray(np.ascontiguousarray(overlay)).resize((w * k, h * k), Image.NEAREST)
     draw = ImageDraw.Draw(body)
     font = _font()
-    for n, region in enumerate(regions, 1):
+    for n, region in enumerate(regions if boxes else (), 1):
         top, left, bottom, right = region.bbox
         box = (left * k - 2, top * k - 2, right * k + 1, bottom * k + 1)
         draw.rectangle(box, outline=REGION_BOX_RGB, width=1)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.sample import label_is_defect, valid_points
+from core.data.sample import Sample, label_is_defect, valid_points
+from core.grid_map import GridMap
 from core.regions import Region, find_regions, largest_area_px
 from core.thresholds import check_min_defect_area, verdict
 
@@ -20,7 +21,7 @@ class Thresholds:
     source: str = ""  # how they were chosen ("validation quantile", "best F1", "user")
     # optional uncertain band: image <= score < uncertain_until -> UNCERTAIN (core.thresholds.verdict)
     uncertain_until: float | None = None
-    # optional: a part whose largest defect region is smaller than this (map pixels) stays OK
+    # optional: a part whose largest defect region is smaller than this (original pixels) stays OK
     min_defect_area: int = 0
 
     def to_dict(self) -> dict:
@@ -40,7 +41,9 @@ class Thresholds:
 
 @dataclass
 class SampleResult:
-    """Scores of one sample on the model grid (S×S pixels)."""
+    """Scores of one sample on the model grid (S×S pixels). ``grid`` places that grid on the
+    original image (None: the arrays are at original resolution); regions, defect pixels and the
+    minimum defect area are counted in original pixels."""
 
     name: str
     label: str | None  # "good" / defect type / None when unknown
@@ -57,6 +60,9 @@ class SampleResult:
     seconds: float = 0.0  # wall time to score this sample (load excluded)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     roi: np.ndarray | None = None  # S×S bool region of interest it was scored with (None: all inspected)
+    grid: GridMap | None = None  # model grid -> original image (core.grid_map); None = identity
+    # the sample as loaded (original resolution), kept only when asked (Model.score(keep_original=True))
+    original: Sample | None = field(default=None, repr=False, compare=False)
 
     @property
     def valid(self) -> np.ndarray | None:
@@ -70,16 +76,24 @@ class SampleResult:
     def verdict(self, thresholds: Thresholds) -> str:
         """OK / NG / UNCERTAIN at ``thresholds`` (core.thresholds.verdict; the region size is
         measured only when a minimum defect area is set)."""
-        largest = largest_area_px(self.anomaly_map, thresholds.pixel) if thresholds.min_defect_area else None
+        largest = (largest_area_px(self.anomaly_map, thresholds.pixel, self.grid)
+                   if thresholds.min_defect_area else None)
         return verdict(self.image_score, thresholds.image, thresholds.uncertain_until, largest,
                        thresholds.min_defect_area)
 
     def regions(self, pixel_threshold: float | None) -> list[Region]:
-        """The defect regions at a raw pixel threshold, largest first (mm² areas when xyz is known)."""
-        return find_regions(self.anomaly_map, pixel_threshold, self.xyz)
+        """The defect regions at a raw pixel threshold, largest first, in original pixels (mm²
+        areas when xyz is known)."""
+        return find_regions(self.anomaly_map, pixel_threshold, self.xyz, self.grid)
+
+    def original_map(self) -> np.ndarray:
+        """H×W float32 raw scores on the original image (bilinear, core.grid_map)."""
+        if self.grid is None:
+            return np.asarray(self.anomaly_map, np.float32)
+        return self.grid.scores_to_original(self.anomaly_map)
 
     def defect_mask(self, pixel_threshold: float) -> np.ndarray:
-        """S×S bool predicted defect region at a raw pixel threshold."""
+        """S×S bool predicted defect region at a raw pixel threshold (model grid)."""
         return self.anomaly_map >= pixel_threshold
 
     def point_scores(self) -> tuple[np.ndarray, np.ndarray]:

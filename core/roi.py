@@ -118,11 +118,9 @@ def grid_points_to_original(points, height: int, width: int, size: int) -> np.nd
     """(N, 2) (x, y) positions on the size×size model grid (pixel units, x = column) as positions
     on the height×width original image: the inverse of the square padding and resizing that
     :func:`core.prepare.prepare_sample` applies (and that the ROI itself takes to the grid)."""
-    from core.data.preprocess import PreprocessParams, square_padding
+    from core.grid_map import GridMap
 
-    side, top, left = square_padding(int(height), int(width), PreprocessParams().pad_multiple)
-    pts = np.asarray(points, np.float64).reshape(-1, 2) * (side / float(size))
-    return pts - np.array([left, top], np.float64)
+    return GridMap.for_shape(height, width, size).model_points_to_original(points)
 
 
 def original_shape(ref) -> tuple[int, int]:

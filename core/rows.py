@@ -38,7 +38,7 @@ def result_row(ref, result, model, digits: int = 6) -> dict:
         "uncertain_until": "" if thr.uncertain_until is None else num(thr.uncertain_until),
         "pixel_threshold": num(thr.pixel),
         "min_defect_area": thr.min_defect_area or "",
-        "defect_pixels": int(result.defect_mask(thr.pixel).sum()),
+        "defect_pixels": sum(r.area_px for r in regions),  # original pixels
         "regions": len(regions),
         "largest_region_px": largest.area_px if largest else 0,
         "largest_region_mm2": "" if largest is None or largest.area_mm2 is None else num(largest.area_mm2),

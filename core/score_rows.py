@@ -32,22 +32,26 @@ def map_range(model) -> tuple[float, float]:
     return tuple(model.display_range)
 
 
-def map_image(result, model):
+def map_image(result, model, original=None):
     """The ``--maps`` PNG of one result: core.render's overlay with the GUI's display defaults
-    (:func:`map_range`) and the pixel threshold's outline (equal to the GUI's PNG export)."""
+    (:func:`map_range`) and the pixel threshold's outline (equal to the GUI's PNG export); at
+    original resolution when the loaded sample is known (``original``, else ``result.original``)."""
     from core.render import render_result
 
-    return render_result(result, map_range(model), model.thresholds.pixel, gt_mask=result.mask)
+    return render_result(result, map_range(model), model.thresholds.pixel, gt_mask=result.mask, original=original)
 
 
-def annotated_map_image(result, model):
+def annotated_map_image(result, model, original=None):
     """The annotated report image of one result (core.render.annotate over :func:`map_image`;
-    its colour bar shows the same range)."""
-    from core.render import annotate
+    its colour bar shows the same range; region boxes in original pixels, as the overlay)."""
+    from core.render import annotate, drawn_on_original
 
     thr = model.thresholds
-    return annotate(map_image(result, model), result.name, result.verdict(thr), result.image_score, thr,
-                    map_range(model), regions=result.regions(thr.pixel))
+    original = result.original if original is None else original
+    # region boxes are in original pixels: drawn unless the overlay is on the model grid
+    boxes = result.grid is None or drawn_on_original(result, original)
+    return annotate(map_image(result, model, original), result.name, result.verdict(thr), result.image_score, thr,
+                    map_range(model), regions=result.regions(thr.pixel), boxes=boxes)
 
 
 def map_path(maps: Path, index: int, ref) -> Path:
@@ -76,7 +80,8 @@ def score_rows(model, refs: Sequence, indices: Sequence[int] | None = None, maps
             log.error("skipped: %s: %s", ref.source(), reason)
         skipped.append((indices[pos], error_row(ref.source(), ref.name, reason, model.model_id)))
 
-    for pos, ref, result in model.score_each(refs, progress, stage, on_error=skip):
+    drawn = maps is not None or report
+    for pos, ref, result in model.score_each(refs, progress, stage, on_error=skip, keep_original=drawn):
         yield from skipped
         skipped.clear()
         annotated = annotated_map_image(result, model) if report or (maps is not None and annotate) else None
@@ -86,6 +91,7 @@ def score_rows(model, refs: Sequence, indices: Sequence[int] | None = None, maps
                 save_png(target, annotated if annotate else map_image(result, model))
             except OSError as exc:
                 raise UserError(f"{target}: cannot write the map ({exc.strerror or exc})") from None
+        result.original = None  # drawn: the loaded sample is not kept
         row = result_row(ref, result, model, digits)
         if report:
             row[REPORT_PNG] = png_bytes(annotated)

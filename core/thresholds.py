@@ -36,7 +36,7 @@ def verdict(score: float, threshold: float, uncertain_until: float | None = None
     uncertain_until)): "NG" if score >= uncertain_until, else "UNCERTAIN". A band that is not
     above the threshold (None, or <= threshold) means no band.
 
-    ``min_defect_area`` > 0 (pixels of the anomaly map): a part whose largest defect region
+    ``min_defect_area`` > 0 (original image pixels): a part whose largest defect region
     (``largest_region_px``, 8-connected pixels at or above the pixel threshold) is smaller is
     "OK" whatever its score; the rule is skipped when the region size is unknown (None)."""
     if score < threshold:

@@ -51,7 +51,7 @@ def result_rows(state: InspectionState) -> list[dict]:
             "image_threshold": thr.image,
             "pixel_threshold": thr.pixel,
             "min_defect_area": thr.min_defect_area or None,
-            "defect_pixels": None if amap is None or thr.pixel is None else int(np.sum(amap >= thr.pixel)),
+            "defect_pixels": None if amap is None or thr.pixel is None else sum(r.area_px for r in regions),
             "regions": None if amap is None or thr.pixel is None else len(regions),
             "largest_region_px": None if amap is None or thr.pixel is None else (largest.area_px if largest else 0),
             "largest_region_mm2": None if largest is None else largest.area_mm2,
@@ -102,14 +102,30 @@ def export_json(state: InspectionState, path: str | Path) -> Path:
     return path
 
 
-def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 overlay of a scored entry, exactly as the RGB view draws it."""
+def original_sample(state: InspectionState, entry: SampleEntry):
+    """The entry's sample at original resolution: kept on the state, else loaded from its files
+    (None when it has none or they cannot be read: the export is then on the model grid)."""
+    from core.errors import UserError
+
+    original = state.original(entry)
+    if original is None and hasattr(entry.ref, "load"):
+        try:
+            original = entry.ref.load()
+        except (UserError, OSError):
+            original = None
+    return original
+
+
+def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray, original=None) -> np.ndarray:
+    """H×W×3 uint8 overlay of a scored entry, exactly as the RGB view draws it: on the original
+    image (``original``, else :func:`original_sample`) when it is known."""
     r = entry.result
     if r is None:
         raise ValueError(f"{entry.name}: not scored")
     amap = np.asarray(r.anomaly_map, np.float32)
     d = state.display
     rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
+    original = original_sample(state, entry) if original is None else original
     return render.render_result(
         r, rng,
         pixel_threshold=state.thresholds.pixel if d.show_prediction else None,
@@ -118,6 +134,7 @@ def overlay_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -
         gt_mask=entry.mask if d.show_ground_truth else None,
         hide_below_threshold=d.hide_below_threshold,
         fade=d.fade_low_scores,
+        original=original,
     )
 
 
@@ -153,11 +170,14 @@ def export_all_overlays(state: InspectionState, folder: str | Path, lut: np.ndar
 def annotated_image(state: InspectionState, entry: SampleEntry, lut: np.ndarray) -> np.ndarray:
     """The overlay of a scored entry as the RGB view draws it, annotated for reports
     (core.render.annotate: name, verdict, score, thresholds, colour bar, numbered regions)."""
-    image = overlay_image(state, entry, lut)
+    original = original_sample(state, entry)
+    image = overlay_image(state, entry, lut, original)
     amap = np.asarray(entry.result.anomaly_map, np.float32)
     rng = state.display_range(entry) or (float(amap.min()), float(amap.max()) + 1e-6)
+    # region boxes are in original pixels: drawn unless the overlay is on the model grid
+    boxes = getattr(entry.result, "grid", None) is None or render.drawn_on_original(entry.result, original)
     return render.annotate(image, entry.name, state.verdict(entry), entry.image_score, state.thresholds, rng,
-                           lut, regions=state.regions(entry))
+                           lut, regions=state.regions(entry), boxes=boxes)
 
 
 def export_report(state: InspectionState, path: str | Path, lut: np.ndarray, progress=None) -> Path:

@@ -170,6 +170,8 @@ class JobControl:
         self.state.dataset_root = listing.root
         self.state.category = listing.category
         self.state.set_entries(entries_from_refs(listing.refs))
+        if listing.refs:  # the first sample shows at once (as loaded), before any fit or scoring
+            self.state.set_current(0)
         others = [c for c in listing.categories if c != listing.category]
         more = f" (other categories: {', '.join(others)})" if others else ""
         self.log(f"Opened {listing.format} dataset {listing.root}, category {listing.category!r}: {len(listing.refs)} samples{more}")

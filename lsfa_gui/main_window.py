@@ -10,6 +10,7 @@ from lsfa_gui.actions import WindowActions
 from lsfa_gui.dialogs import FileDialogs
 from lsfa_gui.jobs import JobControl
 from lsfa_gui.roi_control import RoiControl
+from lsfa_gui.originals import OriginalLoader
 from lsfa_gui.settings import Settings
 from lsfa_gui.state import COLORMAPS, InspectionState, entry_has_xyz
 from lsfa_gui.thresholding import apply_auto_thresholds
@@ -55,6 +56,7 @@ class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowAction
         self.setWindowTitle(APP_TITLE)
         self.settings = Settings(settings)
         self.state = InspectionState()
+        self.originals = OriginalLoader(self.state, self)  # the selected sample at original resolution
         self._init_jobs()
         self._init_watch()
         self._closing = False
@@ -223,5 +225,6 @@ class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowAction
             self.settings.save_window_state(self.saveGeometry(), self.saveState())
             self.settings.sync()
             self._shutdown_jobs(10000)
+            self.originals.shutdown()
             self.cloud_view.close_plotter()
         super().closeEvent(event)

@@ -87,7 +87,7 @@ class ThresholdSettings:
     image: float | None = None
     pixel: float | None = None
     uncertain_until: float | None = None  # optional uncertain band [image, uncertain_until) (core.thresholds.verdict)
-    min_defect_area: int = 0  # a part whose largest defect region is smaller (map pixels) stays OK
+    min_defect_area: int = 0  # a part whose largest defect region is smaller (original pixels) stays OK
     image_origin: str = ""  # TUNED_ON_SHOWN when Auto chose the image threshold on the labelled samples shown
 
 
@@ -191,7 +191,10 @@ class InspectionState:
       model_changed()            a model was loaded / fitted / closed, or saved under a new path
       metrics_changed()          the threshold-free metrics were computed or became stale
       score_view_changed()       the image-score range shown by the histogram (its zoom) changed
+      original_loaded(index)     entry ``index``'s sample was loaded at original resolution
     """
+
+    ORIGINALS_KEPT = 6  # loaded samples kept (original resolution; the oldest is dropped first)
 
     def __init__(self) -> None:
         self.entries: list[SampleEntry] = []
@@ -216,12 +219,15 @@ class InspectionState:
         self.metrics_changed = Event()
         self._score_view: tuple[float, float] | None = None  # the histogram's zoom (raw image scores)
         self.score_view_changed = Event()
+        self.original_loaded = Event()
+        self._originals: dict[int, tuple[Any, Any]] = {}  # id(entry) -> (entry, loaded Sample), oldest first
 
     # ------------------------------------------------------------------ samples
     def set_entries(self, entries: list[SampleEntry]) -> None:
         self.entries = list(entries)
         self._regions.clear()
         self._score_view = None  # new samples: the histogram shows their scores again
+        self._originals.clear()
         self.current = -1
         self.set_metrics(None)
         self.samples_reset.emit()
@@ -300,7 +306,7 @@ class InspectionState:
             self.thresholds_changed.emit()
 
     def set_min_defect_area(self, pixels: int) -> None:
-        """A part whose largest defect region is smaller than this (map pixels; 0 = off) stays OK."""
+        """A part whose largest defect region is smaller than this (original pixels; 0 = off) stays OK."""
         pixels = int(pixels)
         if pixels != self.thresholds.min_defect_area:
             self.thresholds.min_defect_area = pixels
@@ -320,16 +326,37 @@ class InspectionState:
         return verdict(score, thr.image, thr.uncertain_until, largest, thr.min_defect_area)
 
     def regions(self, entry: SampleEntry) -> list[Region]:
-        """The defect regions of a scored entry at the current pixel threshold, largest first
-        (core.regions; cached per result and threshold). Empty if unscored or no threshold."""
+        """The defect regions of a scored entry at the current pixel threshold, largest first, in
+        original pixels (core.regions; cached per result and threshold). Empty if unscored or no
+        threshold."""
         if entry.result is None or self.thresholds.pixel is None:
             return []
         cached = self._regions.get(id(entry))
         if cached is not None and cached[0] is entry.result and cached[1] == self.thresholds.pixel:
             return cached[2]
-        regions = find_regions(entry.result.anomaly_map, self.thresholds.pixel, getattr(entry.result, "xyz", None))
+        r = entry.result
+        regions = find_regions(r.anomaly_map, self.thresholds.pixel, getattr(r, "xyz", None), getattr(r, "grid", None))
         self._regions[id(entry)] = (entry.result, self.thresholds.pixel, regions)
         return regions
+
+    # ------------------------------------------------------------------ original samples
+    def original(self, entry: SampleEntry | None):
+        """The entry's sample as loaded (core.data.sample.Sample at original resolution), if it
+        was loaded and is still kept; else None."""
+        kept = self._originals.get(id(entry))
+        return kept[1] if kept is not None and kept[0] is entry else None
+
+    def set_original(self, entry: SampleEntry, sample) -> None:
+        """Keep ``entry``'s loaded sample (the oldest beyond ORIGINALS_KEPT is dropped) and tell
+        the views, if the entry is still listed."""
+        self._originals.pop(id(entry), None)
+        self._originals[id(entry)] = (entry, sample)
+        while len(self._originals) > self.ORIGINALS_KEPT:
+            self._originals.pop(next(iter(self._originals)))
+        for i, e in enumerate(self.entries):
+            if e is entry:
+                self.original_loaded.emit(i)
+                break
 
     def image_score_range(self) -> tuple[float, float] | None:
         """(min, max) raw image score over scored samples, None if fewer than one."""

@@ -378,7 +378,7 @@ class ModelSaved:
 def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None,
                    min_defect_area: int | None = None):
     """Write ``model`` atomically to ``path``, with the thresholds ``image`` and ``pixel`` (raw
-    units) when both are given and the minimum defect area (map pixels; None: keep the model's);
+    units) when both are given and the minimum defect area (original pixels; None: keep the model's);
     returns :class:`ModelSaved`. A copy is written: the open model is left untouched for the
     window to update on its own thread."""
 

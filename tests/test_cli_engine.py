@@ -78,10 +78,12 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     from test_render_parity import gui_state_for
 
     m = load_model(model)
-    result = m.score(load_inputs([test_dir / "crack" / "rgb" / "000.png"])[0].load())
+    sample = load_inputs([test_dir / "crack" / "rgb" / "000.png"])[0].load()
+    result = m.score(sample, keep_original=True)  # drawn at original resolution, as the CLI does
     gui_png = export.export_overlay_png(gui_state_for(m, result), 0, tmp_path / "gui.png", lut("turbo"))
     (cli_png,) = (tmp_path / "maps").glob("0000_*.png")
     assert np.array_equal(np.asarray(Image.open(cli_png)), np.asarray(Image.open(gui_png)))
+    assert Image.open(cli_png).size == sample.shape[::-1]  # the original image's size
 
 
 def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):

@@ -52,3 +52,24 @@ def test_turbo_lut_is_pyqtgraphs_table():
     table = np.asarray(pg.colormap.get("turbo").getLookupTable(0.0, 1.0, 256, alpha=False), np.uint8)
     assert np.array_equal(render.TURBO_LUT, table)
     assert lut("turbo") is render.TURBO_LUT
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_outline_is_the_mask_minus_its_erosion_also_at_the_image_edge(width):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(width)
+    for mask in (rng.random((60, 45)) > 0.7, np.pad(np.ones((5, 7), bool), ((0, 30), (20, 0))), np.zeros((9, 9), bool)):
+        expected = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
+        assert np.array_equal(render.outline(mask, width), expected)
+
+
+def test_colorize_with_fade_and_below():
+    amap = np.linspace(0.0, 1.2, 400, dtype=np.float32).reshape(20, 20)
+    rgba = render.colorize(amap, (0.1, 1.1), render.TURBO_LUT, below=0.5, fade=True)
+    idx = render.lut_indices(amap, (0.1, 1.1))
+    assert np.array_equal(rgba[..., :3], render.TURBO_LUT[idx])
+    alpha = (idx.astype(np.uint16) * 255 // 255).astype(np.uint8)
+    alpha[amap < 0.5] = 0
+    assert np.array_equal(rgba[..., 3], alpha)
+    assert np.all(render.colorize(amap, (0.1, 1.1), render.TURBO_LUT)[..., 3] == 255)

@@ -64,7 +64,8 @@ def _positive_int(text: str) -> int:
 def add_min_area_arg(p) -> None:
     p.add_argument("--min-defect-area", type=int, metavar="PX",
                    help="a part whose largest defect region (8-connected pixels of the anomaly map at or above "
-                        "the pixel threshold, on the model grid) is smaller than PX pixels is OK whatever its "
+                        "the pixel threshold, carried back to the original image) is smaller than PX original "
+                        "pixels is OK whatever its "
                         "score. Default: the model file's value (0 = off)")
 
 

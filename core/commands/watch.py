@@ -105,7 +105,7 @@ def run(args) -> int:
             if args.maps:
                 target = args.maps / f"{safe_name(row['name'])}.png"
                 try:
-                    save_png(target, map_image(record.result, model))
+                    save_png(target, map_image(record.result, model, original=_reload(record.ref)))
                 except OSError as exc:
                     log.error("%s: cannot write the map (%s)", target, exc.strerror or exc)
     except (KeyboardInterrupt, Cancelled):
@@ -115,3 +115,14 @@ def run(args) -> int:
             logbook.close()
     log.info("stopped: %s", tally(verdicts).summary())
     return 0
+
+
+def _reload(ref):
+    """The sample as loaded again, for a map at original resolution (None when it is gone:
+    the map is then drawn on the model grid)."""
+    from core.errors import UserError
+
+    try:
+        return ref.load()
+    except (UserError, OSError):
+        return None

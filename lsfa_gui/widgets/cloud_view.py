@@ -46,6 +46,18 @@ def opengl_available() -> bool:
     return name not in ("offscreen", "minimal", "vnc", "")
 
 
+MAX_UNSCORED_GRID = 65_536  # an unscored cloud is shown on at most this many grid pixels (256², about
+#                             the density of a scored cloud on the 224 px model grid: a quick mesh)
+
+
+def thinned_grid(xyz: np.ndarray, max_pixels: int = MAX_UNSCORED_GRID) -> np.ndarray:
+    """An organized cloud (H×W×3, metres) kept on every k-th row and column so it has at most
+    ``max_pixels`` grid pixels (still organized, for the surface mesh)."""
+    h, w = xyz.shape[:2]
+    k = max(1, int(np.ceil(np.sqrt(h * w / max_pixels))))
+    return xyz[::k, ::k]
+
+
 class CloudView(QWidget):
     """Reads ``state`` (current sample, thresholds, colour range); writes the per-sample toggle."""
 
@@ -140,6 +152,7 @@ class CloudView(QWidget):
         # 2D view and the table update first), however many selection changes came meanwhile
         self._refresh_soon = qthrottled(self.refresh_sample, timeout=5, leading=False, parent=self)
         state.current_changed.connect(lambda _i: self.schedule_refresh())
+        state.original_loaded.connect(self._on_original_loaded)
         state.thresholds_changed.connect(self.refresh_thresholds)
         state.display_changed.connect(self.refresh_colours)
         state.colour_range_changed.connect(self.refresh_colours)
@@ -193,22 +206,30 @@ class CloudView(QWidget):
         self.picked = None
         self.points = self.scores = self.display_scalars = None
         self._hide_actor()
-        if result is None:
+        original = self.state.original(entry) if result is None else None
+        if result is None and original is None:
             self._show_message("No sample selected" if entry is None else "Sample not scored yet")
             self._update_readout()
             return
-        xyz = getattr(result, "xyz", None)
+        xyz = getattr(result if original is None else original, "xyz", None)
         if xyz is None:
             self._show_notice("No 3D data\n\nThis sample has an RGB image only.")
             self._update_readout()
             return
-        valid = getattr(result, "valid", None)
-        valid = valid_points(xyz) if valid is None else np.asarray(valid, bool)
+        if original is not None:  # not scored yet: the cloud as loaded, grey (no scores)
+            xyz = thinned_grid(xyz)
+            valid = valid_points(xyz)
+        else:
+            valid = getattr(result, "valid", None)
+            valid = valid_points(xyz) if valid is None else np.asarray(valid, bool)
         self._valid = valid
         self._xyz = xyz
         self.points = np.ascontiguousarray(xyz[valid], np.float32)
-        self.scores = np.asarray(result.anomaly_map, np.float32)[valid]
-        self.display_scalars = self._greyed(self.scores)
+        if original is not None:
+            self.display_scalars = np.full(self.points.shape[0], np.nan, np.float32)
+        else:
+            self.scores = np.asarray(result.anomaly_map, np.float32)[valid]
+            self.display_scalars = self._greyed(self.scores)
         if self.points.shape[0] == 0:
             self._show_notice("No 3D data\n\nThis sample's point cloud has no valid points.")
             self._update_readout()
@@ -222,6 +243,12 @@ class CloudView(QWidget):
         self.stack.setCurrentIndex(self.PAGE_PLOT)
         self.reset_camera()
         self._update_readout()
+
+    def _on_original_loaded(self, index: int):
+        """The current, unscored sample was loaded: show its cloud."""
+        entry = self.state.current_entry
+        if index == self.state.current and entry is not None and entry.result is None:
+            self.schedule_refresh()
 
     def refresh_thresholds(self):
         """Pixel threshold moved: regrey points (one array rewrite) and re-render."""
@@ -332,7 +359,7 @@ class CloudView(QWidget):
             mesh = pv.PolyData(self.points.astype(np.float64), faces)
         else:
             mesh = pv.PolyData(self.points.astype(np.float64))
-        mesh.point_data["score"] = self.scores
+        mesh.point_data["score"] = self.scores if self.scores is not None else self.display_scalars
         mesh.point_data["display"] = self.display_scalars
         if len(tris):  # point normals for smooth shading, computed on this very mesh (no copy)
             mesh = mesh.compute_normals(cell_normals=False, point_normals=True, split_vertices=False,
@@ -432,7 +459,8 @@ class CloudView(QWidget):
 
     def _update_readout(self):
         if self.scores is None:
-            self.readout.setText(" ")
+            n = 0 if self.points is None else self.points.shape[0]
+            self.readout.setText(f"{n:,} points as loaded (not scored yet)" if n else " ")
             return
         n = self.scores.size
         above = int(np.sum(~np.isnan(self.display_scalars))) if self.state.thresholds.pixel is not None else n

@@ -52,6 +52,17 @@ def timing_text(result) -> str:
     return f"scored in {result.seconds:.2f} s" + (": " + ", ".join(parts) if parts else "")
 
 
+def part_mask(result, on_original: bool) -> np.ndarray | None:
+    """H×W bool of the part in the view: the scored sample's valid 3D points (the preprocessing
+    zeroes the background), carried back by its grid when the view shows the original image;
+    None when unknown (unscored or no point cloud)."""
+    valid = getattr(result, "valid", None) if result is not None else None
+    grid = getattr(result, "grid", None)
+    if valid is None or not on_original or grid is None:
+        return valid
+    return grid.mask_to_original(valid)
+
+
 class ImageView(QWidget):
     """pyqtgraph view of the current sample. Reads ``state``; its controls write ``state.display``."""
 
@@ -125,6 +136,7 @@ class ImageView(QWidget):
         layout.addWidget(self.readout)
 
         state.current_changed.connect(lambda _i: self.refresh_sample())
+        state.original_loaded.connect(lambda i: self.refresh_sample() if i == state.current else None)
         state.thresholds_changed.connect(self.refresh_thresholds)
         state.display_changed.connect(self.refresh_display)
         state.colour_range_changed.connect(self.refresh_display)
@@ -149,12 +161,15 @@ class ImageView(QWidget):
                     widget.setChecked(value)
 
     def refresh_sample(self):
-        """New current sample: base image, heatmap, outlines, header."""
+        """New current sample: base image, heatmap, outlines, header. Drawn on the original
+        image once the sample is loaded (state.original), on the model grid until then."""
         entry = self.state.current_entry
         result = entry.result if entry is not None else None
-        self._amap = None if result is None else np.asarray(result.anomaly_map, np.float32)
-        self._gt = None if result is None else getattr(result, "mask", None)
-        base = None if result is None else render.base_image(result)
+        original = self.state.original(entry)
+        drawn = None if result is None and original is None else render.layers(result, original)
+        self._amap = None if drawn is None else drawn.amap
+        self._gt = None if drawn is None else drawn.gt
+        base = None if drawn is None else drawn.base
         if base is None:
             self.base_item.clear()
         else:
@@ -169,7 +184,7 @@ class ImageView(QWidget):
         self.header.setText(header_html(entry, self.state.verdict(entry) if entry else None))
         self.header.setToolTip(timing_text(result))
         if base is not None:
-            self._fit_view(result, base.shape[:2])
+            self._fit_view(part_mask(result, drawn.on_original), base.shape[:2])
         self._update_readout()
 
     def refresh_thresholds(self):
@@ -214,11 +229,10 @@ class ImageView(QWidget):
         self.pred_item.setVisible(d.show_prediction)
         self.gt_item.setVisible(d.show_ground_truth)
 
-    def _fit_view(self, result, shape):
-        """Frame the part: the bounding box of the valid 3D points (the preprocessing zeroes the
-        background) plus a margin, or the whole image when there is no point cloud."""
+    def _fit_view(self, valid, shape):
+        """Frame the part: the bounding box of ``valid`` (:func:`part_mask`) plus a margin, or
+        the whole image without one."""
         h, w = shape
-        valid = getattr(result, "valid", None) if result is not None else None
         if valid is not None and np.any(valid):
             rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
             r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1

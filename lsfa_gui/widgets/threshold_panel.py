@@ -138,7 +138,7 @@ class ThresholdPanel(QWidget):
         self.min_area.setSuffix(" px")
         self.min_area.setSpecialValueText("off")
         self.min_area.setToolTip("A part whose largest defect region (connected pixels at or above the pixel "
-                                 "threshold, on the model grid) is smaller than this stays OK; 0 = off")
+                                 "threshold, in original image pixels) is smaller than this stays OK; 0 = off")
         self.min_area.valueChanged.connect(state.set_min_defect_area)
         min_area_row = QHBoxLayout()
         min_area_row.addWidget(QLabel("Minimum defect area"))
