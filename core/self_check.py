@@ -170,12 +170,15 @@ def run_self_check(
     return SelfCheck(chosen, all_candidates, masks, len(calib), calibration)
 
 
-def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray]) -> tuple[float, float]:
-    """(image, pixel) thresholds at the best F1 of pseudo-defects vs good calibration samples."""
+def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:
+    """(image, pixel) thresholds at the best F1 of pseudo-defects vs good calibration samples;
+    the pixel threshold is None unless ``pixel`` (its best-F1 search is the costly part)."""
     from core.thresholds import best_f1_threshold, pixel_best_f1_threshold
 
     labels = np.r_[np.zeros(len(chosen.good_scores), bool), np.ones(len(chosen.pseudo_scores), bool)]
     image_thr, _ = best_f1_threshold(labels, np.r_[chosen.good_scores, chosen.pseudo_scores])
+    if not pixel:
+        return float(image_thr), None
     all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)
     pixel_thr, _ = pixel_best_f1_threshold(all_masks, list(chosen.good_maps) + list(chosen.pseudo_maps))
     return float(image_thr), float(pixel_thr)

@@ -56,6 +56,17 @@ def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
     assert n_fg == pytest.approx(0.1 * full.info["bank_sizes"]["xyz"], abs=1)
 
 
+def test_every_part_above_the_seeded_image_threshold_is_outlined(model, demo_root):
+    """The self-check seeds the pixel threshold at the image threshold (map-based image score):
+    every sample at or above the image threshold has pixels at or above the pixel threshold."""
+    t = model.thresholds
+    assert t.pixel == t.image and "pixel threshold = image threshold" in t.source
+    rep = evaluate(model, demo_root, "puck")
+    flagged = [r for r in rep.results if r.image_score >= t.image]
+    assert flagged
+    assert all((r.anomaly_map >= t.pixel).any() for r in flagged)
+
+
 def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
     report = evaluate(model, demo_root, "puck")
     assert report.n_good == 3 and report.n_defect == 10
