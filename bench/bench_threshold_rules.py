@@ -1,0 +1,99 @@
+"""Threshold rules compared on the same frozen fits (docs/evaluation.md, "Thresholds"); prints JSON
+lines, one per dataset/category.
+
+Image threshold rules, all from the self-check's held-out good samples and synthetic defects:
+the seeded default (best F1), best F1 with the good samples weighted up to the defects' count
+(balanced F1), Youden's J, and the 0.99 quantile of the good scores; each reported on the test
+set as the share of good parts flagged, the share of defective parts caught, and F1 (with the
+best F1 any threshold reaches there). Pixel threshold rules: the best pixel F1 on the synthetic
+defects vs the image threshold itself (the default since 2026-11-30), reported as the share of
+flagged parts with an outline, the share of defective parts whose outline touches the ground
+truth, and the share of outlined pixels on the ground truth.
+
+    python bench/bench_threshold_rules.py ROOT:CATEGORY [ROOT:CATEGORY ...] [--json=out.json]
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core import tv_shim; tv_shim.install()
+import core.self_check as sc
+from core.config import FitConfig
+from core.pipeline import fit, evaluate
+from core.thresholds import best_f1_threshold, quantile_threshold
+
+captured = {}
+orig = sc.seeded_thresholds
+
+
+def spy(chosen, masks, pixel=True):
+    """Keep the self-check's chosen candidate (good and synthetic-defect scores) of the fit."""
+    captured['chosen'], captured['masks'] = chosen, masks
+    return orig(chosen, masks, pixel)
+
+
+sc.seeded_thresholds = spy
+
+def youden(labels, scores):
+    s = np.unique(scores)
+    best, thr = -2, s[-1]
+    for t in s[::-1]:
+        pred = scores >= t
+        j = pred[labels].mean() - pred[~labels].mean()
+        if j > best: best, thr = j, t
+    return float(thr)
+
+def balanced_f1(labels, scores):
+    w = labels.sum() / max(1, (~labels).sum())  # each good counts as many as a defect
+    s = np.unique(scores); best, thr = -1, s[-1]
+    for t in s[::-1]:
+        pred = scores >= t
+        tp = (pred & labels).sum(); fp = (pred & ~labels).sum() * w; fn = (~pred & labels).sum()
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        if f1 > best + 1e-12: best, thr = f1, t
+    return float(thr)
+
+def rates(y, img, thr):
+    pred = img >= thr
+    tp = (pred & y).sum(); fp = (pred & ~y).sum(); fn = (~pred & y).sum()
+    return dict(good_flagged=round(float(pred[~y].mean()), 3), defects_caught=round(float(pred[y].mean()), 3),
+                f1=round(float(2 * tp / max(1, 2 * tp + fp + fn)), 3))
+
+def best_f1_test(y, img):
+    _, f = best_f1_threshold(y, img); return round(f, 3)
+
+args = [a for a in sys.argv[1:] if not a.startswith('--json')]
+json_out = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--json=')), None)
+out = {}
+for spec in args:
+    root, cat = spec.rsplit(':', 1)
+    captured.clear()
+    model = fit(root, cat, FitConfig(adapt=False, search='exact'))
+    rep = evaluate(model, root, cat)
+    lab = [r for r in rep.results if r.label is not None]
+    y = np.array([r.is_defect for r in lab]); img = np.array([r.image_score for r in lab])
+    ch = captured['chosen']
+    gl = np.r_[np.zeros(len(ch.good_scores), bool), np.ones(len(ch.pseudo_scores), bool)]
+    gs = np.r_[ch.good_scores, ch.pseudo_scores]
+    rules = {'seeded_f1': model.thresholds.image, 'balanced_f1': balanced_f1(gl, gs), 'youden': youden(gl, gs),
+             'quantile99': quantile_threshold(ch.good_scores, 0.99)}
+    row = {'best_f1_test': best_f1_test(y, img)}
+    for k, t in rules.items():
+        row[k] = rates(y, img, t)
+    # pixel: share of NG samples (at seeded image thr) that have >= 1 pixel above the pixel threshold
+    pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
+    for pname, pthr in (('pix_seeded', pixel_f1), ('pix_eq_image', model.thresholds.image)):
+        ng = [r for r in lab if r.image_score >= model.thresholds.image]
+        with_px = [r for r in ng if (r.anomaly_map >= pthr).any()]
+        dpix = [r for r in lab if r.is_defect and r.mask is not None and r.mask.any()]
+        hit = [r for r in dpix if ((r.anomaly_map >= pthr) & r.mask).any()]
+        prec = [((r.anomaly_map >= pthr) & r.mask).sum() / max(1, (r.anomaly_map >= pthr).sum()) for r in dpix if (r.anomaly_map >= pthr).any()]
+        row[pname] = dict(ng_with_outline=round(len(with_px) / max(1, len(ng)), 3), defects_outline_hits_gt=round(len(hit) / max(1, len(dpix)), 3),
+                          outlined_px_on_gt=round(float(np.mean(prec)) if prec else 0.0, 3))
+    out[spec] = row
+    print(spec, json.dumps(row), flush=True)
+if json_out:
+    Path(json_out).write_text(json.dumps(out, indent=1))
