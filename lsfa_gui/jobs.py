@@ -210,7 +210,7 @@ class JobControl:
             if self.model is not None:
                 reqs = [tasks.SampleRequest(i, self.state.entries[i].ref) for i in indices]
                 QTimer.singleShot(0, lambda: self._start_job("Scoring", tasks.score_job(self.model, reqs)))
-            else:
+            elif not self._queued:  # a queued action (e.g. main.py PATH --model) may load one next
                 self.log("No model yet: open a model file (or fit one) to score these samples.", "warning")
             if self.state.current < 0 and indices:
                 self.state.set_current(indices[0])

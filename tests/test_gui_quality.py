@@ -231,3 +231,23 @@ def test_saving_thresholds_stores_the_min_defect_area_in_the_model_file(qtbot, t
         assert w.state.thresholds.min_defect_area == 12
     finally:
         w.close()
+
+
+def test_opening_samples_with_a_model_queued_does_not_warn_no_model(qtbot, tiny_xyz_model, window):
+    """`main.py PATH --model M` opens the samples, then loads the model: no stale "No model yet"
+    warning in the log or the status bar; opening samples with no model and nothing queued warns."""
+    root, model = tiny_xyz_model
+    files = [str(p) for p in sorted((root / "cookie" / "test").glob("*/rgb/*.png"))[:2]]
+    window.open_samples(files)
+    window.queue_after_job(lambda: window.open_model(str(model)))
+    qtbot.waitUntil(lambda: window.model is not None and not window.jobs.busy and not window._queued,
+                    timeout=120_000)
+    assert "No model yet" not in window.log_panel.view.toPlainText()
+    assert "No model yet" not in window.status.currentMessage()
+
+
+def test_opening_samples_without_a_model_says_so(qtbot, tiny_xyz_model, window):
+    root, _ = tiny_xyz_model
+    window.open_samples([str(sorted((root / "cookie" / "test").glob("*/rgb/*.png"))[0])])
+    qtbot.waitUntil(lambda: not window.jobs.busy, timeout=60_000)
+    assert "No model yet" in window.log_panel.view.toPlainText()
