@@ -203,3 +203,29 @@ def test_open_dataset_with_chosen_settings_fits_fresh_instead_of_reusing(fitted,
     assert Path(ready.path).is_file() and cached.read_bytes() == b"stale"
     assert any(getattr(m, "text", "") == f"Model saved beside the dataset: {ready.path}" for m in messages)
     assert out.scored == len(listing.refs)
+
+
+def test_demo_first_model_is_fitted_with_frozen_features(monkeypatch, tmp_path):
+    """A first launch fits the demo model without adaptor training (scored samples in about a
+    minute) and says so; an explicit config (Fit… dialog) is passed through unchanged."""
+    from core.config import FitConfig
+    from core.progress import Progress
+    from lsfa_gui import tasks
+
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    def fake_load_or_fit(root, category, path, progress, config=None, save_path=None):
+        seen.append(config)
+        raise RuntimeError("stop after choosing the config")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(tasks, "load_or_fit", fake_load_or_fit)
+    notes = []
+    for config in (None, FitConfig(adapt=True)):
+        gen = tasks.demo_job(counts=TINY, config=config)(Progress())
+        with pytest.raises(RuntimeError, match="stop"):
+            for message in gen:
+                notes.append(getattr(message, "text", ""))
+    assert seen[0].adapt is False and seen[1].adapt is True
+    assert sum("frozen features" in n for n in notes) == 1
