@@ -440,7 +440,7 @@ class CloudView(QWidget):
         extent = float(np.linalg.norm(self.points.max(axis=0) - self.points.min(axis=0))) or 1.0
         eye = centre + np.array([0.0, 0.55, -1.0]) * extent
         self.plotter.camera_position = [tuple(eye), tuple(centre), (0.0, -1.0, 0.0)]
-        self.plotter.reset_camera()
+        self.plotter.reset_camera(render=False)  # one render below, coalesced (software GL is slow)
         self.plotter.camera.zoom(1.15)
         self.plotter.reset_camera_clipping_range()
         self.request_render()
