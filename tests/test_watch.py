@@ -355,7 +355,10 @@ def test_cli_watch_end_to_end_stopped_by_ctrl_c(fitted, cache_dir, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "core", "watch", str(model_path), str(inbox), "--csv", str(log), "--maps", str(maps),
          "--settle", "0.2", "--poll", "0.05"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored (POSIX shells do that to
+        # `cmd &`), and Python then installs no Ctrl-C handler: give the watch the default one
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def rows():
         return list(csv.DictReader(log.open())) if log.is_file() else []
