@@ -17,7 +17,7 @@ import numpy as np
 from core.errors import UserError
 
 __all__ = ["read_roi", "check_roi", "attach_roi", "roi_stack", "apply_roi", "inspected_share", "roi_cells",
-           "write_roi_png", "roi_from_polygon", "grid_points_to_original", "original_shape"]
+           "write_roi_png", "roi_from_polygon", "original_shape"]
 
 
 def check_roi(roi, where: str) -> np.ndarray:
@@ -112,15 +112,6 @@ def roi_cells(roi: np.ndarray, grid: int) -> np.ndarray:
 def inspected_share(roi: np.ndarray | None) -> float:
     """Share (0-1) of the image's pixels that are inspected (1.0 without a ROI)."""
     return 1.0 if roi is None else float(np.count_nonzero(roi)) / float(roi.size)
-
-
-def grid_points_to_original(points, height: int, width: int, size: int) -> np.ndarray:
-    """(N, 2) (x, y) positions on the size×size model grid (pixel units, x = column) as positions
-    on the height×width original image: the inverse of the square padding and resizing that
-    :func:`core.prepare.prepare_sample` applies (and that the ROI itself takes to the grid)."""
-    from core.grid_map import GridMap
-
-    return GridMap.for_shape(height, width, size).model_points_to_original(points)
 
 
 def original_shape(ref) -> tuple[int, int]:

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
 
 from lsfa_gui._testing import scored_state, synthetic_result
 from lsfa_gui.state import InspectionState
@@ -17,6 +16,16 @@ needs_display = pytest.mark.skipif(
     not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
     reason="QtInteractor needs an X display with the xcb platform (Xvfb)",
 )
+
+
+def grab_rgb(widget) -> np.ndarray:
+    """H×W×3 uint8 RGB of what ``widget`` shows now (Qt's grab; for screenshot checks)."""
+    from PySide6.QtGui import QImage
+
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    h, w = img.height(), img.width()
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
+    return arr[..., [2, 1, 0]].copy()  # BGRA -> RGB
 
 
 def make_state(results) -> InspectionState:
@@ -77,13 +86,6 @@ def test_a_burst_of_selection_changes_builds_only_the_last_sample(qtbot, monkeyp
     assert w.scores.size == np.any(results[4].xyz != 0, axis=-1).sum() and not np.isnan(w.display_scalars).any()
 
 
-def _grab_rgb(widget) -> np.ndarray:
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
-    h, w = img.height(), img.width()
-    arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
-    return arr[..., [2, 1, 0]].copy()  # BGRA -> RGB
-
-
 @pytest.mark.display
 @needs_display
 def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
@@ -99,7 +101,7 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         st.set_current(0)
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
         w.plotter.render()
-        rgb = _grab_rgb(w.plotter).astype(int)
+        rgb = grab_rgb(w.plotter).astype(int)
         spread = np.max(rgb, -1) - np.min(rgb, -1)
         grey = (spread < 20) & (rgb.mean(-1) > 60)  # shaded grey surface, not the dark background
         saturated = spread > 80  # colormap colours
@@ -111,7 +113,7 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         coloured_before = int((saturated & bar_free).sum())
         st.set_thresholds(pixel=10.0)
         w.plotter.render()
-        rgb2 = _grab_rgb(w.plotter).astype(int)
+        rgb2 = grab_rgb(w.plotter).astype(int)
         saturated2 = (np.max(rgb2, -1) - np.min(rgb2, -1)) > 80
         assert coloured_before > 100 and int((saturated2 & bar_free).sum()) < coloured_before // 20
         # RGB-only sample: a clear notice instead of an empty scene

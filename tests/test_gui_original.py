@@ -81,12 +81,19 @@ def test_the_real_tire_shows_at_original_resolution_before_scoring(qtbot, window
     select_and_wait(qtbot, window, 0, (800, 600))
 
 
-def test_after_scoring_the_map_and_outlines_are_drawn_on_the_original_image(qtbot, window, tmp_path):
+def scored_crack_state(window, tmp_path):
+    """Generated samples listed in ``window`` with sample 0 (a crack) scored on the model grid:
+    (masks by name at original resolution, the window's state)."""
     masks = write_generated_samples(tmp_path / "samples")
     st = window.state
     st.set_entries(entries_from_refs(refs_of(tmp_path / "samples")))
     st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
     st.set_result(0, model_grid_result("a_crack", masks["a_crack"]))
+    return masks, st
+
+
+def test_after_scoring_the_map_and_outlines_are_drawn_on_the_original_image(qtbot, window, tmp_path):
+    masks, st = scored_crack_state(window, tmp_path)
     select_and_wait(qtbot, window, 0, (200, 150))
     view = window.image_view
     qtbot.waitUntil(lambda: view._amap is not None and view._amap.shape == (200, 150), timeout=5000)
@@ -112,11 +119,7 @@ def test_after_scoring_the_map_and_outlines_are_drawn_on_the_original_image(qtbo
 
 
 def test_exported_overlays_are_at_original_resolution(qtbot, window, tmp_path):
-    masks = write_generated_samples(tmp_path / "samples")
-    st = window.state
-    st.set_entries(entries_from_refs(refs_of(tmp_path / "samples")))
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
-    st.set_result(0, model_grid_result("a_crack", masks["a_crack"]))
+    _, st = scored_crack_state(window, tmp_path)
     png = export.export_overlay_png(st, 0, tmp_path / "o.png", lut("turbo"))  # loaded from its files
     assert Image.open(png).size == (150, 200)
     paths = export.export_all_overlays(st, tmp_path / "all", lut("turbo"), annotated=True)
@@ -141,9 +144,8 @@ def test_real_tire_mask_round_trip_through_the_model_grid(shared_data):
                     reason="QtInteractor needs an X display with the xcb platform (Xvfb)")
 def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
     """Screenshot check under Xvfb: the unscored cloud as loaded is drawn (grey shaded points)."""
-    from PySide6.QtGui import QImage
-
     from lsfa_gui.state import InspectionState
+    from tests.test_gui_cloud import grab_rgb
     from lsfa_gui.widgets.cloud_view import CloudView
 
     write_generated_samples(tmp_path / "samples")
@@ -160,9 +162,7 @@ def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
         assert w._actor.GetVisibility() and "not scored yet" in w.readout.text()
         w.plotter.render()
-        img = w.plotter.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
-        arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
-        rgb = arr[:, : img.width(), [2, 1, 0]].astype(int)
+        rgb = grab_rgb(w.plotter).astype(int)
         grey = (np.max(rgb, -1) - np.min(rgb, -1) < 20) & (rgb.mean(-1) > 60)
         assert grey.sum() > 500  # the cloud is drawn (grey: no scores yet), not an empty scene
     finally:

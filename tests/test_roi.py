@@ -235,13 +235,13 @@ def test_a_polygon_drawn_on_the_grid_lands_there_after_the_mask_path(tiny_xyz_mo
     """A rectangle drawn on the model grid, carried to original pixels (the GUI's drawing) and
     brought back through the mask's path, covers the same grid pixels (up to one original pixel)."""
     from core.prepare import prepare_sample
-    from core.roi import grid_points_to_original
+    from core.grid_map import GridMap
 
     root, _ = tiny_xyz_model
     good, _ = _test_samples(root)
     h, w = good.shape
     corners = np.array([(50, 60), (170, 60), (170, 150), (50, 150)], float)  # x, y on the 224 grid
-    roi = roi_from_polygon(grid_points_to_original(corners, h, w, 224), h, w)
+    roi = roi_from_polygon(GridMap.for_shape(h, w, 224).model_points_to_original(corners), h, w)
     grid = prepare_sample(attach_roi(good, roi), 224).roi
     expected = np.zeros((224, 224), bool)
     expected[60:150, 50:170] = True

@@ -24,13 +24,13 @@ INSET = 0.1  # a new polygon: the shown image inset by this share on each side
 def view_points_to_original(points, shown_shape: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
     """(N, 2) (x, y) view positions as original image pixels: unchanged when the view shows the
     original image (``shown_shape`` == ``original``, (height, width)), else the model grid's
-    inverse padding + resize (core.roi.grid_points_to_original)."""
-    from core.roi import grid_points_to_original
+    inverse padding + resize (core.grid_map.GridMap)."""
+    from core.grid_map import GridMap
 
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if tuple(shown_shape) == tuple(original):
         return pts
-    return grid_points_to_original(pts, original[0], original[1], int(shown_shape[0]))
+    return GridMap.for_shape(original[0], original[1], int(shown_shape[0])).model_points_to_original(pts)
 
 
 def ignored_overlay(roi_on_view: np.ndarray) -> np.ndarray:
