@@ -10,8 +10,9 @@ defects vs the image threshold itself (the default since 2026-11-30), reported a
 flagged parts with an outline, the share of defective parts whose outline touches the ground
 truth, and the share of outlined pixels on the ground truth.
 
-    python bench/bench_threshold_rules.py ROOT:CATEGORY [ROOT:CATEGORY ...] [--json=out.json]
+    python bench/bench_threshold_rules.py ROOT:CATEGORY [ROOT:CATEGORY ...] [--json out.json]
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -65,35 +66,47 @@ def rates(y, img, thr):
 def best_f1_test(y, img):
     _, f = best_f1_threshold(y, img); return round(f, 3)
 
-args = [a for a in sys.argv[1:] if not a.startswith('--json')]
-json_out = next((a.split('=', 1)[1] for a in sys.argv[1:] if a.startswith('--json=')), None)
-out = {}
-for spec in args:
-    root, cat = spec.rsplit(':', 1)
-    captured.clear()
-    model = fit(root, cat, FitConfig(adapt=False, search='exact'))
-    rep = evaluate(model, root, cat)
-    lab = [r for r in rep.results if r.label is not None]
-    y = np.array([r.is_defect for r in lab]); img = np.array([r.image_score for r in lab])
-    ch = captured['chosen']
-    gl = np.r_[np.zeros(len(ch.good_scores), bool), np.ones(len(ch.pseudo_scores), bool)]
-    gs = np.r_[ch.good_scores, ch.pseudo_scores]
-    rules = {'seeded_f1': model.thresholds.image, 'balanced_f1': balanced_f1(gl, gs), 'youden': youden(gl, gs),
-             'quantile99': quantile_threshold(ch.good_scores, 0.99)}
-    row = {'best_f1_test': best_f1_test(y, img)}
-    for k, t in rules.items():
-        row[k] = rates(y, img, t)
-    # pixel: share of NG samples (at seeded image thr) that have >= 1 pixel above the pixel threshold
-    pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
-    for pname, pthr in (('pix_seeded', pixel_f1), ('pix_eq_image', model.thresholds.image)):
-        ng = [r for r in lab if r.image_score >= model.thresholds.image]
-        with_px = [r for r in ng if (r.anomaly_map >= pthr).any()]
-        dpix = [r for r in lab if r.is_defect and r.mask is not None and r.mask.any()]
-        hit = [r for r in dpix if ((r.anomaly_map >= pthr) & r.mask).any()]
-        prec = [((r.anomaly_map >= pthr) & r.mask).sum() / max(1, (r.anomaly_map >= pthr).sum()) for r in dpix if (r.anomaly_map >= pthr).any()]
-        row[pname] = dict(ng_with_outline=round(len(with_px) / max(1, len(ng)), 3), defects_outline_hits_gt=round(len(hit) / max(1, len(dpix)), 3),
-                          outlined_px_on_gt=round(float(np.mean(prec)) if prec else 0.0, 3))
-    out[spec] = row
-    print(spec, json.dumps(row), flush=True)
-if json_out:
-    Path(json_out).write_text(json.dumps(out, indent=1))
+def pixel_rates(lab, image_thr: float, pixel_thr: float) -> dict:
+    """Outlines at ``pixel_thr``: share of parts flagged at ``image_thr`` with an outline, share of
+    defective parts whose outline touches the ground truth, mean share of outlined pixels on it."""
+    flagged = [r for r in lab if r.image_score >= image_thr]
+    defective = [r for r in lab if r.is_defect and r.mask is not None and r.mask.any()]
+    outlined = [(r, r.anomaly_map >= pixel_thr) for r in defective]
+    on_gt = [(out & r.mask).sum() / out.sum() for r, out in outlined if out.any()]
+    return dict(ng_with_outline=round(sum((r.anomaly_map >= pixel_thr).any() for r in flagged) / max(1, len(flagged)), 3),
+                defects_outline_hits_gt=round(sum((out & r.mask).any() for r, out in outlined) / max(1, len(defective)), 3),
+                outlined_px_on_gt=round(float(np.mean(on_gt)) if on_gt else 0.0, 3))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("specs", nargs="+", help="ROOT:CATEGORY")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out = {}
+    for spec in args.specs:
+        root, cat = spec.rsplit(':', 1)
+        captured.clear()
+        model = fit(root, cat, FitConfig(adapt=False, search='exact'))
+        rep = evaluate(model, root, cat)
+        lab = [r for r in rep.results if r.label is not None]
+        y = np.array([r.is_defect for r in lab]); img = np.array([r.image_score for r in lab])
+        ch = captured['chosen']
+        gl = np.r_[np.zeros(len(ch.good_scores), bool), np.ones(len(ch.pseudo_scores), bool)]
+        gs = np.r_[ch.good_scores, ch.pseudo_scores]
+        rules = {'seeded_f1': model.thresholds.image, 'balanced_f1': balanced_f1(gl, gs), 'youden': youden(gl, gs),
+                 'quantile99': quantile_threshold(ch.good_scores, 0.99)}
+        row = {'best_f1_test': best_f1_test(y, img)}
+        for k, t in rules.items():
+            row[k] = rates(y, img, t)
+        pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
+        row['pix_seeded'] = pixel_rates(lab, model.thresholds.image, pixel_f1)
+        row['pix_eq_image'] = pixel_rates(lab, model.thresholds.image, model.thresholds.image)
+        out[spec] = row
+        print(spec, json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
