@@ -93,6 +93,7 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
         "f1_at_seeded": confusion(labels, scores, model.thresholds.image)["f1"],
         "f1_best": best_f1_threshold(labels, scores)[1] if labels.any() else None,
         "fit_s": round(fit_s, 1),
+        "self_check_s": check.get("seconds"),
         "s_per_sample": round(rep.seconds_per_sample, 3),
         "defect_types": rep.defect_type_image_auroc,
         "calibration": model.info.get("calibration"),
@@ -110,13 +111,17 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
     return row
 
 
+def _seconds(v) -> str:
+    return "   -   " if v is None else f"{v:7.1f}"
+
+
 def _fmt(v) -> str:
     return "  -  " if v is None else f"{v:.3f}"
 
 
 def print_table(results: list[dict]) -> None:
     head = (f"{'group':12s} {'dataset':18s} {'category':9s} | fused I  P     PRO   | rgb I  PRO   | xyz I  PRO   "
-            f"| est.I est.PRO | F1 seed/best | fit s  s/smp")
+            f"| est.I est.PRO | F1 seed/best | fit s  check s  s/smp")
     print(head)
     print("-" * len(head))
     for r in results:
@@ -125,7 +130,8 @@ def print_table(results: list[dict]) -> None:
         print(f"{r['group']:12s} {r['name']:18s} {r['category']:9s} | {_fmt(f['I'])} {_fmt(f['P'])} {_fmt(f['PRO'])} "
               f"| {_fmt(rgb.get('I'))} {_fmt(rgb.get('PRO'))} | {_fmt(xyz.get('I'))} {_fmt(xyz.get('PRO'))} "
               f"| {_fmt((r['estimate'] or {}).get('image_auroc'))} {_fmt((r['estimate'] or {}).get('aupro_30'))}   "
-              f"| {_fmt(r['f1_at_seeded'])}/{_fmt(r['f1_best'])}  | {r['fit_s']:5.1f} {r['s_per_sample']:.3f}")
+              f"| {_fmt(r['f1_at_seeded'])}/{_fmt(r['f1_best'])}  | {r['fit_s']:5.1f} {_seconds(r.get('self_check_s'))} "
+              f"{r['s_per_sample']:.3f}")
     for group in sorted({r["group"] for r in results}):
         rows = [r for r in results if r["group"] == group]
         mean = {k: float(np.mean([r["fused"][k] for r in rows if r["fused"][k] is not None])) for k in ("I", "P", "PRO")}
@@ -135,10 +141,12 @@ def print_table(results: list[dict]) -> None:
         )
         est = [abs(r["estimate"]["image_auroc"] - r["fused"]["I"]) for r in rows if r.get("estimate") and r["fused"]["I"] is not None]
         f1 = [r["f1_at_seeded"] / r["f1_best"] for r in rows if r.get("f1_best")]
+        share = [r["self_check_s"] / r["fit_s"] for r in rows if r.get("self_check_s") and r["fit_s"]]
         print(f"{group:12s} {'MEAN':18s} {len(rows):3d} cats  | {mean['I']:.3f} {mean['P']:.3f} {mean['PRO']:.3f} "
               f"| largest (best single - fused) I-AUROC gap {worst_gap:+.3f}"
               + (f" | mean |estimate - real| I-AUROC {np.mean(est):.3f}" if est else "")
-              + (f" | F1 seeded/best: mean {np.mean(f1):.2f}, min {np.min(f1):.2f}" if f1 else ""))
+              + (f" | F1 seeded/best: mean {np.mean(f1):.2f}, min {np.min(f1):.2f}" if f1 else "")
+              + (f" | self-check share of fit time: mean {np.mean(share):.0%}, max {np.max(share):.0%}" if share else ""))
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -8,7 +8,9 @@ set as the share of good parts flagged, the share of defective parts caught, and
 best F1 any threshold reaches there). Pixel threshold rules: the best pixel F1 on the synthetic
 defects vs the image threshold itself (the default since 2026-11-30), reported as the share of
 flagged parts with an outline, the share of defective parts whose outline touches the ground
-truth, and the share of outlined pixels on the ground truth.
+truth, and the share of outlined pixels on the ground truth. Uncertain bands above the seeded image
+threshold (up to just above the highest held-out good score, or up to the Youden point): the
+shares of good and defective test parts with verdict NG and UNCERTAIN.
 
     python bench/bench_threshold_rules.py ROOT:CATEGORY [ROOT:CATEGORY ...] [--json out.json]
 """
@@ -63,6 +65,12 @@ def rates(y, img, thr):
     return dict(good_flagged=round(float(pred[~y].mean()), 3), defects_caught=round(float(pred[y].mean()), 3),
                 f1=round(float(2 * tp / max(1, 2 * tp + fp + fn)), 3))
 
+def band_rates(y, img, low, high):
+    """Verdicts with an uncertain band [low, high): shares of good / defective test parts NG and UNCERTAIN."""
+    ng, unc = img >= high, (img >= low) & (img < high)
+    return dict(good_ng=round(float(ng[~y].mean()), 3), good_uncertain=round(float(unc[~y].mean()), 3),
+                defects_ng=round(float(ng[y].mean()), 3), defects_uncertain=round(float(unc[y].mean()), 3))
+
 def best_f1_test(y, img):
     _, f = best_f1_threshold(y, img); return round(f, 3)
 
@@ -82,6 +90,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("specs", nargs="+", help="ROOT:CATEGORY")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--dump", type=Path, help="folder for one .npz per dataset: calibration good / synthetic-defect "
+                    "image scores and test image scores / labels (for offline threshold-rule studies)")
     args = ap.parse_args()
     out = {}
     for spec in args.specs:
@@ -99,10 +109,19 @@ def main() -> None:
         row = {'best_f1_test': best_f1_test(y, img)}
         for k, t in rules.items():
             row[k] = rates(y, img, t)
+        # uncertain band above the seeded image threshold (FitConfig.uncertain_band: band_max_good)
+        low = model.thresholds.image
+        for name, high in (('band_max_good', sc.seeded_uncertain_until(ch, low)), ('band_youden', max(low, rules['youden']))):
+            row[name] = band_rates(y, img, low, low if high is None else high)
         pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
         row['pix_seeded'] = pixel_rates(lab, model.thresholds.image, pixel_f1)
         row['pix_eq_image'] = pixel_rates(lab, model.thresholds.image, model.thresholds.image)
         out[spec] = row
+        if args.dump:
+            args.dump.mkdir(parents=True, exist_ok=True)
+            name = f"{Path(root).name}_{cat}".replace("/", "_")
+            np.savez(args.dump / f"{name}.npz", calib_good=ch.good_scores, calib_pseudo=ch.pseudo_scores,
+                     test_scores=img, test_labels=y, seeded_image=model.thresholds.image)
         print(spec, json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

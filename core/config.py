@@ -112,6 +112,11 @@ class FitConfig:
         "only where they help, drops an uninformative modality, seeds the thresholds and "
         "estimates quality; without it thresholds come from quantiles of held-out good scores")
 
+    uncertain_band: bool = _setting(
+        False, "with the self-check: seed an uncertain band from the image threshold up to the highest "
+        "held-out good score, so that NG means above every held-out good part (measured, not the default: "
+        "docs/evaluation.md)")
+
     def __post_init__(self):
         self.grid = _whole("--grid", self.grid, 1, MAX_IMAGE_SIZE)
         self.image_size = _whole("--image-size", self.image_size, 1, MAX_IMAGE_SIZE)
@@ -129,7 +134,7 @@ class FitConfig:
             raise UserError("threshold quantiles must be between 0 and 1")
         if self.blur_sigma < 0:
             raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
-        for name in ("preprocess", "adapt", "self_check"):
+        for name in ("preprocess", "adapt", "self_check", "uncertain_band"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.adaptation, dict):

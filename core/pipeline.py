@@ -219,7 +219,9 @@ def fit(
     if check_self:
         from core import self_check
 
+        t_check = time.perf_counter()
         check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p)
+        self_check_s = time.perf_counter() - t_check
         model = variants[check.chosen.variant]
         if check.chosen.variant == "frozen" and adapter is not None:
             adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
@@ -251,11 +253,18 @@ def fit(
         if map_based:
             pixel_thr = image_thr
             how += "; pixel threshold = image threshold (every NG part is outlined)"
+        # Optional: NG only above every held-out good part, UNCERTAIN between the thresholds.
+        # Not the default: on the confirmation parts most real defects then land in the band
+        # (docs/evaluation.md, "uncertain band").
+        band = self_check.seeded_uncertain_until(check.chosen, image_thr) if config.uncertain_band else None
+        if band is not None:
+            how += f"; UNCERTAIN up to the highest of {check.n_good} held-out good scores, NG above"
     else:
         image_thr = float(np.quantile(fused_img, config.image_quantile))
         pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
         how = f"{source} good quantiles"
-    model.thresholds = Thresholds(image_thr, pixel_thr, how)
+        band = None
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
     nz = fused_maps[fused_maps > 0]
     lo = float(np.quantile(nz, 0.5)) if nz.size else 0.0
     hi = max(pixel_thr, float(np.quantile(fused_maps, config.pixel_quantile)))
@@ -279,6 +288,8 @@ def fit(
     }
     if check is not None:
         model.info["self_check"] = self_check.summary(check)
+        model.info["self_check"]["seconds"] = round(self_check_s, 3)
+        model.info["self_check"]["estimate"].update(self_check.held_out_good_flagged(check.chosen, image_thr))
         est = model.info["self_check"]["estimate"]
         log.info("self-check (synthetic defects, an estimate): I-AUROC %.3f, AUPRO@0.3 %.3f; using %s, %s",
                  est["image_auroc"], est["aupro_30"], model.info["self_check"]["variant"],

@@ -32,6 +32,15 @@ class Thresholds:
             d["min_defect_area"] = int(self.min_defect_area)
         return d
 
+    def describe(self) -> str:
+        """One line for the CLI: the thresholds, the uncertain band and how they were chosen."""
+        text = f"image {self.image:.4g}, pixel {self.pixel:.4g}"
+        if self.uncertain_until is not None and self.uncertain_until > self.image:
+            text += f"; UNCERTAIN from {self.image:.4g} up to {self.uncertain_until:.4g}, NG at or above it"
+        if self.min_defect_area:
+            text += f"; minimum defect area {self.min_defect_area} px"
+        return text + (f" ({self.source})" if self.source else "")
+
     @classmethod
     def from_dict(cls, d: dict) -> "Thresholds":
         upper = d.get("uncertain_until")

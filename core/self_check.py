@@ -12,8 +12,11 @@ defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-sample
    modality does better. (Choosing the fusion by the pseudo-defects' overall score was measured
    on the suite's tuning group and rejected: the mix of synthetic defect types decides the
    winner, and it switched to worse fusions on real defects.)
-3. seeds the image and pixel thresholds at the best F1 of pseudo-defects vs good samples;
-4. reports the estimate (I-AUROC and AUPRO@0.3 on the synthetic defects), labelled as such.
+3. seeds the image and pixel thresholds at the best F1 of pseudo-defects vs good samples, and
+   on request (``FitConfig.uncertain_band``) an uncertain band above the image threshold up to
+   the highest held-out good score (:func:`seeded_uncertain_until`);
+4. reports the estimate (I-AUROC and AUPRO@0.3 on the synthetic defects), labelled as such,
+   and how many held-out good parts the image threshold flags (:func:`held_out_good_flagged`).
 
 The self-check score of a candidate is the mean of its image AUROC and AUPRO@0.3 on the
 pseudo-samples. All map values are in fused good-tail units (core.scoring.fusion).
@@ -184,6 +187,43 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = 
     return float(image_thr), float(pixel_thr)
 
 
+def seeded_uncertain_until(chosen: Candidate, image_threshold: float) -> float | None:
+    """Upper end of the uncertain band (raw fused units): just above the highest held-out good
+    calibration score, or None when that is below the image threshold (no band).
+
+    The best-F1 image threshold weighs 3 synthetic defects against each good part, so it flags
+    most held-out good parts on most products (docs/evaluation.md). Above every held-out good
+    score a verdict is confident: a new good part drawn like the n held-out ones scores higher
+    with probability at most 1/(n + 1). Parts between the two ends are UNCERTAIN (check them)."""
+    if len(chosen.good_scores) == 0:
+        return None
+    top = float(np.max(chosen.good_scores))
+    upper = float(np.nextafter(top, np.inf))  # the highest good part itself is UNCERTAIN, not NG
+    return upper if upper > image_threshold else None
+
+
+def held_out_good_flagged(chosen: Candidate, image_threshold: float) -> dict:
+    """How many held-out good parts are at or above the image threshold (an estimate of the
+    false-reject rate, from the same samples the threshold was chosen on), and the highest
+    held-out good score (raw fused units), for the estimate record."""
+    good = np.asarray(chosen.good_scores, dtype=float)
+    return {"good_flagged": int((good >= image_threshold).sum()), "n_good": int(good.size),
+            "highest_good_score": float(good.max()) if good.size else None}
+
+
+def describe_good_flagged(estimate: dict) -> str:
+    """One line on the held-out good parts the image threshold flags ("" when not recorded),
+    with the band that would make NG mean "above every held-out good part"."""
+    n, k, top = estimate.get("n_good"), estimate.get("good_flagged"), estimate.get("highest_good_score")
+    if not n or k is None:
+        return ""
+    line = f"held-out good parts at or above the fitted image threshold: {k} of {n}"
+    if k and top is not None:
+        line += (f" (expect false rejects; an uncertain band up to just above {top:.4g} makes NG mean "
+                 "'above every held-out good part': lsfa fit --uncertain-band, or lsfa score --uncertain)")
+    return line
+
+
 def summary(check: SelfCheck) -> dict:
     """JSON-able record for the model file and ``lsfa info``."""
     chosen, candidates, n_good, n_pseudo = check.chosen, check.candidates, check.n_good, len(check.masks)
@@ -204,5 +244,5 @@ def summary(check: SelfCheck) -> dict:
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "summary", "shrink_uninformative", "modality_informativeness",
+__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "summary", "shrink_uninformative", "modality_informativeness",
            "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "UNINFORMATIVE_AUROC"]

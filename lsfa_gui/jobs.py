@@ -191,7 +191,8 @@ class JobControl:
     def _set_model(self, model, path: str | None):
         thr = getattr(model, "thresholds", None)
         seeded = ThresholdSettings(getattr(thr, "image", None), getattr(thr, "pixel", None),
-                            min_defect_area=getattr(thr, "min_defect_area", 0))
+                                   getattr(thr, "uncertain_until", None),
+                                   min_defect_area=getattr(thr, "min_defect_area", 0))
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
@@ -280,12 +281,13 @@ class JobControl:
             self._model_saved(model, saved)
             if model is self.model:
                 self.state.set_seeded(saved.thresholds.image, saved.thresholds.pixel,
-                                      saved.thresholds.min_defect_area)
+                                      saved.thresholds.min_defect_area, saved.thresholds.uncertain_until)
             self.log(f"Thresholds saved to {saved.path} (model id {saved.model_id})", "success")
             self.status.showMessage("Thresholds saved", 5000)
 
         self._start_aux("Save thresholds",
-                        tasks.save_model_job(model, self.model_path, t.image, t.pixel, t.min_defect_area), done)
+                        tasks.save_model_job(model, self.model_path, t.image, t.pixel, t.min_defect_area,
+                                             t.uncertain_until), done)
 
     def save_model_as(self, path: str):
         if self.model is None:
@@ -300,7 +302,8 @@ class JobControl:
                 self.state.set_model_path(saved.path)
             self.log(f"Model saved to {saved.path} (model id {saved.model_id})", "success")
 
-        self._start_aux("Save model", tasks.save_model_job(model, path, t.image, t.pixel, t.min_defect_area), done)
+        self._start_aux("Save model", tasks.save_model_job(model, path, t.image, t.pixel, t.min_defect_area,
+                                                             t.uncertain_until), done)
 
     def _export_snapshot(self):
         """(state copy, colour table) for a background export: later GUI changes do not reach it."""

@@ -418,6 +418,7 @@ class InspectionState:
         self.model_changed.emit()
         self.colour_range_changed.emit()
         self.set_min_defect_area(info.seeded.min_defect_area)
+        self.set_uncertain_until(info.seeded.uncertain_until)
         self.set_thresholds(info.seeded.image, info.seeded.pixel)
 
     def set_model_path(self, path: str) -> None:
@@ -426,9 +427,10 @@ class InspectionState:
         self.model.name = Path(path).name
         self.model_changed.emit()
 
-    def set_seeded(self, image: float | None, pixel: float | None, min_defect_area: int = 0) -> None:
+    def set_seeded(self, image: float | None, pixel: float | None, min_defect_area: int = 0,
+                   uncertain_until: float | None = None) -> None:
         """The thresholds stored in the model file (after saving the live ones into it)."""
-        self.model.seeded = ThresholdSettings(image, pixel, min_defect_area=int(min_defect_area))
+        self.model.seeded = ThresholdSettings(image, pixel, uncertain_until, min_defect_area=int(min_defect_area))
         self.model_changed.emit()
 
     # ------------------------------------------------------------------ metrics

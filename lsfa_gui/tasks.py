@@ -389,9 +389,10 @@ class ModelSaved:
 
 
 def save_model_job(model, path: str | Path, image: float | None = None, pixel: float | None = None,
-                   min_defect_area: int | None = None):
+                   min_defect_area: int | None = None, uncertain_until: float | None = None):
     """Write ``model`` atomically to ``path``, with the thresholds ``image`` and ``pixel`` (raw
-    units) when both are given and the minimum defect area (original pixels; None: keep the model's);
+    units) and the uncertain band's upper end ``uncertain_until`` (None: no band) when both
+    thresholds are given, and the minimum defect area (original pixels; None: keep the model's);
     returns :class:`ModelSaved`. A copy is written: the open model is left untouched for the
     window to update on its own thread."""
 
@@ -406,7 +407,8 @@ def save_model_job(model, path: str | Path, image: float | None = None, pixel: f
         saved.info = dict(model.info)
         area = getattr(model.thresholds, "min_defect_area", 0) if min_defect_area is None else int(min_defect_area)
         if image is not None and pixel is not None:
-            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)", min_defect_area=area)
+            band = None if uncertain_until is None or uncertain_until <= image else float(uncertain_until)
+            saved.thresholds = Thresholds(float(image), float(pixel), "user (GUI)", band, min_defect_area=area)
         elif area != getattr(model.thresholds, "min_defect_area", 0):
             saved.thresholds = copy.copy(model.thresholds)
             saved.thresholds.min_defect_area = area

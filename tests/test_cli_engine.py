@@ -66,6 +66,7 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     assert len(rows) == 3 and {r["verdict"] for r in rows} <= {"OK", "NG"}
     assert all(r["model_id"] and float(r["image_threshold"]) for r in rows)
     assert len(list((tmp_path / "maps").glob("*.png"))) == 3
+    assert {r["uncertain_until"] for r in rows} == {""}  # no band unless the fit was asked for one
 
     # the CLI's map PNG is the GUI's PNG export of the same sample (one renderer: core.render)
     import numpy as np
@@ -84,6 +85,38 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     (cli_png,) = (tmp_path / "maps").glob("0000_*.png")
     assert np.array_equal(np.asarray(Image.open(cli_png)), np.asarray(Image.open(gui_png)))
     assert Image.open(cli_png).size == sample.shape[::-1]  # the original image's size
+
+
+def test_fit_with_uncertain_band_and_score_without_it(setup, capsys, tmp_path):
+    """``fit --uncertain-band``: UNCERTAIN from the image threshold up to just above the highest
+    held-out good score (when that is above the threshold); ``score`` applies it,
+    ``score --no-uncertain`` drops it."""
+    import numpy as np
+
+    from core.data.dataset import load_inputs
+    from core.model_io import load_model
+    from core.thresholds import verdict
+
+    tmp, root, _ = setup
+    model = tmp_path / "band.lsfa"
+    code, out, err = run(["fit", root, "-c", "cookie", "-o", model, "--no-adapt", "--uncertain-band"], capsys)
+    assert code == 0, err
+    m = load_model(model)
+    est, t = m.info["self_check"]["estimate"], m.thresholds
+    assert f"held-out good parts at or above the fitted image threshold: {est['good_flagged']} of 3" in out
+    top = est["highest_good_score"]
+    if top < t.image:
+        assert t.uncertain_until is None
+    else:
+        assert t.uncertain_until == np.nextafter(top, np.inf) and "UNCERTAIN from" in out
+    good = root / "cookie" / "test" / "good"
+    for flag, band in (([], t.uncertain_until), (["--no-uncertain"], None)):
+        code, out, err = run(["score", model, good, "--csv", tmp_path / "s.csv", *flag], capsys)
+        assert code == 0, err
+        rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+        assert len(rows) == 2 and all((r["uncertain_until"] == "") == (band is None) for r in rows)
+        results = [m.score(ref.load()) for ref in load_inputs([good])]
+        assert [r["verdict"] for r in rows] == [verdict(x.image_score, t.image, band) for x in results]
 
 
 def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):

@@ -190,6 +190,14 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     again = make_dialog(qtbot, settings)  # the choices come back next time
     assert again.preset.currentText() == "accurate" and not again.self_check.isChecked()
     assert again.config() == config
+    # the uncertain band is offered with the self-check only, off by default, and remembered
+    assert not again.uncertain_band.isEnabled() and not again.config().uncertain_band
+    again.self_check.setChecked(True)
+    assert again.uncertain_band.isEnabled() and not again.uncertain_band.isChecked()
+    again.uncertain_band.setChecked(True)
+    assert again.config().uncertain_band is True
+    again.accept()
+    assert make_dialog(qtbot, settings).uncertain_band.isChecked()
     custom = make_dialog(qtbot, base=FitConfig(image_size=256, grid=32))
     assert custom.preset.currentText() == "custom"
     assert (custom.config().image_size, custom.config().grid) == (256, 32)

@@ -183,8 +183,10 @@ def test_metrics_panel_shows_the_self_check_estimate_labelled_as_one(qtbot, stat
     qtbot.addWidget(w)
     assert w.estimate.text() == ""  # the fixture's model has no self-check
     state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
-                              estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x"}))
+                              estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x", "good_flagged": 7,
+                                        "n_good": 10, "highest_good_score": 1.9}))
     assert "synthetic defects" in w.estimate.text() and "0.93" in w.estimate.text() and "0.91" in w.estimate.text()
+    assert "held-out good parts flagged at the fitted threshold: 7 of 10" in w.estimate.text()
 
 
 # ---------------------------------------------------------------- log + status bar

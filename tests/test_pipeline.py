@@ -67,6 +67,20 @@ def test_every_part_above_the_seeded_image_threshold_is_outlined(model, demo_roo
     assert all((r.anomaly_map >= t.pixel).any() for r in flagged)
 
 
+def test_fit_counts_the_held_out_good_parts_its_image_threshold_flags(model, demo_root):
+    """The estimate records how many held-out good parts are at or above the seeded image
+    threshold (scored again here: the same count) and the highest of their scores; no uncertain
+    band unless asked for (FitConfig.uncertain_band)."""
+    t = model.thresholds
+    assert t.uncertain_until is None
+    est = model.info["self_check"]["estimate"]
+    refs = open_dataset(demo_root).samples("puck", "validation")
+    scores = np.array([r.image_score for r in model.score_refs(refs)])
+    assert est["n_good"] == len(scores) == 4
+    assert est["good_flagged"] == int((scores >= t.image).sum())
+    assert est["highest_good_score"] == pytest.approx(scores.max(), rel=1e-3)
+
+
 def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
     report = evaluate(model, demo_root, "puck")
     assert report.n_good == 3 and report.n_defect == 10

@@ -128,3 +128,17 @@ def test_self_check_keeps_two_informative_modalities():
     chosen, info = select_fusion(model, base, maps, list(masks) + list(masks_b), ["stain"] * 15 + ["dent"] * 15)
     assert min(info.values()) > UNINFORMATIVE_AUROC
     assert chosen.fusion_name == "tail_sum (equal weights)" and chosen.fusion.weights is None
+
+
+def test_uncertain_band_starts_above_the_image_threshold_and_ends_above_every_good_score():
+    from core.self_check import Candidate, seeded_uncertain_until
+    from core.thresholds import NG, OK, UNCERTAIN, verdict
+
+    empty = np.zeros((0, 4, 4))
+    cand = Candidate("frozen", "x", None, 0.9, 0.9, np.array([1.0, 2.5, 2.0]), np.array([3.0, 4.0]), empty, empty)
+    upper = seeded_uncertain_until(cand, 1.5)
+    assert 2.5 < upper < 2.5 + 1e-12
+    assert [verdict(s, 1.5, upper) for s in (1.0, 2.0, 2.5, 3.0)] == [OK, UNCERTAIN, UNCERTAIN, NG]
+    assert seeded_uncertain_until(cand, 2.6) is None  # every good part is already below the threshold
+    no_good = Candidate("frozen", "x", None, 0.9, 0.9, np.zeros(0), np.array([3.0]), empty, empty)
+    assert seeded_uncertain_until(no_good, 1.0) is None

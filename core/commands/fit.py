@@ -43,6 +43,7 @@ def register(sub) -> None:
     p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
+    p.add_argument("--uncertain-band", action="store_true", help=option_help("uncertain_band"))
     p.add_argument("--max-train", type=int, help=option_help("max_train"))
     p.add_argument("--seed", type=int, default=FitConfig.seed, help=option_help("seed"))
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
@@ -114,6 +115,7 @@ def config_from_args(args):
         search=args.search,
         preprocess=not args.no_preprocess,
         self_check=args.self_check,
+        uncertain_band=args.uncertain_band,
         max_train=args.max_train,
         seed=args.seed,
         adaptation=adaptation,
@@ -159,7 +161,7 @@ def run(args) -> int:
         f"adapted={'yes' if model.adapter is not None else 'no'}"
     )
     print(f"calibration: {model.info['calibration']}")
-    print(f"thresholds: image {t.image:.4g}, pixel {t.pixel:.4g} ({t.source})")
+    print(f"thresholds: {t.describe()}")
     if model.roi is not None:
         from core.roi import inspected_share
 
@@ -169,5 +171,9 @@ def run(args) -> int:
         est = check["estimate"]
         print(f"self-check ESTIMATE on synthetic defects (not real ones): I-AUROC {est['image_auroc']:.3f}, "
               f"AUPRO@0.3 {est['aupro_30']:.3f}; kept {check['variant']} features, fusion {check['fusion']}")
+        from core.self_check import describe_good_flagged
+
+        if describe_good_flagged(est):
+            print(describe_good_flagged(est))
     print(f"wrote {args.out} (model id {model_id})")
     return 0

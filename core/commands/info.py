@@ -75,6 +75,8 @@ def model_summary(model) -> dict:
 
 
 def format_model(summary: dict) -> str:
+    from core.results import Thresholds
+
     t = summary["thresholds"]
     lines = [
         f"model {summary['model_id']}: category {summary['category']} (fitted on {summary['dataset']})",
@@ -84,8 +86,7 @@ def format_model(summary: dict) -> str:
         + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
         + f"; image score {summary['image_score']}",
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
-        f"thresholds: image {t['image']:.4g}, pixel {t['pixel']:.4g} ({t.get('source', '')})"
-        + (f"; minimum defect area {t['min_defect_area']} px" if t.get("min_defect_area") else ""),
+        f"thresholds: {Thresholds.from_dict(t).describe()}",
     ]
     roi = summary.get("roi")
     lines.append("region of interest: none (the whole image is inspected)" if roi is None else
@@ -103,6 +104,10 @@ def format_model(summary: dict) -> str:
             f"self-check ESTIMATE (synthetic defects, not real ones): I-AUROC {est['image_auroc']:.3f}, "
             f"AUPRO@0.3 {est['aupro_30']:.3f} — {est['what']}"
         )
+        from core.self_check import describe_good_flagged
+
+        if describe_good_flagged(est):
+            lines.append(describe_good_flagged(est))
     else:
         lines.append("self-check: not run (no held-out calibration samples, or --no-self-check)")
     lines += [f"note: {n}" for n in summary["adaptation_notes"]]

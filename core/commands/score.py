@@ -86,7 +86,7 @@ def apply_scoring_options(model, args) -> None:
     """The options ``lsfa score`` and ``lsfa watch`` share, applied to a loaded model:
     ``--xyz-units``, ``--uncertain``, ``--min-defect-area`` and ``--roi``."""
     model.xyz_units = args.xyz_units
-    apply_uncertain(model, args.uncertain)
+    apply_uncertain(model, args.uncertain, args.no_uncertain)
     apply_min_area(model, args.min_defect_area)
     if getattr(args, "roi", None) is not None:
         from core.roi import read_roi
@@ -95,17 +95,25 @@ def apply_scoring_options(model, args) -> None:
 
 
 def add_uncertain_arg(p) -> None:
-    p.add_argument("--uncertain", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="uncertain band of image scores (raw units, LOW < HIGH): a part is OK below LOW, "
-                        "UNCERTAIN from LOW up to HIGH, NG at or above HIGH (LOW replaces the model's "
-                        "image threshold). Default: no band, OK/NG at the model's image threshold")
+    band = p.add_mutually_exclusive_group()
+    band.add_argument("--uncertain", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                      help="uncertain band of image scores (raw units, LOW < HIGH): a part is OK below LOW, "
+                           "UNCERTAIN from LOW up to HIGH, NG at or above HIGH (LOW replaces the model's "
+                           "image threshold). Default: the model's band (a fit with the self-check sets it "
+                           "from the image threshold up to the highest held-out good score)")
+    band.add_argument("--no-uncertain", action="store_true",
+                      help="no uncertain band: OK below the model's image threshold, NG at or above it")
 
 
-def apply_uncertain(model, band) -> None:
-    """Set the model's uncertain band from ``--uncertain LOW HIGH`` (None: leave it); UserError if invalid."""
+def apply_uncertain(model, band, no_band: bool = False) -> None:
+    """Set the model's uncertain band from ``--uncertain LOW HIGH`` (None: leave it), or drop it
+    (``--no-uncertain``); UserError if invalid."""
     from core.errors import UserError
     from core.thresholds import check_band
 
+    if no_band:
+        model.thresholds.uncertain_until = None
+        return
     if band is None:
         return
     try:

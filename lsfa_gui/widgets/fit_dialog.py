@@ -37,7 +37,8 @@ FUSIONS = option_choices("fusion")
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "fusion", "seed", "self_check", "image_size", "grid", "blur_sigma")
+                 "adapt", "coreset_ratio", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
+                 "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 WEIGHT_FILTER = "Checkpoints (*.pth *.pt *.ckpt *.safetensors *.bin);;All files (*)"
 
@@ -179,6 +180,9 @@ class FitDialog(QDialog):
                                "320 px, 40×40 patches (finer defects, about 2-3× slower to fit and score)")
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
+        self.uncertain_band = QCheckBox("Uncertain band above the held-out good parts")
+        self.uncertain_band.setToolTip(option_help("uncertain_band"))
+        self.self_check.toggled.connect(self.uncertain_band.setEnabled)
 
         self.error = QLabel()
         self.error.setObjectName("fitError")
@@ -213,6 +217,7 @@ class FitDialog(QDialog):
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
+        bform.addRow("", self.uncertain_band)
         layout = QVBoxLayout(self)
         for w in (data, self.adapt_note, self.adapt, bank, self.error, self.buttons):
             layout.addWidget(w)
@@ -250,6 +255,8 @@ class FitDialog(QDialog):
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
         self.self_check.setChecked(bool(config.self_check))
+        self.uncertain_band.setChecked(bool(config.uncertain_band))
+        self.uncertain_band.setEnabled(bool(config.self_check))
         preset = preset_of(config)
         self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
         if preset == CUSTOM_PRESET and self.preset.findText(CUSTOM_PRESET) < 0:
@@ -271,6 +278,7 @@ class FitDialog(QDialog):
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
+            "uncertain_band": self.uncertain_band.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
             "adaptation": {
                 "adaptor": self.adaptor.currentText(),

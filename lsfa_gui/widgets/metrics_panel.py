@@ -152,10 +152,11 @@ class MetricsPanel(QWidget):
         if not est:
             self.estimate.setText("")
             return
-        self.estimate.setText(
-            f"Estimate from synthetic defects (not real ones): I-AUROC {est['image_auroc']:.2f} · "
-            f"AUPRO@0.3 {est['aupro_30']:.2f}"
-        )
+        text = (f"Estimate from synthetic defects (not real ones): I-AUROC {est['image_auroc']:.2f} · "
+                f"AUPRO@0.3 {est['aupro_30']:.2f}")
+        if est.get("n_good"):
+            text += f" · held-out good parts flagged at the fitted threshold: {est['good_flagged']} of {est['n_good']}"
+        self.estimate.setText(text)
 
     def refresh_metrics(self):
         """Show ``state.metrics`` ("n/a" where not defined, "–" while stale)."""

@@ -25,6 +25,7 @@ from superqt.utils import signals_blocked
 
 from lsfa_gui.state import InspectionState, normalised
 from lsfa_gui.thresholding import apply_auto_thresholds
+from lsfa_gui.widgets.band_control import UncertainBandControl
 
 SLIDER_STEPS = 1000
 
@@ -133,6 +134,7 @@ class ThresholdPanel(QWidget):
         self.image_row.auto_button.setToolTip("Best F1 on labelled samples, else the 0.99 quantile of good scores")
         self.pixel_row.auto_button.setToolTip("Best pixel F1 on samples with masks, else the 0.999 quantile of good pixel scores")
 
+        self.band = UncertainBandControl(state)
         self.min_area = QSpinBox()
         self.min_area.setRange(0, 10_000_000)
         self.min_area.setSuffix(" px")
@@ -159,6 +161,7 @@ class ThresholdPanel(QWidget):
         inner.addWidget(self.image_row)
         inner.addSpacing(6)
         inner.addWidget(self.pixel_row)
+        inner.addWidget(self.band)
         inner.addLayout(min_area_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.reset_button)
@@ -230,6 +233,7 @@ class ThresholdPanel(QWidget):
     def reset_to_model(self):
         seeded = self.state.model.seeded
         self.state.set_thresholds(image=seeded.image, pixel=seeded.pixel)
+        self.state.set_uncertain_until(seeded.uncertain_until)
         self.state.set_min_defect_area(seeded.min_defect_area)
         self.refresh_ranges()
         self._say(["Thresholds reset to the values stored in the model."])

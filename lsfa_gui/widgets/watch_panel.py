@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -20,11 +18,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import signals_blocked
 
 from core.thresholds import verdict
 from core.watch import tally
 from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
+from lsfa_gui.widgets.band_control import UncertainBandControl
 
 VERDICT_STYLE = {
     OK: "background:#2e7d32;color:white;",
@@ -59,16 +57,7 @@ class WatchPanel(QWidget):
         self.recent = QListWidget()
         self.recent.setObjectName("watchRecent")
         self.recent.itemClicked.connect(self._select)
-        self.band_check = QCheckBox("Uncertain band until")
-        self.band_check.setToolTip("Parts scoring from the image threshold up to this value are UNCERTAIN "
-                                   "(NG at or above it)")
-        self.band_spin = QDoubleSpinBox()
-        self.band_spin.setDecimals(4)
-        self.band_spin.setRange(-1e9, 1e9)
-        self.band_spin.setSingleStep(0.01)
-        self.band_spin.setEnabled(False)
-        self.band_check.toggled.connect(self._band_changed)
-        self.band_spin.valueChanged.connect(self._band_changed)
+        self.band = UncertainBandControl(state)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause)
@@ -77,15 +66,12 @@ class WatchPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.pause_button)
         buttons.addWidget(self.stop_button)
-        band = QHBoxLayout()
-        band.addWidget(self.band_check)
-        band.addWidget(self.band_spin)
         lay = QVBoxLayout(self)
         lay.addWidget(self.folder_label)
         lay.addWidget(self.verdict_label)
         lay.addWidget(self.part_label)
         lay.addWidget(self.counts_label)
-        lay.addLayout(band)
+        lay.addWidget(self.band)
         lay.addWidget(self.recent, 1)
         lay.addLayout(buttons)
         self._errors: dict[int, str] = {}  # entry index -> error of a part that could not be scored
@@ -119,14 +105,6 @@ class WatchPanel(QWidget):
     def _pause(self, on: bool) -> None:
         self.pause_button.setText("Resume" if on else "Pause")
         self.pause_toggled.emit(on)
-
-    def _band_changed(self, *_args) -> None:
-        on = self.band_check.isChecked()
-        self.band_spin.setEnabled(on)
-        if on and self.state.thresholds.image is not None and self.band_spin.value() <= self.state.thresholds.image:
-            with signals_blocked(self.band_spin):
-                self.band_spin.setValue(self.state.thresholds.image * 1.1 if self.state.thresholds.image > 0 else 1.0)
-        self.state.set_uncertain_until(self.band_spin.value() if on else None)
 
     def mark_error(self, index: int, message: str) -> None:
         """Entry ``index`` is a watched part that could not be scored."""
