@@ -5,7 +5,8 @@ same per-modality test maps with each rule and print fused I-AUROC / AUPRO@0.3 p
 
 * current: the fit's own fusion (the self-check's 0/1 weights, core.self_check.shrink_uninformative);
 * equal: equal weights; linear / square: w = max(0, informativeness - 0.5), scaled so the largest
-  is 1 (squared for *square*); rgb_only / xyz_only: the single modalities.
+  is 1 (squared for *square*); rgb_only / xyz_only: the single modalities; modality_topk_sum: the
+current fused map, but the image score is the sum of each modality's own top-k score in tail units.
 
     python bench/bench_fusion_rules.py ROOT:CATEGORY [ROOT:CATEGORY ...] [--json out.json]
 """
@@ -70,6 +71,13 @@ def main() -> None:
             img, pix = model.fuse_maps(maps, fusion)
             pro = aupro([lab[i].mask for i in with_mask], [pix[i] for i in with_mask], 0.3, 100)
             row["rules"][name] = {"I": round(float(image_auroc(y, img)), 4), "PRO": round(float(pro), 4)}
+        # image score = sum over modalities of each one's own top-k score in tail units (the
+        # current weights); the fused map (localisation) stays the current one
+        per = [model._map_image_scores(model.fuse_maps(maps, rules["current"].with_weights(
+            np.eye(len(model.modalities))[i] * (1.0 if rules["current"].weights is None else rules["current"].weights[i])))[1])
+            for i in range(len(model.modalities))]
+        row["rules"]["modality_topk_sum"] = {"I": round(float(image_auroc(y, np.sum(per, axis=0))), 4),
+                                             "PRO": row["rules"]["current"]["PRO"]}
         results[spec] = row
         print(spec, " ".join(f"{k} {v['I']:.3f}/{v['PRO']:.3f}" for k, v in row["rules"].items()), flush=True)
         if args.json:

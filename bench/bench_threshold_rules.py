@@ -116,6 +116,7 @@ def main() -> None:
         pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
         row['pix_seeded'] = pixel_rates(lab, model.thresholds.image, pixel_f1)
         row['pix_eq_image'] = pixel_rates(lab, model.thresholds.image, model.thresholds.image)
+        row['pix_model'] = pixel_rates(lab, model.thresholds.image, model.thresholds.pixel)  # the fit's own rule
         out[spec] = row
         if args.dump:
             args.dump.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from core.errors import UserError
 
 MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
 FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
-FUSED_IMAGE_SCORE_CHOICES = ("map_topk", "map_max", "late")
+FUSED_IMAGE_SCORE_CHOICES = ("modality_topk", "map_topk", "map_max", "late")
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
 SEARCH_CHOICES = ("auto", "exact")
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size).
@@ -81,10 +81,12 @@ class FitConfig:
         "ocsvm is M3DM's one-class SVM (core.scoring.fusion)", FUSION_CHOICES)
     fused_image_score: str = _setting(
         "map_topk",
-        "image score of the fused model: mean of the top-k fused-map pixels (map_topk), maximum of "
-        "the fused map (map_max), or late fusion of the per-modality image scores (late, M3DM's "
-        "decision layer)", FUSED_IMAGE_SCORE_CHOICES)
-    image_topk: int = _setting(250, "pixels averaged by map_topk, counted at 224×224 (scaled with the "
+        "image score of the fused model: the sum over modalities of each one's mean top-k pixel in "
+        "good-tail units (modality_topk; a defect one modality sees is not diluted where the other "
+        "is quiet; map_topk for fusions other than tail_*), the mean of the top-k fused-map pixels "
+        "(map_topk), the maximum of the fused map (map_max), or late fusion of the per-modality "
+        "image scores (late, M3DM's decision layer)", FUSED_IMAGE_SCORE_CHOICES)
+    image_topk: int = _setting(250, "pixels averaged by modality_topk / map_topk, counted at 224×224 (scaled with the "
                                "image size squared)")
     search: str = _setting(
         "auto",

@@ -185,29 +185,41 @@ class Model:
 
     def fuse_maps(self, maps: dict, fusion=None, roi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
-        pixel fusion or ``fusion``; the image score is the map-based one of
-        ``config.fused_image_score`` (top-k mean, else the map maximum). ``roi``: (B,S,S) bool
-        regions of interest on the grid (core.roi.roi_stack): ignored pixels score 0 in the
-        fused map before the image score is taken."""
+        pixel fusion or ``fusion``. The image score follows ``config.fused_image_score``: with
+        "modality_topk" and a tail fusion, the sum over modalities of each modality's top-k
+        mean in good-tail units; otherwise map-based (top-k mean, else the map maximum).
+        ``roi``: (B,S,S) bool regions of interest on the grid (core.roi.roi_stack): ignored
+        pixels score 0 before the image score is taken."""
         from core.roi import apply_roi
 
         fusion = fusion or self.pixel_fusion
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
-        pix = fusion.transform(np.stack([maps[m].reshape(-1) for m in mods], axis=1))
-        pix = apply_roi(np.asarray(pix, np.float32).reshape(b, s, s), roi)
+        stacked = np.stack([maps[m].reshape(-1) for m in mods], axis=1)
+        if self.config.fused_image_score == "modality_topk" and fusion.mode.startswith("tail_"):
+            terms = np.asarray(fusion.tail_terms(stacked), np.float32)
+            pix = terms.max(axis=1) if fusion.mode == "tail_max" else terms.sum(axis=1)
+            pix = apply_roi(pix.reshape(b, s, s), roi)
+            own = [apply_roi(terms[:, i].reshape(b, s, s), roi) for i in range(len(mods))]
+            return np.sum([self._topk_mean(t) for t in own], axis=0).astype(np.float32), pix
+        pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
         return self._map_image_scores(pix), pix
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
-        """(B,) image scores of (B,S,S) maps: mean of the top-k pixels ("map_topk"), else the maximum."""
+        """(B,) image scores of (B,S,S) maps: the mean of the top-k pixels ("modality_topk",
+        "map_topk"), else the maximum."""
+        if self.config.fused_image_score in ("modality_topk", "map_topk"):
+            return self._topk_mean(pix)
+        b = pix.shape[0]
+        return pix.reshape(b, -1).max(axis=1) if b else np.zeros(0, np.float32)
+
+    def _topk_mean(self, pix: np.ndarray) -> np.ndarray:
+        """(B,) mean of the top-k pixels of (B,S,S) maps (k = ``config.topk_pixels()``)."""
         b, s, _ = pix.shape
         if not b:
             return np.zeros(0, np.float32)
-        flat = pix.reshape(b, -1)
-        if self.config.fused_image_score == "map_topk":
-            k = min(self.config.topk_pixels(), s * s)
-            return np.partition(flat, s * s - k, axis=1)[:, s * s - k :].mean(axis=1)
-        return flat.max(axis=1)
+        k = min(self.config.topk_pixels(), s * s)
+        return np.partition(pix.reshape(b, -1), s * s - k, axis=1)[:, s * s - k :].mean(axis=1)
 
     def fuse(self, scores: dict, maps: dict, roi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Fused image scores (B,) and maps (B,S,S) in fused units; ``roi`` as in :meth:`fuse_maps`."""

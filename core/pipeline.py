@@ -247,12 +247,18 @@ def fit(
         # above the image threshold has a pixel at or above it, so a pixel threshold equal to the
         # image threshold outlines every NG part. Measured against the best pixel F1 on the
         # synthetic defects (docs/evaluation.md): NG parts without an outline 17-100 % -> 0 %.
-        map_based = config.fused_image_score in ("map_topk", "map_max")
-        image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not map_based)
+        # The per-modality top-k sum is at least the fused map's top-k mean, so there the pixel
+        # threshold comes down until every flagged self-check sample is outlined.
+        map_based = config.fused_image_score in ("map_topk", "map_max") or len(modalities) == 1
+        outlined = map_based or config.fused_image_score == "modality_topk"
+        image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not outlined)
         how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"
         if map_based:
             pixel_thr = image_thr
             how += "; pixel threshold = image threshold (every NG part is outlined)"
+        elif outlined:
+            pixel_thr = self_check.outline_threshold(check.chosen, image_thr)
+            how += "; pixel threshold: the highest that outlines every flagged self-check sample"
         # Optional: NG only above every held-out good part, UNCERTAIN between the thresholds.
         # Not the default: on the confirmation parts most real defects then land in the band
         # (docs/evaluation.md, "uncertain band").

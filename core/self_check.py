@@ -187,6 +187,17 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = 
     return float(image_thr), float(pixel_thr)
 
 
+def outline_threshold(chosen: Candidate, image_threshold: float) -> float:
+    """Pixel threshold (fused units) for an image score that is not a statistic of the fused map
+    (``modality_topk``): the highest value, at most the image threshold, at which every
+    self-check sample (held-out good or synthetic defect) at or above the image threshold has at
+    least one outlined pixel. (With a map-based image score the image threshold itself does.)"""
+    scores = np.r_[chosen.good_scores, chosen.pseudo_scores]
+    maps = list(chosen.good_maps) + list(chosen.pseudo_maps)
+    peaks = [float(np.max(m)) for m, sc in zip(maps, scores) if sc >= image_threshold]
+    return float(min([image_threshold, *peaks]))
+
+
 def seeded_uncertain_until(chosen: Candidate, image_threshold: float) -> float | None:
     """Upper end of the uncertain band (raw fused units): just above the highest held-out good
     calibration score, or None when that is below the image threshold (no band).
@@ -244,5 +255,5 @@ def summary(check: SelfCheck) -> dict:
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "summary", "shrink_uninformative", "modality_informativeness",
+__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
            "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "UNINFORMATIVE_AUROC"]

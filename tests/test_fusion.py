@@ -142,3 +142,57 @@ def test_tail_units_make_missing_data_neutral():
         assert fusion.transform(hot_rgb_no_xyz)[0] > 1.0  # above one good-tail unit
         assert fusion.transform(typical)[0] == pytest.approx(0.0, abs=1e-6)
         assert fusion.transform(np.zeros((1, 2)))[0] == 0.0
+
+
+@pytest.mark.parametrize("mode", ["tail_sum", "tail_max"])
+def test_tail_terms_are_what_transform_adds_or_maximises(mode):
+    rng = np.random.default_rng(3)
+    nominal = rng.gamma(2.0, [1.0, 5.0], size=(500, 2))
+    fusion = LateFusion(mode).fit(nominal).with_weights([1.0, 0.5])
+    rows = rng.gamma(2.0, [1.0, 5.0], size=(50, 2)) * 2
+    terms = fusion.tail_terms(rows)
+    assert terms.shape == (50, 2) and (terms >= 0).all()
+    expected = terms.sum(1) if mode == "tail_sum" else terms.max(1)
+    np.testing.assert_allclose(fusion.transform(rows), expected)
+    with pytest.raises(ValueError):
+        LateFusion("sum").fit(nominal).tail_terms(rows)
+
+
+def test_modality_topk_image_score_is_not_diluted_by_a_quiet_modality():
+    """A defect one modality sees, the other not: the per-modality top-k sum keeps its full
+    strength (the fused map's top-k mean adds the quiet modality's *local* values instead of its
+    own top-k), equals the map's top-k with one modality, and respects the region of interest."""
+    from core.config import FitConfig
+    from core.model import Model
+    from core.results import Thresholds
+
+    rng = np.random.default_rng(0)
+    s, b = 56, 6
+    rgb = rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32)
+    xyz = rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32)
+    rgb[:, 5:12, 5:12] += 6.0  # the RGB defect
+    xyz[:, 40:47, 40:47] += 3.0  # an xyz hot spot elsewhere (noise the top-k of xyz picks up)
+    fusion = LateFusion("tail_sum").fit(np.stack([rgb.ravel(), xyz.ravel()], 1))
+    cfg = dict(image_size=s, grid=28, image_topk=250)
+    per = Model(FitConfig(fused_image_score="modality_topk", **cfg), ("rgb", "xyz"), {}, {}, fusion, fusion,
+                Thresholds(0, 0), (0, 1))
+    mapk = Model(FitConfig(fused_image_score="map_topk", **cfg), ("rgb", "xyz"), {}, {}, fusion, fusion,
+                 Thresholds(0, 0), (0, 1))
+    maps = {"rgb": rgb, "xyz": xyz}
+    img_per, pix_per = per.fuse_maps(maps)
+    img_map, pix_map = mapk.fuse_maps(maps)
+    np.testing.assert_array_equal(pix_per, pix_map)  # the same fused map either way
+    terms = fusion.tail_terms(np.stack([rgb.ravel(), xyz.ravel()], 1)).reshape(b, s, s, 2)
+    np.testing.assert_allclose(img_per, per._topk_mean(terms[..., 0]) + per._topk_mean(terms[..., 1]), rtol=1e-5)
+    assert (img_per > img_map).all()
+    # one modality: the same as the fused map's top-k mean
+    single = LateFusion("tail_sum").fit(rgb.reshape(-1, 1))
+    one = Model(FitConfig(fused_image_score="modality_topk", **cfg), ("rgb",), {}, {}, single, single,
+                Thresholds(0, 0), (0, 1))
+    one_map = Model(FitConfig(fused_image_score="map_topk", **cfg), ("rgb",), {}, {}, single, single,
+                    Thresholds(0, 0), (0, 1))
+    np.testing.assert_allclose(one.fuse_maps({"rgb": rgb})[0], one_map.fuse_maps({"rgb": rgb})[0], rtol=1e-6)
+    # ignored pixels do not count: an ROI that leaves out the RGB defect lowers the score
+    roi = np.ones((b, s, s), bool)
+    roi[:, :20, :20] = False
+    assert (per.fuse_maps(maps, roi=roi)[0] < img_per).all()

@@ -81,6 +81,18 @@ def test_fit_counts_the_held_out_good_parts_its_image_threshold_flags(model, dem
     assert est["highest_good_score"] == pytest.approx(scores.max(), rel=1e-3)
 
 
+def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache_dir):
+    """``fused_image_score="modality_topk"`` (the sum of per-modality top-k scores, an option):
+    the pixel threshold comes down until every flagged self-check sample is outlined, so the
+    held-out parts at or above the image threshold, scored again, all have an outline."""
+    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_topk"))
+    t = m.thresholds
+    assert t.pixel <= t.image and "outlines every flagged self-check sample" in t.source
+    refs = open_dataset(demo_root).samples("puck", "validation")
+    flagged = [r for r in m.score_refs(refs) if r.image_score >= t.image]
+    assert flagged and all((r.anomaly_map >= t.pixel).any() for r in flagged)
+
+
 def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
     report = evaluate(model, demo_root, "puck")
     assert report.n_good == 3 and report.n_defect == 10

@@ -142,3 +142,20 @@ def test_uncertain_band_starts_above_the_image_threshold_and_ends_above_every_go
     assert seeded_uncertain_until(cand, 2.6) is None  # every good part is already below the threshold
     no_good = Candidate("frozen", "x", None, 0.9, 0.9, np.zeros(0), np.array([3.0]), empty, empty)
     assert seeded_uncertain_until(no_good, 1.0) is None
+
+
+def test_outline_threshold_outlines_every_flagged_self_check_sample():
+    from core.self_check import Candidate, outline_threshold
+
+    rng = np.random.default_rng(1)
+    good_maps = rng.random((4, 8, 8)).astype(np.float32)
+    pseudo_maps = rng.random((6, 8, 8)).astype(np.float32) * 2
+    good_scores = np.array([0.5, 1.2, 0.7, 0.9])
+    pseudo_scores = np.array([1.5, 2.5, 1.1, 3.0, 0.4, 2.0])
+    cand = Candidate("frozen", "x", None, 0.9, 0.9, good_scores, pseudo_scores, good_maps, pseudo_maps)
+    image_thr = 1.0
+    p = outline_threshold(cand, image_thr)
+    assert p <= image_thr
+    flagged = [m for m, sc in zip(list(good_maps) + list(pseudo_maps), np.r_[good_scores, pseudo_scores]) if sc >= image_thr]
+    assert all((m >= p).any() for m in flagged)
+    assert any(m.max() == p for m in flagged) or p == image_thr  # no lower than it has to be

@@ -107,9 +107,7 @@ class LateFusion:
             raise ValueError(f"expected {len(self.coef)} modality columns, got {s.shape[1]}")
         dtype = np.float32 if s.dtype == np.float32 else np.float64
         if self.mode.startswith("tail_"):
-            coef = self.coef if self.weights is None else self.coef * self.weights
-            z = (s - self.mean.astype(dtype)) * coef.astype(dtype)
-            np.maximum(z, 0, out=z)
+            z = self.tail_terms(s)
             return z.max(axis=1) if self.mode == "tail_max" else z.sum(axis=1)
         if self.mode == "max":
             z = (s - self.mean.astype(dtype)) / self.std.astype(dtype)
@@ -118,6 +116,19 @@ class LateFusion:
         if self.bias:
             out += dtype(self.bias)
         return out
+
+    def tail_terms(self, scores: np.ndarray) -> np.ndarray:
+        """(n, m) each modality's weighted good-tail units max(0, w (s - c) / t) (tail modes
+        only): the terms that ``transform`` adds (tail_sum) or takes the maximum of (tail_max)."""
+        if not (self.fitted and self.mode.startswith("tail_")):
+            raise ValueError("tail terms need a fitted tail_sum/tail_max fusion")
+        s = _as_scores(scores)
+        if s.shape[1] != len(self.coef):
+            raise ValueError(f"expected {len(self.coef)} modality columns, got {s.shape[1]}")
+        dtype = np.float32 if s.dtype == np.float32 else np.float64
+        coef = self.coef if self.weights is None else self.coef * self.weights
+        z = (s - self.mean.astype(dtype)) * coef.astype(dtype)
+        return np.maximum(z, 0, out=z)
 
     def with_weights(self, weights) -> LateFusion:
         """A copy using per-modality ``weights`` (tail modes only; non-negative, not all 0)."""
