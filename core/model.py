@@ -253,46 +253,64 @@ class Model:
             )
         return out
 
-    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
-        """Score one loaded sample (any size; it is preprocessed and resized here).
-        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
-        at original resolution."""
+    def prepare_for_scoring(self, sample: Sample) -> tuple[Sample, Sample, float]:
+        """(the loaded sample, its xyz in metres; the same on the model grid; seconds spent) for
+        :meth:`score_loaded`. UserError when its units, point spacing or modalities do not fit."""
         from core.data.units import apply_units, check_sample_spacing
 
         t0 = time.perf_counter()
         if "xyz" in self.modalities:
             sample = apply_units(sample, self.xyz_units)
             check_sample_spacing(sample, self.info.get("xyz_spacing_m"), self.xyz_units)
-        prepared = self.prepare(sample)
-        t_prep = time.perf_counter() - t0
+        return sample, self.prepare(sample), time.perf_counter() - t0
+
+    def score_loaded(self, original: Sample, prepared: Sample, prepare_s: float,
+                     keep_original: bool = False) -> SampleResult:
+        """Score the output of :meth:`prepare_for_scoring` (``prepare_s`` counts in the result's seconds)."""
         result = self.score_prepared([prepared])[0]
-        result.timings["preprocess"] = t_prep
-        result.seconds += t_prep
+        result.timings["preprocess"] = prepare_s
+        result.seconds += prepare_s
         if keep_original:
-            result.original = sample
+            result.original = original
         return result
 
+    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
+        """Score one loaded sample (any size; it is preprocessed and resized here).
+        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
+        at original resolution."""
+        return self.score_loaded(*self.prepare_for_scoring(sample), keep_original)
+
     def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None,
-                   keep_original: bool = False):
+                   keep_original: bool = False, prefetch: int | None = None):
         """Yield (index, ref, SampleResult) per SampleRef, with progress and cancellation per
         sample: the one scoring loop of the CLI, the GUI and evaluation.
 
         ``on_error(index, ref, exc)``: called for a UserError (unreadable or unusable sample) or
         a MemoryError (a sample too large to score), which then skips that sample; without it
-        the error propagates. ``keep_original``: see :meth:`score`.
+        the error propagates. ``keep_original``: see :meth:`score`. ``prefetch``: samples read
+        and preprocessed ahead in a background thread while the current one is scored
+        (core.prefetch; default ``PREFETCH_DEPTH``, 0: one after the other); results, errors
+        and progress are the same either way.
         """
+        from core.prefetch import PREFETCH_DEPTH, prefetched
+
         p = ensure(progress)
         n = len(refs)
-        for i, ref in enumerate(refs):
-            p.update(stage, i, n, getattr(ref, "name", ""))
-            try:
-                result = self.score(ref.load(), keep_original)
-            except (UserError, MemoryError) as exc:
-                if on_error is None:
-                    raise
-                on_error(i, ref, exc)
-                continue
-            yield i, ref, result
+        depth = PREFETCH_DEPTH if prefetch is None else prefetch
+        loaded = prefetched(refs, lambda ref: self.prepare_for_scoring(ref.load()), depth, p)
+        try:
+            for i, (ref, prepared) in enumerate(loaded):
+                p.update(stage, i, n, getattr(ref, "name", ""))
+                try:
+                    result = self.score_loaded(*prepared(), keep_original)
+                except (UserError, MemoryError) as exc:
+                    if on_error is None:
+                        raise
+                    on_error(i, ref, exc)
+                    continue
+                yield i, ref, result
+        finally:
+            loaded.close()  # stops the background thread now, also when the caller stops early
         p.update(stage, n, n)
 
     def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
