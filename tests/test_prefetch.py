@@ -176,3 +176,28 @@ def test_cancelling_during_a_prefetch_stops_cleanly(scored_demo):
     # the model still scores normally afterwards
     again, _ = _results(model, refs[:2], prefetch=1)
     assert [i for i, _, _ in again] == [0, 1]
+
+
+def test_torch_gives_the_background_thread_a_core_and_gets_its_threads_back(scored_demo, monkeypatch):
+    import torch
+
+    import core.scoring._threads as threads_module
+    from core.scoring._threads import torch_threads_at_most
+
+    root, model = scored_demo
+    refs = open_dataset(root).samples("puck", "test")[:3]
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with torch_threads_at_most(2):
+            capped = torch.get_num_threads()
+        with torch_threads_at_most(5):
+            uncapped = torch.get_num_threads()
+        # (faiss sets its OpenMP threads, which torch shares, to 1 at each search: <= 2, not == 2)
+        during = [torch.get_num_threads() for _ in model.score_each(refs, prefetch=1)]
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert (capped, uncapped) == (2, 3)
+    assert max(during) <= 2 and after == 3
