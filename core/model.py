@@ -292,20 +292,12 @@ class Model:
         (core.prefetch; default ``PREFETCH_DEPTH``, 0: one after the other); results, errors
         and progress are the same either way.
         """
-        from contextlib import closing
-
-        from core.prefetch import PREFETCH_DEPTH, prefetched
-        from core.scoring._threads import torch_threads_at_most, usable_cores
+        from core.prefetch import PREFETCH_DEPTH, prefetching
 
         p = ensure(progress)
         n = len(refs)
         depth = PREFETCH_DEPTH if prefetch is None else prefetch
-        loaded = prefetched(refs, lambda ref: self.prepare_for_scoring(ref.load()), depth, p)
-        # The background thread takes a core: with torch at 2 threads beside it, scoring took
-        # 2.5-4x the CPU time of 1 thread on a busy 2-core machine (threads spinning for a taken core).
-        cap = usable_cores() - 1 if depth > 0 and n > 1 else usable_cores()
-        # closing: the background thread stops here, also when the caller stops early or raises
-        with torch_threads_at_most(cap), closing(loaded):
+        with prefetching(refs, lambda ref: self.prepare_for_scoring(ref.load()), depth, p) as loaded:
             for i, (ref, prepared) in enumerate(loaded):
                 p.update(stage, i, n, getattr(ref, "name", ""))
                 try:
