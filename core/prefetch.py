@@ -24,6 +24,22 @@ Value = TypeVar("Value")
 # Items prepared ahead of the one being scored. One is enough to keep the second core busy
 # (preparing a 400x400 RGB + xyz sample takes less CPU than scoring it); more only holds memory.
 PREFETCH_DEPTH = 1
+MAX_DEPTH = 2
+DEPTH_ENV = "LSFA_PREFETCH"  # 0 turns reading ahead off (e.g. on a machine whose cores are all taken)
+
+
+def default_depth() -> int:
+    """``$LSFA_PREFETCH`` (0 to MAX_DEPTH) or PREFETCH_DEPTH; UserError for another value."""
+    import os
+
+    from core.errors import UserError
+
+    value = os.environ.get(DEPTH_ENV, "").strip()
+    if not value:
+        return PREFETCH_DEPTH
+    if value not in {str(d) for d in range(MAX_DEPTH + 1)}:
+        raise UserError(f"{DEPTH_ENV}={value!r}: give a number from 0 (no reading ahead) to {MAX_DEPTH}")
+    return int(value)
 
 
 def prefetched(items: Sequence[Item], prepare: Callable[[Item], Value], depth: int = PREFETCH_DEPTH,
@@ -59,18 +75,24 @@ def prefetched(items: Sequence[Item], prepare: Callable[[Item], Value], depth: i
 
 
 @contextmanager
-def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: int = PREFETCH_DEPTH,
+def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: int | None = None,
                 progress: Progress | None = None) -> Iterator[Iterator[tuple[Item, Callable[[], Value]]]]:
-    """:func:`prefetched` for a ``with`` block, which also leaves the background thread a core:
-    torch runs at most one thread fewer than the usable cores in the calling thread meanwhile
-    (with 2 threads beside it, scoring took 2.5-4x the CPU time on a busy 2-core machine: its
-    threads spin for a taken core); restored, and the background thread joined, on exit."""
+    """:func:`prefetched` for a ``with`` block, which also shares the cores: torch runs one thread
+    in the background thread and at most one fewer than the usable cores in the calling thread
+    meanwhile (with 2 threads beside it, scoring took 2.5-4x the CPU time on a busy 2-core
+    machine: its threads spin for a taken core); restored, and the background thread joined,
+    on exit. ``depth`` None: :func:`default_depth`."""
     from core.scoring._threads import torch_threads_at_most, usable_cores
 
-    loaded = prefetched(items, prepare, depth, progress)
+    depth = default_depth() if depth is None else depth
+    def in_one_thread(item: Item) -> Value:  # torch work there must not take the caller's core
+        with torch_threads_at_most(1):
+            return prepare(item)
+
     ahead = depth > 0 and len(items) > 1
+    loaded = prefetched(items, in_one_thread if ahead else prepare, depth, progress)
     with torch_threads_at_most(usable_cores() - 1 if ahead else usable_cores()), closing(loaded):
         yield loaded
 
 
-__all__ = ["PREFETCH_DEPTH", "prefetched", "prefetching"]
+__all__ = ["DEPTH_ENV", "PREFETCH_DEPTH", "default_depth", "prefetched", "prefetching"]

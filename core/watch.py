@@ -236,10 +236,10 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def prepare_arrival(model, arrival: Arrival):
-    """The arrival read and brought to the model grid (core.model.Model.prepare_for_scoring), or
-    None for an arrival that is already an error."""
-    return None if arrival.ref is None else model.prepare_for_scoring(arrival.ref.load())
+def prepare_arrival(model, arrival: Arrival, features: tuple[str, ...] = ()):
+    """The arrival read and brought to the model grid, ``features`` extracted
+    (core.model.Model.prepare_for_scoring), or None for an arrival that is already an error."""
+    return None if arrival.ref is None else model.prepare_for_scoring(arrival.ref.load(), features)
 
 
 def score_arrival(model, arrival: Arrival, prepared: Callable[[], object] | None = None) -> WatchRecord:
@@ -251,7 +251,7 @@ def score_arrival(model, arrival: Arrival, prepared: Callable[[], object] | None
         return WatchRecord({"timestamp": _now(), **row})
     try:
         loaded = prepared() if prepared is not None else prepare_arrival(model, arrival)
-        result = model.score_loaded(*loaded)
+        result = model.score_loaded(loaded)
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - one bad sample (MemoryError included) must not stop the line
@@ -282,7 +282,8 @@ def watch(model, folder: str | Path, *, recursive: bool = False, settle_s: float
         queue.extend(watcher.poll())
         scored = False
         if queue and not (paused and paused()):
-            with prefetching(list(queue), lambda a: prepare_arrival(model, a), progress=p) as loaded:
+            ahead = model.features_ahead() if len(queue) > 1 else ()
+            with prefetching(list(queue), lambda a: prepare_arrival(model, a, ahead), progress=p) as loaded:
                 for arrival, prepared in loaded:
                     if paused and paused():
                         break  # the rest stay queued (read again once resumed)

@@ -201,3 +201,15 @@ def test_torch_gives_the_background_thread_a_core_and_gets_its_threads_back(scor
         torch.set_num_threads(before)
     assert (capped, uncapped) == (2, 3)
     assert max(during) <= 2 and after == 3
+
+
+def test_reading_ahead_is_set_by_the_environment(monkeypatch):
+    from core.prefetch import DEPTH_ENV, PREFETCH_DEPTH, default_depth
+
+    monkeypatch.delenv(DEPTH_ENV, raising=False)
+    assert default_depth() == PREFETCH_DEPTH == 1
+    monkeypatch.setenv(DEPTH_ENV, "0")
+    assert default_depth() == 0
+    monkeypatch.setenv(DEPTH_ENV, "5")
+    with pytest.raises(UserError, match="LSFA_PREFETCH='5'"):
+        default_depth()
