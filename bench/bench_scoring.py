@@ -8,7 +8,8 @@ kNN and total ratios approximate/exact, I-AUROC / P-AUROC / AUPRO@0.3 of both, f
 sizes and search choices, peak RSS. Those are per-sample latencies of samples already read from
 disk. ``batch`` then scores the test files end to end (read, preprocess, score) as ``lsfa score``
 and ``lsfa eval`` do (core.model.Model.score_each), one after the other and with the next sample
-read and preprocessed in a background thread (core.prefetch), alternating over ``--rounds``:
+read, preprocessed and (RGB + xyz models) its RGB features extracted in a background thread
+(core.prefetch), alternating over ``--rounds``:
 wall seconds per sample (throughput) of each, and whether both gave identical maps and scores.
 Targets on a 2-core CPU: scoring <= 0.1 s/sample with I-AUROC and AUPRO within 0.005 of exact
 search, fit (200 samples, no adaptation) <= 60 s, peak RSS <= 2.5 GB.
