@@ -77,8 +77,10 @@ def summarise(results, totals, modalities) -> dict:
 
 def batch_throughput(model, refs, rounds: int) -> dict:
     """Wall seconds per sample scoring ``refs`` end to end, sequential vs prefetched, alternating
-    which goes first; each with the 1-minute load average at its end; and whether every round gave
-    the same image scores and maps (bit for bit) as the first sequential one."""
+    which goes first; each with the 1-minute load average at its end; CPU seconds per sample of the
+    calling thread and of the rest of the process (the background thread) in the prefetched runs
+    (on free cores their maximum bounds the throughput); and whether every round gave the same
+    image scores and maps (bit for bit) as the first sequential one."""
     from core.prefetch import PREFETCH_DEPTH
 
     modes = {"sequential": 0, "prefetch": PREFETCH_DEPTH}
@@ -87,9 +89,13 @@ def batch_throughput(model, refs, rounds: int) -> dict:
     reference, identical, metrics = None, True, None
     for r in range(rounds):
         for name in (list(modes) if r % 2 == 0 else list(modes)[::-1]):
-            t = time.perf_counter()
+            t, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             results = [res for _i, _ref, res in model.score_each(refs, prefetch=modes[name])]
             out[f"{name}_s_per_sample"].append(round((time.perf_counter() - t) / len(refs), 4))
+            if name == "prefetch":
+                main, cpu = time.thread_time() - main, time.process_time() - cpu
+                out.setdefault("prefetch_cpu_s_per_sample", []).append(
+                    {"calling_thread": round(main / len(refs), 4), "background": round((cpu - main) / len(refs), 4)})
             out["load_average_1min"].append(round(os.getloadavg()[0], 2))
             got = [(res.image_score, res.anomaly_map) for res in results]
             if name == "prefetch" and metrics is None:

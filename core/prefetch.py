@@ -79,9 +79,8 @@ def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: 
                 progress: Progress | None = None) -> Iterator[Iterator[tuple[Item, Callable[[], Value]]]]:
     """:func:`prefetched` for a ``with`` block, which also shares the cores: torch runs one thread
     in the background thread and at most one fewer than the usable cores in the calling thread
-    meanwhile (with 2 threads beside it, scoring took 2.5-4x the CPU time on a busy 2-core
-    machine: its threads spin for a taken core); restored, and the background thread joined,
-    on exit. ``depth`` None: :func:`default_depth`."""
+    meanwhile (at 2 threads torch took 2.5-3.7x the CPU time of 1 on a busy 2-core machine: its
+    threads spin for a taken core); restored, and the background thread joined, on exit. ``depth`` None: :func:`default_depth`."""
     from core.scoring._threads import torch_threads_at_most, usable_cores
 
     depth = default_depth() if depth is None else depth
