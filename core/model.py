@@ -4,6 +4,7 @@ per modality, late fusion, thresholds. Scores samples (``core.model_io`` reads a
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,17 @@ from core.data.sample import Sample
 from core.errors import UserError
 from core.progress import Progress, ensure
 from core.results import SampleResult, Thresholds
+
+
+@dataclass
+class Loaded:
+    """A sample ready for :meth:`Model.score_loaded` (from :meth:`Model.prepare_for_scoring`)."""
+
+    original: Sample  # as read, xyz in metres
+    prepared: Sample  # on the model grid
+    seconds: float  # spent preprocessing (units, checks, preprocessing, resizing)
+    tokens: dict = field(default_factory=dict)  # {modality: (1, grid*grid, dim)} features computed already
+    timings: dict = field(default_factory=dict)  # their seconds, {"features_<modality>": s}
 
 
 class Model:
@@ -78,13 +90,18 @@ class Model:
         )
 
     def scored_tokens(self, prepared: list[Sample], batch_size: int, timings: dict | None = None,
-                      progress: Progress | None = None, stage: str = "Extracting features"):
+                      progress: Progress | None = None, stage: str = "Extracting features",
+                      features: dict | None = None):
         """({modality: (B, grid*grid, dim)} patch features as the banks see them (adapted when
-        the model has adaptors), {modality: (B, grid*grid) bool} cells that are scored)."""
+        the model has adaptors), {modality: (B, grid*grid) bool} cells that are scored).
+        ``features``: {modality: (B, grid*grid, dim)} frozen features of these samples extracted
+        already (those extractors are not run again)."""
         from core.tokens import extract_tokens, foreground, scoring_regions
 
         g = self.config.grid
-        tokens = extract_tokens(self.extractors, prepared, g, batch_size, progress, stage, timings)
+        done = features or {}
+        rest = {m: ex for m, ex in self.extractors.items() if m not in done}
+        tokens = {**extract_tokens(rest, prepared, g, batch_size, progress, stage, timings), **done}
         fg = foreground(prepared, g)
         t1 = time.perf_counter()
         if self.adapter is not None:
@@ -118,13 +135,13 @@ class Model:
             out[m] = self.banks[m].choose_search(queries, self.config.seed)
         return out
 
-    def modality_scores(self, prepared: list[Sample], timings: dict | None = None):
+    def modality_scores(self, prepared: list[Sample], timings: dict | None = None, features: dict | None = None):
         """Per-modality raw scores of prepared samples.
 
         Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of raw kNN distance}).
         A sample's region of interest (``Sample.roi`` on the grid) restricts its image scores to
         the patches of the cells it touches; the maps stay whole (the fusion's units do not
-        depend on the ROI), :meth:`fuse` masks the fused map.
+        depend on the ROI), :meth:`fuse` masks the fused map. ``features``: see :meth:`scored_tokens`.
         """
         from core.roi import roi_cells
         from core.scoring.maps import upsample_and_blur
@@ -132,7 +149,7 @@ class Model:
 
         cfg = self.config
         g, size = cfg.grid, cfg.image_size
-        tokens, regions = self.scored_tokens(prepared, len(prepared) or 1, timings)
+        tokens, regions = self.scored_tokens(prepared, len(prepared) or 1, timings, features=features)
         scores, maps = {}, {}
         knn_s = map_s = 0.0
         for m in self.modalities:
@@ -228,14 +245,14 @@ class Model:
             img = self.image_fusion.transform(np.stack([scores[m] for m in self.modalities], axis=1))
         return np.asarray(img, np.float32), pix
 
-    def score_prepared(self, prepared: list[Sample]) -> list[SampleResult]:
+    def score_prepared(self, prepared: list[Sample], features: dict | None = None) -> list[SampleResult]:
         """Score samples already on the model grid (see :meth:`prepare`; a sample's ROI applies:
-        its fused and per-modality maps are 0 outside it)."""
+        its fused and per-modality maps are 0 outside it). ``features``: see :meth:`scored_tokens`."""
         from core.roi import apply_roi, roi_stack
 
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        scores, maps = self.modality_scores(prepared, timings)
+        scores, maps = self.modality_scores(prepared, timings, features)
         tf = time.perf_counter()
         fused_img, fused_map = self.fuse(scores, maps, roi_stack(prepared))
         timings["fusion"] = time.perf_counter() - tf
@@ -265,46 +282,75 @@ class Model:
             )
         return out
 
-    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
-        """Score one loaded sample (any size; it is preprocessed and resized here).
-        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
-        at original resolution."""
+    def prepare_for_scoring(self, sample: Sample, features: tuple[str, ...] = ()) -> Loaded:
+        """The loaded sample brought to the model grid for :meth:`score_loaded`, with the patch
+        features of the ``features`` modalities extracted too (see :meth:`features_ahead`).
+        UserError when its units, point spacing or modalities do not fit."""
         from core.data.units import apply_units, check_sample_spacing
+        from core.tokens import extract_tokens
 
         t0 = time.perf_counter()
         if "xyz" in self.modalities:
             sample = apply_units(sample, self.xyz_units)
             check_sample_spacing(sample, self.info.get("xyz_spacing_m"), self.xyz_units)
-        prepared = self.prepare(sample)
-        t_prep = time.perf_counter() - t0
-        result = self.score_prepared([prepared])[0]
-        result.timings["preprocess"] = t_prep
-        result.seconds += t_prep
+        loaded = Loaded(sample, self.prepare(sample), time.perf_counter() - t0)
+        if features:
+            extractors = {m: self.extractors[m] for m in features}
+            loaded.tokens = extract_tokens(extractors, [loaded.prepared], self.config.grid, 1, timings=loaded.timings)
+        return loaded
+
+    def features_ahead(self) -> tuple[str, ...]:
+        """Modalities whose features a background thread extracts with the preprocessing while
+        the previous sample is scored (core.prefetch): RGB when the model also has xyz. Then
+        both threads have about half the work (demo-301 puck: reading, preprocessing and RGB
+        features against 3D features, search and fusion)."""
+        return ("rgb",) if set(self.modalities) == {"rgb", "xyz"} else ()
+
+    def score_loaded(self, loaded: Loaded, keep_original: bool = False) -> SampleResult:
+        """Score the output of :meth:`prepare_for_scoring` (its seconds count in the result's)."""
+        result = self.score_prepared([loaded.prepared], loaded.tokens or None)[0]
+        result.timings.update(loaded.timings)
+        result.timings["preprocess"] = loaded.seconds
+        result.seconds += loaded.seconds + sum(loaded.timings.values())
         if keep_original:
-            result.original = sample
+            result.original = loaded.original
         return result
 
+    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
+        """Score one loaded sample (any size; it is preprocessed and resized here).
+        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
+        at original resolution."""
+        return self.score_loaded(self.prepare_for_scoring(sample), keep_original)
+
     def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None,
-                   keep_original: bool = False):
+                   keep_original: bool = False, prefetch: int | None = None):
         """Yield (index, ref, SampleResult) per SampleRef, with progress and cancellation per
         sample: the one scoring loop of the CLI, the GUI and evaluation.
 
         ``on_error(index, ref, exc)``: called for a UserError (unreadable or unusable sample) or
         a MemoryError (a sample too large to score), which then skips that sample; without it
-        the error propagates. ``keep_original``: see :meth:`score`.
+        the error propagates. ``keep_original``: see :meth:`score`. ``prefetch``: samples read,
+        preprocessed (and their :meth:`features_ahead` extracted) ahead in a background thread
+        while the current one is scored (core.prefetch; default ``$LSFA_PREFETCH`` or 1, 0: one after
+        the other); results, errors and progress are the same either way.
         """
+        from core.prefetch import default_depth, prefetching
+
         p = ensure(progress)
         n = len(refs)
-        for i, ref in enumerate(refs):
-            p.update(stage, i, n, getattr(ref, "name", ""))
-            try:
-                result = self.score(ref.load(), keep_original)
-            except (UserError, MemoryError) as exc:
-                if on_error is None:
-                    raise
-                on_error(i, ref, exc)
-                continue
-            yield i, ref, result
+        depth = default_depth() if prefetch is None else prefetch
+        ahead = self.features_ahead() if depth > 0 and n > 1 else ()
+        with prefetching(refs, lambda ref: self.prepare_for_scoring(ref.load(), ahead), depth, p) as loaded:
+            for i, (ref, prepared) in enumerate(loaded):
+                p.update(stage, i, n, getattr(ref, "name", ""))
+                try:
+                    result = self.score_loaded(prepared(), keep_original)
+                except (UserError, MemoryError) as exc:
+                    if on_error is None:
+                        raise
+                    on_error(i, ref, exc)
+                    continue
+                yield i, ref, result
         p.update(stage, n, n)
 
     def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
@@ -313,4 +359,4 @@ class Model:
             yield result
 
 
-__all__ = ["Model"]
+__all__ = ["Loaded", "Model"]

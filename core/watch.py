@@ -236,14 +236,22 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def score_arrival(model, arrival: Arrival) -> WatchRecord:
+def prepare_arrival(model, arrival: Arrival, features: tuple[str, ...] = ()):
+    """The arrival read and brought to the model grid, ``features`` extracted
+    (core.model.Model.prepare_for_scoring), or None for an arrival that is already an error."""
+    return None if arrival.ref is None else model.prepare_for_scoring(arrival.ref.load(), features)
+
+
+def score_arrival(model, arrival: Arrival, prepared: Callable[[], object] | None = None) -> WatchRecord:
     """Score one arrival with ``model``; any failure (unreadable file, wrong units, out of memory,
-    anything else) becomes an error row."""
+    anything else) becomes an error row. ``prepared``: returns (or raises) its
+    :func:`prepare_arrival`, done ahead (core.prefetch); default: done here."""
     if arrival.ref is None:
         row = error_row(arrival.path, arrival.name, arrival.error, model.model_id)
         return WatchRecord({"timestamp": _now(), **row})
     try:
-        result = model.score(arrival.ref.load())
+        loaded = prepared() if prepared is not None else prepare_arrival(model, arrival)
+        result = model.score_loaded(loaded)
     except Cancelled:
         raise
     except Exception as exc:  # noqa: BLE001 - one bad sample (MemoryError included) must not stop the line
@@ -260,7 +268,10 @@ def watch(model, folder: str | Path, *, recursive: bool = False, settle_s: float
     """Yield a :class:`WatchRecord` per new sample in ``folder``, in arrival order, until
     ``progress`` is cancelled (then :class:`Cancelled` is raised). ``done``: sample keys already
     scored (e.g. :attr:`WatchLog.done`). ``on_idle``: called after every poll that scored nothing
-    (nothing new, or paused; tests use it to drop files)."""
+    (nothing new, or paused; tests use it to drop files). With several samples queued, the next
+    one is read and preprocessed in a background thread while one is scored (core.prefetch)."""
+    from core.prefetch import prefetching
+
     p = ensure(progress)
     watcher = FolderWatcher(folder, model.modalities, recursive=recursive, settle_s=settle_s,
                             partner_timeout_s=partner_timeout_s, done=done, ignore=ignore)
@@ -270,14 +281,19 @@ def watch(model, folder: str | Path, *, recursive: bool = False, settle_s: float
         p.update(STAGE, n, 0)
         queue.extend(watcher.poll())
         scored = False
-        while queue and not (paused and paused()):
-            arrival = queue.popleft()
-            p.update(STAGE, n, 0, arrival.name)
-            record = score_arrival(model, arrival)
-            n += 1
-            scored = True
-            yield record
-            p.check()
+        if queue and not (paused and paused()):
+            ahead = model.features_ahead() if len(queue) > 1 else ()
+            with prefetching(list(queue), lambda a: prepare_arrival(model, a, ahead), progress=p) as loaded:
+                for arrival, prepared in loaded:
+                    if paused and paused():
+                        break  # the rest stay queued (read again once resumed)
+                    queue.popleft()
+                    p.update(STAGE, n, 0, arrival.name)
+                    record = score_arrival(model, arrival, prepared)
+                    n += 1
+                    scored = True
+                    yield record
+                    p.check()
         if on_idle is not None and not scored:
             on_idle()
         p.check()

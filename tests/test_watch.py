@@ -300,6 +300,53 @@ def test_watch_scores_each_sample_once_in_order_errors_and_restart(fitted, tmp_p
     assert len({r["path"] for r in rows}) == len(rows)  # nothing scored twice
 
 
+def test_a_queued_burst_is_scored_ahead_in_order_with_a_bad_file_and_a_pause(fitted, tmp_path):
+    """A backlog is read ahead in a background thread (core.prefetch): the same scores as one by
+    one, in arrival order, a broken sample in the middle is its error row, and a pause taken
+    mid-burst holds the rest until it is lifted."""
+    from core.data.folder import ref_for_file
+    from core.model_io import load_model
+
+    model_path, samples = fitted
+    model = load_model(model_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, name in enumerate(["a", "b", "c", "d"]):  # found by the same poll: queued by name
+        if name == "b":
+            touch(inbox / "b.png", b"not a png"), touch(inbox / "b.tiff", b"nor a tiff")
+        else:
+            drop(samples[i], inbox, name)
+    paused, polls, held = [False], [], []
+    progress = Progress()
+
+    def idle():
+        polls.append(1)
+        if paused[0] and len(polls) >= 5:
+            paused[0] = False
+
+    records = []
+    with pytest.raises(Cancelled):
+        for rec in watch(model, inbox, settle_s=0.05, poll_s=0.02, progress=progress,
+                         paused=lambda: paused[0], on_idle=idle):
+            records.append(rec)
+            if len(records) == 1:
+                reading_ahead = any(t.name.startswith("lsfa-prefetch") for t in threading.enumerate())
+                paused[0] = True  # paused with b, c, d queued (b and maybe c already read ahead)
+                polls.clear()
+            elif len(records) == 2:
+                held.append(len(polls))
+            if len(records) == 4:
+                progress.cancel()
+    assert [r.row["name"] for r in records] == ["a", "b", "c", "d"]
+    assert reading_ahead and not any(t.name.startswith("lsfa-prefetch") for t in threading.enumerate())
+    assert held == [5]  # nothing more was scored while paused
+    assert records[1].result is None and records[1].row["verdict"] == "SKIPPED"
+    for r in (records[0], records[2], records[3]):
+        alone = model.score(ref_for_file(Path(r.row["path"])).load())
+        assert r.result.image_score == alone.image_score
+        assert np.array_equal(r.result.anomaly_map, alone.anomaly_map)
+
+
 def test_watch_uncertain_band_and_pause(fitted, tmp_path):
     from core.model_io import load_model
 

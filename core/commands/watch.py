@@ -94,9 +94,9 @@ def run(args) -> int:
                             partner_timeout_s=args.partner_timeout, done=done,
                             ignore=[args.maps] if args.maps else ()):
             row = record.row
+            verdicts.append(row["verdict"])  # first: a Ctrl-C right after the CSV row still counts it
             if logbook:
                 logbook.append(row)
-            verdicts.append(row["verdict"])
             if record.result is None:
                 log.error("%s  %s  %s", row["name"], row["verdict"], row["error"])
                 continue

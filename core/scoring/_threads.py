@@ -1,4 +1,5 @@
-"""Run a block of code with single-threaded BLAS (numpy's OpenBLAS).
+"""Thread limits for scoring: single-threaded BLAS (numpy's OpenBLAS) for a block, and a cap on
+torch's threads while a background thread prepares the next sample (core.prefetch).
 
 The scoring code issues many small matrix products. On a busy or small CPU, OpenBLAS's
 worker-thread hand-off makes each of them cost milliseconds instead of microseconds
@@ -29,3 +30,29 @@ def _get_controller():
 def single_thread_blas():
     with _get_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def torch_threads_at_most(n: int):
+    """Run a block with at most ``n`` (>= 1) torch intra-op threads in the calling thread, then
+    restore its previous count. With torch's OpenMP backend the count is per calling thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before > max(1, n):
+        torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
