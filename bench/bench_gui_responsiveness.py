@@ -9,10 +9,14 @@ attributed to the job stage that was running. Target: worst stall < 100 ms. Prin
 Usage: ``xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python bench/bench_gui_responsiveness.py``
 (``--no-3d`` leaves out the OpenGL view; ``--cold`` skips main.py's engine preload, so the
 heavy imports happen in the worker thread during the fit and their GIL stalls are counted).
+``LSFA_BENCH_TRACE=1`` prints each stall over 80 ms to stderr, and every thread's Python stack
+(faulthandler) whenever the UI thread is 100 ms late: a UI thread with no Python frame is in Qt
+(painting, composing the window) or waiting for the GIL.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import statistics
@@ -71,11 +75,15 @@ def main() -> int:
         late = (now - last["t"]) / 1e6 - TICK_MS
         last["t"] = now
         lateness.append(late)
-        if late > 80 and os.environ.get("LSFA_BENCH_TRACE"):
-            print(f"late {late:.0f} ms at {(time.perf_counter() - t0) * 1000:.0f} ms, stage {stage['name']}", file=sys.stderr)
+        if late > 80 and trace:
+            print(f"late {late:.0f} ms at {(time.perf_counter() - t0) * 1000:.0f} ms (perf_counter {time.perf_counter():.3f} s),"
+                  f" stage {stage['name']}", file=sys.stderr)
+        if trace:  # a stall that reaches 100 ms dumps every thread's Python stack (no GIL needed)
+            faulthandler.dump_traceback_later(0.1)
         name = stage["name"]
         worst_by_stage[name] = max(worst_by_stage.get(name, 0.0), late)
 
+    trace = bool(os.environ.get("LSFA_BENCH_TRACE"))
     timer = QTimer()
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
@@ -97,6 +105,7 @@ def main() -> int:
     QTimer.singleShot(900_000, app.quit)  # safety net
     app.exec()
     timer.stop()
+    faulthandler.cancel_dump_traceback_later()
     wall = time.perf_counter() - t0
     scored = len(win.state.scored)
     win.close()

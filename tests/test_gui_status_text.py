@@ -43,6 +43,35 @@ def test_the_status_bar_shows_the_plain_stage_and_no_loss_figures(qtbot):
     assert "loss" not in text and "la " not in text
 
 
+def test_a_progress_step_repaints_the_bar_with_the_label_later_not_at_once(qtbot):
+    """The bar shows the new step but is not repainted inside the call (QProgressBar would
+    repaint at once, a whole-window composition with the 3D view); it is left repaintable."""
+    bar = JobStatusBar()
+    qtbot.addWidget(bar)
+    bar.show()
+    qtbot.waitExposed(bar)
+    bar.job_started("Fitting")
+    from PySide6.QtCore import QEvent, QObject
+
+    painted = []
+
+    class Paints(QObject):
+        def eventFilter(self, _obj, event):
+            if event.type() == QEvent.Type.Paint:
+                painted.append(1)
+            return False
+
+    paints = Paints()
+    bar.progress.installEventFilter(paints)
+    bar.job_progress(ProgressEvent("Scoring", 20, 400, "", 1.0))
+    qtbot.waitUntil(lambda: bool(painted), timeout=2000)
+    painted.clear()
+    bar.job_progress(ProgressEvent("Scoring", 40, 400, "", 2.0))
+    assert painted == [] and bar.progress.updatesEnabled()
+    assert bar.progress.value() == 100 and bar.progress.format().startswith("10%")
+    qtbot.waitUntil(lambda: bool(painted), timeout=2000)  # repainted in the next paint
+
+
 def test_no_time_left_before_five_percent():
     left = TimeLeft()
     assert left.update(ProgressEvent("Scoring", 1, 100, "", 1.0)) is None

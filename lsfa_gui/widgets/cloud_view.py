@@ -3,8 +3,10 @@
 Uses the same colormap and colour range as the 2D heatmap (fixed across samples unless the
 per-sample stretch is switched on). Points below the pixel threshold are drawn grey: their
 display scalar is set to NaN and the mapper's NaN colour is grey, so a threshold change only
-rewrites one float array. Without an OpenGL-capable Qt platform (e.g. ``offscreen``) the view
-keeps its data logic but shows a notice instead of the renderer.
+rewrites one float array. A new sample's points and mesh are built in a background thread
+(:mod:`lsfa_gui.cloud_mesh`, at most ``MAX_SHOWN_POINTS`` drawn); the UI thread swaps the
+actor's data and renders once. Without an OpenGL-capable Qt platform (e.g. ``offscreen``) the
+view keeps its data logic but shows a notice instead of the renderer.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qthrottled, signals_blocked
 
-from core.data.sample import valid_points
 from lsfa_gui import overlay
+from lsfa_gui.cloud_mesh import CloudData, MeshBuilder, greyed
 from lsfa_gui.colormaps import lut
 from lsfa_gui.state import InspectionState, normalised
 from lsfa_gui.widgets.flow_layout import FlowLayout
@@ -66,14 +69,18 @@ class CloudView(QWidget):
     def __init__(self, state: InspectionState, parent=None, enable_3d: bool | None = None):
         super().__init__(parent)
         self.state = state
-        self.points: np.ndarray | None = None  # N×3 float32, metres
+        self.points: np.ndarray | None = None  # N×3 float32, metres (all valid points)
         self.scores: np.ndarray | None = None  # N raw scores
         self.display_scalars: np.ndarray | None = None  # N, NaN = below pixel threshold
         self.picked: int | None = None
-        self._valid: np.ndarray | None = None
         self._greyed_at: float | None = None
         self._message_actor = None
-        self._xyz: np.ndarray | None = None
+        self._data: CloudData | None = None  # the shown cloud (built off the UI thread)
+        self._source: dict | None = None  # what the current sample's cloud is built from
+        self._ticket: int | None = None  # the build whose result is awaited
+        self._camera_pending = False  # fit the camera when the awaited build arrives
+        self._builder = MeshBuilder(self)
+        self._builder.built.connect(self._on_built)
         self._mesh = None
         self._actor = None
         self._lut_key = None
@@ -97,6 +104,7 @@ class CloudView(QWidget):
                 callback=self._on_pick, show_message=False, use_picker=True, show_point=True,
                 color="cyan", point_size=12, pickable_window=False,
             )
+            self.plotter.render_window.AddObserver("EndEvent", self._rendered)  # every render, user's too
             self.stack.addWidget(self.plotter)
         else:
             self.stack.addWidget(QWidget())
@@ -130,6 +138,9 @@ class CloudView(QWidget):
         self.readout.setObjectName("readout")
         self.readout.setMinimumWidth(10)
         self.readout.setWordWrap(True)  # a narrow window wraps the readout instead of widening
+        # two lines kept: a readout that grows by a line shrinks the 3D widget, and every resize
+        # re-renders the scene (slow in software GL)
+        self.readout.setMinimumHeight(2 * self.readout.fontMetrics().lineSpacing() + 4)
         self._render_pending = False
         self._last_render = 0.0
         controls = FlowLayout()  # wraps onto a second row in a narrow window
@@ -192,7 +203,6 @@ class CloudView(QWidget):
         tiny.set_active_scalars("display")
         self._attach(tiny, True)
         self.plotter.render()
-        self._last_render = time.perf_counter()
         self._set_actor_visible(self.points is not None)
 
     def _show_notice(self, text: str):
@@ -200,11 +210,14 @@ class CloudView(QWidget):
         self.stack.setCurrentIndex(self.PAGE_NOTICE)
 
     def refresh_sample(self):
+        """Show the current sample: messages at once; its cloud once built (:meth:`_on_built`)."""
         entry = self.state.current_entry
         result = entry.result if entry is not None else None
         self._shown_result = result
         self.picked = None
         self.points = self.scores = self.display_scalars = None
+        self._data = self._source = self._ticket = None
+        self._builder.cancel()
         self._hide_actor()
         original = self.state.original(entry) if result is None else None
         if result is None and original is None:
@@ -217,32 +230,53 @@ class CloudView(QWidget):
             self._update_readout()
             return
         if original is not None:  # not scored yet: the cloud as loaded, grey (no scores)
-            xyz = thinned_grid(xyz)
-            valid = valid_points(xyz)
+            self._build(dict(xyz=thinned_grid(xyz), anomaly_map=None), reset_camera=True)
         else:
-            valid = getattr(result, "valid", None)
-            valid = valid_points(xyz) if valid is None else np.asarray(valid, bool)
-        self._valid = valid
-        self._xyz = xyz
-        self.points = np.ascontiguousarray(xyz[valid], np.float32)
-        if original is not None:
-            self.display_scalars = np.full(self.points.shape[0], np.nan, np.float32)
+            self._build(dict(xyz=xyz, anomaly_map=result.anomaly_map), reset_camera=True)
+        self._update_readout()
+
+    def _build(self, source: dict, reset_camera: bool):
+        """Build ``source``'s points (and mesh) in the background thread, in the current style."""
+        self._source = source
+        self._camera_pending = self._camera_pending or reset_camera
+        self._ticket = self._builder.request(
+            **source, surface=self.style_combo.currentText() == "Surface", with_mesh=self.plotter is not None,
+            pixel_threshold=self.state.thresholds.pixel,
+        )
+
+    def _on_built(self, ticket: int, data: CloudData):
+        """A build arrived (UI thread): take it if it is the awaited one, and swap the mesh in."""
+        if ticket != self._ticket:
+            return  # superseded: another sample or style was asked for meanwhile
+        self._ticket = None
+        self._data = data
+        self.points, self.scores = data.points, data.scores
+        if data.scores is None:
+            self.display_scalars = np.full(data.points.shape[0], np.nan, np.float32)
         else:
-            self.scores = np.asarray(result.anomaly_map, np.float32)[valid]
-            self.display_scalars = self._greyed(self.scores)
+            self.display_scalars = self._greyed(data.scores)
         if self.points.shape[0] == 0:
             self._show_notice("No 3D data\n\nThis sample's point cloud has no valid points.")
-            self._update_readout()
-            return
-        if self.plotter is None:
+        elif self.plotter is None:
             self._show_notice("3D view unavailable on this display platform\n(needs OpenGL: run under X11/Xvfb).")
-            self._update_readout()
-            return
-        self._auto_point_size()
-        self._build_actor()
-        self.stack.setCurrentIndex(self.PAGE_PLOT)
-        self.reset_camera()
+        else:
+            self._regrey_mesh(data)
+            self._auto_point_size()
+            self._attach(data.mesh, data.surface)
+            self._mesh = data.mesh
+            self.stack.setCurrentIndex(self.PAGE_PLOT)
+            if self._camera_pending:
+                self._camera_pending = False
+                self.reset_camera()
+            self.request_render()
         self._update_readout()
+
+    def _regrey_mesh(self, data: CloudData):
+        """Write the greying at the current pixel threshold into the drawn mesh's scalars."""
+        if data.mesh is None or data.shown_scores is None:
+            return
+        data.mesh.point_data["display"][:] = greyed(data.shown_scores, self.state.thresholds.pixel)
+        data.mesh.GetPointData().GetArray("display").Modified()
 
     def _on_original_loaded(self, index: int):
         """The current, unscored sample was loaded: show its cloud."""
@@ -258,10 +292,8 @@ class CloudView(QWidget):
         if self.state.thresholds.pixel == self._greyed_at:  # only the image threshold moved
             return
         self.display_scalars = self._greyed(self.scores)
-        if self._mesh is not None:
-            arr = self._mesh.point_data["display"]
-            arr[:] = self.display_scalars
-            self._mesh.GetPointData().GetArray("display").Modified()
+        if self._mesh is not None and self._data is not None:
+            self._regrey_mesh(self._data)
             self.request_render()
         self._update_readout()
 
@@ -296,16 +328,21 @@ class CloudView(QWidget):
         QTimer.singleShot(max(5, int(wait * 1000)), self._render_now)
 
     def _render_now(self):
+        """Schedule one repaint of the 3D widget: its paint event renders the scene once.
+        (``plotter.render()`` would render here and then again in that paint event, as pyvistaqt
+        re-renders each frame it is told of; a hidden widget is not painted until shown.)"""
         self._render_pending = False
         if self.plotter is not None:
-            self.plotter.render()
-            self._last_render = time.perf_counter()
+            QOpenGLWidget.update(self.plotter)
+
+    def _rendered(self, *_event):
+        self._last_render = time.perf_counter()
 
     def _auto_point_size(self):
         """Points about as large as their on-screen spacing, so the surface reads as closed."""
-        if not self._point_size_auto or self.points is None or self.plotter is None:
+        if not self._point_size_auto or self._data is None or self.plotter is None:
             return
-        across = max(1.0, float(np.sqrt(self.points.shape[0])))
+        across = max(1.0, float(np.sqrt(self._data.shown_points.shape[0])))
         view_px = 0.7 * min(self.plotter.width(), self.plotter.height())
         size = int(np.clip(round(view_px / across), 2, 8))
         with signals_blocked(self.point_size):
@@ -313,9 +350,8 @@ class CloudView(QWidget):
 
     def _on_style(self, text: str):
         self.point_size.setEnabled(text == "Points")
-        if self._actor is not None and self.points is not None:
-            self._build_actor()
-            self.request_render()
+        if self._source is not None and self.plotter is not None:
+            self._build(self._source, reset_camera=False)  # the same points, meshed for the new style
 
     def _on_point_size(self, size: int):
         self._point_size_auto = False
@@ -324,12 +360,8 @@ class CloudView(QWidget):
             self.request_render()
 
     def _greyed(self, scores: np.ndarray) -> np.ndarray:
-        thr = self.state.thresholds.pixel
-        self._greyed_at = thr
-        out = scores.astype(np.float32, copy=True)
-        if thr is not None:
-            out[scores < thr] = np.nan
-        return out
+        self._greyed_at = self.state.thresholds.pixel
+        return greyed(scores, self._greyed_at)
 
     # ------------------------------------------------------------------ rendering
     def _colour_range(self) -> tuple[float, float]:
@@ -347,31 +379,6 @@ class CloudView(QWidget):
         lookup.scalar_range = self._colour_range()
         lookup.nan_color = GREY_RGB
         return lookup
-
-    def _sample_mesh(self):
-        """PolyData of the current sample's valid points (+ grid triangles and normals for Surface)."""
-        import pyvista as pv
-
-        surface = self.style_combo.currentText() == "Surface"
-        tris = overlay.grid_triangles(self._xyz, self._valid) if surface else np.zeros((0, 3), np.int64)
-        if len(tris):
-            faces = np.column_stack([np.full(len(tris), 3, np.int64), tris]).ravel()
-            mesh = pv.PolyData(self.points.astype(np.float64), faces)
-        else:
-            mesh = pv.PolyData(self.points.astype(np.float64))
-        mesh.point_data["score"] = self.scores if self.scores is not None else self.display_scalars
-        mesh.point_data["display"] = self.display_scalars
-        if len(tris):  # point normals for smooth shading, computed on this very mesh (no copy)
-            mesh = mesh.compute_normals(cell_normals=False, point_normals=True, split_vertices=False,
-                                        consistent_normals=False, auto_orient_normals=False)
-        mesh.set_active_scalars("display")
-        return mesh, bool(len(tris))
-
-    def _build_actor(self):
-        """Show the current sample's mesh."""
-        mesh, is_surface = self._sample_mesh()
-        self._attach(mesh, is_surface)
-        self._mesh = mesh
 
     def _attach(self, mesh, is_surface: bool):
         """The first call creates the actor and colour bar; later ones only swap the actor's
@@ -440,7 +447,9 @@ class CloudView(QWidget):
         extent = float(np.linalg.norm(self.points.max(axis=0) - self.points.min(axis=0))) or 1.0
         eye = centre + np.array([0.0, 0.55, -1.0]) * extent
         self.plotter.camera_position = [tuple(eye), tuple(centre), (0.0, -1.0, 0.0)]
-        self.plotter.reset_camera(render=False)  # one render below, coalesced (software GL is slow)
+        # the renderer's reset: Plotter.reset_camera renders whatever ``render`` says (one
+        # software-GL render of the whole scene); the render below is coalesced instead
+        self.plotter.renderer.reset_camera(render=False)
         self.plotter.camera.zoom(1.15)
         self.plotter.reset_camera_clipping_range()
         self.request_render()
@@ -457,10 +466,19 @@ class CloudView(QWidget):
         self.picked = int(index)
         self._update_readout()
 
+    def _thinning_note(self) -> str:
+        """What the drawing leaves out, when the cloud has more than MAX_SHOWN_POINTS points."""
+        data = self._data
+        if data is None or data.step == 1 or self.plotter is None:
+            return ""
+        k, m = data.step, data.shown_points.shape[0]
+        block = f"; each shows its {k}×{k} block's highest score" if data.shown_scores is not None else ""
+        return f" · drawn: {m:,} points (one grid row and column in {k}{block})"
+
     def _update_readout(self):
         if self.scores is None:
             n = 0 if self.points is None else self.points.shape[0]
-            self.readout.setText(f"{n:,} points as loaded (not scored yet)" if n else " ")
+            self.readout.setText(f"{n:,} points as loaded (not scored yet){self._thinning_note()}" if n else " ")
             return
         n = self.scores.size
         above = int(np.sum(~np.isnan(self.display_scalars))) if self.state.thresholds.pixel is not None else n
@@ -473,11 +491,12 @@ class CloudView(QWidget):
                 f"Point ({x * 1000:.1f}, {y * 1000:.1f}, {z * 1000:.1f}) mm: score <b>{v:.4g}</b>"
                 f" ({norm:.2f} of range) · " + base
             )
-        self.readout.setText(base)
+        self.readout.setText(base + self._thinning_note())
 
     # ------------------------------------------------------------------ lifetime
     def close_plotter(self):
         """Release the VTK render window (call before the window closes)."""
+        self._builder.shutdown()
         if self.plotter is not None:
             self.plotter.close()
             self.plotter = None

@@ -123,6 +123,10 @@ class JobStatusBar(QStatusBar):
     def job_progress(self, event: ProgressEvent) -> None:
         text = plain_stage(event.stage)
         eta = self.time_left.update(event)
+        # QProgressBar.setValue repaints at once when its text changes; with the 3D (OpenGL)
+        # view in the window each repaint composes the whole window (tens of ms in software GL),
+        # so the bar is repainted with the label, in the event loop's next paint
+        self.progress.setUpdatesEnabled(False)
         if event.total:
             text += f" {event.done}/{event.total}"
             self.progress.setRange(0, 1000)
@@ -130,6 +134,7 @@ class JobStatusBar(QStatusBar):
             self.progress.setFormat(f"{100 * event.fraction:.0f}%" + (f" · about {format_seconds(eta)} left" if eta is not None else ""))
         else:
             self.progress.setRange(0, 0)
+        self.progress.setUpdatesEnabled(True)  # schedules the repaint
         message = plain_message(event.stage, event.message)
         if message:
             text += f" · {message}"
