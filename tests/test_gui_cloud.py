@@ -5,6 +5,7 @@ Rendering tests need OpenGL through Qt: they run under Xvfb with QT_QPA_PLATFORM
 """
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -16,6 +17,22 @@ needs_display = pytest.mark.skipif(
     not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
     reason="QtInteractor needs an X display with the xcb platform (Xvfb)",
 )
+
+
+@contextmanager
+def shown_cloud_view(qtbot, state):
+    """A 420×380 3D view over ``state``, shown and exposed; its plotter is closed afterwards."""
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    w = CloudView(state)
+    qtbot.addWidget(w)
+    try:
+        w.resize(420, 380)
+        w.show()
+        qtbot.waitExposed(w)
+        yield w
+    finally:
+        w.close_plotter()
 
 
 def grab_rgb(widget) -> np.ndarray:
@@ -89,15 +106,8 @@ def test_a_burst_of_selection_changes_builds_only_the_last_sample(qtbot, monkeyp
 @pytest.mark.display
 @needs_display
 def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
-    from lsfa_gui.widgets.cloud_view import CloudView
-
     st = make_state([synthetic_result(0, "crack", size=96), synthetic_result(1, "good", size=96, with_xyz=False)])
-    w = CloudView(st)
-    qtbot.addWidget(w)
-    try:
-        w.resize(420, 380)
-        w.show()
-        qtbot.waitExposed(w)
+    with shown_cloud_view(qtbot, st) as w:
         st.set_current(0)
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
         w.plotter.render()
@@ -123,5 +133,3 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         st.set_current(-1)  # nothing selected: a message inside the (kept) 3D scene
         qtbot.waitUntil(lambda: not w.showing_notice, timeout=5000)
         assert w._message_actor.GetVisibility() and not w._actor.GetVisibility()
-    finally:
-        w.close_plotter()

@@ -9,7 +9,7 @@ import pytest
 
 from lsfa_gui._testing import scored_state, synthetic_result
 from lsfa_gui.cloud_mesh import MeshBuilder, block_max, cloud_data, greyed, thinning_step
-from tests.test_gui_cloud import grab_rgb, needs_display
+from tests.test_gui_cloud import grab_rgb, needs_display, shown_cloud_view
 
 
 CRACK_ROWS, CRACK_COLUMN = slice(91, 131), 77
@@ -106,16 +106,9 @@ def test_only_the_newest_build_is_delivered(qtbot, monkeypatch):
 def test_a_thinned_cloud_renders_its_small_defect_once_per_change_and_says_so(qtbot):
     """Screenshot check: a one-pixel-wide crack of a thinned full-frame cloud is still drawn in
     colour; a threshold change costs one VTK render; a camera reset none of its own."""
-    from lsfa_gui.widgets.cloud_view import CloudView
-
     r = thin_crack_result()  # ~50k valid points: more than MAX_SHOWN_POINTS
     st = scored_state([r], thresholds=(0.6, 0.5), colour_range=(0.1, 1.1))
-    w = CloudView(st)
-    qtbot.addWidget(w)
-    try:
-        w.resize(420, 380)
-        w.show()
-        qtbot.waitExposed(w)
+    with shown_cloud_view(qtbot, st) as w:
         w.style_combo.setCurrentText("Points")  # a one-vertex-wide line is drawn by points, not triangles
         st.set_current(0)
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=10_000)
@@ -143,5 +136,3 @@ def test_a_thinned_cloud_renders_its_small_defect_once_per_change_and_says_so(qt
         saturated = (np.max(rgb, -1) - np.min(rgb, -1)) > 80
         saturated[:, int(0.8 * rgb.shape[1]):] = False
         assert saturated.sum() == 0
-    finally:
-        w.close_plotter()

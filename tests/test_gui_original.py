@@ -145,18 +145,12 @@ def test_real_tire_mask_round_trip_through_the_model_grid(shared_data):
 def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
     """Screenshot check under Xvfb: the unscored cloud as loaded is drawn (grey shaded points)."""
     from lsfa_gui.state import InspectionState
-    from tests.test_gui_cloud import grab_rgb
-    from lsfa_gui.widgets.cloud_view import CloudView
+    from tests.test_gui_cloud import grab_rgb, shown_cloud_view
 
     write_generated_samples(tmp_path / "samples")
     st = InspectionState()
     st.set_entries(entries_from_refs(refs_of(tmp_path / "samples")))
-    w = CloudView(st)
-    qtbot.addWidget(w)
-    try:
-        w.resize(420, 380)
-        w.show()
-        qtbot.waitExposed(w)
+    with shown_cloud_view(qtbot, st) as w:
         st.set_current(0)
         st.set_original(st.entries[0], st.entries[0].ref.load())  # as lsfa_gui.originals does
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
@@ -165,8 +159,6 @@ def test_the_3d_view_renders_a_listed_cloud_before_scoring(qtbot, tmp_path):
         rgb = grab_rgb(w.plotter).astype(int)
         grey = (np.max(rgb, -1) - np.min(rgb, -1) < 20) & (rgb.mean(-1) > 60)
         assert grey.sum() > 500  # the cloud is drawn (grey: no scores yet), not an empty scene
-    finally:
-        w.close_plotter()
 
 
 def test_opening_a_folder_shows_its_first_sample_at_once_without_a_model(qtbot, window, tiny_xyz_model):
