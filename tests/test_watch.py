@@ -433,6 +433,34 @@ def test_cli_watch_end_to_end_stopped_by_ctrl_c(fitted, cache_dir, tmp_path):
     assert sorted(p.name for p in maps.glob("*.png")) == ["first.png", "second.png"]
 
 
+def test_cli_watch_stopped_by_sigterm_gives_the_summary(fitted, cache_dir, tmp_path):
+    """A service manager stops the watch with SIGTERM: the same summary and exit status 0 as
+    Ctrl-C, the CSV row of the part scored before is there."""
+    model_path, samples = fitted
+    inbox, log = tmp_path / "inbox", tmp_path / "log.csv"
+    inbox.mkdir()
+    drop(samples[0], inbox, "first")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LSFA_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "watch", str(model_path), str(inbox), "--csv", str(log),
+         "--settle", "0.2", "--poll", "0.05"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (log.is_file() and list(csv.DictReader(log.open()))) and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert [r["name"] for r in csv.DictReader(log.open())] == ["first"]
+    assert "stopped: 1 part(s)" in err
+
+
 def test_cli_score_uncertain_band(fitted, capsys, tmp_path):
     from core.cli import main
 

@@ -6,7 +6,9 @@ with a summary). See :mod:`core.watch` for when a sample counts as complete."""
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from core.commands.fit import add_roi_arg, add_units_arg
@@ -86,9 +88,10 @@ def run(args) -> int:
     verdicts: list[str] = []
     thr = model.thresholds
     band = f", uncertain until {thr.uncertain_until:.6g}" if thr.uncertain_until is not None else ""
-    log.info("watching %s%s (image threshold %.6g%s); %s; Ctrl-C to stop", folder,
+    log.info("watching %s%s (image threshold %.6g%s); %s; Ctrl-C (or SIGTERM) stops", folder,
              " and its subfolders" if args.recursive else "", thr.image, band,
              f"{len(done)} sample(s) already in {args.csv}" if logbook else "no CSV log")
+    previous = _stop_on_sigterm()
     try:
         for record in watch(model, folder, recursive=args.recursive, settle_s=args.settle, poll_s=args.poll,
                             partner_timeout_s=args.partner_timeout, done=done,
@@ -111,10 +114,24 @@ def run(args) -> int:
     except (KeyboardInterrupt, Cancelled):
         pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if logbook:
             logbook.close()
     log.info("stopped: %s", tally(verdicts).summary())
     return 0
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (a service manager's stop) end the watch as Ctrl-C does: summary, exit 0.
+    Returns the previous handler (None when not on the main thread, where none can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _reload(ref):
