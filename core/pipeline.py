@@ -249,7 +249,7 @@ def fit(
         # synthetic defects (docs/evaluation.md): NG parts without an outline 17-100 % -> 0 %.
         # The per-modality top-k sum is at least the fused map's top-k mean, so there the pixel
         # threshold comes down until every flagged self-check sample is outlined.
-        map_based = config.fused_image_score in ("map_topk", "map_max") or len(modalities) == 1
+        map_based = config.fused_image_score in ("map_topk", "map_max")
         outlined = map_based or config.fused_image_score == "modality_topk"
         image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not outlined)
         how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"

@@ -393,39 +393,54 @@ def test_watch_uncertain_band_and_pause(fitted, tmp_path):
     assert all(r.row["uncertain_until"] == f"{high:.6g}" for r in recs)
 
 
+def start_cli_watch(model_path, inbox, log, cache_dir, cwd, *extra):
+    """``python -m core watch`` on ``inbox`` with the CSV log ``log``, as a subprocess."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LSFA_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "core", "watch", str(model_path), str(inbox), "--csv", str(log), *extra,
+         "--settle", "0.2", "--poll", "0.05"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a test run started in the background inherits SIGINT ignored (POSIX shells do that to
+        # `cmd &`), and Python then installs no Ctrl-C handler: give the watch the default one
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def csv_rows(log) -> list[dict]:
+    return list(csv.DictReader(log.open())) if log.is_file() else []
+
+
+def wait_for_rows(proc, log, n: int, deadline: float) -> None:
+    """Until the log has ``n`` rows (or the watch ended, or the deadline passed)."""
+    while len(csv_rows(log)) < n and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+
+
+def stop_cli_watch(proc, sig) -> str:
+    """Send ``sig``; the watch must end with exit status 0. Returns its stderr."""
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return err
+
+
 def test_cli_watch_end_to_end_stopped_by_ctrl_c(fitted, cache_dir, tmp_path):
     model_path, samples = fitted
     inbox, maps, log = tmp_path / "inbox", tmp_path / "maps", tmp_path / "out" / "log.csv"
     inbox.mkdir()
     drop(samples[0], inbox, "first")  # already there when the watch starts
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LSFA_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "watch", str(model_path), str(inbox), "--csv", str(log), "--maps", str(maps),
-         "--settle", "0.2", "--poll", "0.05"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # a test run started in the background inherits SIGINT ignored (POSIX shells do that to
-        # `cmd &`), and Python then installs no Ctrl-C handler: give the watch the default one
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-    def rows():
-        return list(csv.DictReader(log.open())) if log.is_file() else []
-
+    proc = start_cli_watch(model_path, inbox, log, cache_dir, tmp_path, "--maps", str(maps))
     try:
         deadline = time.monotonic() + 180
-        while len(rows()) < 1 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
+        wait_for_rows(proc, log, 1, deadline)
         drop(samples[1], inbox, "second", gap_s=0.3)
         touch(inbox / "bad.png", b"garbage"), touch(inbox / "bad.tiff", b"garbage")
-        while len(rows()) < 3 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()[1]
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        wait_for_rows(proc, log, 3, deadline)
+        err = stop_cli_watch(proc, signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    got = rows()
+    got = csv_rows(log)
     assert [r["name"] for r in got] == ["first", "second", "bad"]
     assert list(got[0]) == WATCH_COLUMNS and got[0]["timestamp"] and got[2]["verdict"] == "SKIPPED"
     assert "first  " in err and "second  " in err  # one line per part
@@ -440,24 +455,14 @@ def test_cli_watch_stopped_by_sigterm_gives_the_summary(fitted, cache_dir, tmp_p
     inbox, log = tmp_path / "inbox", tmp_path / "log.csv"
     inbox.mkdir()
     drop(samples[0], inbox, "first")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LSFA_CACHE_DIR=str(cache_dir), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "watch", str(model_path), str(inbox), "--csv", str(log),
-         "--settle", "0.2", "--poll", "0.05"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli_watch(model_path, inbox, log, cache_dir, tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while not (log.is_file() and list(csv.DictReader(log.open()))) and time.monotonic() < deadline \
-                and proc.poll() is None:
-            time.sleep(0.1)
-        assert proc.poll() is None, proc.communicate()[1]
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        wait_for_rows(proc, log, 1, time.monotonic() + 180)
+        err = stop_cli_watch(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
-    assert [r["name"] for r in csv.DictReader(log.open())] == ["first"]
+    assert [r["name"] for r in csv_rows(log)] == ["first"]
     assert "stopped: 1 part(s)" in err
 
 

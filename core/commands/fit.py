@@ -173,7 +173,8 @@ def run(args) -> int:
               f"AUPRO@0.3 {est['aupro_30']:.3f}; kept {check['variant']} features, fusion {check['fusion']}")
         from core.self_check import describe_good_flagged
 
-        if describe_good_flagged(est):
-            print(describe_good_flagged(est))
+        flagged = describe_good_flagged(est)
+        if flagged:
+            print(flagged)
     print(f"wrote {args.out} (model id {model_id})")
     return 0

@@ -106,8 +106,9 @@ def format_model(summary: dict) -> str:
         )
         from core.self_check import describe_good_flagged
 
-        if describe_good_flagged(est):
-            lines.append(describe_good_flagged(est))
+        flagged = describe_good_flagged(est)
+        if flagged:
+            lines.append(flagged)
     else:
         lines.append("self-check: not run (no held-out calibration samples, or --no-self-check)")
     lines += [f"note: {n}" for n in summary["adaptation_notes"]]

@@ -99,8 +99,7 @@ def add_uncertain_arg(p) -> None:
     band.add_argument("--uncertain", nargs=2, type=float, metavar=("LOW", "HIGH"),
                       help="uncertain band of image scores (raw units, LOW < HIGH): a part is OK below LOW, "
                            "UNCERTAIN from LOW up to HIGH, NG at or above HIGH (LOW replaces the model's "
-                           "image threshold). Default: the model's band (a fit with the self-check sets it "
-                           "from the image threshold up to the highest held-out good score)")
+                           "image threshold). Default: the model's band, if it has one (lsfa fit --uncertain-band)")
     band.add_argument("--no-uncertain", action="store_true",
                       help="no uncertain band: OK below the model's image threshold, NG at or above it")
 
