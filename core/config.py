@@ -14,6 +14,7 @@ FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fu
 FUSED_IMAGE_SCORE_CHOICES = ("modality_topk", "map_topk", "map_max", "late")
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
 SEARCH_CHOICES = ("auto", "exact")
+RGB_ROTATION_CHOICES = (1, 2, 4)
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size).
 PRESETS = {
     "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0},  # the default
@@ -72,6 +73,10 @@ class FitConfig:
     min_bank_size: int = _setting(
         10000, "keep at least this many patches per memory bank (all if fewer): small training sets "
         "need every patch; the ratio only bites on large ones")
+    rgb_rotations: int = _setting(
+        1, "the RGB memory bank also holds each training image's patches turned by 90° steps: 4 = "
+        "0/90/180/270°, 2 = 0/180°, 1 = as captured only. For parts that come in any in-plane "
+        "orientation; the bank's size stays set by --coreset / --min-bank", RGB_ROTATION_CHOICES)
     image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
                                 "re-weighted score", IMAGE_SCORE_CHOICES)
     fusion: str = _setting(
@@ -161,6 +166,9 @@ class FitConfig:
             )
         if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
             raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
+        if self.rgb_rotations not in RGB_ROTATION_CHOICES or isinstance(self.rgb_rotations, bool):
+            raise UserError(f"--rgb-rotations must be one of {', '.join(map(str, RGB_ROTATION_CHOICES))}, "
+                            f"got {self.rgb_rotations!r}")
         if not 0 < self.coreset_ratio <= 1:
             raise UserError(f"--coreset must be in (0, 1], got {self.coreset_ratio}")
         if self.image_size % self.grid:

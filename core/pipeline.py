@@ -193,23 +193,36 @@ def fit(
 
     regions = scoring_regions(fg, config.grid, modalities)
 
-    def build_model(toks, adapter_or_none) -> Model:
-        banks = {}
-        for m in modalities:
-            patches = np.ascontiguousarray(toks[m][regions[m]])
-            ratio = config.effective_coreset_ratio(len(patches))
-            banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
-        return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
-                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
-
     calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing,
                            roi=roi, roi_source=roi_source)
              if val_refs else train)
     check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
-    variants = {("adapted" if adapter is not None else "frozen"): build_model(tokens, adapter)}
+    variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
     if adapter is not None and check_self:
-        variants["frozen"] = build_model(frozen_tokens, None)
-    del tokens, frozen_tokens
+        variant_adapters["frozen"] = None
+    turned_rgb = {}
+    if "rgb" in modalities and config.rgb_rotations > 1:
+        from core.rotations import turned_rgb_patches
+
+        turned_rgb = turned_rgb_patches(extractors["rgb"], train, config, variant_adapters, p)
+
+    def build_model(toks, adapter_or_none, variant: str) -> Model:
+        banks = {}
+        for m in modalities:
+            patches = toks[m][regions[m]]
+            ratio = config.effective_coreset_ratio(len(patches))
+            if m == "rgb" and variant in turned_rgb:  # the bank keeps the size it has without the copies
+                kept = ratio * len(patches)
+                patches = np.concatenate([patches, turned_rgb[variant]])
+                ratio = min(1.0, kept / len(patches))
+            patches = np.ascontiguousarray(patches)
+            banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
+        return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
+                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
+
+    variants = {name: build_model(tokens if a is not None else frozen_tokens, a, name)
+                for name, a in variant_adapters.items()}
+    del tokens, frozen_tokens, turned_rgb
 
     def fit_fusion(model: Model, maps: dict) -> LateFusion:
         pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)

@@ -29,6 +29,9 @@ def register(sub) -> None:
                    help=f"{option_help('coreset_ratio')} (default {FitConfig.coreset_ratio})")
     p.add_argument("--min-bank", type=int, default=FitConfig.min_bank_size,
                    help=f"{option_help('min_bank_size')} (default {FitConfig.min_bank_size})")
+    p.add_argument("--rgb-rotations", type=int, default=FitConfig.rgb_rotations,
+                   choices=option_choices("rgb_rotations"),
+                   help=f"{option_help('rgb_rotations')} (default {FitConfig.rgb_rotations})")
     p.add_argument("--fusion", default=FitConfig.fusion, choices=option_choices("fusion"),
                    help=f"{option_help('fusion')} (default {FitConfig.fusion})")
     p.add_argument("--fused-image-score", default=FitConfig.fused_image_score,
@@ -108,6 +111,7 @@ def config_from_args(args):
         **resolution,
         coreset_ratio=args.coreset,
         min_bank_size=args.min_bank,
+        rgb_rotations=args.rgb_rotations,
         fusion=args.fusion,
         image_score=args.image_score,
         fused_image_score=args.fused_image_score,

@@ -34,10 +34,11 @@ from lsfa_gui.settings import Settings
 WEIGHTS_REQUIRED = frozenset({"dino_vitb8", "pointmae"})  # backbones that need a checkpoint file
 ADAPTORS = ADAPTOR_CHOICES
 FUSIONS = option_choices("fusion")
+RGB_ORIENTATIONS = {1: "as captured", 2: "as captured and turned 180°", 4: "every 90° turn"}  # rgb_rotations
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
                  "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 WEIGHT_FILTER = "Checkpoints (*.pth *.pt *.ckpt *.safetensors *.bin);;All files (*)"
@@ -168,6 +169,10 @@ class FitDialog(QDialog):
         self.coreset_ratio.setRange(0.001, 1.0)
         self.coreset_ratio.setSingleStep(0.01)
         self.coreset_ratio.setToolTip(option_help("coreset_ratio"))
+        self.rgb_rotations = QComboBox()
+        for turns, text in RGB_ORIENTATIONS.items():
+            self.rgb_rotations.addItem(text, turns)
+        self.rgb_rotations.setToolTip(option_help("rgb_rotations"))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
         self.fusion.setToolTip(option_help("fusion"))
@@ -214,6 +219,7 @@ class FitDialog(QDialog):
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
         bform.addRow("Coreset ratio", self.coreset_ratio)
+        bform.addRow("RGB bank orientations", self.rgb_rotations)
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
@@ -252,6 +258,7 @@ class FitDialog(QDialog):
             box.setChecked(name in adapt["losses"])
         self.epochs.setValue(int(adapt["epochs"]))
         self.coreset_ratio.setValue(float(config.coreset_ratio))
+        self.rgb_rotations.setCurrentIndex(max(0, self.rgb_rotations.findData(int(config.rgb_rotations))))
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
         self.self_check.setChecked(bool(config.self_check))
@@ -275,6 +282,7 @@ class FitDialog(QDialog):
             "device": self.device.currentText(),
             "adapt": self._adapt_wanted,
             "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
+            "rgb_rotations": int(self.rgb_rotations.currentData()),
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
