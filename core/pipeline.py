@@ -251,8 +251,11 @@ def fit(
     search_check_s = time.perf_counter() - t_search
     for m, choice in search.items():
         log.info("%s: %s nearest-neighbour search: %s", where, m, choice.describe())
-    model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
+    if config.fused_image_score == "modality_max":  # the same units the self-check scored with
+        model.image_fusion = model.fit_image_units(maps, roi_stack(calib))
+    else:
+        model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
     fused_img, fused_maps = model.fuse(scores, maps, roi_stack(calib))  # thresholds see the ROI
 
     if check is not None:
@@ -263,14 +266,15 @@ def fit(
         # The per-modality top-k sum is at least the fused map's top-k mean, so there the pixel
         # threshold comes down until every flagged self-check sample is outlined.
         map_based = config.fused_image_score in ("map_topk", "map_max")
-        outlined = map_based or config.fused_image_score == "modality_topk"
+        outlined = map_based or config.fused_image_score in ("modality_topk", "modality_max")
         image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not outlined)
         how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"
         if map_based:
             pixel_thr = image_thr
             how += "; pixel threshold = image threshold (every NG part is outlined)"
         elif outlined:
-            pixel_thr = self_check.outline_threshold(check.chosen, image_thr)
+            pixel_thr = self_check.outline_threshold(check.chosen, image_thr,
+                                                     same_units=config.fused_image_score == "modality_topk")
             how += "; pixel threshold: the highest that outlines every flagged self-check sample"
         # Optional: NG only above every held-out good part, UNCERTAIN between the thresholds.
         # Not the default: on the confirmation parts most real defects then land in the band

@@ -112,8 +112,9 @@ def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray]
     """(image scores good, image scores pseudo, fused maps good, fused maps pseudo, I-AUROC, AUPRO)."""
     from core.metrics import aupro, image_auroc
 
-    good_img, good_maps = model.fuse_maps(maps.good, fusion, maps.good_roi)
-    bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion, maps.pseudo_roi)
+    units = model.fit_image_units(maps.good, maps.good_roi) if model.config.fused_image_score == "modality_max" else None
+    good_img, good_maps = model.fuse_maps(maps.good, fusion, maps.good_roi, units)
+    bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion, maps.pseudo_roi, units)
     labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
     i_auroc = image_auroc(labels, np.r_[good_img, bad_img])
     all_masks = [np.zeros(m.shape, bool) for m in good_maps] + list(masks)
@@ -187,15 +188,17 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = 
     return float(image_thr), float(pixel_thr)
 
 
-def outline_threshold(chosen: Candidate, image_threshold: float) -> float:
+def outline_threshold(chosen: Candidate, image_threshold: float, same_units: bool = True) -> float:
     """Pixel threshold (fused units) for an image score that is not a statistic of the fused map
-    (``modality_topk``): the highest value, at most the image threshold, at which every
-    self-check sample (held-out good or synthetic defect) at or above the image threshold has at
-    least one outlined pixel. (With a map-based image score the image threshold itself does.)"""
+    (``modality_topk``, ``modality_max``): the highest value at which every self-check sample
+    (held-out good or synthetic defect) at or above the image threshold has at least one outlined
+    pixel; at most the image threshold when the two are in the same units (``modality_topk``).
+    (With a map-based image score the image threshold itself does.)"""
     scores = np.r_[chosen.good_scores, chosen.pseudo_scores]
     maps = list(chosen.good_maps) + list(chosen.pseudo_maps)
     peaks = [float(np.max(m)) for m, sc in zip(maps, scores) if sc >= image_threshold]
-    return float(min([image_threshold, *peaks]))
+    cap = [image_threshold] if same_units or not peaks else []
+    return float(min([*cap, *peaks]))
 
 
 def seeded_uncertain_until(chosen: Candidate, image_threshold: float) -> float | None:

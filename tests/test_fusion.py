@@ -196,3 +196,36 @@ def test_modality_topk_image_score_is_not_diluted_by_a_quiet_modality():
     roi = np.ones((b, s, s), bool)
     roi[:, :20, :20] = False
     assert (per.fuse_maps(maps, roi=roi)[0] < img_per).all()
+
+
+def test_modality_max_puts_each_modality_in_units_of_its_good_parts_maxima():
+    """``modality_max``: each modality's map maximum, in units of how far the good parts' maxima
+    reach on it, summed. A noisy modality (high good maxima) counts less than a quiet one by the
+    same raw amount; a modality the self-check dropped (weight 0) does not count; ROI applies."""
+    from core.config import FitConfig
+    from core.model import Model
+    from core.results import Thresholds
+
+    rng = np.random.default_rng(1)
+    s, b = 56, 10
+    good = {"rgb": rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32),
+            "xyz": rng.gamma(2.0, 2.0, (b, s, s)).astype(np.float32)}  # xyz: 4x noisier
+    pixel = LateFusion("tail_sum").fit(np.stack([good["rgb"].ravel(), good["xyz"].ravel()], 1))
+    cfg = FitConfig(fused_image_score="modality_max", image_size=s, grid=28)
+    model = Model(cfg, ("rgb", "xyz"), {}, {}, pixel, pixel, Thresholds(0, 0), (0, 1))
+    model.image_fusion = model.fit_image_units(good)
+    peaks = model.modality_peaks(good)
+    np.testing.assert_allclose(peaks[:, 1], good["xyz"].reshape(b, -1).max(1))
+    img_good, _ = model.fuse_maps(good)
+    assert img_good.max() <= 2.02  # no good part reaches past ~one unit (0.999 quantile of 10) on either modality
+    test = {m: v[:2].copy() for m, v in good.items()}
+    test["rgb"][0, 10, 10] = peaks[:, 0].max() + 5.0  # +5 raw on the quiet modality
+    test["xyz"][1, 10, 10] = peaks[:, 1].max() + 5.0  # +5 raw on the noisy one
+    img, pix = model.fuse_maps(test)
+    assert img[0] > img[1]
+    np.testing.assert_array_equal(pix, model.fuse_maps(test, image_units=model.image_fusion)[1])
+    dropped = model.fuse_maps(test, fusion=pixel.with_weights([1.0, 0.0]))[0]
+    assert dropped[1] < img[1] and dropped[0] == pytest.approx(model.image_fusion.tail_terms(model.modality_peaks(test))[0, 0])
+    roi = np.ones((2, s, s), bool)
+    roi[:, 5:15, 5:15] = False  # leaves out both spikes
+    assert (model.fuse_maps(test, roi=roi)[0] < img).all()

@@ -93,6 +93,22 @@ def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache
     assert flagged and all((r.anomaly_map >= t.pixel).any() for r in flagged)
 
 
+def test_modality_max_image_score_thresholds_match_what_scoring_gives(demo_root, cache_dir):
+    """``fused_image_score="modality_max"``: the image fusion is fitted on the held-out good
+    parts' per-modality map maxima (the self-check scored with the same units), so scoring them
+    again reproduces the recorded good-flagged count; every flagged part is outlined."""
+    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_max"))
+    t = m.thresholds
+    assert "outlines every flagged self-check sample" in t.source
+    refs = open_dataset(demo_root).samples("puck", "validation")
+    results = m.score_refs(refs)
+    scores = np.array([r.image_score for r in results])
+    assert m.info["self_check"]["estimate"]["good_flagged"] == int((scores >= t.image).sum())
+    assert scores.max() <= 1.01 * len(m.modalities)  # no held-out good part past ~one unit per modality
+    flagged = [r for r in results if r.image_score >= t.image]
+    assert all((r.anomaly_map >= t.pixel).any() for r in flagged)
+
+
 def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):
     report = evaluate(model, demo_root, "puck")
     assert report.n_good == 3 and report.n_defect == 10
