@@ -11,7 +11,7 @@ from core.errors import UserError
 
 MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
 FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
-FUSED_IMAGE_SCORE_CHOICES = ("modality_max", "modality_topk", "map_topk", "map_max", "late")
+FUSED_IMAGE_SCORE_CHOICES = ("modality_units", "modality_topk", "map_topk", "map_max", "late")
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
 SEARCH_CHOICES = ("auto", "exact")
 RGB_ROTATION_CHOICES = (1, 2, 4)
@@ -86,9 +86,9 @@ class FitConfig:
         "ocsvm is M3DM's one-class SVM (core.scoring.fusion)", FUSION_CHOICES)
     fused_image_score: str = _setting(
         "map_topk",
-        "image score of the fused model: each modality's anomaly-map maximum in units of how far "
-        "the held-out good parts' maxima reach on that modality, fused (modality_max), the sum over "
-        "modalities of each one's mean top-k pixel in "
+        "image score of the fused model: each modality's mean top-k pixel in units of how far the "
+        "held-out good parts' reach on that modality, fused (modality_units; with one modality as "
+        "map_topk), the sum over modalities of each one's mean top-k pixel in "
         "good-tail units (modality_topk; a defect one modality sees is not diluted where the other "
         "is quiet; map_topk for fusions other than tail_*), the mean of the top-k fused-map pixels "
         "(map_topk), the maximum of the fused map (map_max), or late fusion of the per-modality "

@@ -205,23 +205,23 @@ class Model:
         """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
         pixel fusion or ``fusion``. The image score follows ``config.fused_image_score``: with
         "modality_topk" and a tail fusion, the sum over modalities of each modality's top-k
-        mean in good-tail units; with "modality_max", each modality's map maximum put in the
-        units of the held-out good parts' maxima by the model's image fusion or ``image_units``
-        (:meth:`fit_image_units`) and fused; otherwise map-based (top-k mean, else the map
-        maximum). ``roi``: (B,S,S) bool regions of interest on the grid (core.roi.roi_stack):
-        ignored pixels score 0 before the image score is taken."""
+        mean in good-tail units; with "modality_units" and two or more modalities, each modality's
+        top-k mean put in the units of the held-out good parts' top-k means by the model's image
+        fusion or ``image_units`` (:meth:`fit_image_units`) and fused; otherwise map-based (top-k
+        mean, else the map maximum). ``roi``: (B,S,S) bool regions of interest on the grid
+        (core.roi.roi_stack): ignored pixels score 0 before the image score is taken."""
         from core.roi import apply_roi
 
         fusion = fusion or self.pixel_fusion
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
         stacked = np.stack([maps[m].reshape(-1) for m in mods], axis=1)
-        if self.config.fused_image_score == "modality_max":
+        if self.units_image_score:
             units = image_units or self.image_fusion
             if fusion.weights is not None and units.mode.startswith("tail_"):
                 units = units.with_weights(fusion.weights)  # a modality the self-check dropped stays out
             pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
-            return np.asarray(units.transform(self.modality_peaks(maps, roi)), np.float32), pix
+            return np.asarray(units.transform(self.modality_topk_scores(maps, roi)), np.float32), pix
         if self.config.fused_image_score == "modality_topk" and fusion.mode.startswith("tail_"):
             terms = np.asarray(fusion.tail_terms(stacked), np.float32)
             pix = terms.max(axis=1) if fusion.mode == "tail_max" else terms.sum(axis=1)
@@ -231,28 +231,40 @@ class Model:
         pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
         return self._map_image_scores(pix), pix
 
-    def modality_peaks(self, maps: dict, roi: np.ndarray | None = None) -> np.ndarray:
-        """(B, modalities) float32: each modality's map maximum (raw kNN distance) inside ``roi``."""
+    @property
+    def units_image_score(self) -> bool:
+        """True when the fused image score is "modality_units" with two or more modalities (with
+        one, "modality_units" is the map's top-k mean, as "map_topk")."""
+        return self.config.fused_image_score == "modality_units" and len(self.modalities) > 1
+
+    @property
+    def map_based_image_score(self) -> bool:
+        """True when the image score is a statistic of the fused map (its top-k mean or maximum),
+        so a part at or above the image threshold has a pixel at or above it."""
+        score = self.config.fused_image_score
+        return score in ("map_topk", "map_max") or (score == "modality_units" and not self.units_image_score)
+
+    def modality_topk_scores(self, maps: dict, roi: np.ndarray | None = None) -> np.ndarray:
+        """(B, modalities) float32: each modality's top-k mean (raw kNN distance) inside ``roi``."""
         from core.roi import apply_roi
 
         b = len(maps[self.modalities[0]])
         if not b:
             return np.zeros((0, len(self.modalities)), np.float32)
-        return np.stack([apply_roi(maps[m], roi).reshape(b, -1).max(axis=1) for m in self.modalities],
-                        axis=1).astype(np.float32)
+        return np.stack([self._topk_mean(apply_roi(maps[m], roi)) for m in self.modalities], axis=1).astype(np.float32)
 
     def fit_image_units(self, maps: dict, roi: np.ndarray | None = None):
-        """The image fusion of "modality_max": a LateFusion of ``config.fusion``'s mode fitted on the
-        per-modality map maxima (:meth:`modality_peaks`) of held-out good samples' raw ``maps``,
-        so that one unit is how far this product's good parts reach on each modality."""
+        """The image fusion of "modality_units": a LateFusion of ``config.fusion``'s mode fitted on
+        the per-modality top-k means (:meth:`modality_topk_scores`) of held-out good samples' raw
+        ``maps``, so that one unit is how far this product's good parts reach on each modality."""
         from core.scoring.fusion import LateFusion
 
-        return LateFusion(self.config.fusion).fit(self.modality_peaks(maps, roi))
+        return LateFusion(self.config.fusion).fit(self.modality_topk_scores(maps, roi))
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
         """(B,) image scores of (B,S,S) maps: the mean of the top-k pixels ("modality_topk",
         "map_topk"), else the maximum."""
-        if self.config.fused_image_score in ("modality_topk", "map_topk"):
+        if self.config.fused_image_score in ("modality_units", "modality_topk", "map_topk"):
             return self._topk_mean(pix)
         b = pix.shape[0]
         return pix.reshape(b, -1).max(axis=1) if b else np.zeros(0, np.float32)

@@ -252,7 +252,7 @@ def fit(
     for m, choice in search.items():
         log.info("%s: %s nearest-neighbour search: %s", where, m, choice.describe())
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
-    if config.fused_image_score == "modality_max":  # the same units the self-check scored with
+    if model.units_image_score:  # the same units the self-check scored with
         model.image_fusion = model.fit_image_units(maps, roi_stack(calib))
     else:
         model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
@@ -265,8 +265,8 @@ def fit(
         # synthetic defects (docs/evaluation.md): NG parts without an outline 17-100 % -> 0 %.
         # The per-modality top-k sum is at least the fused map's top-k mean, so there the pixel
         # threshold comes down until every flagged self-check sample is outlined.
-        map_based = config.fused_image_score in ("map_topk", "map_max")
-        outlined = map_based or config.fused_image_score in ("modality_topk", "modality_max")
+        map_based = model.map_based_image_score
+        outlined = map_based or config.fused_image_score in ("modality_topk", "modality_units")
         image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not outlined)
         how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"
         if map_based:

@@ -112,7 +112,7 @@ def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray]
     """(image scores good, image scores pseudo, fused maps good, fused maps pseudo, I-AUROC, AUPRO)."""
     from core.metrics import aupro, image_auroc
 
-    units = model.fit_image_units(maps.good, maps.good_roi) if model.config.fused_image_score == "modality_max" else None
+    units = model.fit_image_units(maps.good, maps.good_roi) if model.units_image_score else None
     good_img, good_maps = model.fuse_maps(maps.good, fusion, maps.good_roi, units)
     bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion, maps.pseudo_roi, units)
     labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
@@ -190,7 +190,7 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = 
 
 def outline_threshold(chosen: Candidate, image_threshold: float, same_units: bool = True) -> float:
     """Pixel threshold (fused units) for an image score that is not a statistic of the fused map
-    (``modality_topk``, ``modality_max``): the highest value at which every self-check sample
+    (``modality_topk``, ``modality_units``): the highest value at which every self-check sample
     (held-out good or synthetic defect) at or above the image threshold has at least one outlined
     pixel; at most the image threshold when the two are in the same units (``modality_topk``).
     (With a map-based image score the image threshold itself does.)"""

@@ -198,10 +198,11 @@ def test_modality_topk_image_score_is_not_diluted_by_a_quiet_modality():
     assert (per.fuse_maps(maps, roi=roi)[0] < img_per).all()
 
 
-def test_modality_max_puts_each_modality_in_units_of_its_good_parts_maxima():
-    """``modality_max``: each modality's map maximum, in units of how far the good parts' maxima
-    reach on it, summed. A noisy modality (high good maxima) counts less than a quiet one by the
-    same raw amount; a modality the self-check dropped (weight 0) does not count; ROI applies."""
+def test_modality_units_puts_each_modality_in_units_of_its_good_parts_reach():
+    """``modality_units``: each modality's top-k mean, in units of how far the good parts' top-k
+    means reach on it, summed. A noisy modality (high good scores) counts less than a quiet one by
+    the same raw amount; a modality the self-check dropped (weight 0) does not count; the ROI
+    applies; with one modality it is the fused map's top-k mean ("map_topk")."""
     from core.config import FitConfig
     from core.model import Model
     from core.results import Thresholds
@@ -211,21 +212,29 @@ def test_modality_max_puts_each_modality_in_units_of_its_good_parts_maxima():
     good = {"rgb": rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32),
             "xyz": rng.gamma(2.0, 2.0, (b, s, s)).astype(np.float32)}  # xyz: 4x noisier
     pixel = LateFusion("tail_sum").fit(np.stack([good["rgb"].ravel(), good["xyz"].ravel()], 1))
-    cfg = FitConfig(fused_image_score="modality_max", image_size=s, grid=28)
+    cfg = FitConfig(fused_image_score="modality_units", image_size=s, grid=28, image_topk=20)
     model = Model(cfg, ("rgb", "xyz"), {}, {}, pixel, pixel, Thresholds(0, 0), (0, 1))
+    assert model.units_image_score and not model.map_based_image_score
     model.image_fusion = model.fit_image_units(good)
-    peaks = model.modality_peaks(good)
-    np.testing.assert_allclose(peaks[:, 1], good["xyz"].reshape(b, -1).max(1))
+    per = model.modality_topk_scores(good)
+    np.testing.assert_allclose(per[:, 1], model._topk_mean(good["xyz"]), rtol=1e-6)
     img_good, _ = model.fuse_maps(good)
-    assert img_good.max() <= 2.02  # no good part reaches past ~one unit (0.999 quantile of 10) on either modality
+    assert img_good.max() <= 2.02  # no good part past ~one unit (0.999 quantile of 10) on either modality
     test = {m: v[:2].copy() for m, v in good.items()}
-    test["rgb"][0, 10, 10] = peaks[:, 0].max() + 5.0  # +5 raw on the quiet modality
-    test["xyz"][1, 10, 10] = peaks[:, 1].max() + 5.0  # +5 raw on the noisy one
+    test["rgb"][0, 10:15, 10:15] += 4.0  # +4 raw on the quiet modality
+    test["xyz"][1, 10:15, 10:15] += 4.0  # +4 raw on the noisy one
     img, pix = model.fuse_maps(test)
-    assert img[0] > img[1]
+    assert img[0] > img[1] > img_good.min()
     np.testing.assert_array_equal(pix, model.fuse_maps(test, image_units=model.image_fusion)[1])
     dropped = model.fuse_maps(test, fusion=pixel.with_weights([1.0, 0.0]))[0]
-    assert dropped[1] < img[1] and dropped[0] == pytest.approx(model.image_fusion.tail_terms(model.modality_peaks(test))[0, 0])
+    terms = model.image_fusion.tail_terms(model.modality_topk_scores(test))
+    np.testing.assert_allclose(dropped, terms[:, 0], rtol=1e-5)
     roi = np.ones((2, s, s), bool)
-    roi[:, 5:15, 5:15] = False  # leaves out both spikes
-    assert (model.fuse_maps(test, roi=roi)[0] < img).all()
+    roi[:, 5:20, 5:20] = False  # leaves out both defects
+    masked = model.fuse_maps(test, roi=roi)[0]
+    assert masked[0] < img[0] and masked[1] <= img[1]
+    single = LateFusion("tail_sum").fit(good["rgb"].reshape(-1, 1))
+    one = Model(cfg, ("rgb",), {}, {}, single, single, Thresholds(0, 0), (0, 1))
+    assert one.map_based_image_score and not one.units_image_score
+    np.testing.assert_allclose(one.fuse_maps({"rgb": test["rgb"]})[0],
+                               one._topk_mean(one.fuse_maps({"rgb": test["rgb"]})[1]), rtol=1e-6)

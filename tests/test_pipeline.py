@@ -93,11 +93,11 @@ def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache
     assert flagged and all((r.anomaly_map >= t.pixel).any() for r in flagged)
 
 
-def test_modality_max_image_score_thresholds_match_what_scoring_gives(demo_root, cache_dir):
-    """``fused_image_score="modality_max"``: the image fusion is fitted on the held-out good
-    parts' per-modality map maxima (the self-check scored with the same units), so scoring them
+def test_modality_units_image_score_thresholds_match_what_scoring_gives(demo_root, cache_dir):
+    """``fused_image_score="modality_units"``: the image fusion is fitted on the held-out good
+    parts' per-modality top-k means (the self-check scored with the same units), so scoring them
     again reproduces the recorded good-flagged count; every flagged part is outlined."""
-    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_max"))
+    m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_units"))
     t = m.thresholds
     assert "outlines every flagged self-check sample" in t.source
     refs = open_dataset(demo_root).samples("puck", "validation")
