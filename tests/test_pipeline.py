@@ -56,9 +56,10 @@ def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
     assert n_fg == pytest.approx(0.1 * full.info["bank_sizes"]["xyz"], abs=1)
 
 
-def test_every_part_above_the_seeded_image_threshold_is_outlined(model, demo_root):
-    """The self-check seeds the pixel threshold at the image threshold (map-based image score):
-    every sample at or above the image threshold has pixels at or above the pixel threshold."""
+def test_every_part_above_the_seeded_image_threshold_is_outlined(demo_root, cache_dir):
+    """With a map-based image score the self-check seeds the pixel threshold at the image
+    threshold: every sample at or above the image threshold has pixels at or above it."""
+    model = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="map_topk"))
     t = model.thresholds
     assert t.pixel == t.image and "pixel threshold = image threshold" in t.source
     rep = evaluate(model, demo_root, "puck")
