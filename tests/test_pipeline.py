@@ -59,7 +59,7 @@ def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
 def test_every_part_above_the_seeded_image_threshold_is_outlined(demo_root, cache_dir):
     """With a map-based image score the self-check seeds the pixel threshold at the image
     threshold: every sample at or above the image threshold has pixels at or above it."""
-    model = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="map_topk"))
+    model = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False))
     t = model.thresholds
     assert t.pixel == t.image and "pixel threshold = image threshold" in t.source
     rep = evaluate(model, demo_root, "puck")
