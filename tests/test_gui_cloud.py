@@ -35,11 +35,26 @@ def shown_cloud_view(qtbot, state):
         w.close_plotter()
 
 
-def grab_rgb(widget) -> np.ndarray:
-    """H×W×3 uint8 RGB of what ``widget`` shows now (Qt's grab; for screenshot checks)."""
+def grab_rgb(plotter) -> np.ndarray:
+    """H×W×3 uint8 RGB of what ``plotter``'s render window last drew (read back from VTK:
+    Qt's ``QWidget.grab`` cannot read the native window VTK renders into)."""
+    from lsfa_gui.widgets.native_interactor import rendered_rgb
+
+    return rendered_rgb(plotter.render_window)
+
+
+def screen_rgb(widget) -> np.ndarray:
+    """H×W×3 uint8 RGB of ``widget``'s native window as the X server shows it (what the user sees)."""
+    from PySide6.QtGui import QGuiApplication
+
+    return qimage_rgb(QGuiApplication.primaryScreen().grabWindow(int(widget.winId())).toImage())
+
+
+def qimage_rgb(img) -> np.ndarray:
+    """H×W×3 uint8 RGB of a QImage."""
     from PySide6.QtGui import QImage
 
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
     h, w = img.height(), img.width()
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
     return arr[..., [2, 1, 0]].copy()  # BGRA -> RGB
@@ -106,8 +121,14 @@ def test_a_burst_of_selection_changes_builds_only_the_last_sample(qtbot, monkeyp
 @pytest.mark.display
 @needs_display
 def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
     st = make_state([synthetic_result(0, "crack", size=96), synthetic_result(1, "good", size=96, with_xyz=False)])
     with shown_cloud_view(qtbot, st) as w:
+        # VTK draws into its own native window: no QOpenGLWidget (which makes Qt compose the
+        # whole window through OpenGL on every repaint)
+        assert not isinstance(w.plotter, QOpenGLWidget) and w.plotter.testAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         st.set_current(0)
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
         w.plotter.render()
@@ -126,6 +147,16 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         rgb2 = grab_rgb(w.plotter).astype(int)
         saturated2 = (np.max(rgb2, -1) - np.min(rgb2, -1)) > 80
         assert coloured_before > 100 and int((saturated2 & bar_free).sum()) < coloured_before // 20
+        st.set_thresholds(pixel=0.5)
+        w.plotter.render()
+        # what the X server shows in the native window, and a window screenshot (Qt's grab
+        # plus the scene painted over it), both have the coloured points
+        shown = screen_rgb(w.plotter).astype(int)
+        assert int(((np.max(shown, -1) - np.min(shown, -1)) > 80).sum()) > 100
+        shot = w.grab()
+        w.paint_scene_over(shot, w)
+        painted = qimage_rgb(shot.toImage()).astype(int)
+        assert int(((np.max(painted, -1) - np.min(painted, -1)) > 80).sum()) > 100
         # RGB-only sample: a clear notice instead of an empty scene
         st.set_current(1)
         qtbot.waitUntil(lambda: w.showing_notice, timeout=5000)
