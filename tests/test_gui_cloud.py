@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lsfa_gui._testing import scored_state, synthetic_result
-from lsfa_gui.state import InspectionState
+from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
 needs_display = pytest.mark.skipif(
     not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
@@ -164,3 +164,31 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         st.set_current(-1)  # nothing selected: a message inside the (kept) 3D scene
         qtbot.waitUntil(lambda: not w.showing_notice, timeout=5000)
         assert w._message_actor.GetVisibility() and not w._actor.GetVisibility()
+
+
+@pytest.mark.display
+@needs_display
+def test_the_main_windows_3d_view_shows_the_scene_on_screen(qtbot, settings):
+    """In the full window (the view reparented into the splitter after its native window was
+    made) the X server shows what VTK rendered, coloured points included."""
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    try:
+        w.show()
+        qtbot.waitExposed(w)
+        st = w.state
+        result = synthetic_result(0, "crack", size=96)
+        st.set_entries([SampleEntry(result.name, "test", result.label)])
+        st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
+        st.set_result(0, result)
+        st.set_current(0)
+        view = w.cloud_view
+        qtbot.waitUntil(lambda: view.points is not None and view._ticket is None, timeout=5000)
+        view.plotter.render()
+        rendered, shown = grab_rgb(view.plotter).astype(int), screen_rgb(view.plotter).astype(int)
+        assert int(((np.max(rendered, -1) - np.min(rendered, -1)) > 80).sum()) > 100
+        assert shown.shape == rendered.shape and np.abs(shown - rendered).mean() < 2
+    finally:
+        w.close()
