@@ -13,8 +13,6 @@ late signals of a superseded job are dropped by request id.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 import traceback
@@ -30,7 +28,6 @@ from core.progress import Cancelled, Progress, ProgressEvent
 
 JobFn = Callable[[Progress], Any]
 
-BACKGROUND_NICE = int(os.environ.get("LSFA_JOB_NICE", "10"))  # job threads' Linux nice value (UI thread: 0)
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals per second reach the UI thread
 MIN_POOL_THREADS = 8  # a watch, a superseded job winding down, metrics and a save may all run at once
 
@@ -46,26 +43,11 @@ class Outcome:
     details: str = ""
 
 
-def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Give the calling thread (and the threads it starts, which inherit it) at least Linux
-    nice ``nice``: on a busy machine the scheduler then runs the UI thread first whenever it
-    has work, instead of sharing the cores evenly with the fit or scoring. Elsewhere: nothing."""
-    if not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    try:
-        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-    except OSError:
-        pass
-
-
 def run_job(fn: JobFn, progress: Progress, ended: threading.Event):
     """Generator run by the worker: yields ``fn``'s messages, returns an :class:`Outcome`.
 
     Every exception becomes an Outcome here (superqt would swallow a RuntimeError, e.g. from
-    torch, as "worker deleted" and never report it). Runs at background priority."""
-    lower_thread_priority()
+    torch, as "worker deleted" and never report it)."""
     try:
         out = fn(progress)
         if isgenerator(out):

@@ -176,31 +176,3 @@ def test_jobs_of_several_runners_run_at_once(qtbot):
         release.set()
         for r in runners:
             assert r.shutdown(5000)
-
-
-@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority") or not __import__("sys").platform.startswith("linux"),
-                    reason="per-thread nice values are Linux-only")
-def test_jobs_run_below_the_ui_threads_priority_and_so_do_their_threads(qtbot, runner):
-    """A busy machine schedules the UI thread first: the job thread, and a thread it starts
-    (as the engine's prefetch does), run at nice BACKGROUND_NICE; the UI thread is untouched."""
-    import os
-
-    from lsfa_gui.runner import BACKGROUND_NICE
-
-    def nice() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    ui_nice = nice()
-    seen = {}
-
-    def job(_progress):
-        seen["job"] = nice()
-        child = threading.Thread(target=lambda: seen.__setitem__("child", nice()))
-        child.start()
-        child.join()
-        return None
-
-    with qtbot.waitSignal(runner.succeeded, timeout=10000):
-        runner.start("Nice", job)
-    assert seen == {"job": max(ui_nice, BACKGROUND_NICE), "child": max(ui_nice, BACKGROUND_NICE)}
-    assert nice() == ui_nice and BACKGROUND_NICE > 0
