@@ -192,3 +192,28 @@ def test_the_main_windows_3d_view_shows_the_scene_on_screen(qtbot, settings):
         assert shown.shape == rendered.shape and np.abs(shown - rendered).mean() < 2
     finally:
         w.close()
+
+
+@pytest.mark.display
+@needs_display
+def test_dragging_rotates_the_camera_and_a_right_click_reads_a_point(qtbot):
+    """Mouse events reach VTK through the (native) widget: the trackball turns, picking works."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    st = make_state([synthetic_result(0, "crack", size=96)])
+    with shown_cloud_view(qtbot, st) as w:
+        st.set_current(0)
+        qtbot.waitUntil(lambda: w.points is not None and w._ticket is None, timeout=5000)
+        w.plotter.render()
+        eye = np.array(w.plotter.camera_position[0])
+        centre = w.plotter.rect().center()
+        QTest.mousePress(w.plotter, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+        for step in range(1, 9):
+            QTest.mouseMove(w.plotter, centre + QPoint(10 * step, 5 * step))
+            qtbot.wait(20)  # the trackball turns on the interactor's timer
+        QTest.mouseRelease(w.plotter, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre + QPoint(80, 40))
+        assert not np.allclose(np.array(w.plotter.camera_position[0]), eye)
+        QTest.mouseClick(w.plotter, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre)
+        qtbot.waitUntil(lambda: w.picked is not None, timeout=3000)
+        assert "mm: score" in w.readout.text()

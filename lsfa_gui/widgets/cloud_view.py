@@ -51,13 +51,14 @@ def opengl_available() -> bool:
 
 
 WIDGET_ENV = "LSFA_3D_WIDGET"  # "qopengl": pyvistaqt's QOpenGLWidget instead of the native window
-NATIVE_PLATFORMS = ("xcb", "windows", "cocoa")  # where VTK can render into a Qt widget's native window
+NATIVE_PLATFORMS = ("xcb",)  # where the native window is used (tested on X11 only; VTK's mode
+#                              also exists on Windows and macOS, where GPU composition is cheap)
 
 
 def make_plotter(parent: QWidget):
     """The 3D view's pyvista plotter widget: a native child window that VTK renders into
-    (:mod:`lsfa_gui.widgets.native_interactor`) on X11, Windows and macOS; elsewhere (Wayland)
-    or with ``LSFA_3D_WIDGET=qopengl`` pyvistaqt's ``QtInteractor``, a QOpenGLWidget (Qt then
+    (:mod:`lsfa_gui.widgets.native_interactor`) on X11; elsewhere (Wayland, Windows, macOS) or
+    with ``LSFA_3D_WIDGET=qopengl`` pyvistaqt's ``QtInteractor``, a QOpenGLWidget (Qt then
     composes the whole window through OpenGL on every repaint: slow in software GL)."""
     app = QGuiApplication.instance()
     native = app is not None and app.platformName() in NATIVE_PLATFORMS
