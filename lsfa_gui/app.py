@@ -106,7 +106,9 @@ class ScreenshotTaker:
             plotter.render()
             app.processEvents()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        ok = self.window.grab().save(str(self.path))
+        shot = self.window.grab()
+        self.window.cloud_view.paint_scene_over(shot, self.window)
+        ok = shot.save(str(self.path))
         print(f"screenshot {'saved to' if ok else 'FAILED:'} {self.path}", flush=True)
         if not ok:
             self.exit_code = 1

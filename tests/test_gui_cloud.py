@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lsfa_gui._testing import scored_state, synthetic_result
-from lsfa_gui.state import InspectionState
+from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
 needs_display = pytest.mark.skipif(
     not (os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") == "xcb"),
@@ -35,11 +35,26 @@ def shown_cloud_view(qtbot, state):
         w.close_plotter()
 
 
-def grab_rgb(widget) -> np.ndarray:
-    """H×W×3 uint8 RGB of what ``widget`` shows now (Qt's grab; for screenshot checks)."""
+def grab_rgb(plotter) -> np.ndarray:
+    """H×W×3 uint8 RGB of what ``plotter``'s render window last drew (read back from VTK:
+    Qt's ``QWidget.grab`` cannot read the native window VTK renders into)."""
+    from lsfa_gui.widgets.native_interactor import rendered_rgb
+
+    return rendered_rgb(plotter.render_window)
+
+
+def screen_rgb(widget) -> np.ndarray:
+    """H×W×3 uint8 RGB of ``widget``'s native window as the X server shows it (what the user sees)."""
+    from PySide6.QtGui import QGuiApplication
+
+    return qimage_rgb(QGuiApplication.primaryScreen().grabWindow(int(widget.winId())).toImage())
+
+
+def qimage_rgb(img) -> np.ndarray:
+    """H×W×3 uint8 RGB of a QImage."""
     from PySide6.QtGui import QImage
 
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
     h, w = img.height(), img.width()
     arr = np.frombuffer(img.constBits(), np.uint8).reshape(h, img.bytesPerLine() // 4, 4)[:, :w]
     return arr[..., [2, 1, 0]].copy()  # BGRA -> RGB
@@ -106,8 +121,14 @@ def test_a_burst_of_selection_changes_builds_only_the_last_sample(qtbot, monkeyp
 @pytest.mark.display
 @needs_display
 def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
     st = make_state([synthetic_result(0, "crack", size=96), synthetic_result(1, "good", size=96, with_xyz=False)])
     with shown_cloud_view(qtbot, st) as w:
+        # VTK draws into its own native window: no QOpenGLWidget (which makes Qt compose the
+        # whole window through OpenGL on every repaint)
+        assert not isinstance(w.plotter, QOpenGLWidget) and w.plotter.testAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         st.set_current(0)
         qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
         w.plotter.render()
@@ -126,6 +147,16 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         rgb2 = grab_rgb(w.plotter).astype(int)
         saturated2 = (np.max(rgb2, -1) - np.min(rgb2, -1)) > 80
         assert coloured_before > 100 and int((saturated2 & bar_free).sum()) < coloured_before // 20
+        st.set_thresholds(pixel=0.5)
+        w.plotter.render()
+        # what the X server shows in the native window, and a window screenshot (Qt's grab
+        # plus the scene painted over it), both have the coloured points
+        shown = screen_rgb(w.plotter).astype(int)
+        assert int(((np.max(shown, -1) - np.min(shown, -1)) > 80).sum()) > 100
+        shot = w.grab()
+        w.paint_scene_over(shot, w)
+        painted = qimage_rgb(shot.toImage()).astype(int)
+        assert int(((np.max(painted, -1) - np.min(painted, -1)) > 80).sum()) > 100
         # RGB-only sample: a clear notice instead of an empty scene
         st.set_current(1)
         qtbot.waitUntil(lambda: w.showing_notice, timeout=5000)
@@ -133,3 +164,56 @@ def test_scored_points_are_coloured_and_low_scores_grey(qtbot):
         st.set_current(-1)  # nothing selected: a message inside the (kept) 3D scene
         qtbot.waitUntil(lambda: not w.showing_notice, timeout=5000)
         assert w._message_actor.GetVisibility() and not w._actor.GetVisibility()
+
+
+@pytest.mark.display
+@needs_display
+def test_the_main_windows_3d_view_shows_the_scene_on_screen(qtbot, settings):
+    """In the full window (the view reparented into the splitter after its native window was
+    made) the X server shows what VTK rendered, coloured points included."""
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    try:
+        w.show()
+        qtbot.waitExposed(w)
+        st = w.state
+        result = synthetic_result(0, "crack", size=96)
+        st.set_entries([SampleEntry(result.name, "test", result.label)])
+        st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
+        st.set_result(0, result)
+        st.set_current(0)
+        view = w.cloud_view
+        qtbot.waitUntil(lambda: view.points is not None and view._ticket is None, timeout=5000)
+        view.plotter.render()
+        rendered, shown = grab_rgb(view.plotter).astype(int), screen_rgb(view.plotter).astype(int)
+        assert int(((np.max(rendered, -1) - np.min(rendered, -1)) > 80).sum()) > 100
+        assert shown.shape == rendered.shape and np.abs(shown - rendered).mean() < 2
+    finally:
+        w.close()
+
+
+@pytest.mark.display
+@needs_display
+def test_dragging_rotates_the_camera_and_a_right_click_reads_a_point(qtbot):
+    """Mouse events reach VTK through the (native) widget: the trackball turns, picking works."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    st = make_state([synthetic_result(0, "crack", size=96)])
+    with shown_cloud_view(qtbot, st) as w:
+        st.set_current(0)
+        qtbot.waitUntil(lambda: w.points is not None and w._ticket is None, timeout=5000)
+        w.plotter.render()
+        eye = np.array(w.plotter.camera_position[0])
+        centre = w.plotter.rect().center()
+        QTest.mousePress(w.plotter, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+        for step in range(1, 9):
+            QTest.mouseMove(w.plotter, centre + QPoint(10 * step, 5 * step))
+            qtbot.wait(20)  # the trackball turns on the interactor's timer
+        QTest.mouseRelease(w.plotter, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre + QPoint(80, 40))
+        assert not np.allclose(np.array(w.plotter.camera_position[0]), eye)
+        QTest.mouseClick(w.plotter, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre)
+        qtbot.waitUntil(lambda: w.picked is not None, timeout=3000)
+        assert "mm: score" in w.readout.text()

@@ -1,4 +1,4 @@
-"""3D view: the organized point cloud's valid points coloured by anomaly score (pyvistaqt).
+"""3D view: the organized point cloud's valid points coloured by anomaly score (pyvista).
 
 Uses the same colormap and colour range as the 2D heatmap (fixed across samples unless the
 per-sample stretch is switched on). Points below the pixel threshold are drawn grey: their
@@ -6,7 +6,9 @@ display scalar is set to NaN and the mapper's NaN colour is grey, so a threshold
 rewrites one float array. A new sample's points and mesh are built in a background thread
 (:mod:`lsfa_gui.cloud_mesh`, at most ``MAX_SHOWN_POINTS`` drawn); the UI thread swaps the
 actor's data and renders once. Without an OpenGL-capable Qt platform (e.g. ``offscreen``) the
-view keeps its data logic but shows a notice instead of the renderer.
+view keeps its data logic but shows a notice instead of the renderer. The renderer is a native
+child window that VTK draws into (:mod:`lsfa_gui.widgets.native_interactor`), so the rest of the
+window repaints without OpenGL composition.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import time
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtOpenGLWidgets import QOpenGLWidget
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +48,27 @@ def opengl_available() -> bool:
     app = QGuiApplication.instance()
     name = app.platformName() if app is not None else os.environ.get("QT_QPA_PLATFORM", "")
     return name not in ("offscreen", "minimal", "vnc", "")
+
+
+WIDGET_ENV = "LSFA_3D_WIDGET"  # "qopengl": pyvistaqt's QOpenGLWidget instead of the native window
+NATIVE_PLATFORMS = ("xcb",)  # where the native window is used (tested on X11 only; VTK's mode
+#                              also exists on Windows and macOS, where GPU composition is cheap)
+
+
+def make_plotter(parent: QWidget):
+    """The 3D view's pyvista plotter widget: a native child window that VTK renders into
+    (:mod:`lsfa_gui.widgets.native_interactor`) on X11; elsewhere (Wayland, Windows, macOS) or
+    with ``LSFA_3D_WIDGET=qopengl`` pyvistaqt's ``QtInteractor``, a QOpenGLWidget (Qt then
+    composes the whole window through OpenGL on every repaint: slow in software GL)."""
+    app = QGuiApplication.instance()
+    native = app is not None and app.platformName() in NATIVE_PLATFORMS
+    if not native or os.environ.get(WIDGET_ENV, "native").lower() == "qopengl":
+        from pyvistaqt import QtInteractor
+
+        return QtInteractor(parent, auto_update=False, multi_samples=0)
+    from lsfa_gui.widgets.native_interactor import NativeInteractor
+
+    return NativeInteractor(parent, multi_samples=0)
 
 
 MAX_UNSCORED_GRID = 65_536  # an unscored cloud is shown on at most this many grid pixels (256², about
@@ -95,10 +117,9 @@ class CloudView(QWidget):
         enable_3d = opengl_available() if enable_3d is None else enable_3d
         if enable_3d:
             import pyvista as pv
-            from pyvistaqt import QtInteractor
 
             pv.global_theme.allow_empty_mesh = True
-            self.plotter = QtInteractor(self, auto_update=False, multi_samples=0)
+            self.plotter = make_plotter(self)
             self.plotter.set_background(BACKGROUND)
             self.plotter.enable_point_picking(
                 callback=self._on_pick, show_message=False, use_picker=True, show_point=True,
@@ -329,11 +350,11 @@ class CloudView(QWidget):
 
     def _render_now(self):
         """Schedule one repaint of the 3D widget: its paint event renders the scene once.
-        (``plotter.render()`` would render here and then again in that paint event, as pyvistaqt
-        re-renders each frame it is told of; a hidden widget is not painted until shown.)"""
+        (With pyvistaqt's widget ``plotter.render()`` would render here and then again in that
+        paint event; a hidden widget is not painted until shown.)"""
         self._render_pending = False
         if self.plotter is not None:
-            QOpenGLWidget.update(self.plotter)
+            QWidget.update(self.plotter)  # not BasePlotter.update
 
     def _rendered(self, *_event):
         self._last_render = time.perf_counter()
@@ -492,6 +513,25 @@ class CloudView(QWidget):
                 f" ({norm:.2f} of range) · " + base
             )
         self.readout.setText(base + self._thinning_note())
+
+    def paint_scene_over(self, pixmap, window: QWidget) -> None:
+        """Draw the 3D scene's current render onto ``pixmap``, a ``window.grab()``, where the
+        view sits: Qt's grab cannot read the native window VTK renders into."""
+        if self.plotter is None or not self.plotter.isVisible():
+            return
+        from PySide6.QtCore import QPoint
+        from PySide6.QtGui import QImage, QPainter
+
+        from lsfa_gui.widgets.native_interactor import rendered_rgb
+
+        self.plotter.render()
+        rgb = np.ascontiguousarray(rendered_rgb(self.plotter.render_window))
+        h, w = rgb.shape[:2]
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        image.setDevicePixelRatio(pixmap.devicePixelRatio())
+        painter = QPainter(pixmap)
+        painter.drawImage(self.plotter.mapTo(window, QPoint(0, 0)), image)
+        painter.end()
 
     # ------------------------------------------------------------------ lifetime
     def close_plotter(self):
