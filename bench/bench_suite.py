@@ -166,14 +166,18 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache" / "lsfa-inspector" / "suite",
                     help="where generated datasets are kept")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="FitConfig overrides (JSON values)")
-    ap.add_argument("--only", help="comma list of dataset names to run (e.g. demo-301,tire (real, RGB))")
+    ap.add_argument("--only", help="comma list of datasets to run, each a name or its first word "
+                                   "(e.g. demo-301,tire); an item that matches nothing is an error")
     ap.add_argument("--json", type=Path, help="write the rows here")
     args = ap.parse_args()
     config = FitConfig(**parse_overrides(args.set))
     rows = datasets(args.group, args.data)
     if args.only:
-        keep = set(args.only.split(","))
-        rows = [r for r in rows if r[1] in keep]
+        keep = {k.strip() for k in args.only.split(",") if k.strip()}
+        unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
+        if unknown:
+            ap.error(f"--only: no dataset named {', '.join(unknown)} (names: {', '.join(sorted({r[1] for r in rows}))})")
+        rows = [r for r in rows if r[1] in keep or r[1].split()[0] in keep]
     results = []
     t0 = time.perf_counter()
     for group, name, root, cat in rows:
