@@ -216,12 +216,6 @@ class Model:
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
         stacked = np.stack([maps[m].reshape(-1) for m in mods], axis=1)
-        if self.units_image_score:
-            units = image_units or self.image_fusion
-            if fusion.weights is not None and units.mode.startswith("tail_"):
-                units = units.with_weights(fusion.weights)  # a modality the self-check dropped stays out
-            pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
-            return np.asarray(units.transform(self.modality_topk_scores(maps, roi)), np.float32), pix
         if self.config.fused_image_score == "modality_topk" and fusion.mode.startswith("tail_"):
             terms = np.asarray(fusion.tail_terms(stacked), np.float32)
             pix = terms.max(axis=1) if fusion.mode == "tail_max" else terms.sum(axis=1)
@@ -229,6 +223,11 @@ class Model:
             own = [apply_roi(terms[:, i].reshape(b, s, s), roi) for i in range(len(mods))]
             return np.sum([self._topk_mean(t) for t in own], axis=0).astype(np.float32), pix
         pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
+        if self.units_image_score:
+            units = image_units or self.image_fusion
+            if fusion.weights is not None and units.mode.startswith("tail_"):
+                units = units.with_weights(fusion.weights)  # a modality the self-check dropped stays out
+            return np.asarray(units.transform(self.modality_topk_scores(maps, roi)), np.float32), pix
         return self._map_image_scores(pix), pix
 
     @property

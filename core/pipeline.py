@@ -206,7 +206,9 @@ def fit(
 
         turned_rgb = turned_rgb_patches(extractors["rgb"], train, config, variant_adapters, p)
 
-    def build_model(toks, adapter_or_none, variant: str) -> Model:
+    def build_model(variant: str) -> Model:
+        adapter_or_none = variant_adapters[variant]
+        toks = frozen_tokens if adapter_or_none is None else tokens
         banks = {}
         for m in modalities:
             patches = toks[m][regions[m]]
@@ -220,8 +222,7 @@ def fit(
         return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
-    variants = {name: build_model(tokens if a is not None else frozen_tokens, a, name)
-                for name, a in variant_adapters.items()}
+    variants = {name: build_model(name) for name in variant_adapters}
     del tokens, frozen_tokens, turned_rgb
 
     def fit_fusion(model: Model, maps: dict) -> LateFusion:
