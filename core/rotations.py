@@ -5,7 +5,7 @@ print) at angles that a few dozen training images cover sparsely. The CNN's patc
 not rotation-invariant, so a good part's rim at an angle no training image had scores like a
 defect. Turning the prepared model-grid image by 90°, 180° and 270° is exact (no interpolation)
 and fills those gaps; the memory bank's coreset (``--coreset`` / ``--min-bank``) keeps the bank's
-size, so scoring costs the same. The 3D features (FPFH, heights above the local plane) are
+size, so the search has no more patches to look through. The 3D features (FPFH, heights above the local plane) are
 already invariant to in-plane rotation, so only the RGB bank gets the copies. Measured in
 docs/evaluation.md.
 """
