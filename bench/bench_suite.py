@@ -135,15 +135,16 @@ def print_table(results: list[dict]) -> None:
     for group in sorted({r["group"] for r in results}):
         rows = [r for r in results if r["group"] == group]
         mean = {k: float(np.mean([r["fused"][k] for r in rows if r["fused"][k] is not None])) for k in ("I", "P", "PRO")}
-        worst_gap = max(
-            (max(r.get(m, {}).get("I") or 0 for m in ("rgb", "xyz")) - r["fused"]["I"] for r in rows),
-            default=0.0,
-        )
+        gaps = [  # only rows with more than one modality have a fused result to compare
+            max(r[m]["I"] for m in ("rgb", "xyz")) - r["fused"]["I"]
+            for r in rows
+            if all((r.get(m) or {}).get("I") is not None for m in ("rgb", "xyz")) and r["fused"]["I"] is not None
+        ]
         est = [abs(r["estimate"]["image_auroc"] - r["fused"]["I"]) for r in rows if r.get("estimate") and r["fused"]["I"] is not None]
         f1 = [r["f1_at_seeded"] / r["f1_best"] for r in rows if r.get("f1_best")]
         share = [r["self_check_s"] / r["fit_s"] for r in rows if r.get("self_check_s") and r["fit_s"]]
         print(f"{group:12s} {'MEAN':18s} {len(rows):3d} cats  | {mean['I']:.3f} {mean['P']:.3f} {mean['PRO']:.3f} "
-              f"| largest (best single - fused) I-AUROC gap {worst_gap:+.3f}"
+              + (f"| largest (best single - fused) I-AUROC gap {max(gaps):+.3f}" if gaps else "| single-modality rows only")
               + (f" | mean |estimate - real| I-AUROC {np.mean(est):.3f}" if est else "")
               + (f" | F1 seeded/best: mean {np.mean(f1):.2f}, min {np.min(f1):.2f}" if f1 else "")
               + (f" | self-check share of fit time: mean {np.mean(share):.0%}, max {np.max(share):.0%}" if share else ""))
