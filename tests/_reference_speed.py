@@ -1,0 +1,57 @@
+"""Verbatim copies of implementations that were rewritten for speed (issue 11), kept only as
+references for tests/test_fast_paths.py: the rewrites must give the same results (bit for bit
+for masks, float tolerance for features). Taken from commit b815d02."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch.nn.functional as F
+
+
+def pool_pixel_features(features, valid, grid):
+    """core.features.pooling.pool_pixel_features: 3×3 avg_pool2d, adaptive average, occupancy."""
+    pooled = F.avg_pool2d(features[None], kernel_size=3, stride=1, padding=1, count_include_pad=True)
+    if pooled.shape[-2:] != (grid, grid):
+        pooled = F.adaptive_avg_pool2d(pooled, grid)
+    v = valid.float().reshape(1, 1, *valid.shape[-2:])
+    occupied = F.adaptive_avg_pool2d(v, grid)[0, 0] > 0
+    return pooled[0] * occupied.to(pooled.dtype)
+
+
+def pixel_angle(xyz: np.ndarray, valid: np.ndarray) -> float:
+    """core.data.preprocess.pixel_angle."""
+    ratios = []
+    for a, b in (((slice(None), slice(0, -1)), (slice(None), slice(1, None))),
+                 ((slice(0, -1), slice(None)), (slice(1, None), slice(None)))):
+        both = valid[a] & valid[b]
+        if both.any():
+            pa, pb = xyz[a][both].astype(np.float64), xyz[b][both].astype(np.float64)
+            rng = 0.5 * (np.linalg.norm(pa, axis=1) + np.linalg.norm(pb, axis=1))
+            ratios.append(np.linalg.norm(pa - pb, axis=1) / np.maximum(rng, 1e-12))
+    if not ratios:
+        return 0.0
+    return float(np.median(np.concatenate(ratios)))
+
+
+def flying_in_box(xyz: np.ndarray, valid: np.ndarray, ratio: float, min_neighbours: int) -> np.ndarray:
+    """core.data.preprocess._flying_in_box."""
+    out = np.zeros_like(valid)
+    angle = pixel_angle(xyz, valid)
+    if angle <= 0:
+        return out
+    h, w = valid.shape
+    p = xyz.astype(np.float32)
+    limit = np.float32(ratio * angle) * np.linalg.norm(p, axis=-1)
+    close = np.zeros((h, w), dtype=np.int16)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            src = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+            nb = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
+            d = np.linalg.norm(p[src] - p[nb], axis=-1)
+            lim = limit[src] * (np.float32(math.sqrt(2)) if dy and dx else np.float32(1))
+            close[src] += (valid[src] & valid[nb] & (d < lim)).astype(np.int16)
+    return valid & (close < min_neighbours)
