@@ -55,3 +55,46 @@ def flying_in_box(xyz: np.ndarray, valid: np.ndarray, ratio: float, min_neighbou
             lim = limit[src] * (np.float32(math.sqrt(2)) if dy and dx else np.float32(1))
             close[src] += (valid[src] & valid[nb] & (d < lim)).astype(np.int16)
     return valid & (close < min_neighbours)
+
+
+def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: int = 2) -> np.ndarray:
+    """core.data.preprocess.largest_cluster."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not keep.any():
+        return keep.copy()
+    rows_any = np.flatnonzero(keep.any(axis=1))
+    cols_any = np.flatnonzero(keep.any(axis=0))
+    y0, y1, x0, x1 = rows_any[0], rows_any[-1] + 1, cols_any[0], cols_any[-1] + 1
+    k = keep[y0:y1, x0:x1]
+    h, w = k.shape
+    node = np.full((h, w), -1, dtype=np.int64)
+    n_nodes = int(k.sum())
+    node[k] = np.arange(n_nodes)
+    planes = [np.ascontiguousarray(xyz[y0:y1, x0:x1, c], dtype=np.float32) for c in range(3)]
+    eps2 = np.float32(eps_m * eps_m)
+    src, dst = [], []
+    r = max(1, int(link_px))
+    for dy in range(0, r + 1):
+        for dx in range(-r, r + 1):
+            if (dy == 0 and dx <= 0) or dy >= h or abs(dx) >= w:
+                continue
+            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+            both = k[a] & k[b]
+            d2 = np.zeros(both.shape, dtype=np.float32)
+            for p in planes:
+                diff = p[a] - p[b]
+                d2 += diff * diff
+            linked = both & (d2 < eps2)
+            src.append(node[a][linked])
+            dst.append(node[b][linked])
+    src_all = np.concatenate(src) if src else np.zeros(0, np.int64)
+    dst_all = np.concatenate(dst) if dst else np.zeros(0, np.int64)
+    graph = csr_matrix((np.ones(len(src_all), dtype=np.float64), (src_all, dst_all)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(graph, directed=False)
+    best = int(np.argmax(np.bincount(labels)))
+    out = np.zeros_like(keep)
+    out[y0:y1, x0:x1][k] = labels == best
+    return out

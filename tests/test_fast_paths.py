@@ -49,3 +49,19 @@ def test_pooling_matches_avg_pool_then_adaptive_average():
         assert got.shape == want.shape == (c, grid, grid)
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
         assert torch.equal(got == 0, want == 0)  # empty cells stay exactly 0
+
+
+def test_largest_cluster_is_unchanged():
+    from core.data.preprocess import largest_cluster, plane_keep_mask
+    from core.data.sample import valid_points
+
+    for seed, category, folder in ((5, "puck", "test/dent"), (6, "cookie", "test/hole"), (8, "cookie", "train")):
+        xyz = render_sample(seed, category, folder, 0, size=400).xyz
+        keep, _ = plane_keep_mask(xyz, PreprocessParams(), valid_points(xyz))
+        rng = np.random.default_rng(seed)
+        keep = keep | (rng.random(keep.shape) < 0.01)  # stray specks: many small components
+        for eps, link in ((0.006, 2), (0.002, 1), (0.0015, 3)):
+            got = largest_cluster(xyz, keep, eps, link)
+            want = ref.largest_cluster(xyz, keep, eps, link)
+            assert np.array_equal(got, want)
+            assert 0 < got.sum() < keep.sum()

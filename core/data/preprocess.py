@@ -194,25 +194,26 @@ def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: in
     node[k] = np.arange(n_nodes)
     planes = [np.ascontiguousarray(xyz[y0:y1, x0:x1, c], dtype=np.float32) for c in range(3)]
     eps2 = np.float32(eps_m * eps_m)
-    src, dst = [], []
     r = max(1, int(link_px))
-    for dy in range(0, r + 1):
-        for dx in range(-r, r + 1):
-            if (dy == 0 and dx <= 0) or dy >= h or abs(dx) >= w:
-                continue
-            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
-            both = k[a] & k[b]
-            d2 = np.zeros(both.shape, dtype=np.float32)
-            for p in planes:
-                diff = p[a] - p[b]
-                d2 += diff * diff
-            linked = both & (d2 < eps2)
-            src.append(node[a][linked])
-            dst.append(node[b][linked])
-    src_all = np.concatenate(src) if src else np.zeros(0, np.int64)
-    dst_all = np.concatenate(dst) if dst else np.zeros(0, np.int64)
-    graph = csr_matrix((np.ones(len(src_all), dtype=np.float64), (src_all, dst_all)), shape=(n_nodes, n_nodes))
+    offsets = [(dy, dx) for dy in range(0, r + 1) for dx in range(-r, r + 1)
+               if not (dy == 0 and dx <= 0) and dy < h and abs(dx) < w]
+    # one column per offset: the linked neighbour, or the node itself (a self-loop changes no
+    # component), so the graph is a CSR matrix with a fixed row length and needs no sorting
+    links = np.empty((n_nodes, max(len(offsets), 1)), dtype=np.int32)
+    links[:] = np.arange(n_nodes, dtype=np.int32)[:, None]
+    for o, (dy, dx) in enumerate(offsets):
+        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+        b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+        both = k[a] & k[b]
+        d2 = np.zeros(both.shape, dtype=np.float32)
+        for p in planes:
+            diff = p[a] - p[b]
+            d2 += diff * diff
+        linked = both & (d2 < eps2)
+        links[node[a][linked], o] = node[b][linked]
+    width = links.shape[1]
+    graph = csr_matrix((np.ones(links.size, dtype=np.float64), links.reshape(-1),
+                        np.arange(0, links.size + 1, width, dtype=np.int32)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
     best = int(np.argmax(np.bincount(labels)))
     out = np.zeros_like(keep)
