@@ -98,3 +98,36 @@ def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: in
     out = np.zeros_like(keep)
     out[y0:y1, x0:x1][k] = labels == best
     return out
+
+
+def point_spacing(xyz: np.ndarray, max_rows: int = 400) -> float:
+    """core.data.units.point_spacing."""
+    h = xyz.shape[0]
+    rows = np.arange(h - 1) if h - 1 <= max_rows else np.linspace(0, h - 2, max_rows).astype(int)
+    a = xyz[rows]
+    below = xyz[rows + 1] if h > 1 else a[:0]
+    valid_a = np.any(a != 0, axis=-1)
+    d = [np.linalg.norm((a[:, 1:] - a[:, :-1]).astype(np.float64), axis=-1)[valid_a[:, 1:] & valid_a[:, :-1]]]
+    if len(below):
+        valid_b = np.any(below != 0, axis=-1)
+        d.append(np.linalg.norm((below - a).astype(np.float64), axis=-1)[valid_a & valid_b])
+    d = np.concatenate(d)
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else 0.0
+
+
+def median_spacing(xyz: np.ndarray, valid: np.ndarray) -> float:
+    """core.features.fpfh.median_spacing."""
+    d = []
+    for a, b, va, vb in (
+        (xyz[:, 1:], xyz[:, :-1], valid[:, 1:], valid[:, :-1]),
+        (xyz[1:], xyz[:-1], valid[1:], valid[:-1]),
+    ):
+        both = va & vb
+        if both.any():
+            d.append(np.linalg.norm((a[both] - b[both]).astype(np.float64), axis=-1))
+    if not d:
+        return 0.0
+    d = np.concatenate(d)
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else 0.0

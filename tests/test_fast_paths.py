@@ -1,6 +1,6 @@
 """The speed rewrites of issue 11 give the results of the implementations they replaced
-(tests/_reference_speed.py) on generated demo clouds: masks bit for bit, features within
-float tolerance."""
+(tests/_reference_speed.py) on generated demo clouds: masks and spacings bit for bit, pooled
+features within float tolerance."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 import _reference_speed as ref
 from core.data.preprocess import PreprocessParams, foreground_mask, pixel_angle
 from core.data.preprocess import _flying_in_box
+from core.data.sample import Sample
 from core.demo.sample import render_sample
 from core.features.pooling import pool_pixel_features
 
@@ -65,3 +66,27 @@ def test_largest_cluster_is_unchanged():
             want = ref.largest_cluster(xyz, keep, eps, link)
             assert np.array_equal(got, want)
             assert 0 < got.sum() < keep.sum()
+
+
+def test_point_spacing_is_unchanged(clouds):
+    from core.data.units import point_spacing
+
+    raw = render_sample(9, "cookie", "test/good", 0, size=400).xyz  # with the table
+    nan = raw.copy()
+    nan[100:110, 50:300] = np.nan
+    tall = np.concatenate([raw] * 3)  # more rows than max_rows: measured on spread rows
+    for xyz in [raw, nan, tall, raw[:1], raw[:2], raw * 1000, raw.astype(np.float64)] + [c for c, _ in clouds]:
+        assert point_spacing(xyz) == ref.point_spacing(xyz)
+    assert point_spacing(np.zeros((5, 5, 3), np.float32)) == 0.0
+
+
+def test_fpfh_median_spacing_is_unchanged(clouds):
+    from core.features.fpfh import median_spacing, valid_mask
+    from core.prepare import prepare_sample
+
+    for xyz, keep in clouds:
+        for cloud in (xyz, prepare_sample(Sample("c", None, xyz), 224, preprocess=False).xyz):
+            valid = valid_mask(cloud)
+            assert median_spacing(cloud, valid) == ref.median_spacing(cloud, valid) > 0
+    empty = np.zeros((8, 8, 3), np.float32)
+    assert median_spacing(empty, valid_mask(empty)) == 0.0
