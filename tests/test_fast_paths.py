@@ -1,19 +1,20 @@
 """The speed rewrites of issue 11 give the results of the implementations they replaced
-(tests/_reference_speed.py) on generated demo clouds: masks and spacings bit for bit, pooled
-features within float tolerance."""
+(tests/_reference_speed.py) on generated demo clouds: masks, spacings and pooled features
+bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import _reference_speed as ref
 from core.data.preprocess import PreprocessParams, foreground_mask, pixel_angle
 from core.data.preprocess import _flying_in_box
 from core.data.sample import Sample
 from core.demo.sample import render_sample
-from core.features.pooling import pool_pixel_features
+from core.features.pooling import local_average, pool_pixel_features
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +41,20 @@ def test_flying_points_and_pixel_angle_are_unchanged(clouds):
     assert flagged > 100  # the stricter tests flag many points: the comparison is not vacuous
 
 
-def test_pooling_matches_avg_pool_then_adaptive_average():
+def test_pooling_matches_avg_pool_bit_for_bit():
     rng = np.random.default_rng(0)
-    for c, h, w, grid in ((33, 224, 224, 28), (9, 37, 53, 8), (3, 20, 20, 28), (4, 28, 28, 28)):
+    for c, h, w, grid in ((33, 224, 224, 28), (9, 37, 53, 8), (3, 20, 20, 28), (4, 28, 28, 28), (2, 1, 1, 1)):
         valid = torch.from_numpy(rng.random((h, w)) < 0.4)
         feats = torch.from_numpy(rng.random((c, h, w), dtype=np.float32) * 200) * valid
         got = pool_pixel_features(feats, valid, grid)
-        want = ref.pool_pixel_features(feats, valid, grid)
-        assert got.shape == want.shape == (c, grid, grid)
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4)
-        assert torch.equal(got == 0, want == 0)  # empty cells stay exactly 0
+        assert got.shape == (c, grid, grid)
+        assert torch.equal(got, ref.pool_pixel_features(feats, valid, grid))
+    for shape in ((2, 24, 56, 56), (1, 3, 2, 5)):  # batches, channels-last, negative values
+        maps = torch.from_numpy(rng.normal(0, 50, shape).astype(np.float32))
+        want = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=True)
+        assert torch.equal(local_average(maps), want)
+        last = maps.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(local_average(last), want)
 
 
 def test_largest_cluster_is_unchanged():
@@ -90,3 +95,37 @@ def test_fpfh_median_spacing_is_unchanged(clouds):
             assert median_spacing(cloud, valid) == ref.median_spacing(cloud, valid) > 0
     empty = np.zeros((8, 8, 3), np.float32)
     assert median_spacing(empty, valid_mask(empty)) == 0.0
+
+
+def test_3d_features_and_preprocessing_are_unchanged(monkeypatch):
+    """End to end on demo samples: preprocessing + resizing and the default 3D patch features
+    with every rewritten function, against the same with the old ones patched back in."""
+    import core.data.preprocess as pre
+    import core.data.units as units
+    import core.features.fpfh as fpfh
+    import core.features.pooling as pooling
+    import core.features.surface as surface
+    from core.prepare import prepare_sample
+
+    samples = [render_sample(seed, category, folder, 0, size=400, flying_pixels=0.5)
+               for seed, category, folder in ((5, "puck", "test/dent"), (6, "cookie", "test/crack"))]
+    extractor = surface.FPFHSurfaceFeatures()
+
+    def run():
+        out = []
+        for s in samples:
+            prepared = prepare_sample(Sample("s", s.rgb, s.xyz), 224, True, None)
+            out.append((units.point_spacing(s.xyz), prepared.xyz, prepared.rgb,
+                        extractor.extract([prepared.xyz], grid=28)))
+        return out
+
+    new = run()
+    old_local = lambda maps: F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=True)  # noqa: E731
+    for module, name, old in ((pre, "_flying_in_box", ref.flying_in_box), (pre, "pixel_angle", ref.pixel_angle),
+                              (pre, "largest_cluster", ref.largest_cluster), (units, "point_spacing", ref.point_spacing),
+                              (fpfh, "median_spacing", ref.median_spacing), (surface, "median_spacing", ref.median_spacing),
+                              (pooling, "local_average", old_local)):
+        monkeypatch.setattr(module, name, old)
+    for (s0, x0, c0, f0), (s1, x1, c1, f1) in zip(new, run()):
+        assert s0 == s1 and np.array_equal(x0, x1) and np.array_equal(c0, c1)
+        assert torch.equal(f0, f1) and f0.abs().sum() > 0
