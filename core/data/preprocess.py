@@ -194,25 +194,26 @@ def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: in
     node[k] = np.arange(n_nodes)
     planes = [np.ascontiguousarray(xyz[y0:y1, x0:x1, c], dtype=np.float32) for c in range(3)]
     eps2 = np.float32(eps_m * eps_m)
-    src, dst = [], []
     r = max(1, int(link_px))
-    for dy in range(0, r + 1):
-        for dx in range(-r, r + 1):
-            if (dy == 0 and dx <= 0) or dy >= h or abs(dx) >= w:
-                continue
-            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
-            both = k[a] & k[b]
-            d2 = np.zeros(both.shape, dtype=np.float32)
-            for p in planes:
-                diff = p[a] - p[b]
-                d2 += diff * diff
-            linked = both & (d2 < eps2)
-            src.append(node[a][linked])
-            dst.append(node[b][linked])
-    src_all = np.concatenate(src) if src else np.zeros(0, np.int64)
-    dst_all = np.concatenate(dst) if dst else np.zeros(0, np.int64)
-    graph = csr_matrix((np.ones(len(src_all), dtype=np.float64), (src_all, dst_all)), shape=(n_nodes, n_nodes))
+    offsets = [(dy, dx) for dy in range(0, r + 1) for dx in range(-r, r + 1)
+               if not (dy == 0 and dx <= 0) and dy < h and abs(dx) < w]
+    # one column per offset: the linked neighbour, or the node itself (a self-loop changes no
+    # component), so the graph is a CSR matrix with a fixed row length and needs no sorting
+    links = np.empty((n_nodes, max(len(offsets), 1)), dtype=np.int32)
+    links[:] = np.arange(n_nodes, dtype=np.int32)[:, None]
+    for o, (dy, dx) in enumerate(offsets):
+        a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+        b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+        both = k[a] & k[b]
+        d2 = np.zeros(both.shape, dtype=np.float32)
+        for p in planes:
+            diff = p[a] - p[b]
+            d2 += diff * diff
+        linked = both & (d2 < eps2)
+        links[node[a][linked], o] = node[b][linked]
+    width = links.shape[1]
+    graph = csr_matrix((np.ones(links.size, dtype=np.float64), links.reshape(-1),
+                        np.arange(0, links.size + 1, width, dtype=np.int32)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
     best = int(np.argmax(np.bincount(labels)))
     out = np.zeros_like(keep)
@@ -226,14 +227,19 @@ def largest_cluster(xyz: np.ndarray, keep: np.ndarray, eps_m: float, link_px: in
 def pixel_angle(xyz: np.ndarray, valid: np.ndarray) -> float:
     """The sensor's angular point spacing in radians: median over valid 4-neighbour pairs of
     their 3D distance divided by their range (distance from the sensor). 0 when undefined."""
+    planes = [np.ascontiguousarray(xyz[..., c], dtype=np.float64) for c in range(3)]
+    ranges = np.sqrt(planes[0] * planes[0] + planes[1] * planes[1] + planes[2] * planes[2])
     ratios = []
     for a, b in (((slice(None), slice(0, -1)), (slice(None), slice(1, None))),
                  ((slice(0, -1), slice(None)), (slice(1, None), slice(None)))):
         both = valid[a] & valid[b]
         if both.any():
-            pa, pb = xyz[a][both].astype(np.float64), xyz[b][both].astype(np.float64)
-            rng = 0.5 * (np.linalg.norm(pa, axis=1) + np.linalg.norm(pb, axis=1))
-            ratios.append(np.linalg.norm(pa - pb, axis=1) / np.maximum(rng, 1e-12))
+            d2 = None
+            for q in planes:
+                diff = q[a][both] - q[b][both]
+                d2 = diff * diff if d2 is None else d2 + diff * diff
+            rng = 0.5 * (ranges[a][both] + ranges[b][both])
+            ratios.append(np.sqrt(d2) / np.maximum(rng, 1e-12))
     if not ratios:
         return 0.0
     return float(np.median(np.concatenate(ratios)))
@@ -265,18 +271,24 @@ def _flying_in_box(xyz: np.ndarray, valid: np.ndarray, ratio: float, min_neighbo
     if angle <= 0:
         return out
     h, w = valid.shape
-    p = xyz.astype(np.float32)
-    limit = np.float32(ratio * angle) * np.linalg.norm(p, axis=-1)
+    planes = [np.ascontiguousarray(xyz[..., c], dtype=np.float32) for c in range(3)]
+    norm = np.sqrt(planes[0] * planes[0] + planes[1] * planes[1] + planes[2] * planes[2])
+    limit = np.float32(ratio * angle) * norm
     close = np.zeros((h, w), dtype=np.int16)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            if dy == 0 and dx == 0:
-                continue
-            src = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
-            nb = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
-            d = np.linalg.norm(p[src] - p[nb], axis=-1)
-            lim = limit[src] * (np.float32(math.sqrt(2)) if dy and dx else np.float32(1))
-            close[src] += (valid[src] & valid[nb] & (d < lim)).astype(np.int16)
+    # each unordered pair of neighbours once: its distance counts for both ends, each against
+    # its own limit (float32 throughout; the same numbers as the norm of the difference)
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        src = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+        nb = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
+        d2 = None
+        for q in planes:
+            diff = q[src] - q[nb]
+            d2 = diff * diff if d2 is None else d2 + diff * diff
+        d = np.sqrt(d2)
+        factor = np.float32(math.sqrt(2)) if dy and dx else np.float32(1)
+        both = valid[src] & valid[nb]
+        close[src] += both & (d < limit[src] * factor)
+        close[nb] += both & (d < limit[nb] * factor)
     return valid & (close < min_neighbours)
 
 

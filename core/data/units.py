@@ -47,17 +47,34 @@ def point_spacing(xyz: np.ndarray, max_rows: int = 400) -> float:
     """Median distance between adjacent valid pixels (in the cloud's units); 0.0 if none.
     Large clouds are measured on ``max_rows`` evenly spread rows."""
     h = xyz.shape[0]
-    rows = np.arange(h - 1) if h - 1 <= max_rows else np.linspace(0, h - 2, max_rows).astype(int)
-    a = xyz[rows]
-    below = xyz[rows + 1] if h > 1 else a[:0]
-    valid_a = np.any(a != 0, axis=-1)
-    d = [np.linalg.norm((a[:, 1:] - a[:, :-1]).astype(np.float64), axis=-1)[valid_a[:, 1:] & valid_a[:, :-1]]]
+    if h - 1 <= max_rows:
+        a, below = xyz[: max(h - 1, 0)], xyz[1:]
+    else:
+        rows = np.linspace(0, h - 2, max_rows).astype(int)
+        a, below = xyz[rows], xyz[rows + 1]
+    valid_a = _measured(a)
+    d = [pixel_distances(a[:, 1:], a[:, :-1], valid_a[:, 1:] & valid_a[:, :-1])]
     if len(below):
-        valid_b = np.any(below != 0, axis=-1)
-        d.append(np.linalg.norm((below - a).astype(np.float64), axis=-1)[valid_a & valid_b])
+        d.append(pixel_distances(below, a, valid_a & _measured(below)))
     d = np.concatenate(d)
     d = d[d > 0]
     return float(np.median(d)) if d.size else 0.0
+
+
+def _measured(xyz: np.ndarray) -> np.ndarray:
+    """Pixels with any non-zero coordinate (NaN counts as non-zero)."""
+    return (xyz[..., 0] != 0) | (xyz[..., 1] != 0) | (xyz[..., 2] != 0)
+
+
+def pixel_distances(p: np.ndarray, q: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """float64 |p - q| at the ``keep`` pixels of two H×W×3 arrays (differences taken in their
+    dtype), per component plane: the same numbers as ``np.linalg.norm`` over the last axis of
+    the differences, several times faster."""
+    total = None
+    for c in range(3):
+        diff = (p[..., c][keep] - q[..., c][keep]).astype(np.float64)
+        total = diff * diff if total is None else total + diff * diff
+    return np.sqrt(total)
 
 
 def likely_units(spacing_m: float) -> str | None:

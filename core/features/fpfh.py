@@ -29,6 +29,7 @@ import scipy.sparse
 import torch
 
 from core.data.sample import finite_valid_points
+from core.data.units import pixel_distances
 from core.errors import DataError, UserError
 from core.features import pooling
 from core.features.registry import register
@@ -85,7 +86,7 @@ def median_spacing(xyz: np.ndarray, valid: np.ndarray) -> float:
     ):
         both = va & vb
         if both.any():
-            d.append(np.linalg.norm((a[both] - b[both]).astype(np.float64), axis=-1))
+            d.append(pixel_distances(a, b, both))
     if not d:
         return 0.0
     d = np.concatenate(d)

@@ -1,0 +1,131 @@
+"""The speed rewrites of issue 11 give the results of the implementations they replaced
+(tests/_reference_speed.py) on generated demo clouds: masks, spacings and pooled features
+bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import _reference_speed as ref
+from core.data.preprocess import PreprocessParams, foreground_mask, pixel_angle
+from core.data.preprocess import _flying_in_box
+from core.data.sample import Sample
+from core.demo.sample import render_sample
+from core.features.pooling import local_average, pool_pixel_features
+
+
+@pytest.fixture(scope="module")
+def clouds():
+    """Three demo clouds (400 px; one with flying pixels, one with a hole) as scored: the
+    foreground kept by preprocessing, everything else 0; and their foreground masks."""
+    out = []
+    for seed, category, folder, flying in ((5, "puck", "test/dent", 1.0), (6, "cookie", "test/hole", 0.0),
+                                           (7, "puck", "train", 0.5)):
+        xyz = render_sample(seed, category, folder, 0, size=400, flying_pixels=flying).xyz
+        keep, _ = foreground_mask(xyz, PreprocessParams())
+        out.append((np.where(keep[..., None], xyz, 0).astype(np.float32), keep))
+    return out
+
+
+def test_flying_points_and_pixel_angle_are_unchanged(clouds):
+    flagged = 0
+    for xyz, keep in clouds:
+        assert pixel_angle(xyz, keep) == ref.pixel_angle(xyz, keep)
+        for ratio, least in ((4.0, 2), (2.0, 3), (1.2, 5)):  # the default, then stricter tests
+            got = _flying_in_box(xyz, keep, ratio, least)
+            assert np.array_equal(got, ref.flying_in_box(xyz, keep, ratio, least))
+            flagged += int(got.sum())
+    assert flagged > 100  # the stricter tests flag many points: the comparison is not vacuous
+
+
+def test_pooling_matches_avg_pool_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for c, h, w, grid in ((33, 224, 224, 28), (9, 37, 53, 8), (3, 20, 20, 28), (4, 28, 28, 28), (2, 1, 1, 1)):
+        valid = torch.from_numpy(rng.random((h, w)) < 0.4)
+        feats = torch.from_numpy(rng.random((c, h, w), dtype=np.float32) * 200) * valid
+        got = pool_pixel_features(feats, valid, grid)
+        assert got.shape == (c, grid, grid)
+        assert torch.equal(got, ref.pool_pixel_features(feats, valid, grid))
+    for shape in ((2, 24, 56, 56), (1, 3, 2, 5)):  # batches, channels-last, negative values
+        maps = torch.from_numpy(rng.normal(0, 50, shape).astype(np.float32))
+        want = F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=True)
+        assert torch.equal(local_average(maps), want)
+        last = maps.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(local_average(last), want)
+
+
+def test_largest_cluster_is_unchanged():
+    from core.data.preprocess import largest_cluster, plane_keep_mask
+    from core.data.sample import valid_points
+
+    for seed, category, folder in ((5, "puck", "test/dent"), (6, "cookie", "test/hole"), (8, "cookie", "train")):
+        xyz = render_sample(seed, category, folder, 0, size=400).xyz
+        keep, _ = plane_keep_mask(xyz, PreprocessParams(), valid_points(xyz))
+        rng = np.random.default_rng(seed)
+        keep = keep | (rng.random(keep.shape) < 0.01)  # stray specks: many small components
+        for eps, link in ((0.006, 2), (0.002, 1), (0.0015, 3)):
+            got = largest_cluster(xyz, keep, eps, link)
+            want = ref.largest_cluster(xyz, keep, eps, link)
+            assert np.array_equal(got, want)
+            assert 0 < got.sum() < keep.sum()
+
+
+def test_point_spacing_is_unchanged(clouds):
+    from core.data.units import point_spacing
+
+    raw = render_sample(9, "cookie", "test/good", 0, size=400).xyz  # with the table
+    nan = raw.copy()
+    nan[100:110, 50:300] = np.nan
+    tall = np.concatenate([raw] * 3)  # more rows than max_rows: measured on spread rows
+    for xyz in [raw, nan, tall, raw[:1], raw[:2], raw * 1000, raw.astype(np.float64)] + [c for c, _ in clouds]:
+        assert point_spacing(xyz) == ref.point_spacing(xyz)
+    assert point_spacing(np.zeros((5, 5, 3), np.float32)) == 0.0
+
+
+def test_fpfh_median_spacing_is_unchanged(clouds):
+    from core.features.fpfh import median_spacing, valid_mask
+    from core.prepare import prepare_sample
+
+    for xyz, keep in clouds:
+        for cloud in (xyz, prepare_sample(Sample("c", None, xyz), 224, preprocess=False).xyz):
+            valid = valid_mask(cloud)
+            assert median_spacing(cloud, valid) == ref.median_spacing(cloud, valid) > 0
+    empty = np.zeros((8, 8, 3), np.float32)
+    assert median_spacing(empty, valid_mask(empty)) == 0.0
+
+
+def test_3d_features_and_preprocessing_are_unchanged(monkeypatch):
+    """End to end on demo samples: preprocessing + resizing and the default 3D patch features
+    with every rewritten function, against the same with the old ones patched back in."""
+    import core.data.preprocess as pre
+    import core.data.units as units
+    import core.features.fpfh as fpfh
+    import core.features.pooling as pooling
+    import core.features.surface as surface
+    from core.prepare import prepare_sample
+
+    samples = [render_sample(seed, category, folder, 0, size=400, flying_pixels=0.5)
+               for seed, category, folder in ((5, "puck", "test/dent"), (6, "cookie", "test/crack"))]
+    extractor = surface.FPFHSurfaceFeatures()
+
+    def run():
+        out = []
+        for s in samples:
+            prepared = prepare_sample(Sample("s", s.rgb, s.xyz), 224, True, None)
+            out.append((units.point_spacing(s.xyz), prepared.xyz, prepared.rgb,
+                        extractor.extract([prepared.xyz], grid=28)))
+        return out
+
+    new = run()
+    old_local = lambda maps: F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=True)  # noqa: E731
+    for module, name, old in ((pre, "_flying_in_box", ref.flying_in_box), (pre, "pixel_angle", ref.pixel_angle),
+                              (pre, "largest_cluster", ref.largest_cluster), (units, "point_spacing", ref.point_spacing),
+                              (fpfh, "median_spacing", ref.median_spacing), (surface, "median_spacing", ref.median_spacing),
+                              (pooling, "local_average", old_local)):
+        monkeypatch.setattr(module, name, old)
+    for (s0, x0, c0, f0), (s1, x1, c1, f1) in zip(new, run()):
+        assert s0 == s1 and np.array_equal(x0, x1) and np.array_equal(c0, c1)
+        assert torch.equal(f0, f1) and f0.abs().sum() > 0
