@@ -1,7 +1,8 @@
 """Coalesced refreshes for panels that redraw from all scored samples (the histogram, the
-image-threshold slider's range, the confusion matrix, the browser's and the live panel's
-counts): while a batch streams results in, each refreshes at most once per
-:data:`RESULTS_REFRESH_MS`, not once per sample.
+image-threshold slider's range, the confusion matrix, the browser's counts): while a batch
+streams results in, each refreshes at most once per :data:`RESULTS_REFRESH_MS`, not once per
+sample. (The live-inspection panel stays immediate: parts arrive one at a time there, and
+its verdict is the point.)
 
 It is superqt's throttle with the trailing call only: the first result of a burst starts the
 timer and the refresh runs when it fires, in an event-loop pass of its own (not inside the
