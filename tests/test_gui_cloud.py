@@ -217,3 +217,57 @@ def test_dragging_rotates_the_camera_and_a_right_click_reads_a_point(qtbot):
         QTest.mouseClick(w.plotter, Qt.MouseButton.RightButton, Qt.KeyboardModifier.NoModifier, centre)
         qtbot.waitUntil(lambda: w.picked is not None, timeout=3000)
         assert "mm: score" in w.readout.text()
+
+
+def test_a_new_model_that_leaves_the_current_cloud_as_it_was_does_not_rebuild_it(qtbot):
+    """Loading a model clears results the current (unscored, loaded) sample did not have: the
+    3D view keeps the cloud it shows instead of building it again; its own result rebuilds it."""
+    from types import SimpleNamespace
+
+    from lsfa_gui.widgets.cloud_view import CloudView
+
+    result = synthetic_result(0, "crack", size=48)
+    st = InspectionState()
+    st.set_entries([SampleEntry("a", "test", "crack"), SampleEntry("b", "test", "good")])
+    st.set_current(0)
+    w = CloudView(st, enable_3d=False)
+    qtbot.addWidget(w)
+    requests = []
+    request = w._builder.request
+    w._builder.request = lambda **kw: requests.append(kw) or request(**kw)
+    st.set_original(st.entries[0], SimpleNamespace(xyz=result.xyz))  # loaded, as lsfa_gui.originals does
+    qtbot.waitUntil(lambda: w.points is not None, timeout=5000)
+    assert len(requests) == 1 and w.scores is None
+    shown = w.points
+    st.clear_results()  # what a newly loaded model does (the current sample had no result)
+    st.set_result(1, synthetic_result(1, "good", size=48))  # another sample's result
+    qtbot.wait(50)  # past the view's 5 ms refresh timer
+    assert len(requests) == 1 and w.points is shown
+    st.set_result(0, result)  # the current sample's own result: built with its scores
+    qtbot.waitUntil(lambda: w.scores is not None, timeout=5000)
+    assert len(requests) == 2 and w.scores.size == w.points.shape[0]
+
+
+@pytest.mark.display
+@needs_display
+def test_the_3d_view_renders_only_when_what_it_shows_changes(qtbot):
+    """Display options of the 2D view and a colour range equal to the one shown do not render
+    the scene again (software GL renders on the UI thread); a new colormap does, once."""
+    st = make_state([synthetic_result(0, "crack", size=64)])
+    with shown_cloud_view(qtbot, st) as w:
+        st.set_current(0)
+        qtbot.waitUntil(lambda: w.points is not None and not w.showing_notice, timeout=5000)
+        qtbot.waitUntil(lambda: not w._render_pending, timeout=5000)
+        renders = []
+        w.plotter.render_window.AddObserver("EndEvent", lambda *_: renders.append(1))
+        qtbot.wait(300)
+        renders.clear()
+        st.set_display(opacity=0.2, show_ground_truth=False)  # 2D view only
+        st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5), colour_range=(0.1, 1.1)))
+        qtbot.wait(300)
+        assert renders == []
+        lut_before = w._actor.GetMapper().GetLookupTable()
+        st.set_display(colormap="viridis")
+        qtbot.waitUntil(lambda: len(renders) >= 1, timeout=5000)
+        qtbot.wait(300)
+        assert len(renders) == 1 and w._actor.GetMapper().GetLookupTable() is not lut_before

@@ -1,5 +1,7 @@
 """Each panel both ways: a state change updates the widget, a user action updates the state."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
@@ -141,6 +143,31 @@ def test_threshold_panel_both_ways(qtbot, state):
     assert (state.thresholds.image, state.thresholds.pixel) == (0.6, 0.5)
     with qtbot.waitSignal(w.save_requested):
         w.save_button.click()
+
+
+def test_image_view_keeps_its_drawing_when_a_new_model_leaves_the_current_sample_as_it_was(qtbot, monkeypatch):
+    """A new model clears results the current (loaded, unscored) sample did not have: the view
+    is not drawn again and keeps the user's zoom; the sample's own result redraws it."""
+    from lsfa_gui.widgets import image_view
+
+    drawn = []
+    layers = image_view.render.layers
+    monkeypatch.setattr(image_view.render, "layers", lambda *a, **k: drawn.append(1) or layers(*a, **k))
+    st = InspectionState()
+    st.set_entries([SampleEntry("a", "test", "crack"), SampleEntry("b", "test", "good")])
+    st.set_current(0)
+    w = image_view.ImageView(st)
+    qtbot.addWidget(w)
+    loaded = synthetic_result(0, "crack", size=48)
+    original = SimpleNamespace(rgb=loaded.rgb, xyz=loaded.xyz, mask=loaded.mask, shape=(48, 48))  # a loaded Sample
+    st.set_original(st.entries[0], original)  # as lsfa_gui.originals does
+    assert drawn == [1] and w.base_item.image.shape == (48, 48, 3)
+    w.view.setRange(xRange=(10, 20), yRange=(10, 20), padding=0)  # the user zooms in
+    zoom = w.view.viewRange()
+    st.clear_results()  # what a newly loaded model does
+    assert drawn == [1] and w.view.viewRange() == zoom
+    st.set_result(0, synthetic_result(0, "crack", size=48))  # its own result: drawn with the map
+    assert drawn == [1, 1] and w.heat_item.image is not None and "score" in w.header.text()
 
 
 # ---------------------------------------------------------------- histogram

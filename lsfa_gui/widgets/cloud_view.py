@@ -105,7 +105,8 @@ class CloudView(QWidget):
         self._builder.built.connect(self._on_built)
         self._mesh = None
         self._actor = None
-        self._lut_key = None
+        self._lut_key = None  # (colormap, colour range) of the lookup table the actor draws with
+        self._native = False  # the plotter is a NativeInteractor (renders into its own window)
         self.plotter = None
 
         self.stack = QStackedWidget()
@@ -120,6 +121,11 @@ class CloudView(QWidget):
 
             pv.global_theme.allow_empty_mesh = True
             self.plotter = make_plotter(self)
+            # one headlight instead of pyvista's five-light kit: software GL lights every pixel
+            # per light, so a render (on the UI thread) takes ~40 % less
+            self.plotter.renderer.remove_all_lights()
+            self.plotter.renderer.add_light(pv.Light(light_type="headlight"))
+            self._native = type(self.plotter).__name__ == "NativeInteractor"
             self.plotter.set_background(BACKGROUND)
             self.plotter.enable_point_picking(
                 callback=self._on_pick, show_message=False, use_picker=True, show_point=True,
@@ -180,6 +186,7 @@ class CloudView(QWidget):
         layout.addWidget(self.readout)
 
         self._shown_result = None  # the result whose cloud is shown (None: none)
+        self._shown = None  # (entry, result, loaded original) that refresh_sample shows last
         # a new current sample is built once, 5 ms later (a real timer, not a posted call: the
         # 2D view and the table update first), however many selection changes came meanwhile
         self._refresh_soon = qthrottled(self.refresh_sample, timeout=5, leading=False, parent=self)
@@ -231,16 +238,23 @@ class CloudView(QWidget):
         self.stack.setCurrentIndex(self.PAGE_NOTICE)
 
     def refresh_sample(self):
-        """Show the current sample: messages at once; its cloud once built (:meth:`_on_built`)."""
+        """Show the current sample: messages at once; its cloud once built (:meth:`_on_built`).
+        Nothing is rebuilt or rendered when the view already shows (or awaits) this very
+        sample, result and loaded original (e.g. results of other samples arriving, or a new
+        model clearing results the current sample did not have)."""
         entry = self.state.current_entry
         result = entry.result if entry is not None else None
+        original = self.state.original(entry) if result is None else None
+        shown = (entry, result, original)
+        if self._shown is not None and all(a is b for a, b in zip(shown, self._shown)):
+            return
+        self._shown = shown
         self._shown_result = result
         self.picked = None
         self.points = self.scores = self.display_scalars = None
         self._data = self._source = self._ticket = None
         self._builder.cancel()
         self._hide_actor()
-        original = self.state.original(entry) if result is None else None
         if result is None and original is None:
             self._show_message("No sample selected" if entry is None else "Sample not scored yet")
             self._update_readout()
@@ -319,11 +333,13 @@ class CloudView(QWidget):
         self._update_readout()
 
     def refresh_colours(self):
-        """Colormap / colour range / stretch mode changed: new lookup table, same points."""
+        """Colormap / colour range / stretch mode changed: new lookup table, same points; no
+        new table and no render when the colours drawn stay the same (e.g. a display option
+        of the 2D view, or a model whose range equals the one shown)."""
         with signals_blocked(self.stretch_check):
             self.stretch_check.setChecked(self.state.display.per_sample_range)
         self.stretch_check.setStyleSheet("color:#e65100;font-weight:bold;" if self.state.display.per_sample_range else "")
-        if self._actor is not None and self._mesh is not None:
+        if self._actor is not None and self._mesh is not None and self._colours_key() != self._lut_key:
             self._apply_lut()
             self.request_render()
         self._update_readout()
@@ -349,11 +365,18 @@ class CloudView(QWidget):
         QTimer.singleShot(max(5, int(wait * 1000)), self._render_now)
 
     def _render_now(self):
-        """Schedule one repaint of the 3D widget: its paint event renders the scene once.
-        (With pyvistaqt's widget ``plotter.render()`` would render here and then again in that
-        paint event; a hidden widget is not painted until shown.)"""
+        """Render the scene once. The native-window view renders here, in this timer's own
+        event-loop pass: a repaint would render inside Qt's paint pass of the whole window,
+        adding the 3D render to the 2D views' and plots' repainting in one long UI-thread
+        stall. pyvistaqt's widget, and a hidden view, get a repaint instead (``render()``
+        there would render now and again in the paint event; a hidden widget is not painted
+        until shown)."""
         self._render_pending = False
-        if self.plotter is not None:
+        if self.plotter is None:
+            return
+        if self._native and self.plotter.isVisible():
+            self.plotter.render()
+        else:
             QWidget.update(self.plotter)  # not BasePlotter.update
 
     def _rendered(self, *_event):
@@ -391,9 +414,14 @@ class CloudView(QWidget):
             rng = (float(self.scores.min()), float(self.scores.max()) + 1e-6)
         return rng or (0.0, 1.0)
 
+    def _colours_key(self) -> tuple:
+        """What the lookup table depends on: the colormap and the colour range (raw units)."""
+        return self.state.display.colormap, self._colour_range()
+
     def _make_lut(self):
         import pyvista as pv
 
+        self._lut_key = self._colours_key()
         table = lut(self.state.display.colormap)
         values = np.concatenate([table, np.full((len(table), 1), 255, np.uint8)], axis=1)
         lookup = pv.LookupTable(values=values)

@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from lsfa_gui.state import InspectionState
+from lsfa_gui.widgets import result_refresh
 
 GOOD_COLOUR = (46, 160, 67)
 DEFECT_COLOUR = (214, 39, 40)
@@ -52,6 +53,7 @@ class HistogramPanel(QWidget):
         self.plot.setMouseEnabled(x=True, y=False)  # wheel zooms and drag pans the score axis only
         self.plot.hideButtons()
         self._showing: tuple[float, float] | None = None  # the x range this panel set last
+        self._top: float | None = None  # the y range's top this panel set last (samples)
         self.plot.getViewBox().disableAutoRange()  # only the state's score view sets the range
         self.plot.setLabel("bottom", "image score (raw)")
         self.plot.setLabel("left", "samples")
@@ -60,11 +62,14 @@ class HistogramPanel(QWidget):
             f"<span style='color:rgb{DEFECT_COLOUR};font-size:9pt'>■ defective</span>&nbsp;&nbsp;"
             f"<span style='color:rgb{LINE_COLOUR};font-size:9pt'>│ threshold</span>"
         )
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}  # group -> its step curve, hidden without scores
+        self.rebuilds = 0  # times the scores were re-binned (a burst of results: one)
         for key, colour in (("good", GOOD_COLOUR), ("defective", DEFECT_COLOUR), ("unlabelled", UNLABELLED_COLOUR)):
             curve = pg.PlotDataItem(
                 stepMode="center", fillLevel=0, pen=pg.mkPen(colour, width=1.5), brush=pg.mkBrush(*colour, 90)
             )
+            curve.setVisible(False)
+            self.plot.addItem(curve)  # added once; a refresh only sets its data (or hides it)
             self.curves[key] = curve
         self.line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen(LINE_COLOUR, width=2.5), hoverPen=pg.mkPen(LINE_COLOUR, width=4),
@@ -104,28 +109,32 @@ class HistogramPanel(QWidget):
         layout.addLayout(footer)
         self.plot.getViewBox().sigXRangeChanged.connect(self._on_view_moved)
         state.samples_reset.connect(self.refresh)
-        state.sample_updated.connect(lambda _i: self.refresh())
+        self.refresh_soon = result_refresh.on_results(self.refresh, self)  # a burst of results: one refresh
+        state.sample_updated.connect(lambda _i: self.refresh_soon())
         state.score_view_changed.connect(self.refresh)
         state.thresholds_changed.connect(self.refresh_line)
         self.refresh()
 
     def refresh(self):
-        """Re-bin the scores over the state's score view and show that range."""
+        """Re-bin the scores over the state's score view and show that range. The curves are
+        updated in place (``setData``); a group without scores is hidden."""
+        self.refresh_soon.cancel()  # a refresh for results that arrived meanwhile: this is it
+        self.rebuilds += 1
         view = self.state.score_view()
         hist = None if view is None else score_histograms(self.state, view=view)
-        for key, curve in self.curves.items():
-            if curve.scene() is not None:
-                self.plot.removeItem(curve)
         self.empty_label.setVisible(hist is None)
         self.fit_button.setEnabled(self.state.zoomed)
         if hist is None:
+            for curve in self.curves.values():
+                curve.setVisible(False)
             self.outside_label.setText("")
             self.refresh_line()
             return
         edges, counts = hist
-        for key, c in counts.items():
-            self.curves[key].setData(edges, c)
-            self.plot.addItem(self.curves[key])
+        for key, curve in self.curves.items():
+            if key in counts:
+                curve.setData(edges, counts[key])
+            curve.setVisible(key in counts)
         scores = [e.image_score for e in self.state.entries if e.result is not None]
         below = sum(v < view[0] for v in scores)
         above = sum(v > view[1] for v in scores)
@@ -134,7 +143,10 @@ class HistogramPanel(QWidget):
         if self._showing != view:
             self._showing = view
             self.plot.setXRange(*view, padding=0)
-        self.plot.setYRange(0, max(int(c.max()) for c in counts.values()) * 1.15 + 0.5, padding=0)
+        top = max(int(c.max()) for c in counts.values()) * 1.15 + 0.5
+        if top != self._top:
+            self._top = top
+            self.plot.setYRange(0, top, padding=0)
         self.refresh_line()
 
     def _on_view_moved(self, _vb, rng):

@@ -72,6 +72,7 @@ class ImageView(QWidget):
         self._amap: np.ndarray | None = None
         self._gt: np.ndarray | None = None
         self._hover: tuple[int, int] | None = None
+        self._shown = None  # (entry, result, loaded original) that refresh_sample drew last
 
         self.header = QLabel()
         self.header.setTextFormat(Qt.TextFormat.RichText)
@@ -162,10 +163,17 @@ class ImageView(QWidget):
 
     def refresh_sample(self):
         """New current sample: base image, heatmap, outlines, header. Drawn on the original
-        image once the sample is loaded (state.original), on the model grid until then."""
+        image once the sample is loaded (state.original), on the model grid until then.
+        Nothing is redrawn (and the zoom stays) when the view already shows this very sample,
+        result and loaded original, e.g. when a new model clears results the current sample
+        did not have; threshold and display changes have their own refreshes."""
         entry = self.state.current_entry
         result = entry.result if entry is not None else None
         original = self.state.original(entry)
+        shown = (entry, result, original)
+        if self._shown is not None and all(a is b for a, b in zip(shown, self._shown)):
+            return
+        self._shown = shown
         drawn = None if result is None and original is None else render.layers(result, original)
         self._amap = None if drawn is None else drawn.amap
         self._gt = None if drawn is None else drawn.gt

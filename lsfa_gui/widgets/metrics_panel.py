@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QLabel, QVBoxLayou
 
 from core.thresholds import confusion_rates, threshold_warnings
 from lsfa_gui.state import InspectionState
+from lsfa_gui.widgets import result_refresh
 
 
 @dataclass
@@ -128,7 +129,8 @@ class MetricsPanel(QWidget):
         layout.addStretch(1)
         state.thresholds_changed.connect(self.refresh_confusion)
         state.samples_reset.connect(self.refresh_confusion)
-        state.sample_updated.connect(lambda _i: self.refresh_confusion())
+        self.refresh_confusion_soon = result_refresh.on_results(self.refresh_confusion, self)  # a burst of results: once
+        state.sample_updated.connect(lambda _i: self.refresh_confusion_soon())
         state.model_changed.connect(self.refresh_estimate)
         state.metrics_changed.connect(self.refresh_metrics)
         self.refresh_confusion()

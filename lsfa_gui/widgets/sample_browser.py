@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from lsfa_gui.state import NG, OK, UNCERTAIN, InspectionState
+from lsfa_gui.widgets import result_refresh
 
 # the region columns come last, so a narrow browser still shows the verdict
 COLUMNS = ("Name", "Split", "GT", "Score", "Verdict", "Time", "Regions", "Largest")
@@ -218,8 +219,10 @@ class SampleBrowser(QWidget):
         layout.addWidget(self.summary)
 
         state.current_changed.connect(self._on_state_current)
-        for ev in (state.samples_reset, state.sample_updated, state.thresholds_changed):
+        for ev in (state.samples_reset, state.thresholds_changed):
             ev.connect(lambda *a: self._update_summary())
+        self._update_summary_soon = result_refresh.on_results(self._update_summary, self)  # a burst of results: once
+        state.sample_updated.connect(lambda _i: self._update_summary_soon())
         self._update_summary()
 
     # ------------------------------------------------------------------ navigation

@@ -25,6 +25,7 @@ from superqt.utils import signals_blocked
 
 from lsfa_gui.state import InspectionState, normalised
 from lsfa_gui.thresholding import apply_auto_thresholds
+from lsfa_gui.widgets import result_refresh
 from lsfa_gui.widgets.band_control import UncertainBandControl
 
 SLIDER_STEPS = 1000
@@ -176,7 +177,8 @@ class ThresholdPanel(QWidget):
 
         state.thresholds_changed.connect(self.refresh)
         state.samples_reset.connect(self.refresh_ranges)
-        state.sample_updated.connect(lambda _i: self.refresh_ranges())
+        self.refresh_ranges_soon = result_refresh.on_results(self.refresh_ranges, self)  # a burst of results: once
+        state.sample_updated.connect(lambda _i: self.refresh_ranges_soon())
         state.colour_range_changed.connect(self.refresh_ranges)
         state.score_view_changed.connect(self.refresh_ranges)
         state.model_changed.connect(self.refresh_model)
