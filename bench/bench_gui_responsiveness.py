@@ -45,9 +45,13 @@ def shown_3d_pixels(win, app) -> dict:
 
     view = win.cloud_view
     win.state.set_current(showcase_index(win.state))
+    wanted = win.state.current_entry.result
     deadline = time.perf_counter() + 10
-    while (view.points is None or view._ticket is not None) and time.perf_counter() < deadline:
+    # the view refreshes on a short trailing throttle: wait until it shows this sample's result
+    while (view._shown_result is not wanted or view.points is None or view._ticket is not None) \
+            and time.perf_counter() < deadline:
         app.processEvents()
+        time.sleep(0.002)
     view.plotter.render()
     rgb = rendered_rgb(view.plotter.render_window).astype(int)[:, : int(0.8 * view.plotter.width())]
     background = np.abs(rgb - np.array([0x1E, 0x1E, 0x1E])).max(-1) <= 8
