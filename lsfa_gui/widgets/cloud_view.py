@@ -544,8 +544,9 @@ class CloudView(QWidget):
 
     def paint_scene_over(self, pixmap, window: QWidget) -> None:
         """Draw the 3D scene's current render onto ``pixmap``, a ``window.grab()``, where the
-        view sits: Qt's grab cannot read the native window VTK renders into."""
-        if self.plotter is None or not self.plotter.isVisible():
+        view sits: Qt's grab cannot read the native window VTK renders into (pyvistaqt's
+        QOpenGLWidget is in the grab already: nothing to do)."""
+        if not self._native or not self.plotter.isVisible():
             return
         from PySide6.QtCore import QPoint
         from PySide6.QtGui import QImage, QPainter
