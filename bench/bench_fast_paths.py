@@ -1,11 +1,11 @@
 """CPU per sample of the stages rewritten for speed in issue 11, old against new, in one process.
 
-The old implementations (tests/_reference_speed.py, plus ``F.avg_pool2d`` for the 3×3 average)
-are patched in and out sample by sample, alternating which goes first, so both see the same
+The old implementations (tests/_reference_speed.py, plus ``F.avg_pool2d`` for the 3×3 average
+and the dense-map pooling of FPFH) are patched in and out sample by sample, alternating which goes first, so both see the same
 load. Stages (thread CPU ms per sample, one torch thread): the load-time unit check
 (``core.data.units.point_spacing``), preprocessing + resizing to 224 (no cache) and the default
 3D features (``fpfh_surface``). Prints median and best per stage as JSON, with the load average.
-The results are the same either way (tests/test_fast_paths.py).
+The results are the same either way (tests/test_fast_paths.py; FPFH to float rounding).
 
     python bench/bench_fast_paths.py [--data DIR --category C] [--samples 8] [--rounds 3]
 """
@@ -35,8 +35,18 @@ import core.features.surface as surface  # noqa: E402
 from core.data.dataset import open_dataset  # noqa: E402
 from core.prepare import prepare_sample  # noqa: E402
 
+def dense_pool(features, pixels, valid, grid):
+    """The FPFH pooling before pool_point_features: scatter to a (C, H, W) map, then pool."""
+    h, w = valid.shape
+    dense = torch.zeros(features.shape[1], h * w, dtype=features.dtype)
+    dense[:, pixels] = features.T
+    return pooling.pool_pixel_features(dense.view(-1, h, w), valid, grid)
+
+
 OLD = {
     (pooling, "local_average"): lambda maps: F.avg_pool2d(maps, 3, stride=1, padding=1, count_include_pad=True),
+    (surface, "fpfh_points"): ref.fpfh_points,  # torch FPFH (before the numba loops)
+    (pooling, "pool_point_features"): dense_pool,
     (pre, "_flying_in_box"): ref.flying_in_box,
     (pre, "pixel_angle"): ref.pixel_angle,
     (pre, "largest_cluster"): ref.largest_cluster,

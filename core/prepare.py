@@ -3,19 +3,15 @@ padding) followed by resizing to S×S. Shared by fitting, evaluation, scoring an
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from core.data.sample import Sample
+from core.user_cache import user_cache_dir
 
 
 def default_cache_dir() -> Path:
     """Per-user cache for preprocessed samples (``$LSFA_CACHE_DIR`` or ~/.cache/lsfa-inspector)."""
-    env = os.environ.get("LSFA_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lsfa-inspector"
+    return user_cache_dir()
 
 
 def prepare_sample(

@@ -129,3 +129,91 @@ def test_3d_features_and_preprocessing_are_unchanged(monkeypatch):
     for (s0, x0, c0, f0), (s1, x1, c1, f1) in zip(new, run()):
         assert s0 == s1 and np.array_equal(x0, x1) and np.array_equal(c0, c1)
         assert torch.equal(f0, f1) and f0.abs().sum() > 0
+
+
+def _dense_pool(features, pixels, valid, grid):
+    """The route pool_point_features replaced: scatter onto a (C, H, W) map, then pool it."""
+    h, w = valid.shape
+    dense = torch.zeros(features.shape[1], h * w, dtype=features.dtype)
+    dense[:, pixels] = features.T
+    return pool_pixel_features(dense.view(-1, h, w), valid, grid)
+
+
+def test_fpfh_matches_the_torch_version_it_replaced(clouds):
+    """The compiled FPFH loops (core.features.fpfh_kernels) against the vectorized torch version
+    (tests/_reference_speed.py) on demo clouds at 224 px: normals to float32 rounding; with the
+    same normals, the same bins for all but < 0.1 % of pair angles (a pair at an exact bin edge
+    may land next door: float64 here, float32 there) and the same weights; features within
+    float rounding (1e-3 of bins summing to 200) on all but 5 % of the points (those within
+    reach of a pair that moved bins), and within one moved pair (≤ 10) on those."""
+    import core.features.fpfh as fpfh
+    from core.prepare import prepare_sample
+
+    config = fpfh.FPFHConfig()
+    pairs = 0
+    for xyz, _ in clouds:
+        cloud = prepare_sample(Sample("c", None, xyz), 224, preprocess=False).xyz
+        new, old = fpfh.fpfh_points(cloud), ref.fpfh_points(cloud)
+        assert torch.equal(new[1], old[1])
+        np.testing.assert_allclose(new[2].numpy(), old[2].numpy(), atol=2e-5)
+        diff = (new[0] - old[0]).abs().amax(1)
+        assert (diff > 1e-3).float().mean() < 0.05 and diff.max() < 10
+
+        # the pair kernel alone, fed the reference's inputs
+        valid = fpfh.valid_mask(cloud)
+        spacing = fpfh.median_spacing(cloud, valid)
+        grid = fpfh._Grid(valid, 5)
+        n = grid.n
+        raw = cloud[valid].astype(np.float64)
+        points = (raw - raw.mean(0)).astype(np.float32)
+        normals = old[2].numpy()
+        counts, weights, _ = fpfh._pair_histograms(points, normals, grid, config, spacing)
+        table = [torch.zeros(3, n + 1) for _ in range(2)]
+        table[0][:, :n] = torch.from_numpy(points.T)
+        table[1][:, :n] = torch.from_numpy(normals.T)
+        offsets = fpfh.disc_offsets(config.fpfh_radius_px)
+        nb = ref._Grid(valid, 5).neighbours(offsets[: len(offsets) // 2])
+        max_f = (config.fpfh_radius_px * spacing * config.radius_scale) ** 2
+        old_counts, old_weights = ref._pair_histograms(*table, nb, max_f)
+        moved = np.abs(counts - old_counts.numpy()).sum() / 4  # a moved pair: 2 bins × 2 points
+        assert counts.sum() == old_counts.sum() and moved < 1e-3 * counts.sum() / 6
+        np.testing.assert_allclose(weights, old_weights.T.numpy(), rtol=1e-5)
+        pairs += counts.sum() // 6
+    assert pairs > 500_000  # three clouds of ~10 000 points, ~50 pairs each
+
+
+def test_point_pooling_matches_the_dense_route():
+    from core.features.pooling import pool_point_features
+
+    rng = np.random.default_rng(1)
+    for c, h, w, grid in ((33, 224, 224, 28), (9, 37, 53, 8), (3, 20, 20, 28), (4, 28, 28, 28), (5, 30, 30, 7)):
+        valid = torch.from_numpy(rng.random((h, w)) < 0.3)
+        pixels = valid.view(-1).nonzero()[:, 0]
+        feats = torch.from_numpy(rng.random((len(pixels), c), dtype=np.float32) * 200)
+        want = _dense_pool(feats, pixels, valid, grid)
+        got = pool_point_features(feats, pixels, valid, grid)
+        assert got.shape == want.shape == (c, grid, grid) and want.abs().max() > 10
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4 * 200)
+        assert torch.equal(got == 0, want == 0)  # the same empty cells, exactly 0
+    empty = torch.zeros(0, 3)
+    assert pool_point_features(empty, torch.zeros(0, dtype=torch.long), torch.zeros(8, 8, dtype=torch.bool), 4).abs().sum() == 0
+
+
+def test_3d_patch_features_match_the_torch_fpfh(monkeypatch):
+    """Default 3D patch features (fpfh_surface) end to end on demo samples with the compiled
+    FPFH and point pooling against the torch FPFH and dense pooling patched back in."""
+    import core.features.pooling as pooling
+    import core.features.surface as surface
+    from core.prepare import prepare_sample
+
+    clouds = []
+    for seed, category, folder in ((5, "puck", "test/dent"), (6, "cookie", "test/crack")):
+        s = render_sample(seed, category, folder, 0, size=400)
+        clouds.append(prepare_sample(Sample("s", s.rgb, s.xyz), 224, True, None).xyz)
+    extractor = surface.FPFHSurfaceFeatures()
+    new = extractor.extract(clouds, grid=28)
+    monkeypatch.setattr(surface, "fpfh_points", ref.fpfh_points)
+    monkeypatch.setattr(pooling, "pool_point_features", _dense_pool)
+    old = extractor.extract(clouds, grid=28)
+    assert new[:, :33].abs().max() > 100
+    np.testing.assert_allclose(new.numpy(), old.numpy(), atol=0.05)

@@ -72,3 +72,56 @@ def pool_pixel_features(
     pooled = to_grid(local_average(features[None]), grid)[0]
     occupied = valid_fraction(valid, grid).to(pooled.device) > 0
     return pooled * occupied.to(pooled.dtype)
+
+
+def _cell_weights(size: int, grid: int) -> torch.Tensor:
+    """(grid, size) float64: weight of pixel row y in cell row i of :func:`pool_pixel_features`
+    along one axis, #{r in cell i : |r - y| ≤ 1} / (3 · cell length) (the 3-tap average of the
+    local average, then the cell mean)."""
+    starts = [(i * size) // grid for i in range(grid)]
+    ends = [-(-((i + 1) * size) // grid) for i in range(grid)]
+    cells = torch.zeros(grid, size, dtype=torch.float64)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        cells[i, a:b] = 1.0 / (b - a)
+    return cells.matmul(_taps(size)) / 3
+
+
+def _taps(size: int) -> torch.Tensor:
+    """(size, size) 0/1 matrix of |r - y| ≤ 1 (the 3-tap window with zero padding)."""
+    r = torch.arange(size)
+    return ((r[:, None] - r[None, :]).abs() <= 1).to(torch.float64)
+
+
+def pool_point_features(
+    features: torch.Tensor, pixels: torch.Tensor, valid: torch.Tensor, grid: int
+) -> torch.Tensor:
+    """:func:`pool_pixel_features` of the sparse map holding ``features`` (N, C) at the
+    row-major ``pixels`` (N,) of the H×W mask ``valid`` (zero elsewhere), without building the
+    (C, H, W) map: each point adds its weight to the few cells its 3×3 window reaches. Equal
+    to the dense route up to float rounding (sums in another order). Returns (C, grid, grid)."""
+    h, w = valid.shape[-2:]
+    c = features.shape[1]
+    out = torch.zeros(grid * grid, c, dtype=features.dtype)
+    if len(pixels):
+        ys, xs = pixels // w, pixels % w
+        rows, cols = _cell_weights(h, grid), _cell_weights(w, grid)
+        for wy, cy in _reach(rows, ys):
+            for wx, cx in _reach(cols, xs):
+                weight = (wy * wx).to(features.dtype)
+                out.index_add_(0, cy * grid + cx, features * weight[:, None])
+    out = out.T.reshape(c, grid, grid)
+    occupied = valid_fraction(valid, grid) > 0
+    return out * occupied.to(out.dtype)
+
+
+def _reach(cells: torch.Tensor, coords: torch.Tensor):
+    """For pixel coordinates (N,) along one axis: pairs (weight (N,), cell (N,)), one per cell
+    that a pixel can reach (a pixel reaches at most 3 consecutive cells; weight 0 past its own)."""
+    nonzero = cells > 0
+    first = nonzero.to(torch.int8).argmax(0)  # (size,) first cell each pixel reaches
+    count = nonzero.sum(0)
+    grid = cells.shape[0]
+    for step in range(int(count.max())):
+        cell = (first + step).clamp_(max=grid - 1)[coords]
+        weight = cells[cell, coords] * (step < count[coords])
+        yield weight, cell

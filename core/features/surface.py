@@ -75,7 +75,7 @@ from core.features.fpfh import (
     DIM as FPFH_DIM,
     FPFHConfig,
     _check_cloud,
-    fpfh_map,
+    fpfh_points,
     median_spacing,
     valid_mask,
 )
@@ -345,7 +345,8 @@ class FPFHSurfaceFeatures:
                 fpfh_radius_px=max(1.0, config.fpfh_radius_px / s),
                 spacing_m=config.spacing_m * s if config.spacing_m else None,
             )
-        return pooling.pool_pixel_features(fpfh_map(xyz, config), torch.from_numpy(valid), grid)
+        feats, pixels, _ = fpfh_points(xyz, config)
+        return pooling.pool_point_features(feats, pixels, torch.from_numpy(valid), grid)
 
     def blocks(self, xyz: np.ndarray, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled FPFH (33, grid, grid) and the unweighted surface block (3·K, grid, grid) of
