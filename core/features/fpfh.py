@@ -170,15 +170,6 @@ def _pair_histograms(points: np.ndarray, normals: np.ndarray, grid: _Grid, confi
     return counts, weights, shifts
 
 
-def fpfh_map(xyz: np.ndarray, config: FPFHConfig = FPFHConfig()) -> torch.Tensor:
-    """(33, H, W) float32 per-pixel FPFH, zero at invalid pixels."""
-    h, w = xyz.shape[:2]
-    feats, flat, _ = fpfh_points(xyz, config)
-    canvas = torch.zeros(DIM, h * w, dtype=torch.float32)
-    canvas[:, flat] = feats.T.to(torch.float32)
-    return canvas.view(DIM, h, w)
-
-
 class FPFHFeatures:
     """Weight-free 33-d FPFH patch features of organized clouds (see module docstring)."""
 

@@ -35,12 +35,23 @@ DIM = 3 * BINS
 
 
 def _compiled(function):
-    """``numba.njit`` with an on-disk cache and the GIL released; without the cache when no
-    cache folder can be written (numba then compiles in every process)."""
+    """``numba.njit`` with an on-disk cache and the GIL released. A cache that cannot be written
+    (no writable folder at import; a full disk or a file-size limit later) only costs compiling
+    again in the next process: it never stops the computation."""
     try:
-        return numba.njit(cache=True, nogil=True)(function)
+        dispatcher = numba.njit(cache=True, nogil=True)(function)
     except RuntimeError:  # numba found no writable cache location
         return numba.njit(nogil=True)(function)
+    save = dispatcher._cache.save_overload
+
+    def save_or_skip(signature, data):
+        try:
+            save(signature, data)
+        except OSError:
+            pass
+
+    dispatcher._cache.save_overload = save_or_skip
+    return dispatcher
 
 
 @_compiled
