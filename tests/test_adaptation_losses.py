@@ -8,11 +8,11 @@ import torch
 from core.adaptation.losses import (
     capped_nn_distance,
     global_alignment_loss,
-    global_compactness_loss,
     info_nce,
     local_alignment_loss,
-    local_compactness_loss,
     nearest_neighbour_index,
+    nearest_other_source,
+    queue_compactness_loss,
 )
 
 
@@ -88,22 +88,51 @@ def test_capped_distance_without_cap_and_nn_matches_bruteforce():
     assert torch.allclose(d, ref.values, atol=1e-4) and not clamped.any()
 
 
-def test_local_compactness_is_mean_of_image_means():
-    bank = torch.zeros(1, 2)
-    # image 0: distances 1, 3 (mean 2); image 1: distance 5 (mean 5) -> 3.5 (a row mean would be 3)
-    x = torch.tensor([[1.0, 0.0], [0.0, 3.0], [3.0, 4.0]])
-    loss, frac = local_compactness_loss(x, bank, None, torch.tensor([0, 0, 1]))
-    assert float(loss) == pytest.approx(3.5, abs=1e-5) and frac == 0.0
-    loss, frac = local_compactness_loss(x, bank, cap_sq=4.0, image_index=torch.tensor([0, 0, 1]), scale=2.0)
-    # capped at 2: image 0 -> (1 + 2)/2, image 1 -> 2; mean 1.75; divided by scale 2
-    assert float(loss) == pytest.approx(0.875, abs=1e-5)
-    assert frac == pytest.approx(2 / 3)
-    assert float(local_compactness_loss(x, bank)[0]) == pytest.approx(3.0, abs=1e-5)
+def test_local_compactness_is_sum_of_image_means():
+    held = (torch.zeros(1, 2), torch.tensor([9]))
+    # image 0: distances 1, 3 (mean 2); image 1: distance 5 (mean 5) -> 7 (the caller divides by 2)
+    rows = [torch.tensor([[1.0, 0.0], [0.0, 3.0]]), torch.tensor([[3.0, 4.0]])]
+    loss, fracs = queue_compactness_loss(rows, [0, 1], held)
+    assert float(loss) == pytest.approx(7.0, abs=1e-5) and fracs == [0.0, 0.0]
+    loss, fracs = queue_compactness_loss(rows, [0, 1], held, cap_sq=4.0, scale=2.0)
+    # capped at 2: image 0 -> (1 + 2)/2, image 1 -> 2; divided by scale 2
+    assert float(loss) == pytest.approx(1.75, abs=1e-5)
+    assert fracs == pytest.approx([0.5, 1.0])
 
 
 def test_global_compactness():
-    g = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
-    bank = torch.tensor([[0.0, 0.0], [0.0, 2.0]])
-    loss, frac = global_compactness_loss(g, bank, cap_sq=None, scale=1.0)
+    g = [torch.tensor([[3.0, 4.0]]), torch.tensor([[0.0, 1.0]])]
+    held = (torch.tensor([[0.0, 0.0], [0.0, 2.0]]), torch.tensor([7, 8]))
+    loss, fracs = queue_compactness_loss(g, [0, 1], held)
     # nearest: (3,4) -> (0,2): sqrt(9+4); (0,1) -> either at distance 1
-    assert float(loss) == pytest.approx((math.sqrt(13) + 1) / 2, abs=1e-5) and frac == 0.0
+    assert float(loss) == pytest.approx(math.sqrt(13) + 1, abs=1e-5) and fracs == [0.0, 0.0]
+
+
+def test_an_image_is_never_matched_with_its_own_queued_features():
+    bank = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sources = torch.tensor([1, 2, 1])
+    x = torch.tensor([[0.1, 0.0], [9.0, 0.0], [0.0, 9.0]])
+    idx, found = nearest_other_source(x, torch.tensor([1, 2, 3]), bank, sources)
+    # image 1 may not use rows 0 and 2; image 2 may not use row 1; image 3 may use any
+    assert idx.tolist() == [1, 0, 2] and found.all()
+    idx, found = nearest_other_source(x[:1], torch.tensor([1]), bank[[0, 2]], sources[[0, 2]])
+    assert not found.any()  # only its own rows: no match
+    loss, fracs = queue_compactness_loss([x[:1], x[1:2]], [1, 2], (bank[[0, 2]], sources[[0, 2]]))
+    # image 1 has nothing to match and adds nothing; image 2's (9, 0) is nearest to (0, 0)
+    assert float(loss) == pytest.approx(9.0, abs=1e-5) and fracs == [0.0]
+
+
+def test_one_batched_search_equals_a_search_per_image():
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.randn(300, 16, generator=gen)
+    sources = torch.randint(0, 6, (300,), generator=gen)
+    rows = [torch.randn(n, 16, generator=gen).requires_grad_() for n in (5, 0, 9, 3)]
+    loss, _ = queue_compactness_loss(rows, [0, 1, 2, 3], (bank, sources), cap_sq=30.0, scale=1.5)
+    expected = torch.zeros(())
+    for i, r in enumerate(rows):
+        if r.shape[0]:
+            d, _ = capped_nn_distance(r, bank[sources != i], cap_sq=30.0)
+            expected = expected + (d / 1.5).mean()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    loss.backward()
+    assert rows[0].grad is not None and rows[0].grad.abs().sum() > 0

@@ -263,10 +263,10 @@ def test_small_training_sets_get_min_steps():
 
 def test_epochs_for_states_the_min_steps_rule():
     """What the fit dialog shows: 4 epochs asked, 44 images in batches of 8 (6 per epoch) run
-    ceil(400 / 6) = 67 epochs; large sets and explicit epochs (min_steps 0) run as asked."""
+    ceil(200 / 6) = 34 epochs; large sets and explicit epochs (min_steps 0) run as asked."""
     cfg = AdaptConfig()
-    assert (cfg.epochs, cfg.min_steps, cfg.batch_size) == (4, 400, 8)
-    assert cfg.epochs_for(44) == 67
+    assert (cfg.epochs, cfg.min_steps, cfg.batch_size) == (4, 200, 8)
+    assert cfg.epochs_for(44) == 34
     assert cfg.epochs_for(1000) == 4
     assert AdaptConfig.from_dict({"epochs": 4}).epochs_for(44) == 4
     assert AdaptConfig(epochs=0).epochs_for(44) == 0
@@ -373,3 +373,24 @@ def test_single_modality_skips_adaptation_unless_the_losses_were_chosen():
     assert not FitConfig().skips_adaptation(("rgb", "xyz"))
     assert not FitConfig(adapt=False).skips_adaptation(("xyz",))  # nothing to skip
     assert not FitConfig(adaptation={"losses": ["lc", "gc"]}).skips_adaptation(("xyz",))
+
+
+def test_token_dropout_keeps_one_subset_for_every_mask():
+    """train_max_tokens: every mask of a micro-batch is cut to the same random subset of at most
+    that many tokens per image, so RGB/xyz pairs stay aligned for the cross-modal loss."""
+    from core.adaptation.trainer import _token_subset
+
+    gen = torch.Generator().manual_seed(1)
+    fg = torch.rand(3, 100, generator=gen) < 0.7
+    pts = fg & (torch.rand(3, 100, generator=gen) < 0.8)
+    masks = {"rgb": fg, "attn_rgb": fg, "xyz": pts, "attn_xyz": pts, "pair": pts}
+    cut = _token_subset(masks, 20, torch.Generator().manual_seed(5))
+    assert (cut["rgb"].sum(1) == 20).all()  # every image has more than 20 foreground tokens
+    for k in masks:
+        assert not (cut[k] & ~masks[k]).any()  # only tokens the mask had
+        assert torch.equal(cut[k], masks[k] & cut["rgb"])  # one subset for all masks
+    again = _token_subset(masks, 20, torch.Generator().manual_seed(5))
+    assert all(torch.equal(cut[k], again[k]) for k in masks)  # seeded
+    assert not torch.equal(cut["rgb"], _token_subset(masks, 20, torch.Generator().manual_seed(6))["rgb"])
+    small = _token_subset(masks, 1000, gen)
+    assert all(torch.equal(small[k], masks[k]) for k in masks)  # fewer tokens than the cap: all kept

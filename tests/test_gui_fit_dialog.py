@@ -225,18 +225,18 @@ def test_tooltips_and_cli_help_come_from_the_one_settings_schema(qtbot):
 
 
 def test_the_dialog_shows_the_epochs_the_engine_will_run(qtbot):
-    """Issue 16 item 8: 'Epochs 4' while the fit runs 67: the note states the min_steps rule's result."""
+    """Issue 16 item 8: 'Epochs 4' while the fit runs 34: the note states the min_steps rule's result."""
     from core.adaptation.config import AdaptConfig
 
     dialog = make_dialog(qtbot, n_train=44, data_modalities=("rgb", "xyz"))
     assert dialog.epochs.value() == 4
     runs = AdaptConfig().epochs_for(44)
-    assert runs == 67 and dialog.epochs_note.text().startswith("67 epochs will run: 44 training images")
+    assert runs == 34 and dialog.epochs_note.text().startswith("34 epochs will run: 44 training images")
     dialog.epochs.setValue(5)  # epochs given explicitly are run as they are
     assert dialog.epochs_note.text() == "5 epochs on 44 training images"
     dialog.modalities.setCurrentText("xyz")  # one modality with the default losses: skipped
     assert dialog.epochs_note.text().startswith("skipped")
-    assert "at least 400 training steps" in make_dialog(qtbot).epochs_note.text()  # no dataset known: the rule
+    assert "at least 200 training steps" in make_dialog(qtbot).epochs_note.text()  # no dataset known: the rule
 
 
 def test_adaptation_is_greyed_out_for_data_without_3d_points(qtbot, settings):
@@ -271,5 +271,5 @@ def test_the_fit_action_tells_the_dialog_about_the_training_data(qtbot, tmp_path
     monkeypatch.setattr(FitDialog, "exec", look)
     window.actions_by_name["fit"].trigger()
     assert seen["n"] == 3 and seen["mods"] == ("rgb", "xyz")
-    assert seen["note"].startswith("400 epochs will run: 3 training images")  # 1 micro-batch per epoch
+    assert seen["note"].startswith("200 epochs will run: 3 training images")  # 1 micro-batch per epoch
     window.close()

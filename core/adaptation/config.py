@@ -46,7 +46,12 @@ class AdaptConfig:
     ifc_units: str = "relative"  # "relative": IFC distances / cap in units of the median initial
     #                              NN distance per modality; "raw": feature units (reference)
     ifc_cap: float | None = 3.0  # distance cap (reference: raw, sqrt(50) ≈ 7.07); None = no cap
-    queue_patch_cap: int = 8192  # per class and modality, adapted patch tokens kept (FIFO)
+    train_max_tokens: int | None = 128  # per image and modality, foreground tokens the adaptor sees
+    #                                     in a training step (seeded subset, like token dropout;
+    #                                     None = all); scoring always uses every token
+    lc_max_tokens: int | None = 32  # per image, foreground tokens that enter LC (seeded subset;
+    #                                  None = all): the nearest-neighbour search is LC's cost
+    queue_patch_cap: int = 4096  # per class and modality, adapted patch tokens kept (FIFO)
     queue_global_cap: int = 100  # per class and modality, global vectors kept (FIFO)
     queue_min_images: int = 8  # a class queue is "ready" once it holds this many images
     queue_warmup_steps: int = 10  # micro-batches before the queue terms (lc, gc) can switch on
@@ -54,7 +59,7 @@ class AdaptConfig:
 
     # --- optimisation ---
     epochs: int = 4
-    min_steps: int = 400  # small training sets get more epochs so that ≥ this many micro-batches run
+    min_steps: int = 200  # small training sets get more epochs so that ≥ this many micro-batches run
     #                       (0 when epochs are given explicitly: see from_dict)
     batch_size: int = 8
     grad_accum: int = 1  # micro-batches per optimiser step (gradients are accumulated, not zeroed)
@@ -91,6 +96,9 @@ class AdaptConfig:
             raise UserError(f"num_heads={self.num_heads} must divide width_rgb and width_xyz")
         if not (self.tau > 0 and self.lr > 0):
             raise UserError("tau and lr must be > 0")
+        for name in ("lc_max_tokens", "train_max_tokens"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
+                raise UserError(f"adaptation setting {name} must be ≥ 1 or None")
         if self.ifc_cap is not None and self.ifc_cap <= 0:
             raise UserError("ifc_cap must be > 0 or None")
 

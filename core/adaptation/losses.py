@@ -6,8 +6,8 @@ Cross-modal (contrastive, need both modalities):
   both directions.
 - :func:`global_alignment_loss` (GA): the same between per-image global vectors.
 Intra-modal (compactness against per-class queues of earlier adapted features):
-- :func:`local_compactness_loss` (LC), :func:`global_compactness_loss` (GC), built on
-  :func:`capped_nn_distance`.
+- :func:`queue_compactness_loss` (LC on patch tokens, GC on global vectors), built on
+  :func:`nearest_other_source` and :func:`capped_distance`.
 
 The 2τ factor: the reference code multiplies every InfoNCE by 2τ (method.md §4.1). Here it is
 explicit: ``scale_2tau=True`` applies it. With τ = 1 the symmetric LA then equals the sum of
@@ -110,37 +110,67 @@ def capped_nn_distance(x: torch.Tensor, bank: torch.Tensor, cap_sq: float | None
     gradient. Returns (d (N,), clamped (N,) bool).
     """
     idx = nearest_neighbour_index(x, bank, chunk_elems)
-    nn_vec = bank.detach().to(x.dtype)[idx]
-    d_sq = ((x - nn_vec) ** 2).sum(dim=-1)
+    return capped_distance(x, bank.detach().to(x.dtype)[idx], cap_sq)
+
+
+def capped_distance(x: torch.Tensor, nn_vec: torch.Tensor, cap_sq: float | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Capped Euclidean distance of each row of ``x`` (N, D) to the constant row ``nn_vec`` (N, D)
+    beside it, with grad w.r.t. ``x`` (see :func:`capped_nn_distance`). Returns (d, clamped)."""
+    d_sq = ((x - nn_vec.detach()) ** 2).sum(dim=-1)
     upper = float("inf") if cap_sq is None else float(cap_sq)
     clamped = d_sq.detach() > upper
     return torch.sqrt(torch.clamp(d_sq, min=1e-12, max=upper)), clamped
 
 
-def local_compactness_loss(x: torch.Tensor, bank: torch.Tensor, cap_sq: float | None = None,
-                           image_index: torch.Tensor | None = None, scale: float = 1.0
-                           ) -> tuple[torch.Tensor, float]:
-    """Intra-modal local compactness (L_LC) of adapted patch tokens ``x`` (N, D) against a bank.
+@torch.no_grad()
+def nearest_other_source(x: torch.Tensor, owner: torch.Tensor, bank: torch.Tensor, sources: torch.Tensor,
+                         chunk_rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest ``bank`` row (squared Euclidean, exact, no grad) of each row of ``x`` (N, D) among
+    the bank rows whose ``sources`` id differs from the row's ``owner`` id (an image is never
+    matched with its own earlier features). Returns (index (N,), found (N,) bool: such a row
+    exists). One matrix product for all rows, instead of one search per image."""
+    xq = x.detach().to(torch.float32)
+    xb = bank.detach().to(torch.float32)
+    bank_sq = (xb * xb).sum(dim=1)
+    idx = torch.zeros(xq.shape[0], dtype=torch.long)
+    found = torch.zeros(xq.shape[0], dtype=torch.bool)
+    for s in range(0, xq.shape[0], chunk_rows):
+        # ||x||² is constant per row, so the argmin needs only ||m||² - 2 x·m
+        d = torch.addmm(bank_sq, xq[s:s + chunk_rows], xb.T, alpha=-2.0)
+        d.masked_fill_(owner[s:s + chunk_rows, None] == sources[None, :], float("inf"))
+        best, where = d.min(dim=1)
+        idx[s:s + chunk_rows] = where
+        found[s:s + chunk_rows] = torch.isfinite(best)
+    return idx, found
 
-    Mean over images of the mean capped NN distance of the image's tokens, divided by ``scale``
-    (``image_index`` (N,) gives each row's image; None = plain mean over rows). Returns
-    (loss, fraction of rows whose distance was capped).
+
+def queue_compactness_loss(rows: list[torch.Tensor], sources: list[int],
+                           held: tuple[torch.Tensor, torch.Tensor] | None, cap_sq: float | None = None,
+                           scale: float = 1.0) -> tuple[torch.Tensor, list[float]]:
+    """Intra-modal compactness (L_LC with patch tokens, L_GC with global vectors) of a batch.
+
+    ``rows[i]`` (n_i, D) are image i's adapted features, ``sources[i]`` its id; ``held`` =
+    (bank (M, D), source id per bank row (M,)) is the class queue. Returns (sum over images of
+    the mean capped distance of the image's rows to their nearest queued row of *another* image,
+    divided by ``scale``; the clamped fraction of each contributing image). Images without rows,
+    or with no other image's rows in the queue, add nothing. The caller divides by its image count.
     """
-    d, clamped = capped_nn_distance(x, bank, cap_sq)
-    d = d / scale
-    if image_index is None:
-        loss = d.mean()
-    else:
-        _, inverse, counts = torch.unique(image_index, return_inverse=True, return_counts=True)
-        per_image = torch.zeros(counts.shape[0], dtype=d.dtype, device=d.device).index_add(0, inverse, d)
-        loss = (per_image / counts.to(d.dtype)).mean()
-    return loss, float(clamped.float().mean()) if clamped.numel() else 0.0
-
-
-def global_compactness_loss(g: torch.Tensor, bank: torch.Tensor, cap_sq: float | None = None,
-                            scale: float = 1.0) -> tuple[torch.Tensor, float]:
-    """Intra-modal global compactness (L_GC): mean capped NN distance of per-image global
-    vectors ``g`` (n, D) to a bank of earlier global vectors, divided by ``scale``.
-    Returns (loss, clamped fraction)."""
-    d, clamped = capped_nn_distance(g, bank, cap_sq)
-    return (d / scale).mean(), float(clamped.float().mean()) if clamped.numel() else 0.0
+    zero = torch.zeros(())
+    if held is None or not rows:
+        return zero, []
+    bank, bank_sources = held
+    x = torch.cat(rows)
+    if x.shape[0] == 0:
+        return zero, []
+    image = torch.cat([torch.full((r.shape[0],), i, dtype=torch.long) for i, r in enumerate(rows)])
+    owner = torch.tensor(sources, dtype=torch.long)[image]
+    nn, found = nearest_other_source(x, owner, bank, bank_sources)
+    x, image = x[found], image[found]
+    if x.shape[0] == 0:
+        return zero, []
+    d, clamped = capped_distance(x, bank[nn[found]], cap_sq)
+    present, inverse, counts = torch.unique(image, return_inverse=True, return_counts=True)
+    per_image = torch.zeros(len(present), dtype=d.dtype).index_add(0, inverse, d / scale) / counts.to(d.dtype)
+    fracs = torch.zeros(len(present)).index_add(0, inverse, clamped.float()) / counts.float()
+    return per_image.sum(), fracs.tolist()

@@ -108,3 +108,10 @@ class ClassQueues:
             if not bool(keep.all()):
                 rows = rows[keep]
         return rows if rows.shape[0] else None
+
+    def rows(self, class_id: int, kind: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(rows (size, D), source id per row (size,)) held for (class, kind); None if empty."""
+        q = self._queues.get((int(class_id), kind))
+        if q is None or len(q) == 0:
+            return None
+        return q.tensor(), q.sources()

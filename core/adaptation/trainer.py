@@ -31,9 +31,8 @@ from core.adaptation.config import CROSS_MODAL_LOSSES, AdaptConfig
 from core.adaptation.losses import (
     capped_nn_distance,
     global_alignment_loss,
-    global_compactness_loss,
     local_alignment_loss,
-    local_compactness_loss,
+    queue_compactness_loss,
 )
 from core.adaptation.queues import ClassQueues
 from core.errors import UserError
@@ -249,6 +248,8 @@ def _train(cache: TokenCache, cfg: AdaptConfig, mods: tuple[str, ...], losses: l
             idx = order[b0:b0 + cfg.batch_size]
             rec: dict = {"step": micro + 1, "epoch": epoch + 1}
             bmask = {k: v[idx] for k, v in masks.items()}
+            if cfg.train_max_tokens is not None:
+                bmask = _token_subset(bmask, cfg.train_max_tokens, gen)
             out, omask = {}, {}
             for m in mods:
                 out[m], omask[m] = _forward(adaptors[m], feats16[m][idx], bmask, m, cfg)
@@ -271,7 +272,7 @@ def _train(cache: TokenCache, cfg: AdaptConfig, mods: tuple[str, ...], losses: l
 
             if use_queues and micro >= cfg.queue_warmup_steps:
                 lc, gc, n_ready = _compactness(out, omask, glob, has_glob, idx, class_ids, queues,
-                                               losses, scales, cap, rec)
+                                               losses, scales, cap, rec, cfg.lc_max_tokens, gen)
                 if n_ready:
                     total = total + cfg.weight_ifc * (lc + cfg.weight_gc * gc)
                     if "lc" in losses:
@@ -338,43 +339,64 @@ def _forward(adaptor: ModalityAdaptor, x16: torch.Tensor, bmask: dict[str, torch
     return out, {m: bmask[m].gather(1, order) & valid, "pair": bmask["pair"].gather(1, order) & valid}
 
 
+def _token_subset(bmask: dict[str, torch.Tensor], max_tokens: int, gen: torch.Generator
+                  ) -> dict[str, torch.Tensor]:
+    """Restrict every mask of a micro-batch to one seeded random subset of at most ``max_tokens``
+    tokens per image, drawn among the tokens any mask marks (token dropout: the adaptors attend
+    among the subset only, and the losses see only it). The same subset for both modalities, so
+    LA's RGB/xyz pairs stay aligned; scoring always uses every token."""
+    any_mask = torch.zeros_like(next(iter(bmask.values())))
+    for v in bmask.values():
+        any_mask |= v
+    rank = torch.rand(any_mask.shape, generator=gen).masked_fill(~any_mask, 2.0)
+    keep = torch.zeros_like(any_mask)
+    keep.scatter_(1, torch.argsort(rank, dim=1)[:, :max_tokens], True)
+    return {k: v & keep for k, v in bmask.items()}
+
+
 def _compactness(out, omask, glob, has_glob, idx, class_ids, queues: ClassQueues, losses, scales, cap,
-                 rec: dict):
+                 rec: dict, lc_max_tokens: int | None = None, gen: torch.Generator | None = None):
     """LC and GC of this micro-batch, mean over the images of ready classes (sum over modalities).
 
     Each image is compared with the queued features of *other* images of its class (its own
-    earlier features are excluded, so small training sets cannot match themselves)."""
+    earlier features are excluded, so small training sets cannot match themselves). LC uses at
+    most ``lc_max_tokens`` of an image's tokens (a seeded subset: an unbiased estimate of the
+    image's mean distance at a fraction of the search). All images of a class are searched in
+    one matrix product per modality and term."""
     lc = torch.zeros(())
     gc = torch.zeros(())
-    n_ready = 0
+    batch_cls = [int(class_ids[i]) for i in idx]
+    ready = [j for j in range(len(idx)) if queues.ready(batch_cls[j])]
     clamped: dict[str, list[float]] = {}
-    for j in range(len(idx)):
-        c, src = int(class_ids[idx[j]]), int(idx[j])
-        if not queues.ready(c):
-            continue
-        n_ready += 1
-        for m in out:
-            patch_scale, glob_scale = scales[m]
+    for m in out:
+        patch_scale, glob_scale = scales[m]
+        for c in sorted({batch_cls[j] for j in ready}):
+            images = [j for j in ready if batch_cls[j] == c]
             if "lc" in losses:
-                bank = queues.bank(c, f"{m}_patch", exclude_source=src)
-                sel = omask[m][m][j]
-                if bank is not None and sel.any():
-                    cap_sq = None if cap is None else (cap * patch_scale) ** 2
-                    loss, frac = local_compactness_loss(out[m][j][sel], bank, cap_sq, None, patch_scale)
-                    lc = lc + loss
-                    clamped.setdefault(f"lc_clamped_{m}", []).append(frac)
+                rows = []
+                for j in images:
+                    tokens = out[m][j][omask[m][m][j]]
+                    if lc_max_tokens is not None and tokens.shape[0] > lc_max_tokens:
+                        tokens = tokens[torch.randperm(tokens.shape[0], generator=gen)[:lc_max_tokens]]
+                    rows.append(tokens)
+                cap_sq = None if cap is None else (cap * patch_scale) ** 2
+                loss, fracs = queue_compactness_loss(rows, [int(idx[j]) for j in images], queues.rows(c, f"{m}_patch"),
+                                               cap_sq, patch_scale)
+                lc = lc + loss
+                clamped.setdefault(f"lc_clamped_{m}", []).extend(fracs)
             if "gc" in losses:
-                bank = queues.bank(c, f"{m}_global", exclude_source=src)
-                if bank is not None and has_glob[j]:
-                    cap_sq = None if cap is None else (cap * glob_scale) ** 2
-                    loss, frac = global_compactness_loss(glob[m][j:j + 1], bank, cap_sq, glob_scale)
-                    gc = gc + loss
-                    clamped.setdefault(f"gc_clamped_{m}", []).append(frac)
+                with_glob = [j for j in images if has_glob[j]]
+                cap_sq = None if cap is None else (cap * glob_scale) ** 2
+                loss, fracs = queue_compactness_loss([glob[m][j:j + 1] for j in with_glob], [int(idx[j]) for j in with_glob],
+                                               queues.rows(c, f"{m}_global"), cap_sq, glob_scale)
+                gc = gc + loss
+                clamped.setdefault(f"gc_clamped_{m}", []).extend(fracs)
     for k, v in clamped.items():
-        rec[k] = float(np.mean(v))
-    if n_ready:
-        lc, gc = lc / n_ready, gc / n_ready
-    return lc, gc, n_ready
+        if v:
+            rec[k] = float(np.mean(v))
+    if ready:
+        lc, gc = lc / len(ready), gc / len(ready)
+    return lc, gc, len(ready)
 
 
 def _push(out, omask, glob, has_glob, idx, class_ids, queues: ClassQueues, mods) -> None:

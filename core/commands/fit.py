@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP
+from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, AdaptConfig
 from core.config import PRESETS, FitConfig, option_choices, option_help
 
 
@@ -74,8 +74,8 @@ def add_adaptation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--adapt", dest="adapt", action="store_true", default=None,
                    help=option_help("adapt") + " (default)")
     g.add_argument("--no-adapt", dest="adapt", action="store_false", help="frozen features only")
-    g.add_argument("--epochs", type=int, help="adaptor training epochs, honoured as given (default: 4, "
-                   "raised on small training sets to reach 400 steps)")
+    g.add_argument("--epochs", type=int, help="adaptor training epochs, honoured as given (default: "
+                   f"{AdaptConfig().epochs}, raised on small training sets to reach {AdaptConfig().min_steps} steps)")
     g.add_argument("--adaptor", choices=ADAPTOR_CHOICES, help="adaptor: " + ADAPTOR_HELP)
     g.add_argument("--losses", help="comma list of " + ", ".join(f"{k} ({v})" for k, v in LOSS_HELP.items())
                    + "; default all four")
@@ -130,7 +130,6 @@ def config_from_args(args):
 def run(args) -> int:
     from core.commands._progress import cli_progress
     from core.errors import UserError
-    from core.adaptation.config import AdaptConfig
     from core.model_io import save_model
     from core.outputs import check_output_file
     from core.pipeline import fit
