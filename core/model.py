@@ -180,16 +180,20 @@ class Model:
             timings["maps"] = timings.get("maps", 0.0) + map_s
         return scores, maps
 
-    def modality_maps_batched(self, samples: list[Sample], progress=None, stage: str = "Scoring"):
+    def modality_maps_batched(self, samples: list[Sample], progress=None, stage: str = "Scoring",
+                              features: dict | None = None):
         """({modality: (B,) image scores}, {modality: (B,S,S) raw kNN-distance maps}) of prepared
-        samples, in batches of ``config.batch_size`` with progress and cancellation."""
+        samples, in batches of ``config.batch_size`` with progress and cancellation.
+        ``features``: {modality: (B, grid*grid, dim)} frozen features of all ``samples``
+        extracted already (see :meth:`scored_tokens`)."""
         p = ensure(progress)
         bs = self.config.batch_size
         scores: dict[str, list] = {m: [] for m in self.modalities}
         maps: dict[str, list] = {m: [] for m in self.modalities}
         for start in range(0, len(samples), bs):
             p.update(stage, start, len(samples))
-            sc, mp = self.modality_scores(samples[start : start + bs])
+            done = None if features is None else {m: f[start:start + bs] for m, f in features.items()}
+            sc, mp = self.modality_scores(samples[start : start + bs], features=done)
             for m in self.modalities:
                 scores[m].append(sc[m])
                 maps[m].append(mp[m])

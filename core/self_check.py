@@ -154,11 +154,18 @@ def run_self_check(
     all_candidates: list[Candidate] = []
     calibration: dict = {}
     best_per_variant: dict[str, Candidate] = {}
+    shared_good = shared_bad = None
+    if len(variants) > 1:  # the variants differ only after the frozen features: extract them once
+        from core.tokens import extract_tokens
+
+        grid, bs = first.config.grid, first.config.batch_size
+        shared_good = extract_tokens(first.extractors, calib, grid, bs, p, "Self-check: features of good samples")
+        shared_bad = extract_tokens(first.extractors, pseudo, grid, bs, p, "Self-check: features of synthetic defects")
     for vi, (vname, model) in enumerate(variants.items()):
         p.update("Self-check on synthetic defects", vi, len(variants), vname)
-        good_scores, good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples")
+        good_scores, good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples", shared_good)
         calibration[vname] = (good_scores, good)
-        bad = model.modality_maps_batched(pseudo, p, f"Self-check ({vname}): synthetic defects")[1]
+        bad = model.modality_maps_batched(pseudo, p, f"Self-check ({vname}): synthetic defects", shared_bad)[1]
         maps = VariantMaps(good, bad, roi_stack(calib), roi_stack(pseudo))
         best, info = select_fusion(model, fusion_fitter(model, good), maps, masks, kinds, vname)
         best.informativeness = info

@@ -87,3 +87,38 @@ def test_cancel_during_adaptation_writes_no_model(root, cache, tmp_path, monkeyp
     code = main(["fit", str(root), "-c", "puck", "-o", str(out), "--adapt", "--epochs", "1"])
     assert code == 130
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_self_check_extracts_frozen_features_once_for_both_variants(root, cache, monkeypatch):
+    """The adapted and the frozen candidate differ only after the frozen features: the self-check
+    extracts them once and gets the same candidates as extracting them for each variant."""
+    from core import tokens
+    from core.model import Model
+
+    config = FitConfig(cache_dir=cache, adapt=True, adaptation=FAST)
+    extracted = []
+    real_extract = tokens.extract_tokens
+
+    def counting_extract(extractors, samples, *args, **kwargs):
+        if extractors:
+            extracted.append(len(samples))
+        return real_extract(extractors, samples, *args, **kwargs)
+
+    monkeypatch.setattr(tokens, "extract_tokens", counting_extract)
+    shared = fit(root, "puck", config).info["self_check"]
+    assert [c["variant"] for c in shared["candidates"]] == ["adapted", "frozen"]
+    calls_shared = list(extracted)
+
+    real_batched = Model.modality_maps_batched
+    monkeypatch.setattr(Model, "modality_maps_batched",
+                        lambda self, samples, progress=None, stage="Scoring", features=None:
+                        real_batched(self, samples, progress, stage))  # each variant extracts again
+    extracted.clear()
+    separate = fit(root, "puck", config).info["self_check"]
+    assert separate["candidates"] == shared["candidates"]
+    from core.self_check import PSEUDO_PER_SAMPLE
+
+    n_train, n_valid = TINY["n_train"], TINY["n_validation"]
+    # training set once, then the good samples and their synthetic defects once for both variants
+    assert calls_shared == [n_train, n_valid, n_valid * PSEUDO_PER_SAMPLE]
+    assert sum(extracted) >= sum(calls_shared) + 2 * n_valid * (1 + PSEUDO_PER_SAMPLE)

@@ -26,6 +26,8 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Calibrating": ("Calibrating on good parts", 5),
     "Checking approximate search": ("Setting up a faster search, checked against the exact one", 5),
     "Self-check on synthetic defects": ("Testing the model on made-up defects", 6),
+    "Self-check: features of good samples": ("Testing the model on made-up defects", 6),
+    "Self-check: features of synthetic defects": ("Testing the model on made-up defects", 6),
     "Done": ("Finishing", None),
     "Saving model": ("Saving the model", None),
     "Loading model": ("Loading the model", None),
