@@ -4,11 +4,12 @@ Default case: 200 training images × 784 tokens (28×28), RGB 152-d (EfficientNe
 xyz 33-d (FPFH, empty cells = 0), ~45 % foreground, default AdaptConfig.
 Budget (issue 4): ≤ 180 s and peak RSS ≤ 3 GB on the 2-core CPU.
 
-Measured (default config, block adaptor, 100 micro-batches of 8, shared 2-core machine):
-  --threads 1, load ≈ 1.8:  34.8 s wall, 34.6 s CPU, peak RSS 729 MB
-  --threads 2, load ≈ 4.8: 110.8 s wall, 88.8 s CPU, peak RSS 735 MB (OpenMP barrier stalls
-                            when other jobs compete for the cores)
-  mlp adaptor, --threads 1: 36.0 s wall (29.0 s CPU)
+Measured, seventh round (default config: token dropout to 128 tokens per image, LC on 32,
+200 micro-batches of 8; idle machine, load < 1):
+  --threads 1: 16.4 s wall, 16.3 s CPU, peak RSS 511 MB
+  --threads 2: 11.4 s wall, 21.5 s CPU, peak RSS 515 MB
+Before (400 micro-batches over every foreground token, 100 of them timed, shared machine):
+  --threads 1, load ≈ 1.8: 34.8 s wall per 100 micro-batches; --threads 2, load ≈ 4.8: 110.8 s
 
     python bench/bench_adaptation_speed.py [--images 200] [--adaptor block] [--epochs N] [--set key=value ...]
 """
