@@ -88,8 +88,8 @@ def format_model(summary: dict) -> str:
         + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
         + f"; image score {summary['image_score']}",
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
-        *([f"point units: {UNIT_NAMES.get(summary['xyz_units'], summary['xyz_units'])} (the clouds were read in "
-           "them at fit time; scoring reads clouds in them unless --xyz-units says otherwise)"]
+        *([f"point units: {UNIT_NAMES.get(summary['xyz_units'], summary['xyz_units'])} (the unit of the training clouds; "
+           "scoring reads clouds in it unless --xyz-units says otherwise)"]
           if summary.get("xyz_units") else []),
         f"thresholds: {Thresholds.from_dict(t).describe()}",
     ]
