@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.units import MAX_RATIO, apply_units, likely_units, point_spacing
+from core.data.units import MAX_RATIO, apply_units, likely_units, point_spacing, scoring_units, units_advice
 from core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _roi_findings(model, probes, where: str) -> list[Finding]:
 
 
 def _probe(model, refs) -> list:
-    """Up to PROBE_SAMPLES loaded samples (xyz in metres after the model's ``xyz_units``),
+    """Up to PROBE_SAMPLES loaded samples (xyz in metres after the model's unit, core.data.units.scoring_units),
     spread over the list; samples that cannot be read are left out (scoring reports them)."""
     if not refs:
         return []
@@ -122,7 +122,7 @@ def _probe(model, refs) -> list:
     out = []
     for i in picks:
         try:
-            sample = apply_units(refs[i].load(), getattr(model, "xyz_units", None))
+            sample = apply_units(refs[i].load(), scoring_units(model))
         except (UserError, MemoryError, OSError):
             continue
         out.append(sample)
@@ -165,8 +165,7 @@ def _spacing_findings(model, probes, where: str) -> list[Finding]:
     if 1 / SPACING_RATIO <= ratio <= SPACING_RATIO:
         return []
     guess = likely_units(spacing) if ratio > 1 else None
-    hint = (f"; they look like {'millimetres' if guess == 'mm' else 'centimetres'}: pass --xyz-units {guess}"
-            if guess else "; check their units (--xyz-units mm|cm|m) or fit a model on this data")
+    hint = f"; {units_advice(guess)}" if guess else f"; {units_advice(None)}, or fit a model on this data"
     refused = " (samples this far off are refused)" if not 1 / MAX_RATIO <= ratio <= MAX_RATIO else ""
     return [Finding("units", f"point spacing in {where} is {spacing:.3g} m per pixel, {ratio:.3g}× the "
                              f"training clouds' {float(trained):.3g} m{refused}{hint}")]

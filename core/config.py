@@ -98,7 +98,7 @@ class FitConfig:
         "auto",
         "nearest-neighbour search of the memory banks: auto uses approximate IVF-Flat search for banks "
         "of 4096+ patches where, on held-out good patches, it finds the exact nearest neighbour for "
-        "at least 99.5 % of them and keeps image scores within 1 in 1000 (else exact); exact "
+        "at least 99.5 percent of them and keeps image scores within 1 in 1000 (else exact); exact "
         "always searches exhaustively",
         SEARCH_CHOICES)
     preprocess: bool = _setting(True, "background-plane removal + largest cluster + square padding")

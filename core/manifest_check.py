@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from core.data.units import XYZ_UNITS
 from core.thresholds import check_min_defect_area
 
 MODALITIES = ("rgb", "xyz")
@@ -128,6 +129,8 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         raise ManifestProblem("info category must be text")
     if info.get("xyz_spacing_m") is not None and not _finite(info["xyz_spacing_m"], "info xyz_spacing_m") > 0:
         raise ManifestProblem("info xyz_spacing_m must be positive")
+    if info.get("xyz_units") is not None and info["xyz_units"] not in XYZ_UNITS:
+        raise ManifestProblem(f"info xyz_units must be m, cm or mm, got {info['xyz_units']!r}")
     size = info.get("image_size")
     if size is not None and not (isinstance(size, list) and len(size) == 2
                                  and all(_finite(v, "info image_size") >= 1 for v in size)):

@@ -55,7 +55,9 @@ class Model:
         self.adapter = adapter  # core.adaptation.Adapter or None
         self.info = dict(info or {})
         self.model_id = self.info.get("model_id", "unsaved")
-        self.xyz_units: str | None = None  # unit of the clouds to score (a load option, not saved)
+        # unit of the clouds to score (a load option, not saved); None: the fitted unit
+        # (info["xyz_units"]), see core.data.units.scoring_units
+        self.xyz_units: str | None = None
         # region of interest in original image pixels (core.roi; True = inspected), or None
         self.roi: np.ndarray | None = None
         self.roi_source = "region of interest"  # where it came from, for messages (a file name)
@@ -328,13 +330,14 @@ class Model:
         """The loaded sample brought to the model grid for :meth:`score_loaded`, with the patch
         features of the ``features`` modalities extracted too (see :meth:`features_ahead`).
         UserError when its units, point spacing or modalities do not fit."""
-        from core.data.units import apply_units, check_sample_spacing
+        from core.data.units import apply_units, check_sample_spacing, scoring_units
         from core.tokens import extract_tokens
 
         t0 = time.perf_counter()
         if "xyz" in self.modalities:
-            sample = apply_units(sample, self.xyz_units)
-            check_sample_spacing(sample, self.info.get("xyz_spacing_m"), self.xyz_units)
+            units = scoring_units(self)
+            sample = apply_units(sample, units)
+            check_sample_spacing(sample, self.info.get("xyz_spacing_m"), units)
         loaded = Loaded(sample, self.prepare(sample), time.perf_counter() - t0)
         if features:
             extractors = {m: self.extractors[m] for m in features}

@@ -140,11 +140,12 @@ def fit(
     roi_source: str = "region of interest",
 ) -> Model:
     """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
-    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres).
+    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres); stored
+    as ``info["xyz_units"]``, the default unit for scoring with the model.
     ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
     messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
     memory banks hold every patch)."""
-    from core.data.units import check_fit_spacing
+    from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
     from core.roi import check_roi, roi_stack
     from core.scoring.fusion import LateFusion
@@ -152,6 +153,7 @@ def fit(
     from core.tokens import extract_tokens, foreground, scoring_regions
 
     config = config or FitConfig()
+    unit_scale(xyz_units)  # UserError for an unknown unit before any loading
     roi = None if roi is None else check_roi(roi, roi_source)
     p = ensure(progress)
     t_start = time.perf_counter()
@@ -305,6 +307,7 @@ def fit(
         "bank_sizes": {m: int(len(b.vectors)) for m, b in model.banks.items()},
         "search_check_seconds": round(search_check_s, 3),
         "xyz_spacing_m": train_spacing,
+        "xyz_units": xyz_units or "m",
         "image_size": [int(v) for v in np.median(np.asarray(sizes), axis=0)] if sizes else None,
         "calibration_scores": {"median": float(np.median(fused_img)), "q999": float(np.quantile(fused_img, 0.999))},
         "adaptation_notes": adapt_notes,

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.refs import SampleRef
+from core.data.units import scoring_units
 from core.errors import UserError
 from core.progress import Progress, ensure
 
@@ -91,7 +92,7 @@ class Scorer:
     """Ray Data actor: loads the model once from its bytes, then scores batches of
     {"index", "ref"} rows into {"index", "row"} (the row as JSON)."""
 
-    def __init__(self, model_ref: list, model_name: str, thresholds: dict, xyz_units: str | None,
+    def __init__(self, model_ref: list, model_name: str, thresholds: dict, xyz_units: str,
                  maps: str | None, annotate: bool = False, report: bool = False,
                  roi: np.ndarray | None = None, roi_source: str = "region of interest"):
         from core.model_io import load_model
@@ -102,7 +103,7 @@ class Scorer:
         if isinstance(data, ray.ObjectRef):
             data = ray.get(data)
         self.model = load_model(model_name, data=data)
-        self.model.xyz_units = xyz_units
+        self.model.xyz_units = xyz_units  # the driver's resolved unit (core.data.units.scoring_units)
         self.model.thresholds = Thresholds.from_dict(thresholds)
         self.model.set_roi(roi, roi_source)  # the driver's (stored, or lsfa score --roi)
         self.maps = None if maps is None else Path(maps)
@@ -201,7 +202,8 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
                  report: bool = False) -> list[tuple[int, dict]]:
     """(index, row) for every SampleRef, in input order, scored on Ray as
     :func:`core.score_rows.score_rows` scores them locally. ``model``: the model loaded from
-    ``model_data`` on the driver, whose thresholds, ``xyz_units`` and region of interest the actors use."""
+    ``model_data`` on the driver, whose thresholds, point units (core.data.units.scoring_units) and
+    region of interest the actors use."""
     ray = import_ray()
     n = len(refs)
     if n == 0:
@@ -219,7 +221,7 @@ def score_on_ray(model_path: str | Path, model_data: bytes, model, refs: list[Sa
         model_ref = ray.put(model_data)  # held here until the job ends: restarted actors read it
         scored = dataset.map_batches(
             Scorer,
-            fn_constructor_args=([model_ref], str(model_path), model.thresholds.to_dict(), model.xyz_units,
+            fn_constructor_args=([model_ref], str(model_path), model.thresholds.to_dict(), scoring_units(model),
                                  None if maps is None else str(maps), annotate, report, model.roi,
                                  model.roi_source),
             batch_size=size, batch_format="numpy", num_cpus=1,

@@ -88,7 +88,7 @@ class FileDialogs:
         except Exception as exc:  # noqa: BLE001 - shown to the user; the job reports it again
             self.log(str(exc), "error")
             return
-        fit, config = False, None
+        fit, config, xyz_units = False, None, None
         if self.model is None:
             fit = QMessageBox.question(
                 self, "No model", "No model is open. Fit one on this dataset's train split now (runs in the background)?"
@@ -101,8 +101,8 @@ class FileDialogs:
                 dialog.exec()
                 if dialog.result_config is None:  # cancelled: open without fitting
                     fit = False
-                config = dialog.result_config
-        self.open_dataset(folder, category, fit_if_needed=fit, config=config)
+                config, xyz_units = dialog.result_config, dialog.result_units
+        self.open_dataset(folder, category, fit_if_needed=fit, config=config, xyz_units=xyz_units)
 
     def open_model_dialog(self):
         path, _ = QFileDialog.getOpenFileName(self, "Open model file", self._dialog_dir("model"), "LSFA models (*.lsfa);;All files (*)")

@@ -85,11 +85,14 @@ class JobControl:
         """Generate the demo data (once), load or fit its model, score its test split."""
         self._start_job("Demo", tasks.demo_job(counts=counts, config=config))
 
-    def open_dataset(self, root: str, category: str | None = None, fit_if_needed: bool = False, config=None):
+    def open_dataset(self, root: str, category: str | None = None, fit_if_needed: bool = False, config=None,
+                     xyz_units: str | None = None):
         """List and score a dataset; ``fit_if_needed`` fits a model first when none is open
-        (with ``config``, a FitConfig from the Fit settings dialog, or a cached/default model)."""
+        (with ``config``, a FitConfig, and ``xyz_units``, the point unit, from the Fit settings
+        dialog, or a cached/default model)."""
         fit = fit_if_needed and self.model is None
-        self._start_job("Open dataset", tasks.open_dataset_job(root, category, self.model, fit, config if fit else None))
+        self._start_job("Open dataset", tasks.open_dataset_job(root, category, self.model, fit, config if fit else None,
+                                                               xyz_units if fit else None))
 
     def open_model(self, path: str):
         """Load a model file, then score the listed samples with it."""
@@ -119,8 +122,9 @@ class JobControl:
             return
         self._start_job("Scoring", tasks.score_job(self.model, reqs))
 
-    def fit_current_dataset(self, config=None):
-        """Fit on the open dataset with ``config`` (a FitConfig; None: ask with the Fit settings dialog)."""
+    def fit_current_dataset(self, config=None, xyz_units: str | None = None):
+        """Fit on the open dataset with ``config`` (a FitConfig) and its point clouds read in
+        ``xyz_units`` (None: metres); without ``config``, ask both with the Fit settings dialog."""
         if not self.state.dataset_root or not self.state.category:
             self.log("Open a dataset folder first (it needs a train split of good samples).", "warning")
             return
@@ -132,7 +136,7 @@ class JobControl:
             dialog.exec()
             if dialog.result_config is None:  # cancelled
                 return
-            config = dialog.result_config
+            config, xyz_units = dialog.result_config, dialog.result_units
         reqs = [tasks.SampleRequest(i, e.ref) for i, e in enumerate(self.state.entries) if e.ref is not None]
         # the current model and its results stay until the new model is ready (a cancelled or
         # failed fit leaves them as they were); its region of interest carries over to the new fit
@@ -141,7 +145,8 @@ class JobControl:
             self.log("Fitting with the open model's region of interest (thresholds calibrated inside it).")
         self._start_job("Fitting", tasks.fit_job(self.state.dataset_root, self.state.category, None, config,
                                                  score_refs=reqs, roi=roi,
-                                                 roi_source=getattr(self.model, "roi_source", "region of interest")))
+                                                 roi_source=getattr(self.model, "roi_source", "region of interest"),
+                                                 xyz_units=xyz_units))
 
     def _on_partial(self, _rid: int, msg: Any):
         if isinstance(msg, tasks.WatchScored):

@@ -241,16 +241,18 @@ def load_or_fit(
 
 
 def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, config=None, roi=None,
-                 roi_source: str = "region of interest"):
+                 roi_source: str = "region of interest", xyz_units: str | None = None):
     """Fit (core.pipeline.fit; with the region of interest ``roi`` in original pixels, as
-    ``lsfa fit --roi``) and save to ``model_path``, yielding Notes; returns the model."""
+    ``lsfa fit --roi``; point clouds read in ``xyz_units``, as ``lsfa fit --xyz-units``, None:
+    metres) and save to ``model_path``, yielding Notes; returns the model."""
     from core.config import FitConfig
     from core.model_io import save_model
     from core.pipeline import fit
 
     config = config if config is not None else FitConfig()
     yield Note(f"Fitting {category!r} of {dataset_root} (this runs in the background)")
-    model = fit(dataset_root, category, config, progress=progress, roi=roi, roi_source=roi_source)
+    model = fit(dataset_root, category, config, progress=progress, xyz_units=xyz_units, roi=roi,
+                roi_source=roi_source)
     progress.update("Saving model", 0, 1)
     save_model(model, model_path)
     progress.update("Saving model", 1, 1)
@@ -259,8 +261,10 @@ def fit_and_save(dataset_root, category, model_path: Path, progress: Progress, c
 
 
 # ---------------------------------------------------------------------- jobs
-def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_needed: bool = False, config=None):
-    """List a dataset; then score it with ``model`` or (``fit_if_needed``) a model fitted on it."""
+def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_needed: bool = False, config=None,
+                     xyz_units: str | None = None):
+    """List a dataset; then score it with ``model`` or (``fit_if_needed``) a model fitted on it
+    (with ``config`` and its point clouds read in ``xyz_units``, from the Fit settings dialog)."""
 
     def run(progress: Progress):
         progress.update("Reading dataset", 0, 1)
@@ -273,7 +277,8 @@ def open_dataset_job(root: str | Path, category: str | None, model=None, fit_if_
                 raise UserError(f"{root}: no train split to fit a model on; open a model file instead")
             path = fit_output_path(listing.root, listing.category)
             if config is not None:  # settings chosen by the user: always a fresh fit
-                m = yield from fit_and_save(listing.root, listing.category, path, progress, config)
+                m = yield from fit_and_save(listing.root, listing.category, path, progress, config,
+                                            xyz_units=xyz_units)
                 fitted = True
             else:  # a model this app fitted earlier with the default settings, or a new one
                 cached = fitted_model_path(listing.root, listing.category)
@@ -352,14 +357,16 @@ def score_job(model, requests: list[SampleRequest]):
 
 
 def fit_job(dataset_root: str | Path, category: str, model_path: str | Path | None = None, config=None, score_refs=None,
-            roi=None, roi_source: str = "region of interest"):
-    """Fit (with the region of interest ``roi``, original pixels, if given), save (to ``model_path``;
-    None: :func:`fit_output_path`), then (optionally) score the given entries."""
+            roi=None, roi_source: str = "region of interest", xyz_units: str | None = None):
+    """Fit (with the region of interest ``roi``, original pixels, if given; point clouds read in
+    ``xyz_units``, None: metres), save (to ``model_path``; None: :func:`fit_output_path`), then
+    (optionally) score the given entries."""
 
     def run(progress: Progress):
         nonlocal model_path
         model_path = model_path or fit_output_path(dataset_root, category)
-        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config, roi, roi_source)
+        model = yield from fit_and_save(dataset_root, category, Path(model_path), progress, config, roi, roi_source,
+                                        xyz_units)
         yield ModelReady(model, str(model_path), True)
         out = JobSummary(model=model, model_path=str(model_path))
         if score_refs:

@@ -273,3 +273,54 @@ def test_the_fit_action_tells_the_dialog_about_the_training_data(qtbot, tmp_path
     assert seen["n"] == 3 and seen["mods"] == ("rgb", "xyz")
     assert seen["note"].startswith("200 epochs will run: 3 training images")  # 1 micro-batch per epoch
     window.close()
+
+
+def test_point_units_are_offered_for_3d_data_and_remembered(qtbot, settings):
+    dialog = make_dialog(qtbot, settings, data_modalities=("rgb", "xyz"))
+    assert [dialog.point_units.itemData(i) for i in range(dialog.point_units.count())] == ["m", "cm", "mm"]
+    assert dialog.point_units.isEnabled() and dialog.units() == "m"  # default metres
+    dialog.modalities.setCurrentText("rgb")  # no 3D points read: greyed out, no unit passed
+    assert not dialog.point_units.isEnabled() and dialog.units() is None
+    dialog.modalities.setCurrentText("auto")
+    dialog.point_units.setCurrentIndex(dialog.point_units.findData("mm"))
+    dialog.accept()
+    assert dialog.result_units == "mm" and settings.fit_choices()["xyz_units"] == "mm"
+    again = make_dialog(qtbot, settings, data_modalities=("rgb", "xyz"))
+    assert again.point_units.currentData() == "mm" and again.units() == "mm"
+    assert again.config() == dialog.result_config  # the unit is no FitConfig field
+    rgb_only = make_dialog(qtbot, settings, data_modalities=("rgb",))
+    assert not rgb_only.point_units.isEnabled() and rgb_only.units() is None
+    settings.q.setValue("fit/choices", '{"xyz_units": "inch"}')  # unusable -> metres
+    assert make_dialog(qtbot, settings).units() == "m"
+
+
+def test_fit_action_passes_the_point_units_to_the_fit(qtbot, tmp_path, monkeypatch):
+    """Fit… with Point units = millimetres reaches core.pipeline.fit(xyz_units="mm")."""
+    import core.model_io
+    import core.pipeline
+    from core.errors import UserError
+    from lsfa_gui.main_window import MainWindow
+
+    window = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(window)
+    window.state.dataset_root, window.state.category = str(tmp_path / "data"), "puck"
+
+    def accept_with_mm(dialog):
+        dialog.point_units.setCurrentIndex(dialog.point_units.findData("mm"))
+        dialog.accept()
+        return QDialog.DialogCode.Accepted
+
+    captured = {}
+
+    def fake_fit(root, category, config, progress=None, xyz_units=None, **_roi):
+        captured.update(root=root, xyz_units=xyz_units)
+        raise UserError("stop after the fit call")
+
+    monkeypatch.setattr(FitDialog, "exec", accept_with_mm)
+    monkeypatch.setattr(core.pipeline, "fit", fake_fit)
+    monkeypatch.setattr(core.model_io, "save_model", lambda *a: pytest.fail("nothing is fitted"))
+    with qtbot.waitSignal(window.jobs.failed, timeout=10000):
+        window.actions_by_name["fit"].trigger()
+    assert captured == {"root": str(tmp_path / "data"), "xyz_units": "mm"}
+    assert window.settings.fit_choices()["xyz_units"] == "mm"
+    window.close()

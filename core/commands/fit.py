@@ -59,7 +59,8 @@ def register(sub) -> None:
 def add_units_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--xyz-units", choices=["m", "cm", "mm"], default=None,
                    help="unit of the point-cloud coordinates on disk; they are scaled to metres on load "
-                        "(default m; clouds whose point spacing looks like mm or cm are refused)")
+                        "(fit: default m, stored in the model; score/eval: default the unit the model was "
+                        "fitted in; clouds whose point spacing looks like mm or cm are refused)")
 
 
 def add_roi_arg(p: argparse.ArgumentParser, what: str) -> None:

@@ -68,6 +68,7 @@ def model_summary(model) -> dict:
         "bank_sizes": {m: b.size for m, b in model.banks.items()},
         "self_check": info.get("self_check"),
         "created": info.get("created"),
+        "xyz_units": info.get("xyz_units", "m") if "xyz" in model.modalities else None,
         "roi": None if model.roi is None else {
             "height": int(model.roi.shape[0]), "width": int(model.roi.shape[1]),
             "inspected_share": round(inspected_share(model.roi), 4)},
@@ -75,6 +76,7 @@ def model_summary(model) -> dict:
 
 
 def format_model(summary: dict) -> str:
+    from core.data.units import UNIT_NAMES
     from core.results import Thresholds
 
     t = summary["thresholds"]
@@ -86,6 +88,9 @@ def format_model(summary: dict) -> str:
         + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
         + f"; image score {summary['image_score']}",
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
+        *([f"point units: {UNIT_NAMES.get(summary['xyz_units'], summary['xyz_units'])} (the unit of the training clouds; "
+           "scoring reads clouds in it unless --xyz-units says otherwise)"]
+          if summary.get("xyz_units") else []),
         f"thresholds: {Thresholds.from_dict(t).describe()}",
     ]
     roi = summary.get("roi")

@@ -1,6 +1,8 @@
-"""Units of organized point clouds. The engine works in metres; ``--xyz-units mm|cm`` scales
-clouds on load, and clouds whose point spacing says they are in other units are refused with
-one line naming the file, the spacing and the option, instead of being scored silently.
+"""Units of organized point clouds. The engine works in metres; ``--xyz-units mm|cm`` (in the
+app: Fit… › Point units) scales clouds on load, and clouds whose point spacing says they are in
+other units are refused with one line naming the file, the spacing and the option, instead of
+being scored silently. The unit a model was fitted in is stored with it (``info["xyz_units"]``)
+and is the default for scoring with it (:func:`scoring_units`).
 
 Spacing = median 3D distance between horizontally/vertically adjacent valid pixels. Real
 parts scanned at 0.1-5 mm per pixel have spacings of 1e-4..5e-3 m; the same cloud in
@@ -24,6 +26,18 @@ XYZ_UNITS = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 MAX_METRE_SPACING = 0.02  # above 2 cm between neighbouring pixels a cloud is unlikely metres
 MAX_RATIO = 30.0  # spacing differing from the training spacing by more than this is refused
 _TYPICAL_SPACING = 7e-4  # geometric middle of 1e-4..5e-3 m
+
+
+UNIT_NAMES = {"m": "metres", "cm": "centimetres", "mm": "millimetres"}
+APP_CONTROL = "in the app: Fit… › Point units"
+
+
+def scoring_units(model) -> str:
+    """The unit of the clouds ``model`` scores: the load option ``model.xyz_units`` (``lsfa
+    score/eval --xyz-units``) when given, else the unit it was fitted in (``info["xyz_units"]``),
+    else metres (models saved before the unit was stored)."""
+    return (getattr(model, "xyz_units", None) or (getattr(model, "info", None) or {}).get("xyz_units")
+            or "m")
 
 
 def unit_scale(units: str | None) -> float:
@@ -84,11 +98,17 @@ def likely_units(spacing_m: float) -> str | None:
     return min(("mm", "cm"), key=lambda u: abs(math.log(spacing_m * XYZ_UNITS[u] / _TYPICAL_SPACING)))
 
 
-def _hint(units: str | None, guess: str | None) -> str:
-    given = f" (read with --xyz-units {units})" if units not in (None, "m") else ""
+def units_advice(guess: str | None) -> str:
+    """What to do about clouds in the wrong unit, for the CLI and the app: ``guess`` is "mm" or
+    "cm" when the spacing says which (:func:`likely_units`), else None."""
     if guess:
-        return f"{given}; the coordinates look like {'millimetres' if guess == 'mm' else 'centimetres'}: pass --xyz-units {guess}"
-    return f"{given}; pass --xyz-units mm|cm|m to say which unit the coordinates are in"
+        return f"the coordinates look like {UNIT_NAMES[guess]}: pass --xyz-units {guess} ({APP_CONTROL})"
+    return f"pass --xyz-units mm|cm|m to say which unit the coordinates are in ({APP_CONTROL})"
+
+
+def _hint(units: str | None, guess: str | None) -> str:
+    given = f" (read as {UNIT_NAMES.get(units, units)})" if units not in (None, "m") else ""
+    return f"{given}; {units_advice(guess)}"
 
 
 def check_fit_spacing(spacings: list[tuple[str, float]], units: str | None) -> float | None:

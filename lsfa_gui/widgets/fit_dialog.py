@@ -1,5 +1,6 @@
-"""Fit settings dialog: modalities, backbones (+ weight files), device, LSFA adaptation, memory
-bank and fusion. Returns a :class:`core.config.FitConfig`; remembers the last choices in QSettings."""
+"""Fit settings dialog: modalities, point units, backbones (+ weight files), device, LSFA
+adaptation, memory bank and fusion. Returns a :class:`core.config.FitConfig` and the unit of the
+point clouds (``lsfa fit --xyz-units``); remembers the last choices in QSettings."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from superqt.utils import signals_blocked
 
 from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, LOSS_NAMES, AdaptConfig
 from core.config import PRESETS, FitConfig, option_choices, option_help
+from core.data.units import UNIT_NAMES
 from core.errors import UserError
 from lsfa_gui.settings import Settings
 
@@ -41,6 +43,8 @@ DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "x
                  "adapt", "coreset_ratio", "rgb_rotations", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
                  "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
+POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
+                    "model and used when it scores")
 WEIGHT_FILTER = "Checkpoints (*.pth *.pt *.ckpt *.safetensors *.bin);;All files (*)"
 
 
@@ -130,6 +134,7 @@ class FitDialog(QDialog):
         self.settings = settings
         self.base = base if base is not None else FitConfig()
         self.result_config: FitConfig | None = None
+        self.result_units: str | None = None  # "m", "cm" or "mm" on OK; None without 3D points
 
         self.modalities = QComboBox()
         self.modalities.addItems(list(option_choices("modalities")))
@@ -142,6 +147,10 @@ class FitDialog(QDialog):
         self.xyz_backbone.setToolTip(option_help("xyz_backbone"))
         self.rgb_weights = WeightsPicker("RGB backbone weights")
         self.xyz_weights = WeightsPicker("3D backbone weights")
+        self.point_units = QComboBox()
+        for units, name in UNIT_NAMES.items():
+            self.point_units.addItem(name, units)
+        self.point_units.setToolTip(POINT_UNITS_HELP)
         self.device = QComboBox()
         self.device.addItems(devices if devices is not None else available_devices())
 
@@ -201,6 +210,7 @@ class FitDialog(QDialog):
         data = QGroupBox("Data and backbones")
         form = QFormLayout(data)
         form.addRow("Modalities", self.modalities)
+        form.addRow("Point units", self.point_units)
         form.addRow("RGB backbone", self.rgb_backbone)
         form.addRow("RGB weights", self.rgb_weights)
         form.addRow("3D backbone", self.xyz_backbone)
@@ -230,6 +240,7 @@ class FitDialog(QDialog):
 
         stored = settings.fit_choices() if settings is not None else {}
         self.set_config(merge_choices(self.base, stored) if stored else self.base)
+        self.set_units(stored.get("xyz_units"))
 
         for combo in (self.modalities, self.rgb_backbone, self.xyz_backbone):
             combo.currentTextChanged.connect(self._update)
@@ -271,10 +282,25 @@ class FitDialog(QDialog):
         self.preset.setCurrentText(preset)
         self._update()
 
+    def set_units(self, units: str | None) -> None:
+        """Show the point unit ``units`` ("m", "cm", "mm"; anything else: metres)."""
+        self.point_units.setCurrentIndex(max(0, self.point_units.findData(units)))
+
+    def units(self) -> str | None:
+        """The unit of the point clouds to fit on; None when the fit reads no 3D points."""
+        return self.point_units.currentData() if self.point_units.isEnabled() else None
+
+    def reads_points(self) -> bool:
+        """Whether the fit may read 3D points: the data has them (or is not known) and the
+        modalities choice may use them."""
+        data = self.data_modalities
+        return (data is None or "xyz" in data) and uses(self.modalities.currentText(), "xyz")
+
     def choices(self) -> dict:
         """What the widgets show, adaptation included even when it is off (what gets remembered)."""
         return {
             "modalities": self.modalities.currentText(),
+            "xyz_units": self.point_units.currentData(),
             "rgb_backbone": self.rgb_backbone.currentText(),
             "xyz_backbone": self.xyz_backbone.currentText(),
             "rgb_weights": self.rgb_weights.path() or None,
@@ -380,6 +406,7 @@ class FitDialog(QDialog):
         self.adapt_note.setVisible(bool(ruled_out))
         self.epochs_note.setText(self.epochs_text())
         mods = self.modalities.currentText()
+        self.point_units.setEnabled(self.reads_points())
         for m, combo, picker in (("rgb", self.rgb_backbone, self.rgb_weights), ("xyz", self.xyz_backbone, self.xyz_weights)):
             combo.setEnabled(uses(mods, m))
             picker.setEnabled(uses(mods, m) and combo.currentText() in WEIGHTS_REQUIRED)
@@ -393,6 +420,7 @@ class FitDialog(QDialog):
             self._update()
             return
         self.result_config = self.config()
+        self.result_units = self.units()
         if self.settings is not None:
             self.settings.save_fit_choices(self.choices())
         super().accept()
