@@ -102,14 +102,16 @@ def test_a_fit_in_the_window_keeps_the_open_models_roi(qtbot, scored_window, mon
     window.model.set_roi(roi, "half.png")
     captured = {}
 
-    def fake_fit_job(root, category, model_path, config=None, score_refs=None, roi=None, roi_source=""):
-        captured.update(roi=roi, roi_source=roi_source)
+    def fake_fit_job(root, category, model_path, config=None, score_refs=None, roi=None, roi_source="",
+                     xyz_units=None):
+        captured.update(roi=roi, roi_source=roi_source, xyz_units=xyz_units)
         return lambda progress: None
 
     monkeypatch.setattr(tasks, "fit_job", fake_fit_job)
     with qtbot.waitSignal(window.jobs.succeeded, timeout=10_000):
-        window.fit_current_dataset(FitConfig())
+        window.fit_current_dataset(FitConfig(), xyz_units="mm")
     assert np.array_equal(captured["roi"], roi) and captured["roi_source"] == "half.png"
+    assert captured["xyz_units"] == "mm"  # the point unit chosen in the Fit dialog reaches the fit
 
 
 def test_view_points_map_to_original_pixels_from_the_grid_or_as_they_are():
