@@ -77,6 +77,10 @@ class FitConfig:
         1, "the RGB memory bank also holds each training image's patches turned by 90° steps: 4 = "
         "0/90/180/270°, 2 = 0/180°, 1 = as captured only. For parts that come in any in-plane "
         "orientation; the bank's size stays set by --coreset / --min-bank", RGB_ROTATION_CHOICES)
+    bank_shifts: int = _setting(
+        0, "memory banks also hold copies of the training images shifted by half a patch cell: 1 = "
+        "diagonal, 3 = right, down and diagonal, 0 = none (core.shifted_copies); the bank's size stays set by "
+        "--coreset / --min-bank", (0, 1, 3))
     image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
                                 "re-weighted score", IMAGE_SCORE_CHOICES)
     fusion: str = _setting(
@@ -167,6 +171,8 @@ class FitConfig:
             )
         if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
             raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
+        if self.bank_shifts not in (0, 1, 3) or isinstance(self.bank_shifts, bool):
+            raise UserError(f"--bank-shifts must be 0, 1 or 3, got {self.bank_shifts!r}")
         if self.rgb_rotations not in RGB_ROTATION_CHOICES or isinstance(self.rgb_rotations, bool):
             raise UserError(f"--rgb-rotations must be one of {', '.join(map(str, RGB_ROTATION_CHOICES))}, "
                             f"got {self.rgb_rotations!r}")

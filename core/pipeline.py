@@ -207,6 +207,11 @@ def fit(
         from core.rotations import turned_rgb_patches
 
         turned_rgb = turned_rgb_patches(extractors["rgb"], train, config, variant_adapters, p)
+    shifted = {}
+    if config.bank_shifts:
+        from core.shifted_copies import shifted_patches
+
+        shifted = shifted_patches(extractors, train, config, variant_adapters, modalities, p)
 
     def build_model(variant: str) -> Model:
         adapter_or_none = variant_adapters[variant]
@@ -215,9 +220,11 @@ def fit(
         for m in modalities:
             patches = toks[m][regions[m]]
             ratio = config.effective_coreset_ratio(len(patches))
-            if m == "rgb" and variant in turned_rgb:  # the bank keeps the size it has without the copies
+            copies = ([turned_rgb[variant]] if m == "rgb" and variant in turned_rgb else []) + (
+                [shifted[variant][m]] if variant in shifted else [])
+            if copies:  # the bank keeps the size it has without the copies
                 kept = ratio * len(patches)
-                patches = np.concatenate([patches, turned_rgb[variant]])
+                patches = np.concatenate([patches, *copies])
                 ratio = min(1.0, kept / len(patches))
             patches = np.ascontiguousarray(patches)
             banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
@@ -225,7 +232,7 @@ def fit(
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
     variants = {name: build_model(name) for name in variant_adapters}
-    del tokens, frozen_tokens, turned_rgb
+    del tokens, frozen_tokens, turned_rgb, shifted
 
     def fit_fusion(model: Model, maps: dict) -> LateFusion:
         pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)

@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--rgb-rotations", type=int, default=FitConfig.rgb_rotations,
                    choices=option_choices("rgb_rotations"),
                    help=f"{option_help('rgb_rotations')} (default {FitConfig.rgb_rotations})")
+    p.add_argument("--bank-shifts", type=int, default=FitConfig.bank_shifts,
+                   choices=option_choices("bank_shifts"),
+                   help=f"{option_help('bank_shifts')} (default {FitConfig.bank_shifts})")
     p.add_argument("--fusion", default=FitConfig.fusion, choices=option_choices("fusion"),
                    help=f"{option_help('fusion')} (default {FitConfig.fusion})")
     p.add_argument("--fused-image-score", default=FitConfig.fused_image_score,
@@ -113,6 +116,7 @@ def config_from_args(args):
         coreset_ratio=args.coreset,
         min_bank_size=args.min_bank,
         rgb_rotations=args.rgb_rotations,
+        bank_shifts=args.bank_shifts,
         fusion=args.fusion,
         image_score=args.image_score,
         fused_image_score=args.fused_image_score,

@@ -37,10 +37,11 @@ WEIGHTS_REQUIRED = frozenset({"dino_vitb8", "pointmae"})  # backbones that need 
 ADAPTORS = ADAPTOR_CHOICES
 FUSIONS = option_choices("fusion")
 RGB_ORIENTATIONS = {1: "as captured", 2: "as captured and turned 180°", 4: "every 90° turn"}  # rgb_rotations
+BANK_SHIFTS = {0: "as captured", 1: "+ shifted half a cell diagonally", 3: "+ shifted half a cell right, down, both"}
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
                  "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -182,6 +183,10 @@ class FitDialog(QDialog):
         for turns, text in RGB_ORIENTATIONS.items():
             self.rgb_rotations.addItem(text, turns)
         self.rgb_rotations.setToolTip(option_help("rgb_rotations"))
+        self.bank_shifts = QComboBox()
+        for shifts, text in BANK_SHIFTS.items():
+            self.bank_shifts.addItem(text, shifts)
+        self.bank_shifts.setToolTip(option_help("bank_shifts"))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
         self.fusion.setToolTip(option_help("fusion"))
@@ -230,6 +235,7 @@ class FitDialog(QDialog):
         bform.addRow("Resolution", self.preset)
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("RGB bank orientations", self.rgb_rotations)
+        bform.addRow("Bank image positions", self.bank_shifts)
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
@@ -270,6 +276,7 @@ class FitDialog(QDialog):
         self.epochs.setValue(int(adapt["epochs"]))
         self.coreset_ratio.setValue(float(config.coreset_ratio))
         self.rgb_rotations.setCurrentIndex(max(0, self.rgb_rotations.findData(int(config.rgb_rotations))))
+        self.bank_shifts.setCurrentIndex(max(0, self.bank_shifts.findData(int(config.bank_shifts))))
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
         self.self_check.setChecked(bool(config.self_check))
@@ -309,6 +316,7 @@ class FitDialog(QDialog):
             "adapt": self._adapt_wanted,
             "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
             "rgb_rotations": int(self.rgb_rotations.currentData()),
+            "bank_shifts": int(self.bank_shifts.currentData()),
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
