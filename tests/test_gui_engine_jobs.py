@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._jobs import drive
+
 pytestmark = pytest.mark.slow
 
 TINY = dict(size=96, n_train=4, n_validation=3, n_test_good=2, n_test_per_defect=1, defect_types=["crack", "bump"])
@@ -183,18 +185,9 @@ def test_open_dataset_with_chosen_settings_fits_fresh_instead_of_reusing(fitted,
     cached = tasks.fitted_model_path(listing.root, listing.category)
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"stale")  # a cached file that load_or_fit would try (and report) first
-    messages = []
     config = replace(tiny_config(), modalities="xyz", adapt=False)
     job = tasks.open_dataset_job(listing.root, listing.category, model=None, fit_if_needed=True, config=config)
-    from core.progress import Progress
-
-    gen = job(Progress())
-    while True:  # drive the job's generator as the worker does
-        try:
-            messages.append(next(gen))
-        except StopIteration as stop:
-            out = stop.value
-            break
+    messages, out = drive(job)
     ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
     assert ready.fitted and ready.model.modalities == ("xyz",)
     assert not any("Cached model unusable" in getattr(m, "text", "") for m in messages)

@@ -14,6 +14,7 @@ from core.cli import main
 from core.data.units import scoring_units
 from core.errors import ModelFileError
 from core.model_io import load_model, save_model
+from tests._jobs import drive
 
 FIT_ARGS = ["--modalities", "xyz", "--no-self-check", "--no-adapt"]  # as the tiny_xyz_model fixture
 
@@ -135,20 +136,13 @@ def test_the_app_fits_millimetre_data_with_the_chosen_unit_and_scores_it(mm_fit,
     """lsfa_gui.tasks.open_dataset_job (the Open dataset › fit path) with the Fit dialog's unit:
     the model stores it, and the dataset's samples are scored without any unit given."""
     from core.config import FitConfig
-    from core.progress import Progress
     from lsfa_gui import tasks
 
     mm = mm_fit[2]
     job = tasks.open_dataset_job(mm, "cookie", model=None, fit_if_needed=True,
                                  config=FitConfig(modalities="xyz", adapt=False, self_check=False),
                                  xyz_units="mm")
-    gen, messages = job(Progress()), []
-    while True:
-        try:
-            messages.append(next(gen))
-        except StopIteration as stop:
-            out = stop.value
-            break
+    messages, out = drive(job)
     ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
     assert ready.model.info["xyz_units"] == "mm" and load_model(ready.path).info["xyz_units"] == "mm"
     assert out.failed == 0 and out.scored == len(out.listing.refs) > 0
