@@ -5,7 +5,10 @@ a held-out share of ``train/good``; never test data) are scored as they are and 
 defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-samples the fit:
 
 1. chooses a *variant*: LSFA-adapted features or frozen ones. The adapted variant is kept only
-   when its self-check score beats the frozen one by ``ADAPT_MARGIN``;
+   when its self-check score beats the frozen one by ``ADAPT_MARGIN`` and, in at least
+   ``ADAPT_CONFIDENCE`` of paired bootstrap resamples of the self-check samples, its I-AUROC on
+   them is higher (:func:`adapted_wins_share`): with 10 good parts and 30 synthetic defects a
+   difference of a few hundredths is noise, and the frozen features are the simpler choice;
 2. shrinks an uninformative modality: a modality whose own image score tells the synthetic
    defects that change only it (RGB: stains, cut-paste, scratches; xyz: dents, bumps) from good
    samples with an I-AUROC below ``UNINFORMATIVE_AUROC`` gets fusion weight 0 while the other
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PSEUDO_PER_SAMPLE = 3  # synthetic defects painted on each calibration sample
 ADAPT_MARGIN = 0.01  # the adapted variant must beat frozen by this self-check score
+ADAPT_CONFIDENCE = 0.9  # ... and win in this share of paired bootstrap resamples (stated, not tuned)
+BOOTSTRAP_ROUNDS = 1000
 
 
 @dataclass
@@ -55,6 +60,7 @@ class SelfCheck:
     masks: list  # pseudo-defect masks (S, S) bool, in the order of the pseudo scores
     n_good: int
     calibration: dict = field(default_factory=dict)  # {variant: (scores, maps)} of the good samples
+    adapted_wins: float | None = None  # adapted_wins_share, when both variants were compared
 
 
 @dataclass
@@ -130,6 +136,38 @@ def select_fusion(model, base_fusion, maps: VariantMaps, masks: list[np.ndarray]
     return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm), info
 
 
+def _pair_wins(good: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """(G, B) 1 where a synthetic defect scores above a good part, 0.5 on ties, else 0."""
+    return (bad[None, :] > good[:, None]) + 0.5 * (bad[None, :] == good[:, None])
+
+
+def adapted_wins_share(adapted: Candidate, frozen: Candidate, seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> float:
+    """Share of paired bootstrap resamples in which ``adapted``'s image AUROC on the self-check
+    samples is strictly higher than ``frozen``'s. Each resample draws the good parts and the
+    synthetic defects with replacement, the same draws for both candidates (both scored the same
+    samples)."""
+    n_good, n_bad = len(adapted.good_scores), len(adapted.pseudo_scores)
+    if n_good == 0 or n_bad == 0:
+        return 0.0
+    rng = np.random.default_rng(seed + 104729)
+    # each resample's AUROC = c_g^T W c_b / (n_good n_bad), with c_g, c_b the draw counts
+    counts_good = rng.multinomial(n_good, np.full(n_good, 1 / n_good), size=rounds).astype(float)
+    counts_bad = rng.multinomial(n_bad, np.full(n_bad, 1 / n_bad), size=rounds).astype(float)
+    diff = (_pair_wins(adapted.good_scores, adapted.pseudo_scores)
+            - _pair_wins(frozen.good_scores, frozen.pseudo_scores))
+    auroc_diff = np.einsum("rg,gb,rb->r", counts_good, diff, counts_bad) / (n_good * n_bad)
+    return float(np.mean(auroc_diff > 1e-12))
+
+
+def choose_variant(adapted: Candidate, frozen: Candidate, seed: int) -> tuple[Candidate, float]:
+    """(the kept candidate, :func:`adapted_wins_share`): ``adapted`` only when its self-check
+    score beats ``frozen``'s by ADAPT_MARGIN and it wins in ADAPT_CONFIDENCE of the resamples."""
+    wins = adapted_wins_share(adapted, frozen, seed)
+    log.info("self-check: adapted beats frozen in %.0f%% of bootstrap resamples", 100 * wins)
+    keep = adapted.score >= frozen.score + ADAPT_MARGIN and wins >= ADAPT_CONFIDENCE
+    return (adapted if keep else frozen), wins
+
+
 def run_self_check(
     variants: dict,
     calib: list[Sample],
@@ -172,13 +210,11 @@ def run_self_check(
         all_candidates.append(best)
         best_per_variant[vname] = best
     names = list(variants)
-    chosen = best_per_variant[names[0]]
+    chosen, wins = best_per_variant[names[0]], None
     if len(names) > 1:  # names[0] = adapted, names[1] = frozen
-        frozen = best_per_variant[names[1]]
-        if chosen.score < frozen.score + ADAPT_MARGIN:
-            chosen = frozen
+        chosen, wins = choose_variant(chosen, best_per_variant[names[1]], seed)
     p.update("Self-check on synthetic defects", len(variants), len(variants))
-    return SelfCheck(chosen, all_candidates, masks, len(calib), calibration)
+    return SelfCheck(chosen, all_candidates, masks, len(calib), calibration, wins)
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:
@@ -255,6 +291,7 @@ def summary(check: SelfCheck) -> dict:
             "what": f"estimate from {n_pseudo} synthetic defects on {n_good} held-out good samples, not real defects",
         },
         "variant": chosen.variant,
+        **({} if check.adapted_wins is None else {"adapted_wins_share": round(check.adapted_wins, 3)}),
         "fusion": chosen.fusion_name,
         "candidates": [
             {"variant": c.variant, "fusion": c.fusion_name, "image_auroc": round(c.image_auroc, 4),
@@ -266,4 +303,4 @@ def summary(check: SelfCheck) -> dict:
 
 
 __all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
-           "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "UNINFORMATIVE_AUROC"]
+           "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "UNINFORMATIVE_AUROC"]

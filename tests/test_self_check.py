@@ -159,3 +159,44 @@ def test_outline_threshold_outlines_every_flagged_self_check_sample():
     flagged = [m for m, sc in zip(list(good_maps) + list(pseudo_maps), np.r_[good_scores, pseudo_scores]) if sc >= image_thr]
     assert all((m >= p).any() for m in flagged)
     assert any(m.max() == p for m in flagged) or p == image_thr  # no lower than it has to be
+
+
+def _candidate(variant: str, good: np.ndarray, bad: np.ndarray):
+    from core.self_check import Candidate
+
+    empty = np.zeros((0, 4, 4))
+    labels = np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)]
+    auroc = float(roc_auc_score(labels, np.r_[good, bad]))
+    return Candidate(variant, "tail_sum", None, auroc, auroc, good, bad, empty, empty)
+
+
+def test_adapted_wins_share_is_a_paired_bootstrap_of_the_auroc_difference():
+    from core.self_check import adapted_wins_share
+
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0, 1, 10), rng.normal(1.5, 1, 30)
+    frozen = _candidate("frozen", good, bad)
+    assert adapted_wins_share(_candidate("adapted", good, bad), frozen, 0) == 0.0  # a tie never wins
+    assert adapted_wins_share(_candidate("adapted", good, bad + 2.0), frozen, 0) > 0.99  # ties (both 1.0) do not win
+    slightly = adapted_wins_share(_candidate("adapted", good, bad + 0.1), frozen, 0)
+    assert 0.5 < slightly < 1.0
+    assert adapted_wins_share(_candidate("adapted", good, bad + 0.1), frozen, 0) == slightly  # seeded
+
+
+def test_the_adaptors_are_kept_only_when_the_self_check_is_confident():
+    """A higher self-check score is not enough: the adapted variant must also win in at least
+    ADAPT_CONFIDENCE of the bootstrap resamples, else the simpler frozen variant is kept."""
+    from core.self_check import ADAPT_CONFIDENCE, ADAPT_MARGIN, choose_variant
+
+    rng = np.random.default_rng(1)
+    good, bad = rng.normal(0, 1, 10), rng.normal(1.2, 1, 30)
+    frozen = _candidate("frozen", good, bad)
+    few = bad.copy()
+    few[np.argsort(bad)[:3]] += 0.8  # better on three of the hardest synthetic defects only
+    for scores, expected in ((few, "frozen"), (bad + 3.0, "adapted")):
+        adapted = _candidate("adapted", good, scores)
+        assert adapted.score >= frozen.score + ADAPT_MARGIN  # the score margin alone would keep it
+        chosen, wins = choose_variant(adapted, frozen, seed=0)
+        assert chosen.variant == expected and (wins >= ADAPT_CONFIDENCE) == (expected == "adapted")
+    worse = _candidate("adapted", good, bad - 0.5)
+    assert choose_variant(worse, frozen, seed=0)[0].variant == "frozen"
