@@ -15,6 +15,7 @@ FUSED_IMAGE_SCORE_CHOICES = ("modality_units", "modality_topk", "map_topk", "map
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
 SEARCH_CHOICES = ("auto", "exact")
 RGB_ROTATION_CHOICES = (1, 2, 4)
+BANK_SHIFT_CHOICES = (0, 1, 3)
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size).
 PRESETS = {
     "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0},  # the default
@@ -79,8 +80,8 @@ class FitConfig:
         "orientation; the bank's size stays set by --coreset / --min-bank", RGB_ROTATION_CHOICES)
     bank_shifts: int = _setting(
         0, "memory banks also hold copies of the training images shifted by half a patch cell: 1 = "
-        "diagonal, 3 = right, down and diagonal, 0 = none (core.shifted_copies); the bank's size stays set by "
-        "--coreset / --min-bank", (0, 1, 3))
+        "diagonal, 3 = right, down and diagonal, 0 = none (core.bank_copies); the bank's size stays set by "
+        "--coreset / --min-bank", BANK_SHIFT_CHOICES)
     image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
                                 "re-weighted score", IMAGE_SCORE_CHOICES)
     fusion: str = _setting(
@@ -171,8 +172,9 @@ class FitConfig:
             )
         if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
             raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
-        if self.bank_shifts not in (0, 1, 3) or isinstance(self.bank_shifts, bool):
-            raise UserError(f"--bank-shifts must be 0, 1 or 3, got {self.bank_shifts!r}")
+        if self.bank_shifts not in BANK_SHIFT_CHOICES or isinstance(self.bank_shifts, bool):
+            raise UserError(f"--bank-shifts must be one of {', '.join(map(str, BANK_SHIFT_CHOICES))}, "
+                            f"got {self.bank_shifts!r}")
         if self.rgb_rotations not in RGB_ROTATION_CHOICES or isinstance(self.rgb_rotations, bool):
             raise UserError(f"--rgb-rotations must be one of {', '.join(map(str, RGB_ROTATION_CHOICES))}, "
                             f"got {self.rgb_rotations!r}")

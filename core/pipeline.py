@@ -145,6 +145,7 @@ def fit(
     ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
     messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
     memory banks hold every patch)."""
+    from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
     from core.roi import check_roi, roi_stack
@@ -202,16 +203,7 @@ def fit(
     variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
     if adapter is not None and check_self:
         variant_adapters["frozen"] = None
-    turned_rgb = {}
-    if "rgb" in modalities and config.rgb_rotations > 1:
-        from core.rotations import turned_rgb_patches
-
-        turned_rgb = turned_rgb_patches(extractors["rgb"], train, config, variant_adapters, p)
-    shifted = {}
-    if config.bank_shifts:
-        from core.shifted_copies import shifted_patches
-
-        shifted = shifted_patches(extractors, train, config, variant_adapters, modalities, p)
+    extra = copy_patches(extractors, train, config, variant_adapters, modalities, p)  # empty unless asked
 
     def build_model(variant: str) -> Model:
         adapter_or_none = variant_adapters[variant]
@@ -220,8 +212,7 @@ def fit(
         for m in modalities:
             patches = toks[m][regions[m]]
             ratio = config.effective_coreset_ratio(len(patches))
-            copies = ([turned_rgb[variant]] if m == "rgb" and variant in turned_rgb else []) + (
-                [shifted[variant][m]] if variant in shifted else [])
+            copies = extra[variant][m]
             if copies:  # the bank keeps the size it has without the copies
                 kept = ratio * len(patches)
                 patches = np.concatenate([patches, *copies])
@@ -232,7 +223,7 @@ def fit(
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
     variants = {name: build_model(name) for name in variant_adapters}
-    del tokens, frozen_tokens, turned_rgb, shifted
+    del tokens, frozen_tokens, extra
 
     def fit_fusion(model: Model, maps: dict) -> LateFusion:
         pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)

@@ -303,4 +303,4 @@ def summary(check: SelfCheck) -> dict:
 
 
 __all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
-           "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "UNINFORMATIVE_AUROC"]
+           "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

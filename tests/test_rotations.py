@@ -13,7 +13,7 @@ from core.data.dataset import open_dataset
 from core.data.sample import Sample
 from core.errors import UserError
 from core.pipeline import fit
-from core.rotations import turned
+from core.bank_copies import turned
 
 
 def stripes(seed: int, vertical: bool, size: int = 96) -> np.ndarray:

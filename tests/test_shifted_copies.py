@@ -13,7 +13,7 @@ from core.data.dataset import open_dataset
 from core.data.sample import Sample
 from core.errors import UserError
 from core.pipeline import fit
-from core.shifted_copies import shift_offsets, shifted
+from core.bank_copies import shift_offsets, shifted
 
 SIZE = 200  # not padded (a multiple of 100 px), resized by 224 / 200 to the model grid of 8 px cells
 PERIOD = 16 * SIZE / 224  # file pixels per 16 grid pixels: one period of the pattern spans two patch cells
