@@ -13,6 +13,7 @@ MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
 FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
 FUSED_IMAGE_SCORE_CHOICES = ("modality_units", "modality_topk", "map_topk", "map_max", "late")
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
+PATCH_DISTANCE_CHOICES = ("raw", "relative")
 SEARCH_CHOICES = ("auto", "exact")
 RGB_ROTATION_CHOICES = (1, 2, 4)
 BANK_SHIFT_CHOICES = (0, 1, 3)
@@ -22,6 +23,10 @@ PRESETS = {
     "accurate": {"image_size": 320, "grid": 40, "blur_sigma": 5.7},  # finer patches: ~2-3x slower
 }
 
+
+# Settings whose default changed after model files were written without them: a stored model that
+# lacks one was fitted (and its thresholds set) with the old behaviour, given here.
+STORED_BEFORE_SETTING = {"patch_distance": "raw"}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -82,6 +87,12 @@ class FitConfig:
         0, "memory banks also hold copies of the training images shifted by half a patch cell: 1 = "
         "diagonal, 3 = right, down and diagonal, 0 = none (core.bank_copies); the bank's size stays set by "
         "--coreset / --min-bank", BANK_SHIFT_CHOICES)
+    patch_distance: str = _setting(
+        "relative", "patch score: relative (default) divides each patch's nearest-neighbour distance by "
+        "how spread out the training patches are around that neighbour (mean distance to its 3 nearest "
+        "bank neighbours, at least the bank's median), so what the good parts themselves vary on "
+        "(silhouettes, hole rims, prints) counts less; raw is the plain kNN distance (PatchCore, "
+        "model files written before this setting)", PATCH_DISTANCE_CHOICES)
     image_score: str = _setting("max", "per-modality image score: max patch distance, or PatchCore's "
                                 "re-weighted score", IMAGE_SCORE_CHOICES)
     fusion: str = _setting(
@@ -163,6 +174,9 @@ class FitConfig:
             raise UserError(f"--fusion must be one of {', '.join(FUSION_CHOICES)}, got {self.fusion!r}")
         if self.image_score not in IMAGE_SCORE_CHOICES:
             raise UserError(f"image score must be 'max' or 'reweighted', got {self.image_score!r}")
+        if self.patch_distance not in PATCH_DISTANCE_CHOICES:
+            raise UserError(f"--patch-distance must be one of {', '.join(PATCH_DISTANCE_CHOICES)}, "
+                            f"got {self.patch_distance!r}")
         if self.search not in SEARCH_CHOICES:
             raise UserError(f"--search must be one of {', '.join(SEARCH_CHOICES)}, got {self.search!r}")
         if self.fused_image_score not in FUSED_IMAGE_SCORE_CHOICES:
@@ -221,7 +235,7 @@ class FitConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown fit setting(s): {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**{**STORED_BEFORE_SETTING, **d})
 
 
 def option_help(name: str) -> str:

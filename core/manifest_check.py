@@ -85,6 +85,10 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
             raise ManifestProblem(f"the {m} memory bank is {vectors.shape}, not N×{dim} as its extractor says")
         if not np.isfinite(vectors).all():
             raise ManifestProblem(f"the {m} memory bank holds non-finite values")
+        spread = tensors.get(f"bank.{m}.spread")
+        if spread is not None and (spread.dtype != np.float32 or spread.shape != (vectors.shape[0],)
+                                   or not (np.isfinite(spread) & (spread > 0)).all()):
+            raise ManifestProblem(f"the {m} memory bank's spread is not {vectors.shape[0]} positive numbers")
     _check_search(manifest.get("search", {}), tensors, mods, extractors)
     for key in tensors:
         section, _, rest = key.partition(".")

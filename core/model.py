@@ -140,7 +140,8 @@ class Model:
     def modality_scores(self, prepared: list[Sample], timings: dict | None = None, features: dict | None = None):
         """Per-modality raw scores of prepared samples.
 
-        Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of raw kNN distance}).
+        Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of patch distance}): raw
+        kNN distance, or relative to the bank's spread there (``config.patch_distance``).
         A sample's region of interest (``Sample.roi`` on the grid) restricts its image scores to
         the patches of the cells it touches; the maps stay whole (the fusion's units do not
         depend on the ROI), :meth:`fuse` masks the fused map. ``features``: see :meth:`scored_tokens`.
@@ -166,11 +167,14 @@ class Model:
                 roi = getattr(prepared[b], "roi", None)
                 if len(q):
                     dist, idx = bank.nearest(q)
+                    if cfg.patch_distance == "relative":
+                        dist = bank.relative(dist, idx)
                     patch[regions[m][b]] = dist
                     keep = slice(None) if roi is None else roi_cells(roi, g)[regions[m][b]]
                     if roi is None or keep.any():  # else no scored cell is inspected: score 0
                         if cfg.image_score == "reweighted":
-                            scores[m][b] = reweighted_image_score(q[keep], dist[keep], idx[keep], bank)
+                            scores[m][b] = reweighted_image_score(q[keep], dist[keep], idx[keep], bank,
+                                                                 relative=cfg.patch_distance == "relative")
                         else:
                             scores[m][b] = float(dist[keep].max())
                 tb = time.perf_counter()
@@ -184,7 +188,7 @@ class Model:
 
     def modality_maps_batched(self, samples: list[Sample], progress=None, stage: str = "Scoring",
                               features: dict | None = None):
-        """({modality: (B,) image scores}, {modality: (B,S,S) raw kNN-distance maps}) of prepared
+        """({modality: (B,) image scores}, {modality: (B,S,S) patch-distance maps}) of prepared
         samples, in batches of ``config.batch_size`` with progress and cancellation.
         ``features``: {modality: (B, grid*grid, dim)} frozen features of all ``samples``
         extracted already (see :meth:`scored_tokens`)."""
@@ -250,7 +254,7 @@ class Model:
         return score in ("map_topk", "map_max") or (score == "modality_units" and not self.units_image_score)
 
     def modality_topk_scores(self, maps: dict, roi: np.ndarray | None = None) -> np.ndarray:
-        """(B, modalities) float32: each modality's top-k mean (raw kNN distance) inside ``roi``."""
+        """(B, modalities) float32: each modality's top-k mean (patch distance) inside ``roi``."""
         from core.roi import apply_roi
 
         b = len(maps[self.modalities[0]])

@@ -55,11 +55,14 @@ def test_widgets_to_config(qtbot, tmp_path):
     dialog.seed.setValue(42)
     dialog.rgb_rotations.setCurrentIndex(dialog.rgb_rotations.findData(4))
     dialog.bank_shifts.setCurrentIndex(dialog.bank_shifts.findData(3))
+    assert dialog.config().patch_distance == "relative"  # the default
+    dialog.patch_distance.setCurrentIndex(dialog.patch_distance.findData("raw"))
     cfg = dialog.config()
     assert (cfg.modalities, cfg.rgb_backbone, cfg.xyz_backbone) == ("rgb,xyz", "efficientnet_lite0", "pointmae")
     assert (cfg.rgb_weights, cfg.xyz_weights, cfg.device) == (None, str(weights), "cuda")
     assert cfg.adapt and cfg.adaptation == {"lr": 1e-3, "adaptor": "mlp", "losses": ["la", "ga", "lc"], "epochs": 7}
     assert (cfg.coreset_ratio, cfg.fusion, cfg.seed, cfg.rgb_rotations, cfg.bank_shifts) == (0.25, "ocsvm", 42, 4, 3)
+    assert cfg.patch_distance == "raw"
     assert cfg.image_size == 112  # fields the dialog does not show come from the base config
     dialog.adapt.setChecked(False)
     assert not dialog.config().adapt and dialog.config().adaptation == {"lr": 1e-3}
@@ -69,7 +72,7 @@ def test_widgets_to_config(qtbot, tmp_path):
 
 def test_config_to_widgets(qtbot):
     cfg = FitConfig(modalities="xyz", device="cuda", adapt=True, coreset_ratio=0.05, fusion="ocsvm", seed=3,
-                    rgb_rotations=2, bank_shifts=1, adaptation={"adaptor": "mlp", "losses": ["la", "lc"], "epochs": 2})
+                    rgb_rotations=2, bank_shifts=1, patch_distance="raw", adaptation={"adaptor": "mlp", "losses": ["la", "lc"], "epochs": 2})
     dialog = make_dialog(qtbot)
     dialog.set_config(cfg)
     assert dialog.modalities.currentText() == "xyz" and dialog.device.currentText() == "cuda"
@@ -79,6 +82,7 @@ def test_config_to_widgets(qtbot):
     assert dialog.seed.value() == 3 and not dialog.rgb_backbone.isEnabled()
     assert dialog.rgb_rotations.currentData() == 2 and "turned 180°" in dialog.rgb_rotations.currentText()
     assert dialog.bank_shifts.currentData() == 1 and "diagonally" in dialog.bank_shifts.currentText()
+    assert dialog.patch_distance.currentData() == "raw" and "raw kNN" in dialog.patch_distance.currentText()
     assert dialog.config() == cfg
 
 

@@ -42,6 +42,9 @@ def register(sub) -> None:
                    help=f"{option_help('fused_image_score')} (default {FitConfig.fused_image_score})")
     p.add_argument("--image-topk", type=int, default=FitConfig.image_topk,
                    help=f"{option_help('image_topk')} (default {FitConfig.image_topk})")
+    p.add_argument("--patch-distance", default=FitConfig.patch_distance,
+                   choices=option_choices("patch_distance"),
+                   help=f"{option_help('patch_distance')} (default {FitConfig.patch_distance})")
     p.add_argument("--image-score", default=FitConfig.image_score, choices=option_choices("image_score"),
                    help=option_help("image_score"))
     p.add_argument("--search", default=FitConfig.search, choices=option_choices("search"),
@@ -118,6 +121,7 @@ def config_from_args(args):
         rgb_rotations=args.rgb_rotations,
         bank_shifts=args.bank_shifts,
         fusion=args.fusion,
+        patch_distance=args.patch_distance,
         image_score=args.image_score,
         fused_image_score=args.fused_image_score,
         image_topk=args.image_topk,

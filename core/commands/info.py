@@ -63,6 +63,7 @@ def model_summary(model) -> dict:
         "fusion": model.pixel_fusion.mode,
         "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
         "image_score": model.config.fused_image_score,
+        "patch_distance": model.config.patch_distance,
         "thresholds": model.thresholds.to_dict(),
         "search": {m: b.search.to_dict() for m, b in model.banks.items()},
         "bank_sizes": {m: b.size for m, b in model.banks.items()},
@@ -86,7 +87,8 @@ def format_model(summary: dict) -> str:
         + ", ".join(f"{m} {n}" for m, n in summary["backbones"].items()),
         f"LSFA adaptors: {'kept' if summary['adapted'] else 'none'}; fusion {summary['fusion']}"
         + (f" weights {summary['fusion_weights']}" if summary["fusion_weights"] else "")
-        + f"; image score {summary['image_score']}",
+        + f"; image score {summary['image_score']}"
+        + (f"; patch distance {summary['patch_distance']}" if summary.get("patch_distance") else ""),
         f"training samples: {summary['n_train']}; calibration: {summary['calibration']}",
         *([f"point units: {UNIT_NAMES.get(summary['xyz_units'], summary['xyz_units'])} (the unit of the training clouds; "
            "scoring reads clouds in it unless --xyz-units says otherwise)"]

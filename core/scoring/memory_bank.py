@@ -28,6 +28,7 @@ class MemoryBank:
         self.search = SearchChoice()
         self.centroids: np.ndarray | None = None
         self._ivf = None
+        self._spread: np.ndarray | None = None
 
     def use_search(self, choice: SearchChoice, centroids: np.ndarray | None = None) -> None:
         """Search with ``choice``: exact, or IVF-Flat over the cells ``centroids`` (nlist, D) float32."""
@@ -106,6 +107,21 @@ class MemoryBank:
         np.maximum(d2, 0.0, out=d2)
         return np.sqrt(d2, out=d2), idx.astype(np.int64, copy=False)
 
+    def spread(self) -> np.ndarray:
+        """(M,) float32: each bank vector's mean Euclidean distance to its SPREAD_K nearest other
+        bank vectors (exact search), floored at the bank's median of that value — how far the
+        training patches around it vary, never below the bank's typical spacing (so duplicates do
+        not divide by 0). Computed once (about 0.6 s for 10 000 × 152 on 2 cores), then kept and
+        stored with the bank."""
+        if self._spread is None:
+            self._spread = bank_spread(self)
+        return self._spread
+
+    def relative(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Raw kNN distances ``dist`` to bank vectors ``idx`` divided by those vectors' spread:
+        dimensionless, 1 = as far as the training patches there lie from each other."""
+        return (np.asarray(dist, np.float32) / self.spread()[np.asarray(idx)]).astype(np.float32, copy=False)
+
     def nearest(self, queries: np.ndarray, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Euclidean distance (Q,) float32 and index (Q,) int64 of each query's nearest bank vector."""
         dist, idx = self.knn(queries, 1, exact)
@@ -114,10 +130,13 @@ class MemoryBank:
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict[str, np.ndarray]:
         """Arrays only: {"vectors": (M, D) float32} plus, for IVF search, "ivf_centroids" (nlist, D)
-        float32 (the search choice itself is :attr:`search`, stored in the manifest)."""
+        float32 (the search choice itself is :attr:`search`, stored in the manifest) and, once
+        computed, "spread" (M,) float32 (:meth:`spread`)."""
         out = {"vectors": self.vectors}
         if self.centroids is not None:
             out["ivf_centroids"] = self.centroids
+        if self._spread is not None:
+            out["spread"] = self._spread
         return out
 
     @classmethod
@@ -135,10 +154,31 @@ class MemoryBank:
         if choice.kind == "exact" and "ivf_centroids" in state:
             raise ValueError("memory bank has IVF centroids but its search is exact")
         bank.use_search(choice, state.get("ivf_centroids"))
+        if "spread" in state:
+            spread = np.asarray(state["spread"])
+            if spread.dtype != np.float32 or spread.shape != (bank.size,) or not (spread > 0).all():
+                raise ValueError(f"memory bank spread must be ({bank.size},) positive float32, "
+                                 f"got {spread.shape} {spread.dtype}")
+            bank._spread = spread
         return bank
 
     def __repr__(self) -> str:
         return f"MemoryBank(size={self.size}, dim={self.dim}, search={self.search.kind})"
 
 
-__all__ = ["MemoryBank"]
+SPREAD_K = 3  # neighbours averaged by MemoryBank.spread (PatchCore's re-weighting also uses 3)
+
+
+def bank_spread(bank: MemoryBank, k: int = SPREAD_K) -> np.ndarray:
+    """See :meth:`MemoryBank.spread`; a bank of one vector has spread 1 (no neighbours)."""
+    if bank.size < 2:
+        return np.ones(bank.size, np.float32)
+    dist, _ = bank.knn(bank.vectors, k + 1, exact=True)
+    spread = dist[:, 1:].mean(axis=1)  # column 0 is the vector itself (or a duplicate of it)
+    floor = float(np.median(spread))
+    if not floor > 0:  # more than half the bank duplicated: fall back to the largest spread
+        floor = float(spread.max()) or 1.0
+    return np.maximum(spread, floor).astype(np.float32)
+
+
+__all__ = ["MemoryBank", "SPREAD_K", "bank_spread"]

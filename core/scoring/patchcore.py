@@ -23,8 +23,9 @@ def reweighted_image_score(
     patch_idx: np.ndarray,
     bank: MemoryBank,
     k: int = 3,
+    relative: bool = False,
 ) -> float:
-    """PatchCore's re-weighted image score w * s* (raw distance units).
+    """PatchCore's re-weighted image score w * s* (in the units of ``patch_dists``).
 
     s* is the largest patch distance, m_test that patch's feature and m* its nearest bank vector.
     With n_j the k nearest bank vectors of m*, itself excluded (k - 1 of them),
@@ -32,6 +33,8 @@ def reweighted_image_score(
     1 - exp(s*/sqrt(D) - logsumexp_j(...)). Every ||m_test - n_j|| >= s*, so w lies in
     [1 - 1/(k-1), 1); with k = 3 (PatchCore, BTF, M3DM, LSFA) w is in [0.5, 1).
     A bank of a single vector has no neighbours: the score is s* unweighted.
+    ``relative``: ``patch_dists`` are relative distances (MemoryBank.relative); w is computed
+    from the raw distances and applied to the relative s*.
     """
     feats = np.asarray(patch_feats, dtype=np.float32)
     dists = np.asarray(patch_dists, dtype=np.float64).reshape(-1)
@@ -45,6 +48,7 @@ def reweighted_image_score(
     a = int(dists.argmax())
     s_star = float(dists[a])
     m_star = int(idx[a])
+    unit = float(bank.spread()[m_star]) if relative else 1.0  # raw distance per unit of s*
     _, nn = bank.knn(bank.vectors[m_star : m_star + 1], k, exact=True)
     nn = nn[0]
     own = np.flatnonzero(nn == m_star)
@@ -57,7 +61,7 @@ def reweighted_image_score(
     logits = np.sqrt((diffs * diffs).sum(axis=1)) / scale
     top = logits.max()
     log_den = top + math.log(np.exp(logits - top).sum())
-    w = 1.0 - math.exp(s_star / scale - log_den)
+    w = 1.0 - math.exp(s_star * unit / scale - log_den)
     return float(w * s_star)
 
 

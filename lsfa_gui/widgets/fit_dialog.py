@@ -38,10 +38,11 @@ ADAPTORS = ADAPTOR_CHOICES
 FUSIONS = option_choices("fusion")
 RGB_ORIENTATIONS = {1: "as captured", 2: "as captured and turned 180°", 4: "every 90° turn"}  # rgb_rotations
 BANK_SHIFTS = {0: "as captured", 1: "+ shifted half a cell diagonally", 3: "+ shifted half a cell right, down, both"}
+PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw": "raw kNN distance"}
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
                  "blur_sigma")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -187,6 +188,10 @@ class FitDialog(QDialog):
         for shifts, text in BANK_SHIFTS.items():
             self.bank_shifts.addItem(text, shifts)
         self.bank_shifts.setToolTip(option_help("bank_shifts"))
+        self.patch_distance = QComboBox()
+        for name, text in PATCH_DISTANCES.items():
+            self.patch_distance.addItem(text, name)
+        self.patch_distance.setToolTip(option_help("patch_distance"))
         self.fusion = QComboBox()
         self.fusion.addItems(list(FUSIONS))
         self.fusion.setToolTip(option_help("fusion"))
@@ -236,6 +241,7 @@ class FitDialog(QDialog):
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("RGB bank orientations", self.rgb_rotations)
         bform.addRow("Bank image positions", self.bank_shifts)
+        bform.addRow("Patch distance", self.patch_distance)
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
@@ -277,6 +283,7 @@ class FitDialog(QDialog):
         self.coreset_ratio.setValue(float(config.coreset_ratio))
         self.rgb_rotations.setCurrentIndex(max(0, self.rgb_rotations.findData(int(config.rgb_rotations))))
         self.bank_shifts.setCurrentIndex(max(0, self.bank_shifts.findData(int(config.bank_shifts))))
+        self.patch_distance.setCurrentIndex(max(0, self.patch_distance.findData(config.patch_distance)))
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
         self.self_check.setChecked(bool(config.self_check))
@@ -317,6 +324,7 @@ class FitDialog(QDialog):
             "coreset_ratio": round(self.coreset_ratio.value(), self.coreset_ratio.decimals()),
             "rgb_rotations": int(self.rgb_rotations.currentData()),
             "bank_shifts": int(self.bank_shifts.currentData()),
+            "patch_distance": self.patch_distance.currentData(),
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
