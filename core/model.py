@@ -112,10 +112,13 @@ class Model:
             timings["adaptation"] = timings.get("adaptation", 0.0) + (time.perf_counter() - t1)
         return tokens, scoring_regions(fg, g, self.modalities)
 
-    def choose_search(self, calibration: list[Sample], progress: Progress | None = None) -> dict:
+    def choose_search(self, calibration: list[Sample], progress: Progress | None = None,
+                      features: dict | None = None) -> dict:
         """Choose each bank's nearest-neighbour search (exact or IVF-Flat, core.scoring.ann) by
         checking it on the held-out good ``calibration`` samples' patches; {modality: SearchChoice}.
-        ``config.search == "exact"`` keeps exact search without checking."""
+        ``config.search == "exact"`` keeps exact search without checking. ``features``:
+        {modality: (B, grid*grid, dim)} frozen features of ``calibration`` extracted already
+        (see :meth:`scored_tokens`)."""
         from core.scoring import ann
 
         out = {}
@@ -129,9 +132,11 @@ class Model:
                 out[m] = self.banks[m].search
             return out
         p = ensure(progress)
-        calibration = calibration[: -(-ann.MAX_CHECK_QUERIES // self.config.grid**2)]  # enough patches
+        n = -(-ann.MAX_CHECK_QUERIES // self.config.grid**2)  # samples with enough patches
+        calibration = calibration[:n]
+        done = None if features is None else {m: f[:n] for m, f in features.items()}
         tokens, regions = self.scored_tokens(calibration, self.config.batch_size, progress=p,
-                                             stage="Checking approximate search")
+                                             stage="Checking approximate search", features=done)
         for m in self.modalities:
             queries = [tokens[m][b][regions[m][b]] for b in range(len(calibration))]
             out[m] = self.banks[m].choose_search(queries, self.config.seed)
