@@ -280,12 +280,23 @@ class Model:
         return pix.reshape(b, -1).max(axis=1) if b else np.zeros(0, np.float32)
 
     def _topk_mean(self, pix: np.ndarray) -> np.ndarray:
-        """(B,) mean of the top-k pixels of (B,S,S) maps (k = ``config.topk_pixels()``)."""
+        """(B,) mean of the top-k pixels of (B,S,S) maps (k = ``config.topk_pixels()``), in the
+        maps' float dtype. Only the values above a map's minimum are partitioned: fused good-tail
+        maps are mostly 0, and numpy's partition of a row full of equal values is ~50x slower
+        (bottle self-check: 0.19 s of 0.8 s)."""
         b, s, _ = pix.shape
         if not b:
             return np.zeros(0, np.float32)
         k = min(self.config.topk_pixels(), s * s)
-        return np.partition(pix.reshape(b, -1), s * s - k, axis=1)[:, s * s - k :].mean(axis=1)
+        flat = pix.reshape(b, -1)
+        out = np.empty(b, flat.dtype if flat.dtype.kind == "f" else np.float64)
+        for i, (row, lo) in enumerate(zip(flat, flat.min(axis=1))):
+            above = row[row > lo]
+            n = len(above)
+            top = (np.partition(above, n - k)[n - k:] if n >= k
+                   else np.concatenate([above, np.full(k - n, lo, row.dtype)]))
+            out[i] = top.mean()
+        return out
 
     def fuse(self, scores: dict, maps: dict, roi: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Fused image scores (B,) and maps (B,S,S) in fused units; ``roi`` as in :meth:`fuse_maps`."""

@@ -280,3 +280,21 @@ def test_fit_extracts_each_calibration_sample_once(tiny_rgb_fit, monkeypatch):
     assert separate.info["self_check"]["candidates"] == shared.info["self_check"]["candidates"]
     assert separate.thresholds.image == shared.thresholds.image
 
+
+def test_topk_mean_is_exact_on_maps_with_many_equal_values():
+    """The top-k mean (the map-based image score) on fused maps that are mostly 0 (the good-tail
+    floor), all 0, have fewer than k values above the floor, or are negative, against a full sort."""
+    model = Model(FitConfig(image_topk=50), ("rgb",), {}, {}, LateFusion("tail_sum"), LateFusion("tail_sum"),
+                  Thresholds(0.0, 0.0), (0.0, 1.0))
+    k = model.config.topk_pixels()
+    rng = np.random.default_rng(0)
+    smooth = gaussian_filter(rng.random((6, 224, 224)), (0, 3, 3)).astype(np.float32)
+    floor = np.where(smooth > np.quantile(smooth, 0.97), smooth, 0).astype(np.float32)
+    few = np.zeros_like(smooth)
+    few[:, :4, :4] = smooth[:, :4, :4]  # 16 values above the floor, k = 50
+    for maps in (smooth, floor, np.zeros_like(smooth), few, smooth - 1.0, floor.astype(np.float64)):
+        expected = np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(axis=1, dtype=np.float64)
+        got = model._topk_mean(maps)
+        assert got.dtype == maps.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert model._topk_mean(np.zeros((0, 8, 8), np.float32)).shape == (0,)
