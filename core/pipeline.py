@@ -223,7 +223,19 @@ def fit(
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
     variants = {name: build_model(name) for name in variant_adapters}
+    # Frozen features of the calibration samples, extracted once: the search check, the self-check
+    # and the calibration scores share them (without a hold-out they are the training features).
+    calib_features = (extract_tokens(extractors, calib, config.grid, config.batch_size, p,
+                                     "Extracting features of calibration samples")
+                      if val_refs else frozen_tokens)
     del tokens, frozen_tokens, extra
+
+    # Each variant's search is chosen before anything is scored with it, so the self-check and the
+    # calibration scores come from the search the model scores parts with.
+    t_search = time.perf_counter()
+    for variant in variants.values():
+        variant.choose_search(calib if val_refs else [], p, calib_features)
+    search_check_s = time.perf_counter() - t_search
 
     def fit_fusion(model: Model, maps: dict) -> LateFusion:
         pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)
@@ -234,7 +246,7 @@ def fit(
         from core import self_check
 
         t_check = time.perf_counter()
-        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p)
+        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p, calib_features)
         self_check_s = time.perf_counter() - t_check
         model = variants[check.chosen.variant]
         if check.chosen.variant == "frozen" and adapter is not None:
@@ -244,14 +256,10 @@ def fit(
     if check is not None:  # the self-check already scored the calibration samples with this variant
         scores, maps = check.calibration[check.chosen.variant]
     else:
-        scores, maps = model.modality_maps_batched(calib, p, "Calibrating")
-    # Calibration above used exact search; the check bounds the approximate search's image-score
-    # change on these same held-out samples to 0.1 %, so the thresholds stay valid.
-    t_search = time.perf_counter()
-    search = model.choose_search(calib if val_refs else [], p)
-    search_check_s = time.perf_counter() - t_search
-    for m, choice in search.items():
-        log.info("%s: %s nearest-neighbour search: %s", where, m, choice.describe())
+        scores, maps = model.modality_maps_batched(calib, p, "Calibrating", calib_features)
+    del calib_features
+    for m, bank in model.banks.items():
+        log.info("%s: %s nearest-neighbour search: %s", where, m, bank.search.describe())
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
     if model.units_image_score:  # the same units the self-check scored with
         model.image_fusion = model.fit_image_units(maps, roi_stack(calib))

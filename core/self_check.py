@@ -174,11 +174,15 @@ def run_self_check(
     fusion_fitter,
     seed: int,
     progress: Progress | None = None,
+    good_features: dict | None = None,
 ) -> SelfCheck:
     """Score ``calib`` and its pseudo-defects with each model variant ({name: Model}, the first
-    is the default) and choose a variant and fusion.
+    is the default) and choose a variant and fusion. Each variant scores with its banks' own
+    search (:meth:`core.model.Model.choose_search` runs before, as the fit does), as it will score parts.
 
     ``fusion_fitter(model, good_maps) -> LateFusion`` fits the default fusion on good maps.
+    ``good_features``: {modality: (len(calib), grid*grid, dim)} frozen features of ``calib``
+    extracted already (not extracted again).
     Samples carrying a region of interest (``Sample.roi``) are judged inside it only."""
     from core.pseudo_defects import make_pseudo_defects
     from core.roi import roi_stack
@@ -192,12 +196,13 @@ def run_self_check(
     all_candidates: list[Candidate] = []
     calibration: dict = {}
     best_per_variant: dict[str, Candidate] = {}
-    shared_good = shared_bad = None
+    shared_good, shared_bad = good_features, None
     if len(variants) > 1:  # the variants differ only after the frozen features: extract them once
         from core.tokens import extract_tokens
 
         grid, bs = first.config.grid, first.config.batch_size
-        shared_good = extract_tokens(first.extractors, calib, grid, bs, p, "Self-check: features of good samples")
+        if shared_good is None:
+            shared_good = extract_tokens(first.extractors, calib, grid, bs, p, "Self-check: features of good samples")
         shared_bad = extract_tokens(first.extractors, pseudo, grid, bs, p, "Self-check: features of synthetic defects")
     for vi, (vname, model) in enumerate(variants.items()):
         p.update("Self-check on synthetic defects", vi, len(variants), vname)

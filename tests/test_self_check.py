@@ -200,3 +200,101 @@ def test_the_adaptors_are_kept_only_when_the_self_check_is_confident():
         assert chosen.variant == expected and (wins >= ADAPT_CONFIDENCE) == (expected == "adapted")
     worse = _candidate("adapted", good, bad - 0.5)
     assert choose_variant(worse, frozen, seed=0)[0].variant == "frozen"
+
+
+@pytest.fixture(scope="module")
+def tiny_rgb_fit(tmp_path_factory):
+    """(dataset root, cache dir) of a tiny demo puck for RGB-only fits with a self-check."""
+    from core.demo import generate_demo_dataset
+
+    root = generate_demo_dataset(tmp_path_factory.mktemp("d") / "d", seed=4, categories=["puck"], size=128,
+                                 n_train=8, n_validation=3, n_test_good=1, n_test_per_defect=1)
+    return root, str(tmp_path_factory.mktemp("cache"))
+
+
+def test_self_check_scores_with_the_search_the_model_scores_parts_with(tiny_rgb_fit, monkeypatch):
+    """The bank's search (here IVF-Flat, the size and cost limits lifted) is chosen before the
+    self-check, and every self-check and calibration search goes through it, as scoring does."""
+    from core import self_check
+    from core.pipeline import fit
+    from core.scoring import ann
+    from core.scoring.memory_bank import MemoryBank
+
+    root, cache = tiny_rgb_fit
+    monkeypatch.setattr(ann, "ANN_MIN_BANK", 1)
+    monkeypatch.setattr(ann, "MAX_DISTANCE_SHARE", 1.0)
+    searches, in_check = [], []
+    real_knn, real_check = MemoryBank.knn, self_check.run_self_check
+
+    def spying_knn(self, queries, k, exact=False):
+        if in_check:
+            searches.append((self.search.kind, self._ivf is not None and not exact))
+        return real_knn(self, queries, k, exact)
+
+    def spying_check(*args, **kwargs):
+        in_check.append(True)
+        try:
+            return real_check(*args, **kwargs)
+        finally:
+            in_check.clear()
+
+    monkeypatch.setattr(MemoryBank, "knn", spying_knn)
+    monkeypatch.setattr(self_check, "run_self_check", spying_check)
+    model = fit(root, "puck", FitConfig(cache_dir=cache, modalities="rgb"))
+    assert model.banks["rgb"].search.kind == "ivf_flat"  # the check passed on the validation patches
+    assert len(searches) >= 4 * 3  # 3 held-out good samples and their 9 synthetic defects
+    assert set(searches) == {("ivf_flat", True)}
+
+
+def test_fit_extracts_each_calibration_sample_once(tiny_rgb_fit, monkeypatch):
+    """The search check, the self-check and the calibration share one extraction of the held-out
+    samples' features, and the self-check's outputs are those of a fit that extracts them anew."""
+    from core import tokens
+    from core.model import Model
+    from core.pipeline import fit
+    from core.scoring import ann
+
+    root, cache = tiny_rgb_fit
+    monkeypatch.setattr(ann, "ANN_MIN_BANK", 1)
+    monkeypatch.setattr(ann, "MAX_DISTANCE_SHARE", 1.0)
+    extracted: list[str] = []
+    real_extract = tokens.extract_tokens
+
+    def counting_extract(extractors, samples, *args, **kwargs):
+        if extractors:
+            extracted.extend(s.name for s in samples if s.split == "validation" and s.label == "good")
+        return real_extract(extractors, samples, *args, **kwargs)
+
+    monkeypatch.setattr(tokens, "extract_tokens", counting_extract)
+    config = FitConfig(cache_dir=cache, modalities="rgb")
+    shared = fit(root, "puck", config)
+    assert len(extracted) == 3 and len(set(extracted)) == 3
+
+    real_scored = Model.scored_tokens
+    monkeypatch.setattr(Model, "scored_tokens",  # every step extracts its own features
+                        lambda self, prepared, batch_size, timings=None, progress=None, stage="Extracting features",
+                        features=None: real_scored(self, prepared, batch_size, timings, progress, stage))
+    extracted.clear()
+    separate = fit(root, "puck", config)
+    assert len(extracted) > 3
+    assert separate.info["self_check"]["candidates"] == shared.info["self_check"]["candidates"]
+    assert separate.thresholds.image == shared.thresholds.image
+
+
+def test_topk_mean_is_exact_on_maps_with_many_equal_values():
+    """The top-k mean (the map-based image score) on fused maps that are mostly 0 (the good-tail
+    floor), all 0, have fewer than k values above the floor, or are negative, against a full sort."""
+    model = Model(FitConfig(image_topk=50), ("rgb",), {}, {}, LateFusion("tail_sum"), LateFusion("tail_sum"),
+                  Thresholds(0.0, 0.0), (0.0, 1.0))
+    k = model.config.topk_pixels()
+    rng = np.random.default_rng(0)
+    smooth = gaussian_filter(rng.random((6, 224, 224)), (0, 3, 3)).astype(np.float32)
+    floor = np.where(smooth > np.quantile(smooth, 0.97), smooth, 0).astype(np.float32)
+    few = np.zeros_like(smooth)
+    few[:, :4, :4] = smooth[:, :4, :4]  # 16 values above the floor, k = 50
+    for maps in (smooth, floor, np.zeros_like(smooth), few, smooth - 1.0, floor.astype(np.float64)):
+        expected = np.sort(maps.reshape(len(maps), -1), axis=1)[:, -k:].mean(axis=1, dtype=np.float64)
+        got = model._topk_mean(maps)
+        assert got.dtype == maps.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    assert model._topk_mean(np.zeros((0, 8, 8), np.float32)).shape == (0,)

@@ -24,6 +24,7 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Extracting features of shifted training images": ("Looking at the good parts shifted by half a cell", 4),
     "Coreset selection": ("Remembering what normal looks like", 4),
     "Loading calibration samples": ("Calibrating on good parts", 5),
+    "Extracting features of calibration samples": ("Calibrating on good parts", 5),
     "Calibrating": ("Calibrating on good parts", 5),
     "Checking approximate search": ("Setting up a faster search, checked against the exact one", 5),
     "Self-check on synthetic defects": ("Testing the model on made-up defects", 6),
