@@ -219,6 +219,8 @@ def fit(
                 ratio = min(1.0, kept / len(patches))
             patches = np.ascontiguousarray(patches)
             banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
+            if config.patch_distance == "relative":
+                banks[m].spread()  # part of building the bank (one exact search of it against itself)
         return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
                      Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
 
