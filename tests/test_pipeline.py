@@ -59,7 +59,7 @@ def test_coreset_ratio_applies_above_the_minimum_bank(demo_root, cache_dir):
 def test_every_part_above_the_seeded_image_threshold_is_outlined(demo_root, cache_dir):
     """With a map-based image score the self-check seeds the pixel threshold at the image
     threshold: every sample at or above the image threshold has pixels at or above it."""
-    model = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False))
+    model = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="map_topk"))
     t = model.thresholds
     assert t.pixel == t.image and "pixel threshold = image threshold" in t.source
     rep = evaluate(model, demo_root, "puck")
@@ -83,7 +83,7 @@ def test_fit_counts_the_held_out_good_parts_its_image_threshold_flags(model, dem
 
 
 def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache_dir):
-    """``fused_image_score="modality_topk"`` (the sum of per-modality top-k scores, an option):
+    """``fused_image_score="modality_topk"`` (the sum of per-modality top-k scores, the default):
     the pixel threshold comes down until every flagged self-check sample is outlined, so the
     held-out parts at or above the image threshold, scored again, all have an outline."""
     m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_topk"))
