@@ -87,20 +87,14 @@ def test_default_is_relative_but_stored_settings_without_it_stay_raw():
         FitConfig(patch_distance="lof")
 
 
-def test_fit_stores_the_spread_and_scores_the_same_after_loading(tmp_path, monkeypatch, capsys):
+def test_fit_stores_the_spread_and_scores_the_same_after_loading(tiny_xyz_model, tmp_path, capsys):
     """A relative model's spread is in the file (no search at load), the loaded model scores the
     test set identically, tampering is refused, and the same file with the setting removed (a model
-    from before it) scores raw distances."""
+    from before it) scores raw distances. The session's tiny xyz model is fitted with defaults."""
     from core.cli import main
     from core.data.dataset import open_dataset
-    from core.demo import generate_demo_dataset
 
-    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path / "cache"))
-    root = generate_demo_dataset(tmp_path / "demo", seed=4, categories=["cookie"], size=96, n_train=5,
-                                 n_validation=3, n_test_good=1, n_test_per_defect=1, defect_types=["dent"])
-    path = tmp_path / "rel.lsfa"
-    assert main(["fit", str(root), "-c", "cookie", "-o", str(path), "--modalities", "xyz",
-                 "--no-self-check", "--no-adapt"]) == 0
+    root, path = tiny_xyz_model
     model = load_model(path)
     assert model.config.patch_distance == "relative"
     bank = model.banks["xyz"]
