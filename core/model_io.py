@@ -31,8 +31,6 @@ def save_model(model: Model, path: str | Path) -> str:
     }
     tensors: dict[str, np.ndarray] = {}
     for m, bank in model.banks.items():
-        if model.config.patch_distance == "relative":
-            bank.spread()  # stored with the bank, so loading does not search the bank again
         for key, arr in bank.state().items():
             tensors[f"bank.{m}.{key}"] = np.asarray(arr)
     manifest["search"] = {m: bank.search.to_dict() for m, bank in model.banks.items()}

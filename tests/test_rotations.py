@@ -9,11 +9,10 @@ import pytest
 from PIL import Image
 
 from core.config import FitConfig
-from core.data.dataset import open_dataset
 from core.data.sample import Sample
 from core.errors import UserError
-from core.pipeline import fit
 from core.bank_copies import turned
+from tests._bank_fits import scores_and_bank
 
 
 def stripes(seed: int, vertical: bool, size: int = 96) -> np.ndarray:
@@ -56,16 +55,10 @@ def test_turned_sample_turns_every_array_together():
 def test_turned_copies_make_a_turned_good_part_look_good(striped_root, tmp_path):
     """Trained on one orientation only, a good part turned by 90° scores far above the good part
     as captured; with every 90° turn in the RGB bank both score alike. The bank keeps its size."""
-    ds = open_dataset(striped_root)
-    refs = {r.label: r for r in ds.samples("plate", "test")}
     scores, banks = {}, {}
     for turns in (1, 4):
-        cfg = FitConfig(rgb_rotations=turns, adapt=False, self_check=False, min_bank_size=2000,
-                        cache_dir=str(tmp_path))
-        model = fit(striped_root, "plate", cfg)
-        good, turned_good = model.score_refs([refs["good"], refs["turned"]])
-        scores[turns] = (good.image_score, turned_good.image_score)
-        banks[turns] = model.info["bank_sizes"]["rgb"]
+        scores[turns], banks[turns] = scores_and_bank(striped_root, "plate", ("good", "turned"), tmp_path,
+                                                      rgb_rotations=turns)
     (good1, turned1), (good4, turned4) = scores[1], scores[4]
     assert turned1 > 2 * good1
     assert turned4 < 1.3 * good4

@@ -9,11 +9,10 @@ import pytest
 from PIL import Image
 
 from core.config import FitConfig
-from core.data.dataset import open_dataset
 from core.data.sample import Sample
 from core.errors import UserError
-from core.pipeline import fit
 from core.bank_copies import shift_offsets, shifted
+from tests._bank_fits import scores_and_bank
 
 SIZE = 200  # not padded (a multiple of 100 px), resized by 224 / 200 to the model grid of 8 px cells
 PERIOD = 16 * SIZE / 224  # file pixels per 16 grid pixels: one period of the pattern spans two patch cells
@@ -68,16 +67,10 @@ def test_shifted_copies_bring_a_part_that_sits_half_a_cell_off_towards_good(plai
     at the trained phase; with the shifted copies in the bank its score falls by more than a third
     while the good part's stays (the copies' vacated strip keeps them from matching exactly). The
     bank keeps its size."""
-    ds = open_dataset(plaid_root)
-    refs = {r.label: r for r in ds.samples("plate", "test")}
     scores, banks = {}, {}
     for shifts in (0, 3):
-        cfg = FitConfig(bank_shifts=shifts, adapt=False, self_check=False, min_bank_size=2000,
-                        cache_dir=str(tmp_path))
-        model = fit(plaid_root, "plate", cfg)
-        good, moved = model.score_refs([refs["good"], refs["moved"]])
-        scores[shifts] = (good.image_score, moved.image_score)
-        banks[shifts] = model.info["bank_sizes"]["rgb"]
+        scores[shifts], banks[shifts] = scores_and_bank(plaid_root, "plate", ("good", "moved"), tmp_path,
+                                                        bank_shifts=shifts)
     (good0, moved0), (good3, moved3) = scores[0], scores[3]
     assert moved0 > 5 * good0
     assert moved3 < 0.65 * moved0 and good3 < 1.3 * good0

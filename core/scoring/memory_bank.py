@@ -156,8 +156,9 @@ class MemoryBank:
         bank.use_search(choice, state.get("ivf_centroids"))
         if "spread" in state:
             spread = np.asarray(state["spread"])
-            if spread.dtype != np.float32 or spread.shape != (bank.size,) or not (spread > 0).all():
-                raise ValueError(f"memory bank spread must be ({bank.size},) positive float32, "
+            if (spread.dtype != np.float32 or spread.shape != (bank.size,)
+                    or not (np.isfinite(spread) & (spread > 0)).all()):
+                raise ValueError(f"memory bank spread must be ({bank.size},) finite positive float32, "
                                  f"got {spread.shape} {spread.dtype}")
             bank._spread = spread
         return bank
