@@ -299,11 +299,9 @@ def fit(
         how = f"{source} good quantiles"
         band = None
     model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
-    nz = fused_maps[fused_maps > 0]
-    lo = float(np.quantile(nz, 0.5)) if nz.size else 0.0
-    hi = max(pixel_thr, float(np.quantile(fused_maps, config.pixel_quantile)))
-    hi = hi + max(hi - lo, 1e-6)
-    model.display_range = (lo, hi)
+    from core.colour_range import fitted_colour_range
+
+    model.display_range = fitted_colour_range(fused_maps, pixel_thr, config.pixel_quantile)
     model.set_roi(roi, roi_source)
     model.info = {
         "category": category,
