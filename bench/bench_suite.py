@@ -50,8 +50,9 @@ DEMO_SETS = {  # seed -> demo generator variation factors
 PARTS_SEED = 901
 
 
-def datasets(group: str, data_dir: Path) -> list[tuple[str, str, Path, str]]:
-    """(group, name, root, category) rows; generates synthetic data that is missing."""
+def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED) -> list[tuple[str, str, Path, str]]:
+    """(group, name, root, category) rows; generates synthetic data that is missing. ``parts_seed``:
+    the confirmation group's seed (another seed gives a fresh, never-seen confirmation set)."""
     rows = []
     if group in ("tuning", "all"):
         from core.demo import DEMO_CATEGORIES, generate_demo_dataset
@@ -69,9 +70,10 @@ def datasets(group: str, data_dir: Path) -> list[tuple[str, str, Path, str]]:
     if group in ("confirmation", "all"):
         from core.data.parts import PARTS_CATEGORIES, generate_parts_dataset
 
-        root = data_dir / f"parts_{PARTS_SEED}"
-        generate_parts_dataset(root, seed=PARTS_SEED, size=400, **COUNTS)
-        rows += [("confirmation", "parts", root, c) for c in PARTS_CATEGORIES]
+        root = data_dir / f"parts_{parts_seed}"
+        generate_parts_dataset(root, seed=parts_seed, size=400, **COUNTS)
+        name = "parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}"
+        rows += [("confirmation", name, root, c) for c in PARTS_CATEGORIES]
     return rows
 
 
@@ -170,9 +172,12 @@ def main() -> None:
     ap.add_argument("--only", help="comma list of datasets to run, each a name or its first word "
                                    "(e.g. demo-301,tire); an item that matches nothing is an error")
     ap.add_argument("--json", type=Path, help="write the rows here")
+    ap.add_argument("--parts-seed", type=int, default=PARTS_SEED,
+                    help=f"seed of the confirmation group's parts (default {PARTS_SEED}); a new seed is a fresh "
+                         "confirmation set for a decision whose seed-901 numbers were already seen")
     args = ap.parse_args()
     config = FitConfig(**parse_overrides(args.set))
-    rows = datasets(args.group, args.data)
+    rows = datasets(args.group, args.data, args.parts_seed)
     if args.only:
         keep = {k.strip() for k in args.only.split(",") if k.strip()}
         unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
