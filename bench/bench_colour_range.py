@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_suite import datasets, parse_overrides  # noqa: E402
+from bench_suite import datasets, parse_overrides, select  # noqa: E402
 
 from core import colour_range, self_check  # noqa: E402
 from core.config import FitConfig  # noqa: E402
@@ -61,7 +61,7 @@ def placement(results, rng: tuple[float, float], thr: float) -> dict[str, float]
         amap = np.asarray(r.anomaly_map, np.float64)
         if r.is_defect and r.mask is not None and np.any(r.mask):
             peak = float(amap[np.asarray(r.mask, bool)].max())
-            pos.append(float(np.clip((peak - lo) / (hi - lo), 0.0, 1.0)) if peak >= lo else 0.0)
+            pos.append(float(np.clip((peak - lo) / (hi - lo), 0.0, 1.0)))
         elif r.is_defect is False:
             good_top.append(float(amap.max()) >= hi)
     p = np.asarray(pos)
@@ -79,13 +79,13 @@ def main() -> None:
     ap.add_argument("--only", help="comma list of dataset names (or their first word) to run")
     args = ap.parse_args()
     config = FitConfig(**parse_overrides(args.set))
-    only = set(args.only.split(",")) if args.only else None
+    rows = datasets(args.group, args.data)
+    if args.only:
+        rows = select(rows, args.only, ap)
     real, real_check = colour_range.fitted_colour_range, self_check.run_self_check
     table: dict[str, list[dict]] = {}
     print(f"{'dataset':<28} {'rule':<10} | {'defect pos':>10} {'top':>5} {'none':>5} {'good top':>8} | range")
-    for group, name, root, category in datasets(args.group, args.data):
-        if only and name not in only and name.split()[0] not in only:
-            continue
+    for group, name, root, category in rows:
         captured: dict = {}
 
         def capture(good, thr, q):

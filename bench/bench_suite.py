@@ -166,6 +166,16 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def select(rows: list, only: str, ap: argparse.ArgumentParser) -> list:
+    """The rows of :func:`datasets` named in the comma list ``only`` (a name or its first word);
+    an item that matches nothing is an argparse error."""
+    keep = {k.strip() for k in only.split(",") if k.strip()}
+    unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
+    if unknown:
+        ap.error(f"--only: no dataset named {', '.join(unknown)} (names: {', '.join(sorted({r[1] for r in rows}))})")
+    return [r for r in rows if r[1] in keep or r[1].split()[0] in keep]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--group", default="tuning", choices=["tuning", "confirmation", "all"])
@@ -182,11 +192,7 @@ def main() -> None:
     config = FitConfig(**parse_overrides(args.set))
     rows = datasets(args.group, args.data, args.parts_seed)
     if args.only:
-        keep = {k.strip() for k in args.only.split(",") if k.strip()}
-        unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
-        if unknown:
-            ap.error(f"--only: no dataset named {', '.join(unknown)} (names: {', '.join(sorted({r[1] for r in rows}))})")
-        rows = [r for r in rows if r[1] in keep or r[1].split()[0] in keep]
+        rows = select(rows, args.only, ap)
     results = []
     t0 = time.perf_counter()
     for group, name, root, cat in rows:
