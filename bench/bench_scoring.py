@@ -235,7 +235,7 @@ def main() -> None:
         "score_target_s": 0.1,
         "peak_rss_gb": round(peak_rss_gb(), 3),
         "rss_target_gb": 2.5,
-        "adapted": model.adapter is not None,
+        "adapted": model.adapted,
         "adaptation_notes": model.info.get("adaptation_notes", []),
     }
     print(json.dumps(out, indent=2))

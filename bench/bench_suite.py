@@ -101,12 +101,13 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
         "defect_types": rep.defect_type_image_auroc,
         "calibration": model.info.get("calibration"),
         "self_check": check or None,
-        "adapted": model.adapter is not None,
+        "adapted": model.adapted,
     }
     if len(model.modalities) > 1:
         for m in model.modalities:
             # the single-modality detector: the same image-score rule on this modality's own map
-            own = model._map_image_scores(np.stack([r.modality_maps[m] for r in labelled]))
+            finest = getattr(model, "members", [model])[-1]  # an ensemble's per-modality maps: its finest member's
+            own = finest._map_image_scores(np.stack([r.modality_maps[m] for r in labelled]))
             row[m] = {
                 "I": image_auroc(labels, own),
                 "PRO": aupro([r.mask for r in with_masks], [r.modality_maps[m] for r in with_masks], 0.3, 100),

@@ -97,20 +97,7 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         if section not in ("bank", "adapt") and key != "roi":
             raise ManifestProblem(f"unexpected tensor {key}")
     _check_roi(manifest.get("roi"), tensors.get("roi"))
-    thresholds = _mapping(manifest.get("thresholds"), "thresholds")
-    for key in ("image", "pixel"):
-        _finite(thresholds.get(key), f"{key} threshold")
-    if "min_defect_area" in thresholds:
-        try:
-            check_min_defect_area(thresholds["min_defect_area"])
-        except ValueError as exc:
-            raise ManifestProblem(str(exc)) from None
-    rng = manifest.get("display_range")
-    if not isinstance(rng, list) or len(rng) != 2:
-        raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")
-    lo, hi = (_finite(v, "display_range") for v in rng)
-    if not lo < hi:
-        raise ManifestProblem(f"display_range must rise, got {rng!r}")
+    _check_outputs(manifest)
     for key in ("fusion_image", "fusion_pixel"):
         _mapping(manifest.get(key), key)
     has_adapt = any(k.startswith("adapt.") for k in tensors)
@@ -128,6 +115,29 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
             raise ManifestProblem("adaptation is recorded but the adaptor tensors are missing")
     elif has_adapt:
         raise ManifestProblem("adaptor tensors present but no adaptation entry")
+    _check_info(manifest)
+
+
+def _check_outputs(manifest: dict) -> None:
+    """The thresholds and the colour range."""
+    thresholds = _mapping(manifest.get("thresholds"), "thresholds")
+    for key in ("image", "pixel"):
+        _finite(thresholds.get(key), f"{key} threshold")
+    if "min_defect_area" in thresholds:
+        try:
+            check_min_defect_area(thresholds["min_defect_area"])
+        except ValueError as exc:
+            raise ManifestProblem(str(exc)) from None
+    rng = manifest.get("display_range")
+    if not isinstance(rng, list) or len(rng) != 2:
+        raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")
+    lo, hi = (_finite(v, "display_range") for v in rng)
+    if not lo < hi:
+        raise ManifestProblem(f"display_range must rise, got {rng!r}")
+
+
+def _check_info(manifest: dict) -> None:
+    """The info entries the engine reads."""
     info = _mapping(manifest.get("info", {}), "info")
     if info.get("category") is not None and not isinstance(info["category"], str):
         raise ManifestProblem("info category must be text")
@@ -143,6 +153,35 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     if calib is not None:
         for key, value in _mapping(calib, "info calibration_scores").items():
             _finite(value, f"info calibration_scores {key}")
+
+
+def check_ensemble_entries(manifest: dict, tensors: dict[str, np.ndarray], max_members: int) -> list[dict]:
+    """ManifestProblem naming the first unusable entry of an ensemble's own manifest (its
+    members are checked as single models when they are rebuilt); returns the member manifests."""
+    model_id = manifest.get("model_id")
+    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{12}", model_id):
+        raise ManifestProblem(f"model_id must be 12 hex digits, got {model_id!r}")
+    mods = manifest.get("modalities")
+    if not isinstance(mods, list) or not mods or len(set(mods)) != len(mods) or not set(mods) <= set(MODALITIES):
+        raise ManifestProblem(f"modalities must be a non-empty list of rgb/xyz, got {mods!r}")
+    _mapping(manifest.get("config"), "config")
+    members = manifest.get("members")
+    if not isinstance(members, list) or not 2 <= len(members) <= max_members:
+        raise ManifestProblem(f"an ensemble needs 2 to {max_members} members, got {members!r:.60}")
+    for i, member in enumerate(members):
+        _mapping(member, f"ensemble member {i + 1}")
+        if member.get("modalities") != mods:
+            raise ManifestProblem(f"ensemble member {i + 1} has other modalities than the ensemble")
+        if "roi" in member or "members" in member:
+            raise ManifestProblem(f"ensemble member {i + 1} holds entries only the ensemble may hold")
+    for key in tensors:
+        head = key.partition(".")[0]
+        if key != "roi" and head not in {f"member{i}" for i in range(len(members))}:
+            raise ManifestProblem(f"unexpected tensor {key}")
+    _check_roi(manifest.get("roi"), tensors.get("roi"))
+    _check_outputs(manifest)
+    _check_info(manifest)
+    return members
 
 
 def _check_roi(entry, roi) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -14,6 +13,7 @@ from core.data.sample import Sample
 from core.errors import UserError
 from core.progress import Progress, ensure
 from core.results import SampleResult, Thresholds
+from core.scoring_loop import ScoringLoop
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Loaded:
     timings: dict = field(default_factory=dict)  # their seconds, {"features_<modality>": s}
 
 
-class Model:
+class Model(ScoringLoop):
     """Everything needed to score a sample. Build with :func:`core.pipeline.fit` or :func:`core.model_io.load_model`;
     save with :func:`core.model_io.save_model`."""
 
@@ -61,6 +61,11 @@ class Model:
         # region of interest in original image pixels (core.roi; True = inspected), or None
         self.roi: np.ndarray | None = None
         self.roi_source = "region of interest"  # where it came from, for messages (a file name)
+
+    @property
+    def adapted(self) -> bool:
+        """True when the model scores with LSFA-adapted features."""
+        return self.adapter is not None
 
     # ----------------------------------------------------------------- scoring
     def check_sample(self, sample: Sample) -> None:
@@ -380,48 +385,6 @@ class Model:
         if keep_original:
             result.original = loaded.original
         return result
-
-    def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
-        """Score one loaded sample (any size; it is preprocessed and resized here).
-        ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
-        at original resolution."""
-        return self.score_loaded(self.prepare_for_scoring(sample), keep_original)
-
-    def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None,
-                   keep_original: bool = False, prefetch: int | None = None):
-        """Yield (index, ref, SampleResult) per SampleRef, with progress and cancellation per
-        sample: the one scoring loop of the CLI, the GUI and evaluation.
-
-        ``on_error(index, ref, exc)``: called for a UserError (unreadable or unusable sample) or
-        a MemoryError (a sample too large to score), which then skips that sample; without it
-        the error propagates. ``keep_original``: see :meth:`score`. ``prefetch``: samples read,
-        preprocessed (and their :meth:`features_ahead` extracted) ahead in a background thread
-        while the current one is scored (core.prefetch; default ``$LSFA_PREFETCH`` or 1, 0: one after
-        the other); results, errors and progress are the same either way.
-        """
-        from core.prefetch import default_depth, prefetching
-
-        p = ensure(progress)
-        n = len(refs)
-        depth = default_depth() if prefetch is None else prefetch
-        ahead = self.features_ahead() if depth > 0 and n > 1 else ()
-        with prefetching(refs, lambda ref: self.prepare_for_scoring(ref.load(), ahead), depth, p) as loaded:
-            for i, (ref, prepared) in enumerate(loaded):
-                p.update(stage, i, n, getattr(ref, "name", ""))
-                try:
-                    result = self.score_loaded(prepared(), keep_original)
-                except (UserError, MemoryError) as exc:
-                    if on_error is None:
-                        raise
-                    on_error(i, ref, exc)
-                    continue
-                yield i, ref, result
-        p.update(stage, n, n)
-
-    def score_refs(self, refs, progress: Progress | None = None, stage: str = "Scoring"):
-        """Yield a SampleResult per SampleRef (:meth:`score_each` without skipping)."""
-        for _i, _ref, result in self.score_each(refs, progress, stage):
-            yield result
 
 
 __all__ = ["Loaded", "Model"]

@@ -8,6 +8,7 @@ import numpy as np
 
 from core import __version__
 from core.config import FitConfig
+from core.ensemble import EnsembleModel
 from core.model import Model
 from core.errors import ModelFileError, UserError
 from core.model_file import read_model_file, write_model_file
@@ -15,8 +16,8 @@ from core.results import Thresholds
 from core.roi import inspected_share
 
 
-def save_model(model: Model, path: str | Path) -> str:
-    """Write ``model`` atomically to ``path``; returns (and records on the model) its model id."""
+def _model_parts(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
+    """(manifest, tensors) of one single-resolution model."""
     manifest = {
         "app_version": __version__,
         "config": model.config.to_dict(),
@@ -34,11 +35,6 @@ def save_model(model: Model, path: str | Path) -> str:
         for key, arr in bank.state().items():
             tensors[f"bank.{m}.{key}"] = np.asarray(arr)
     manifest["search"] = {m: bank.search.to_dict() for m, bank in model.banks.items()}
-    if model.roi is not None:  # region of interest, original image pixels (core.roi)
-        h, w = model.roi.shape
-        manifest["roi"] = {"height": int(h), "width": int(w),
-                           "inspected_share": round(inspected_share(model.roi), 6)}
-        tensors["roi"] = model.roi.astype(np.uint8)
     for level, fusion in (("image", model.image_fusion), ("pixel", model.pixel_fusion)):
         manifest[f"fusion_{level}"] = fusion.state()
     if model.adapter is not None:
@@ -46,6 +42,36 @@ def save_model(model: Model, path: str | Path) -> str:
         meta["modalities"] = sorted({k.split(".")[0] for k in arrays})
         manifest["adaptation"] = meta
         tensors.update({f"adapt.{k}": v for k, v in arrays.items()})
+    return manifest, tensors
+
+
+def save_model(model: Model | EnsembleModel, path: str | Path) -> str:
+    """Write ``model`` atomically to ``path``; returns (and records on the model) its model id.
+    An ensemble's file holds each member's manifest under ``members`` and its tensors under
+    ``member<i>.`` (core.ensemble)."""
+    if isinstance(model, EnsembleModel):
+        manifest = {
+            "app_version": __version__,
+            "kind": "ensemble",
+            "config": model.config.to_dict(),
+            "modalities": list(model.modalities),
+            "thresholds": model.thresholds.to_dict(),
+            "display_range": list(model.display_range),
+            "info": {k: v for k, v in model.info.items() if k != "model_id"},
+            "members": [],
+        }
+        tensors: dict[str, np.ndarray] = {}
+        for i, member in enumerate(model.members):
+            part, arrays = _model_parts(member)
+            manifest["members"].append(part)
+            tensors.update({f"member{i}.{k}": v for k, v in arrays.items()})
+    else:
+        manifest, tensors = _model_parts(model)
+    if model.roi is not None:  # region of interest, original image pixels (core.roi)
+        h, w = model.roi.shape
+        manifest["roi"] = {"height": int(h), "width": int(w),
+                           "inspected_share": round(inspected_share(model.roi), 6)}
+        tensors["roi"] = model.roi.astype(np.uint8)
     model.model_id = write_model_file(path, manifest, tensors)
     model.info["model_id"] = model.model_id
     return model.model_id
@@ -56,14 +82,21 @@ def _section(tensors: dict, prefix: str) -> dict:
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def load_model(path: str | Path, data: bytes | None = None) -> Model:
+def load_model(path: str | Path, data: bytes | None = None) -> Model | EnsembleModel:
     """Read a ``.lsfa`` file (never unpickles) and validate every manifest entry before the
     model is rebuilt. Raises ModelFileError with the reason. ``data``: the file's bytes when
     they were read already (``path`` then only names the model in messages)."""
     path = Path(path)
+    manifest, tensors = read_model_file(path, data)
+    if manifest.get("kind") == "ensemble":
+        return _load_ensemble(path, manifest, tensors)
+    return _load_single(path, manifest, tensors)
+
+
+def _load_single(path: Path, manifest: dict, tensors: dict) -> Model:
+    """One single-resolution model from its manifest and tensors, every entry checked first."""
     from core.manifest_check import ManifestProblem, check_manifest, check_param
 
-    manifest, tensors = read_model_file(path, data)
     try:
         check_manifest(manifest, tensors)
         config = FitConfig.from_dict(manifest["config"])
@@ -83,6 +116,45 @@ def load_model(path: str | Path, data: bytes | None = None) -> Model:
         raise
     except (UserError, KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         raise ModelFileError(path, f"model cannot be rebuilt from its manifest ({exc})") from None
+
+
+MAX_MEMBERS = 4  # models in one ensemble file (core.config allows 1 + 3)
+
+
+def _load_ensemble(path: Path, manifest: dict, tensors: dict) -> EnsembleModel:
+    """An ensemble file: each member checked and rebuilt as a single model's file is, then the
+    ensemble's own entries (every one checked before use)."""
+    from core.manifest_check import ManifestProblem, check_ensemble_entries
+
+    try:
+        members_spec = check_ensemble_entries(manifest, tensors, MAX_MEMBERS)
+        config = FitConfig.from_dict(manifest["config"])
+    except (ManifestProblem, UserError) as exc:
+        raise ModelFileError(path, f"model manifest is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(path, f"model manifest is incomplete or malformed ({exc!r})") from None
+    members = []
+    for i, spec in enumerate(members_spec):
+        part = {**spec, "model_id": manifest["model_id"]}
+        try:
+            member = _load_single(path, part, _section(tensors, f"member{i}."))
+        except ModelFileError as exc:
+            raise ModelFileError(path, f"ensemble member {i + 1}: {exc.problem}") from None
+        members.append(member)
+    if len(config.member_configs()) != len(members) or any(
+            (m.config.image_size, m.config.grid) != (c.image_size, c.grid)
+            for m, c in zip(members, config.member_configs())):
+        raise ModelFileError(path, "model manifest is invalid: the ensemble's members do not match its config")
+    info = dict(manifest.get("info", {}))
+    info["model_id"] = manifest["model_id"]
+    try:
+        model = EnsembleModel(config, members, Thresholds.from_dict(manifest["thresholds"]),
+                              tuple(float(v) for v in manifest["display_range"]), info)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"model manifest is incomplete or malformed ({exc!r})") from None
+    if "roi" in tensors:
+        model.set_roi(tensors["roi"].astype(bool), f"stored in {path}")
+    return model
 
 
 def _param_defaults(path: Path, modality: str, name: str) -> dict:

@@ -6,128 +6,22 @@ Every function reports progress through :class:`core.progress.Progress` and stop
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.config import FitConfig
-from core.data.sample import Sample
-from core.errors import UserError
+from core.ensemble import EnsembleModel
+from core.ensemble_fit import fit_ensemble
+from core.fitting import (  # noqa: F401  (re-exported: the engine's one import point)
+    CALIBRATION_SHARE, MIN_CALIBRATION, MIN_TRAIN_FOR_HOLDOUT, choose_modalities, create_extractors,
+    fit_model, load_prepared, split_calibration,
+)
 from core.model import Model
 from core.model_io import load_model
-from core.progress import Progress, ensure
+from core.progress import Progress
 from core.results import SampleResult, Thresholds
-
-log = logging.getLogger(__name__)
-
-MIN_CALIBRATION = 3  # validation samples needed to calibrate on held-out data
-CALIBRATION_SHARE = 0.15  # share of train/good held out for calibration when there is no validation split
-MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training samples themselves
-
-
-def load_prepared(
-    refs, config: FitConfig, progress: Progress | None, stage: str,
-    xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
-    sizes: list | None = None, roi: np.ndarray | None = None, roi_source: str = "region of interest",
-) -> list[Sample]:
-    """Load SampleRefs (xyz converted from ``xyz_units`` to metres, point spacing checked
-    against ``train_spacing`` or, without one, against metres; each measured spacing is
-    appended to ``spacings`` as (file, spacing), each grid's (height, width) in pixels to ``sizes``)
-    and bring them to the model grid, with progress. ``roi`` (original pixels, from ``roi_source``)
-    rides on each sample to the grid (core.roi.attach_roi; UserError on a size mismatch)."""
-    from core.data.units import apply_units, check_sample_spacing, point_spacing
-    from core.prepare import prepare_sample
-    from core.roi import attach_roi
-
-    p = ensure(progress)
-    out = []
-    for i, ref in enumerate(refs):
-        p.update(stage, i, len(refs), ref.name)
-        sample = apply_units(ref.load(), xyz_units)
-        if config.requested_modalities() != ("rgb",):
-            check_sample_spacing(sample, train_spacing, xyz_units)
-        if spacings is not None and sample.xyz is not None:
-            spacings.append((str(sample.xyz_path or sample.source()), point_spacing(sample.xyz)))
-        grid = sample.rgb if sample.rgb is not None else sample.xyz
-        if sizes is not None and grid is not None:
-            sizes.append(grid.shape[:2])
-        sample = attach_roi(sample, roi, roi_source)
-        out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path()))
-    p.update(stage, len(refs), len(refs))
-    return out
-
-
-def split_calibration(ds, category: str, config: FitConfig):
-    """(train refs, calibration refs, description) for one category.
-
-    Calibration (fusion statistics, thresholds, colour range) uses ``validation/good`` when it
-    has at least MIN_CALIBRATION samples; otherwise a seeded CALIBRATION_SHARE of train/good is
-    held out (MVTec AD layout, plain folders); with fewer than MIN_TRAIN_FOR_HOLDOUT training
-    samples the training samples calibrate themselves (empty calibration list; optimistic).
-    ``config.max_train`` caps the training samples after the split.
-    """
-    rng = np.random.default_rng(config.seed)
-    train = ds.samples(category, "train")
-    val = ds.samples(category, "validation") if "validation" in ds.splits(category) else []
-    val = [r for r in val if r.label in (None, "good")]
-    if len(val) >= MIN_CALIBRATION:
-        source = f"validation/good ({len(val)} samples)"
-    elif len(train) >= MIN_TRAIN_FOR_HOLDOUT:
-        n_hold = max(MIN_CALIBRATION, int(round(CALIBRATION_SHARE * len(train))))
-        hold = set(rng.choice(len(train), n_hold, replace=False).tolist())
-        val = [r for i, r in enumerate(train) if i in hold]
-        train = [r for i, r in enumerate(train) if i not in hold]
-        source = f"{len(val)} of train/good held out (seed {config.seed}; no validation split)"
-    else:
-        val = []
-        source = "training samples (too few to hold any out; thresholds are optimistic)"
-    if config.max_train and len(train) > config.max_train:
-        pick = rng.choice(len(train), config.max_train, replace=False)
-        train = [train[i] for i in sorted(pick)]
-    return train, val, source
-
-
-def choose_modalities(config: FitConfig, samples: list[Sample], where: str) -> tuple[str, ...]:
-    """Modalities to fit: the requested ones (checked against the data) or all the data has."""
-    have = set.intersection(*(set(s.modalities) for s in samples)) if samples else set()
-    requested = config.requested_modalities()
-    if requested is None:
-        mods = tuple(m for m in ("rgb", "xyz") if m in have)
-        if not mods:
-            raise UserError(f"{where}: training samples share no modality (RGB or xyz)")
-        return mods
-    missing = [m for m in requested if m not in have]
-    if missing:
-        lacking = [s.source() for s in samples if not set(missing) <= set(s.modalities)]
-        raise UserError(
-            f"{where}: --modalities {config.modalities} needs {'/'.join(missing)}, but "
-            f"{len(lacking)} training sample(s) lack it (e.g. {lacking[0]}); "
-            f"use --modalities {','.join(m for m in ('rgb', 'xyz') if m in have) or 'auto'}"
-        )
-    return requested
-
-
-def create_extractors(config: FitConfig, modalities) -> dict:
-    from core.features.registry import accepts, create_extractor, modality_of
-
-    out = {}
-    for m in modalities:
-        name = config.rgb_backbone if m == "rgb" else config.xyz_backbone
-        if modality_of(name) != m:
-            raise UserError(f"backbone {name!r} is not a {m} feature extractor")
-        weights = config.rgb_weights if m == "rgb" else config.xyz_weights
-        kwargs = {}
-        if weights:
-            kwargs["weights"] = str(Path(weights).expanduser().resolve())
-        if accepts(name, "device"):
-            kwargs["device"] = config.device
-        elif config.device != "cpu":
-            log.info("%s runs on the CPU (no --device option)", name)
-        out[m] = create_extractor(name, **kwargs)
-    return out
 
 
 def fit(
@@ -138,197 +32,14 @@ def fit(
     xyz_units: str | None = None,
     roi: np.ndarray | None = None,
     roi_source: str = "region of interest",
-) -> Model:
-    """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
-    ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres); stored
-    as ``info["xyz_units"]``, the default unit for scoring with the model.
-    ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
-    messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
-    memory banks hold every patch)."""
-    from core.bank_copies import copy_patches
-    from core.data.units import check_fit_spacing, unit_scale
-    from core.data.dataset import open_dataset
-    from core.roi import check_roi, roi_stack
-    from core.scoring.fusion import LateFusion
-    from core.scoring.memory_bank import MemoryBank
-    from core.tokens import extract_tokens, foreground, scoring_regions
-
+) -> Model | EnsembleModel:
+    """Fit a model on ``train/good`` of one category and calibrate it on held-out good samples
+    (:func:`core.fitting.fit_model`); with ``config.ensemble`` (the accurate preset) one model per
+    resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`."""
     config = config or FitConfig()
-    unit_scale(xyz_units)  # UserError for an unknown unit before any loading
-    roi = None if roi is None else check_roi(roi, roi_source)
-    p = ensure(progress)
-    t_start = time.perf_counter()
-    ds = open_dataset(dataset_root)
-    where = f"{dataset_root} [{category}]"
-    train_refs, val_refs, source = split_calibration(ds, category, config)
-    if "held out" in source:
-        log.info("%s: calibrating on %s", where, source)
-
-    spacings: list = []
-    sizes: list = []
-    train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes,
-                          roi=roi, roi_source=roi_source)
-    train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None
-    modalities = choose_modalities(config, train, where)
-    extractors = create_extractors(config, modalities)
-    tokens = extract_tokens(extractors, train, config.grid, config.batch_size, p, "Extracting features")
-    fg = foreground(train, config.grid)
-    if not fg.any():
-        raise UserError(f"{where}: no training sample has any foreground point")
-
-    adapter = None
-    adapt_notes: list[str] = []
-    frozen_tokens = tokens
-    if config.skips_adaptation(modalities):
-        adapt_notes.append(
-            f"adaptation skipped: only {modalities[0]} data, so only the intra-modal losses would apply; "
-            "they have no guard against collapse and did not help on the real tire data "
-            "(pass --losses lc,gc to force them)"
-        )
-    elif config.adapt:
-        from core.adaptation.engine import train_adapter
-
-        adapter, adapt_notes = train_adapter(tokens, fg, config, p)
-        if adapter is not None:
-            tokens = adapter.apply(tokens, fg)
-    for note in adapt_notes:
-        log.info("adaptation: %s", note)
-
-    regions = scoring_regions(fg, config.grid, modalities)
-
-    calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing,
-                           roi=roi, roi_source=roi_source)
-             if val_refs else train)
-    check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
-    variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
-    if adapter is not None and check_self:
-        variant_adapters["frozen"] = None
-    extra = copy_patches(extractors, train, config, variant_adapters, modalities, p)  # empty unless asked
-
-    def build_model(variant: str) -> Model:
-        adapter_or_none = variant_adapters[variant]
-        toks = frozen_tokens if adapter_or_none is None else tokens
-        banks = {}
-        for m in modalities:
-            patches = toks[m][regions[m]]
-            ratio = config.effective_coreset_ratio(len(patches))
-            copies = extra[variant][m]
-            if copies:  # the bank keeps the size it has without the copies
-                kept = ratio * len(patches)
-                patches = np.concatenate([patches, *copies])
-                ratio = min(1.0, kept / len(patches))
-            patches = np.ascontiguousarray(patches)
-            banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
-            if config.patch_distance == "relative":
-                banks[m].spread()  # part of building the bank (one exact search of it against itself)
-        return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
-                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
-
-    variants = {name: build_model(name) for name in variant_adapters}
-    # Frozen features of the calibration samples, extracted once: the search check, the self-check
-    # and the calibration scores share them (without a hold-out they are the training features).
-    calib_features = (extract_tokens(extractors, calib, config.grid, config.batch_size, p,
-                                     "Extracting features of calibration samples")
-                      if val_refs else frozen_tokens)
-    del tokens, frozen_tokens, extra
-
-    # Each variant's search is chosen before anything is scored with it, so the self-check and the
-    # calibration scores come from the search the model scores parts with.
-    t_search = time.perf_counter()
-    for variant in variants.values():
-        variant.choose_search(calib if val_refs else [], p, calib_features)
-    search_check_s = time.perf_counter() - t_search
-
-    def fit_fusion(model: Model, maps: dict) -> LateFusion:
-        pix = np.stack([maps[m].reshape(-1) for m in modalities], axis=1)
-        return LateFusion(config.fusion).fit(pix)
-
-    check = None
-    if check_self:
-        from core import self_check
-
-        t_check = time.perf_counter()
-        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p, calib_features)
-        self_check_s = time.perf_counter() - t_check
-        model = variants[check.chosen.variant]
-        if check.chosen.variant == "frozen" and adapter is not None:
-            adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
-    else:
-        model = next(iter(variants.values()))
-    if check is not None:  # the self-check already scored the calibration samples with this variant
-        scores, maps = check.calibration[check.chosen.variant]
-    else:
-        scores, maps = model.modality_maps_batched(calib, p, "Calibrating", calib_features)
-    del calib_features
-    for m, bank in model.banks.items():
-        log.info("%s: %s nearest-neighbour search: %s", where, m, bank.search.describe())
-    model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
-    if model.units_image_score:  # the same units the self-check scored with
-        model.image_fusion = model.fit_image_units(maps, roi_stack(calib))
-    else:
-        model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))
-    fused_img, fused_maps = model.fuse(scores, maps, roi_stack(calib))  # thresholds see the ROI
-
-    if check is not None:
-        # With a map-based image score (the mean of the top-k pixels, or the maximum) a part at or
-        # above the image threshold has a pixel at or above it, so a pixel threshold equal to the
-        # image threshold outlines every NG part. Measured against the best pixel F1 on the
-        # synthetic defects (docs/evaluation.md): NG parts without an outline 17-100 % -> 0 %.
-        # The per-modality top-k sum is at least the fused map's top-k mean, so there the pixel
-        # threshold comes down until every flagged self-check sample is outlined.
-        map_based = model.map_based_image_score
-        outlined = map_based or config.fused_image_score in ("modality_topk", "modality_units")
-        image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, pixel=not outlined)
-        how = f"best F1 on {len(check.masks)} synthetic defects vs {source}"
-        if map_based:
-            pixel_thr = image_thr
-            how += "; pixel threshold = image threshold (every NG part is outlined)"
-        elif outlined:
-            pixel_thr = self_check.outline_threshold(check.chosen, image_thr,
-                                                     same_units=config.fused_image_score == "modality_topk")
-            how += "; pixel threshold: the highest that outlines every flagged self-check sample"
-        # Optional: NG only above every held-out good part, UNCERTAIN between the thresholds.
-        # Not the default: on the confirmation parts most real defects then land in the band
-        # (docs/evaluation.md, "uncertain band").
-        band = self_check.seeded_uncertain_until(check.chosen, image_thr) if config.uncertain_band else None
-        if band is not None:
-            how += f"; UNCERTAIN up to the highest of {check.n_good} held-out good scores, NG above"
-    else:
-        image_thr = float(np.quantile(fused_img, config.image_quantile))
-        pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
-        how = f"{source} good quantiles"
-        band = None
-    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
-    from core.colour_range import fitted_colour_range
-
-    model.display_range = fitted_colour_range(fused_maps, pixel_thr, config.pixel_quantile)
-    model.set_roi(roi, roi_source)
-    model.info = {
-        "category": category,
-        "dataset": str(dataset_root),
-        "n_train": len(train),
-        "n_calibration": len(calib),
-        "calibration": source,
-        "fit_seconds": round(time.perf_counter() - t_start, 3),
-        "bank_sizes": {m: int(len(b.vectors)) for m, b in model.banks.items()},
-        "search_check_seconds": round(search_check_s, 3),
-        "xyz_spacing_m": train_spacing,
-        "xyz_units": xyz_units or "m",
-        "image_size": [int(v) for v in np.median(np.asarray(sizes), axis=0)] if sizes else None,
-        "calibration_scores": {"median": float(np.median(fused_img)), "q999": float(np.quantile(fused_img, 0.999))},
-        "adaptation_notes": adapt_notes,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if check is not None:
-        model.info["self_check"] = self_check.summary(check)
-        model.info["self_check"]["seconds"] = round(self_check_s, 3)
-        model.info["self_check"]["estimate"].update(self_check.held_out_good_flagged(check.chosen, image_thr))
-        est = model.info["self_check"]["estimate"]
-        log.info("self-check (synthetic defects, an estimate): I-AUROC %.3f, AUPRO@0.3 %.3f; using %s, %s",
-                 est["image_auroc"], est["aupro_30"], model.info["self_check"]["variant"],
-                 model.info["self_check"]["fusion"])
-    p.update("Done", 1, 1)
-    return model
+    if config.ensemble:
+        return fit_ensemble(dataset_root, category, config, progress, xyz_units, roi, roi_source)
+    return fit_model(dataset_root, category, config, progress, xyz_units, roi, roi_source)
 
 
 @dataclass
@@ -390,7 +101,7 @@ def metrics_for(results: list[SampleResult], modalities=()) -> dict:
 
 
 def evaluate(
-    model: Model,
+    model: Model | EnsembleModel,
     dataset_root: str | Path,
     category: str,
     progress: Progress | None = None,

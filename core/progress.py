@@ -60,6 +60,18 @@ class Progress:
         inner._cancel = self._cancel
         return inner
 
+    def prefixed(self, prefix: str) -> "Progress":
+        """A Progress that shares this one's cancel flag and reports here with every stage name
+        prefixed (``"224 px model: Extracting features"``): for one part of a longer task."""
+        parent = self
+
+        def forward(event: ProgressEvent) -> None:
+            parent.update(f"{prefix}: {event.stage}", event.done, event.total, event.message)
+
+        inner = Progress(forward)
+        inner._cancel = self._cancel
+        return inner
+
     def check(self) -> None:
         """Raise :class:`Cancelled` if cancellation was requested."""
         if self._cancel.is_set():

@@ -192,7 +192,8 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     dialog.preset.setCurrentText("accurate")
     dialog.self_check.setChecked(False)
     config = dialog.config()
-    assert (config.image_size, config.grid, config.blur_sigma) == tuple(PRESETS["accurate"].values())
+    assert {k: getattr(config, k) for k in PRESETS["accurate"]} == PRESETS["accurate"]
+    assert config.ensemble == [[320, 40, 5.7]]  # accurate: the two-resolution ensemble
     assert config.self_check is False
     dialog.accept()
     again = make_dialog(qtbot, settings)  # the choices come back next time

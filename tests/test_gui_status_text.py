@@ -11,6 +11,9 @@ def test_engine_stage_names_read_as_plain_steps():
     assert plain_stage("Adapting features") == "Adapting the features to this product (step 3 of 6)"
     assert plain_stage("Scoring") == "Inspecting samples"
     assert plain_stage("Something new") == "Something new"  # unknown names pass through
+    assert (plain_stage("Model 2 of 2 (320 px): Extracting features")
+            == "Model 2 of 2 (320 px): Looking at the good parts (step 2 of 6)")  # an ensemble's parts
+    assert plain_stage("Ensemble: Scoring synthetic defects") == "Ensemble: Testing the model on made-up defects (step 6 of 6)"
     assert plain_message("Adapting features", "epoch 3 · loss 0.412 (la 0.300, ga 0.020, lc 0.050, gc 0.040)") == "round 3"
     assert plain_message("Scoring", "tire_007") == "tire_007"
 

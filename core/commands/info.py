@@ -45,28 +45,46 @@ def format_table(info: dict) -> str:
     return "\n".join(lines)
 
 
+def _scoring_fields(model) -> dict:
+    """Backbones, adaptors, fusion, search and banks of one single-resolution model."""
+    return {
+        "backbones": {m: ex.name for m, ex in model.extractors.items()},
+        "adapted": model.adapted,
+        "fusion": model.pixel_fusion.mode,
+        "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
+        "image_score": model.config.fused_image_score,
+        "patch_distance": model.config.patch_distance,
+        "search": {m: b.search.to_dict() for m, b in model.banks.items()},
+        "bank_sizes": {m: b.size for m, b in model.banks.items()},
+    }
+
+
 def model_summary(model) -> dict:
-    """JSON-ready description of a fitted model."""
+    """JSON-ready description of a fitted model (an ensemble's members under ``members``)."""
     from core.roi import inspected_share
 
     info = model.info
+    members = getattr(model, "members", None)
+    if members is None:
+        scoring = _scoring_fields(model)
+    else:
+        first = _scoring_fields(members[0])
+        scoring = {"backbones": first["backbones"], "adapted": model.adapted,
+                   "fusion": "ensemble: the largest of the members' maps and good-part-unit image scores",
+                   "fusion_weights": None, "image_score": "ensemble", "patch_distance": first["patch_distance"],
+                   "search": {}, "bank_sizes": {},
+                   "members": [{"image_size": m.config.image_size, "grid": m.config.grid, **_scoring_fields(m),
+                                "self_check": m.info.get("self_check")} for m in members]}
     return {
         "model_id": model.model_id,
         "category": info.get("category"),
         "dataset": info.get("dataset"),
         "modalities": list(model.modalities),
-        "backbones": {m: ex.name for m, ex in model.extractors.items()},
-        "adapted": model.adapter is not None,
+        **scoring,
         "adaptation_notes": info.get("adaptation_notes", []),
         "n_train": info.get("n_train"),
         "calibration": info.get("calibration"),
-        "fusion": model.pixel_fusion.mode,
-        "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
-        "image_score": model.config.fused_image_score,
-        "patch_distance": model.config.patch_distance,
         "thresholds": model.thresholds.to_dict(),
-        "search": {m: b.search.to_dict() for m, b in model.banks.items()},
-        "bank_sizes": {m: b.size for m, b in model.banks.items()},
         "self_check": info.get("self_check"),
         "created": info.get("created"),
         "xyz_units": info.get("xyz_units", "m") if "xyz" in model.modalities else None,
@@ -104,6 +122,15 @@ def format_model(summary: dict) -> str:
     for m, entry in summary.get("search", {}).items():
         lines.append(f"{m} nearest-neighbour search ({summary['bank_sizes'][m]} bank patches): "
                      + SearchChoice.from_dict(entry).describe())
+    for i, member in enumerate(summary.get("members") or []):
+        own = (member.get("self_check") or {}).get("estimate") or {}
+        lines.append(f"ensemble member {i + 1}: {member['image_size']} px, {member['grid']}×{member['grid']} patches; "
+                     f"LSFA adaptors {'kept' if member['adapted'] else 'none'}; fusion {member['fusion']}"
+                     + (f" weights {member['fusion_weights']}" if member["fusion_weights"] else "")
+                     + (f"; its own self-check estimate I-AUROC {own['image_auroc']:.3f}" if own else ""))
+        for m, entry in member["search"].items():
+            lines.append(f"  {m} nearest-neighbour search ({member['bank_sizes'][m]} bank patches): "
+                         + SearchChoice.from_dict(entry).describe())
     check = summary.get("self_check")
     if check:
         est = check["estimate"]

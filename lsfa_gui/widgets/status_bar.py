@@ -30,6 +30,8 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Self-check on synthetic defects": ("Testing the model on made-up defects", 6),
     "Self-check: features of good samples": ("Testing the model on made-up defects", 6),
     "Self-check: features of synthetic defects": ("Testing the model on made-up defects", 6),
+    "Scoring held-out good samples": ("Calibrating on good parts", 5),  # an ensemble's own calibration
+    "Scoring synthetic defects": ("Testing the model on made-up defects", 6),
     "Done": ("Finishing", None),
     "Saving model": ("Saving the model", None),
     "Loading model": ("Loading the model", None),
@@ -41,8 +43,16 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
 }
 
 
+# A part of a longer task (core.progress.Progress.prefixed): "Model 1 of 2 (224 px): <stage>".
+PART_PREFIX = re.compile(r"^((?:Model \d+ of \d+ \(\d+ px\))|Ensemble): (.+)$")
+
+
 def plain_stage(stage: str) -> str:
-    """The stage name a user reads, e.g. "Adapting the features to this product (step 3 of 6)"."""
+    """The stage name a user reads, e.g. "Adapting the features to this product (step 3 of 6)";
+    an ensemble's stages keep their part: "Model 2 of 2 (320 px): Looking at the good parts (step 2 of 6)"."""
+    part = PART_PREFIX.match(stage)
+    if part:
+        return f"{part.group(1)}: {plain_stage(part.group(2))}"
     text, step = PLAIN_STAGES.get(stage, (stage, None))
     return f"{text} (step {step} of {FIT_STEPS})" if step else text
 

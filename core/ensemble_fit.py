@@ -1,0 +1,148 @@
+"""Fitting an ensemble (core.ensemble): one complete model per resolution, then the ensemble's own
+calibration on held-out good samples and synthetic defects scored by every member."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.config import FitConfig
+from core.data.sample import Sample
+from core.ensemble import EnsembleModel, to_grid
+from core.model import Model
+from core.progress import Progress, ensure
+from core.results import Thresholds
+
+
+def fit_ensemble(
+    dataset_root: str | Path,
+    category: str,
+    config: FitConfig,
+    progress: Progress | None = None,
+    xyz_units: str | None = None,
+    roi: np.ndarray | None = None,
+    roi_source: str = "region of interest",
+) -> EnsembleModel:
+    """Fit one model per resolution of ``config.member_configs()`` (each exactly as a
+    single-resolution fit) and calibrate the ensemble (:func:`calibrate_ensemble`)."""
+    from core.fitting import fit_model
+
+    p = ensure(progress)
+    t0 = time.perf_counter()
+    configs = config.member_configs()
+    members = []
+    for i, cfg in enumerate(configs):
+        prefix = f"Model {i + 1} of {len(configs)} ({cfg.image_size} px)"
+        members.append(fit_model(dataset_root, category, cfg, p.prefixed(prefix), xyz_units, roi, roi_source))
+    model = calibrate_ensemble(EnsembleModel(config, members, Thresholds(0.0, 0.0), (0.0, 1.0)),
+                               dataset_root, category, p.prefixed("Ensemble"), xyz_units)
+    model.set_roi(members[0].roi, roi_source)
+    model.info["fit_seconds"] = round(time.perf_counter() - t0, 3)
+    p.update("Done", 1, 1)
+    return model
+
+
+def _score_in_batches(model: EnsembleModel, samples: list[Sample], p: Progress, stage: str):
+    """(image scores (B,), maps (B, S, S) on the finest grid) of finest-grid ``samples``."""
+    sizes = [m.config.image_size for m in model.members]
+    bs = model.config.batch_size
+    scores, maps = [], []
+    for start in range(0, len(samples), bs):
+        p.update(stage, start, len(samples))
+        chunk = samples[start:start + bs]
+        for r in model.score_prepared_members([[to_grid(s, size) for s in chunk] for size in sizes]):
+            scores.append(r.image_score)
+            maps.append(r.anomaly_map)
+    p.update(stage, len(samples), len(samples))
+    size = sizes[-1]
+    return np.asarray(scores, np.float64), (np.stack(maps) if maps else np.zeros((0, size, size), np.float32))
+
+
+def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progress: Progress | None,
+                       xyz_units: str | None) -> EnsembleModel:
+    """Set the ensemble's thresholds, colour range and info from the held-out good samples the
+    members calibrated on (the same seeded split), on the finest grid and resized for coarser
+    members. With the self-check: synthetic defects painted there (another seed than the
+    members' own), thresholds at the best F1 and the pixel threshold the highest that outlines
+    every flagged self-check sample, as a single model's; otherwise quantiles of the good scores."""
+    from core import self_check
+    from core.colour_range import fitted_colour_range
+    from core.data.dataset import open_dataset
+    from core.fitting import MIN_CALIBRATION, load_prepared, split_calibration
+    from core.metrics import aupro, image_auroc
+    from core.pseudo_defects import make_pseudo_defects
+
+    p = ensure(progress)
+    t0 = time.perf_counter()
+    cfg, fine, first = model.config, model.members[-1], model.members[0]
+    ds = open_dataset(dataset_root)
+    train_refs, val_refs, source = split_calibration(ds, category, fine.config)
+    refs = val_refs or train_refs
+    good = load_prepared(refs, fine.config, p, "Loading calibration samples", xyz_units, None,
+                         first.info.get("xyz_spacing_m"), roi=fine.roi, roi_source=fine.roi_source)
+    good_img, good_maps = _score_in_batches(model, good, p, "Scoring held-out good samples")
+    check = None
+    if cfg.self_check and len(val_refs) >= MIN_CALIBRATION:
+        rng = np.random.default_rng(cfg.seed + 7919 + 1)
+        pseudo = make_pseudo_defects(good, model.modalities, self_check.PSEUDO_PER_SAMPLE, rng)
+        masks = [s.mask for s in pseudo]
+        bad_img, bad_maps = _score_in_batches(model, pseudo, p, "Scoring synthetic defects")
+        labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
+        pro = aupro([np.zeros(m.shape, bool) for m in good_maps] + masks, list(good_maps) + list(bad_maps), 0.3, 100)
+        check = self_check.Candidate("ensemble", "largest of the members", None,
+                                     float(image_auroc(labels, np.r_[good_img, bad_img])), float(pro),
+                                     good_img, bad_img, good_maps, bad_maps)
+        image_thr, _ = self_check.seeded_thresholds(check, masks, pixel=False)
+        pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
+        how = (f"best F1 on {len(masks)} synthetic defects vs {source}, scored by the {model.describe_members()} "
+               "models; pixel threshold: the highest that outlines every flagged self-check sample")
+        band = self_check.seeded_uncertain_until(check, image_thr) if cfg.uncertain_band else None
+        if band is not None:
+            how += f"; UNCERTAIN up to the highest of {len(good_img)} held-out good scores, NG above"
+    else:
+        image_thr = float(np.quantile(good_img, cfg.image_quantile))
+        pixel_thr = float(np.quantile(good_maps, cfg.pixel_quantile))
+        how = f"{source} good quantiles of the {model.describe_members()} ensemble"
+        band = None
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
+    model.display_range = fitted_colour_range(good_maps, pixel_thr, cfg.pixel_quantile)
+    info = {k: first.info[k] for k in ("category", "dataset", "n_train", "n_calibration", "calibration",
+                                       "xyz_spacing_m", "xyz_units", "image_size") if k in first.info}
+    info["calibration_scores"] = {"median": float(np.median(good_img)), "q999": float(np.quantile(good_img, 0.999))}
+    info["ensemble"] = [_member_record(m) for m in model.members]
+    info["adaptation_notes"] = [f"{m.config.image_size} px: {note}" for m in model.members
+                                for note in m.info.get("adaptation_notes", [])]
+    if check is not None:
+        estimate = {"image_auroc": round(check.image_auroc, 4), "aupro_30": round(check.aupro, 4),
+                    "what": f"estimate from {len(check.pseudo_scores)} synthetic defects on {len(good_img)} "
+                            "held-out good samples, not real defects"}
+        estimate.update(self_check.held_out_good_flagged(check, image_thr))
+        info["self_check"] = {
+            "estimate": estimate,
+            "variant": ", ".join(f"{r['image_size']} px {r['variant']}" for r in info["ensemble"]),
+            "fusion": "; ".join(f"{r['image_size']} px {r['fusion']}" for r in info["ensemble"]),
+            # the members' own self-checks and this calibration
+            "seconds": round(sum((m.info.get("self_check") or {}).get("seconds", 0.0) for m in model.members)
+                             + time.perf_counter() - t0, 3),
+        }
+    model.info = info
+    return model
+
+
+def _member_record(m: Model) -> dict:
+    """What ``lsfa info`` and the model file say about one member."""
+    check = m.info.get("self_check") or {}
+    return {
+        "image_size": m.config.image_size,
+        "grid": m.config.grid,
+        "fit_seconds": m.info.get("fit_seconds"),
+        "variant": check.get("variant", "adapted" if m.adapted else "frozen"),
+        "fusion": check.get("fusion", m.pixel_fusion.mode),
+        "estimate": (check.get("estimate") or {}).get("image_auroc"),
+        "bank_sizes": m.info.get("bank_sizes"),
+    }
+
+
+__all__ = ["fit_ensemble", "calibrate_ensemble"]

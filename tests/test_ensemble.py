@@ -1,0 +1,190 @@
+"""The two-resolution ensemble (the accurate preset, core.ensemble): its config, its fit, how it
+combines its members, its model file (round trip and tampering) and `lsfa info`."""
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.config import PRESETS, FitConfig
+from core.errors import ModelFileError, UserError
+
+
+@pytest.fixture(scope="module")
+def ensemble_fit(tmp_path_factory):
+    """(dataset root, model path, fitted EnsembleModel): a small RGB + xyz demo cookie, frozen
+    features, the self-check on, members at 64 px (8×8 patches) and 96 px (12×12)."""
+    from core.demo import generate_demo_dataset
+    from core.model_io import save_model
+    from core.pipeline import fit
+
+    tmp = tmp_path_factory.mktemp("ensemble")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSFA_CACHE_DIR", str(tmp / "cache"))
+    root = generate_demo_dataset(tmp / "demo", seed=5, categories=["cookie"], size=96, n_train=6,
+                                 n_validation=3, n_test_good=2, n_test_per_defect=1, defect_types=["dent", "stain"])
+    config = FitConfig(image_size=64, grid=8, blur_sigma=1.0, ensemble=[[96, 12, 1.5]], adapt=False)
+    model = fit(root, "cookie", config)
+    path = tmp / "ensemble.lsfa"
+    save_model(model, path)
+    yield root, path, model
+    mp.undo()
+
+
+def test_accurate_preset_is_the_224_and_320_ensemble():
+    config = FitConfig(**PRESETS["accurate"])
+    sizes = [(c.image_size, c.grid, c.blur_sigma, c.ensemble) for c in config.member_configs()]
+    assert sizes == [(224, 28, 4.0, []), (320, 40, 5.7, [])]
+    assert FitConfig().member_configs() == [FitConfig()]
+
+
+@pytest.mark.parametrize("bad", [[[320, 41, 5.7]], [[320, 40]], "320", [[320, 40, -1.0]], [[64, 8, 1.0]] * 4])
+def test_bad_ensemble_settings_are_refused(bad):
+    with pytest.raises(UserError, match="ensemble"):
+        FitConfig(ensemble=bad)
+
+
+def test_cli_resolution_options_override_the_ensemble():
+    import argparse
+
+    from core.commands.fit import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa", "--preset", "accurate"])
+    assert config_from_args(args).ensemble == [[320, 40, 5.7]]
+    args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa", "--preset", "accurate", "--image-size", "320",
+                              "--grid", "40"])
+    assert config_from_args(args).ensemble == [] and config_from_args(args).image_size == 320
+
+
+def test_fit_gives_members_and_ensemble_thresholds(ensemble_fit):
+    from core.ensemble import EnsembleModel
+
+    _, _, model = ensemble_fit
+    assert isinstance(model, EnsembleModel)
+    assert [m.config.image_size for m in model.members] == [64, 96]
+    assert all(m.config.ensemble == [] for m in model.members)
+    est = model.info["self_check"]["estimate"]
+    assert 0.0 <= est["image_auroc"] <= 1.0 and est["n_good"] == 3
+    assert "64 px + 96 px" in model.thresholds.source
+    lo, hi = model.display_range
+    assert lo < hi
+
+
+def test_scores_are_the_largest_member_in_good_part_units(ensemble_fit):
+    from core.data.dataset import open_dataset
+    from core.ensemble import member_units, resize_maps
+
+    root, _, model = ensemble_fit
+    ref = open_dataset(root).samples("cookie", "test")[-1]
+    sample = ref.load()
+    result = model.score(sample)
+    own = [m.score(sample) for m in model.members]
+    units = [float(member_units(m, r.image_score)) for m, r in zip(model.members, own)]
+    assert result.image_score == pytest.approx(max(units), rel=1e-6)
+    assert result.anomaly_map.shape == (96, 96)  # the finest member's grid
+    coarse = resize_maps(own[0].anomaly_map[None], 96)[0]
+    np.testing.assert_allclose(result.anomaly_map, np.maximum(coarse, own[1].anomaly_map), rtol=1e-5, atol=1e-6)
+    assert result.modality_scores == own[1].modality_scores
+
+
+def test_model_file_round_trip_scores_the_same(ensemble_fit):
+    from core.data.dataset import open_dataset
+    from core.ensemble import EnsembleModel
+    from core.model_io import load_model
+
+    root, path, model = ensemble_fit
+    again = load_model(path)
+    assert isinstance(again, EnsembleModel) and again.model_id == model.model_id
+    assert again.thresholds.to_dict() == model.thresholds.to_dict()
+    refs = open_dataset(root).samples("cookie", "test")
+    before = [r.image_score for r in model.score_refs(refs)]
+    after = [r.image_score for r in again.score_refs(refs)]
+    np.testing.assert_allclose(after, before, rtol=1e-6)
+
+
+def _rewrite(path, out, edit_manifest=None, edit_tensors=None):
+    from tests.test_reliability_model_file import rewrite
+
+    return rewrite(path, out, edit_manifest, edit_tensors)
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("one member", "2 to 4 members"),
+    ("member without its bank", "ensemble member 2.*memory bank"),
+    ("stray tensor", "unexpected tensor"),
+    ("members do not match the config", "do not match its config"),
+    ("NaN threshold", "image threshold"),
+])
+def test_tampered_ensemble_file_is_refused_in_one_line(ensemble_fit, tmp_path, capsys, case, needle):
+    root, path, _ = ensemble_fit
+
+    def edit_manifest(m):
+        if case == "one member":
+            m["members"] = m["members"][:1]
+        elif case == "members do not match the config":
+            m["config"]["ensemble"] = [[128, 16, 2.0]]
+        elif case == "NaN threshold":
+            m["thresholds"]["image"] = float("nan")
+
+    def edit_tensors(t):
+        if case == "member without its bank":
+            del t["member1.bank.xyz.vectors"]
+        elif case == "stray tensor":
+            t["junk"] = np.zeros(3, np.float32)
+
+    bad = _rewrite(path, tmp_path / "bad.lsfa", edit_manifest, edit_tensors)
+    with pytest.raises(ModelFileError, match=needle):
+        from core.model_io import load_model
+
+        load_model(bad)
+    code = main(["score", str(bad), str(root / "cookie" / "test" / "good")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "bad.lsfa" in err
+
+
+def test_info_lists_the_members(ensemble_fit, capsys):
+    _, path, _ = ensemble_fit
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble member 1: 64 px, 8×8 patches" in out and "ensemble member 2: 96 px, 12×12 patches" in out
+    assert "self-check ESTIMATE" in out
+
+
+def test_cancel_stops_an_ensemble_fit(ensemble_fit):
+    from core.pipeline import fit
+    from core.progress import Cancelled, Progress
+
+    root, _, model = ensemble_fit
+    stages = []
+
+    def on_event(event):
+        stages.append(event.stage)
+        if event.stage.startswith("Model 2 of 2"):
+            progress.cancel()
+
+    progress = Progress(on_event)
+    with pytest.raises(Cancelled):
+        fit(root, "cookie", model.config, progress)
+    assert any(s.startswith("Model 1 of 2 (64 px): ") for s in stages)
+    assert not any(s.startswith("Ensemble") for s in stages)
+
+
+def test_window_opens_an_ensemble_model_and_scores_with_its_thresholds(ensemble_fit, qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from lsfa_gui.main_window import MainWindow
+
+    root, path, model = ensemble_fit
+    w = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(w)
+    try:
+        with qtbot.waitSignal(w.scoring_finished, timeout=300_000):
+            w.open_path(str(root))
+            w.queue_after_job(lambda: w.open_model(str(path)))
+        assert len(w.state.scored) == len(w.state.entries) == 4
+        assert w.state.thresholds.image == pytest.approx(model.thresholds.image)
+        result = w.state.entries[w.state.scored[0]].result
+        assert result.anomaly_map.shape == (96, 96)  # the finest member's grid
+    finally:
+        w.close()
