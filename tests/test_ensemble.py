@@ -188,3 +188,22 @@ def test_window_opens_an_ensemble_model_and_scores_with_its_thresholds(ensemble_
         assert result.anomaly_map.shape == (96, 96)  # the finest member's grid
     finally:
         w.close()
+
+
+def test_a_region_of_interest_reaches_every_member(ensemble_fit):
+    from core.data.dataset import open_dataset
+
+    root, _, model = ensemble_fit
+    sample = open_dataset(root).samples("cookie", "test")[-1].load()
+    roi = np.zeros(sample.shape, bool)
+    roi[:, : sample.shape[1] // 2] = True  # inspect the left half only
+    model.set_roi(roi, "left half")
+    try:
+        assert all(m.roi is not None for m in model.members)
+        result = model.score(sample)
+        outside = ~result.roi
+        assert outside.any() and np.all(result.anomaly_map[outside] == 0)
+        assert result.anomaly_map[result.roi].max() > 0
+    finally:
+        model.set_roi(None)
+    assert all(m.roi is None for m in model.members)
