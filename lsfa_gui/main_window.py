@@ -182,7 +182,9 @@ class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowAction
 
     def _on_model_changed(self):
         info = self.state.model
-        self.status.set_model(f"Model: {info.name}" if info.path else "No model")
+        members = getattr(info.model, "members", None)  # an ensemble (the accurate preset)
+        kind = f" ({' + '.join(f'{m.config.image_size} px' for m in members)})" if members else ""
+        self.status.set_model(f"Model: {info.name}{kind}" if info.path else "No model")
         has_model = bool(info.path)
         self.actions_by_name["save_thresholds"].setEnabled(has_model)
         self.actions_by_name["save_model_as"].setEnabled(has_model)

@@ -184,6 +184,7 @@ def test_window_opens_an_ensemble_model_and_scores_with_its_thresholds(ensemble_
             w.queue_after_job(lambda: w.open_model(str(path)))
         assert len(w.state.scored) == len(w.state.entries) == 4
         assert w.state.thresholds.image == pytest.approx(model.thresholds.image)
+        assert w.status.model_label.text().endswith("(64 px + 96 px)")
         result = w.state.entries[w.state.scored[0]].result
         assert result.anomaly_map.shape == (96, 96)  # the finest member's grid
     finally:
