@@ -14,6 +14,7 @@ from core.ensemble import EnsembleModel, to_grid
 from core.model import Model
 from core.progress import Progress, ensure
 from core.results import Thresholds
+from core.thresholds import quantile_thresholds
 
 
 def fit_ensemble(
@@ -98,12 +99,9 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
         how = (f"best F1 on {len(masks)} synthetic defects vs {source}, scored by the {model.describe_members()} "
                "models; pixel threshold: the highest that outlines every flagged self-check sample")
-        band = self_check.seeded_uncertain_until(check, image_thr) if cfg.uncertain_band else None
-        if band is not None:
-            how += f"; UNCERTAIN up to the highest of {len(good_img)} held-out good scores, NG above"
+        band, how = self_check.band_with_note(check, image_thr, how, cfg.uncertain_band)
     else:
-        image_thr = float(np.quantile(good_img, cfg.image_quantile))
-        pixel_thr = float(np.quantile(good_maps, cfg.pixel_quantile))
+        image_thr, pixel_thr = quantile_thresholds(good_img, good_maps, cfg.image_quantile, cfg.pixel_quantile)
         how = f"{source} good quantiles of the {model.describe_members()} ensemble"
         band = None
     model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)

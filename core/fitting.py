@@ -16,6 +16,7 @@ from core.errors import UserError
 from core.model import Model
 from core.progress import Progress, ensure
 from core.results import Thresholds
+from core.thresholds import quantile_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +287,9 @@ def fit_model(
         # Optional: NG only above every held-out good part, UNCERTAIN between the thresholds.
         # Not the default: on the confirmation parts most real defects then land in the band
         # (docs/evaluation.md, "uncertain band").
-        band = self_check.seeded_uncertain_until(check.chosen, image_thr) if config.uncertain_band else None
-        if band is not None:
-            how += f"; UNCERTAIN up to the highest of {check.n_good} held-out good scores, NG above"
+        band, how = self_check.band_with_note(check.chosen, image_thr, how, config.uncertain_band)
     else:
-        image_thr = float(np.quantile(fused_img, config.image_quantile))
-        pixel_thr = float(np.quantile(fused_maps, config.pixel_quantile))
+        image_thr, pixel_thr = quantile_thresholds(fused_img, fused_maps, config.image_quantile, config.pixel_quantile)
         how = f"{source} good quantiles"
         band = None
     model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)

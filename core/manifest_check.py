@@ -60,12 +60,7 @@ def check_param(name: str, key: str, value, default, annotation: str = "") -> No
 
 def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     """ManifestProblem naming the first entry that cannot be used."""
-    model_id = manifest.get("model_id")
-    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{12}", model_id):
-        raise ManifestProblem(f"model_id must be 12 hex digits, got {model_id!r}")
-    mods = manifest.get("modalities")
-    if not isinstance(mods, list) or not mods or len(set(mods)) != len(mods) or not set(mods) <= set(MODALITIES):
-        raise ManifestProblem(f"modalities must be a non-empty list of rgb/xyz, got {mods!r}")
+    mods = _check_identity(manifest)
     _mapping(manifest.get("config"), "config")
     extractors = _mapping(manifest.get("extractors"), "extractors")
     for m in mods:
@@ -118,6 +113,17 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     _check_info(manifest)
 
 
+def _check_identity(manifest: dict) -> list:
+    """The model id and the modalities (returned)."""
+    model_id = manifest.get("model_id")
+    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{12}", model_id):
+        raise ManifestProblem(f"model_id must be 12 hex digits, got {model_id!r}")
+    mods = manifest.get("modalities")
+    if not isinstance(mods, list) or not mods or len(set(mods)) != len(mods) or not set(mods) <= set(MODALITIES):
+        raise ManifestProblem(f"modalities must be a non-empty list of rgb/xyz, got {mods!r}")
+    return mods
+
+
 def _check_outputs(manifest: dict) -> None:
     """The thresholds and the colour range."""
     thresholds = _mapping(manifest.get("thresholds"), "thresholds")
@@ -158,12 +164,7 @@ def _check_info(manifest: dict) -> None:
 def check_ensemble_entries(manifest: dict, tensors: dict[str, np.ndarray], max_members: int) -> list[dict]:
     """ManifestProblem naming the first unusable entry of an ensemble's own manifest (its
     members are checked as single models when they are rebuilt); returns the member manifests."""
-    model_id = manifest.get("model_id")
-    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{12}", model_id):
-        raise ManifestProblem(f"model_id must be 12 hex digits, got {model_id!r}")
-    mods = manifest.get("modalities")
-    if not isinstance(mods, list) or not mods or len(set(mods)) != len(mods) or not set(mods) <= set(MODALITIES):
-        raise ManifestProblem(f"modalities must be a non-empty list of rgb/xyz, got {mods!r}")
+    mods = _check_identity(manifest)
     _mapping(manifest.get("config"), "config")
     members = manifest.get("members")
     if not isinstance(members, list) or not 2 <= len(members) <= max_members:

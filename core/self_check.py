@@ -264,6 +264,15 @@ def seeded_uncertain_until(chosen: Candidate, image_threshold: float) -> float |
     return upper if upper > image_threshold else None
 
 
+def band_with_note(chosen: Candidate, image_threshold: float, how: str, wanted: bool) -> tuple[float | None, str]:
+    """(upper end of the uncertain band or None, ``how`` with a note on it): the band of
+    :func:`seeded_uncertain_until` when ``wanted`` (``FitConfig.uncertain_band``)."""
+    band = seeded_uncertain_until(chosen, image_threshold) if wanted else None
+    if band is not None:
+        how += f"; UNCERTAIN up to the highest of {len(chosen.good_scores)} held-out good scores, NG above"
+    return band, how
+
+
 def held_out_good_flagged(chosen: Candidate, image_threshold: float) -> dict:
     """How many held-out good parts are at or above the image threshold (an estimate of the
     false-reject rate, from the same samples the threshold was chosen on), and the highest
@@ -307,5 +316,5 @@ def summary(check: SelfCheck) -> dict:
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
+__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
            "PSEUDO_PER_SAMPLE", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

@@ -17,7 +17,7 @@ import numpy as np
 from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
 __all__ = [
-    "best_f1_threshold", "quantile_threshold", "confusion", "confusion_counts", "confusion_rates",
+    "best_f1_threshold", "quantile_threshold", "quantile_thresholds", "confusion", "confusion_counts", "confusion_rates",
     "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "check_min_defect_area", "threshold_warnings", "OK", "NG", "UNCERTAIN",
 ]
 
@@ -150,6 +150,13 @@ def best_f1_threshold(labels, scores) -> tuple[float, float]:
         if midpoint > lower:  # not rounded onto the unflagged score (adjacent floats)
             threshold = midpoint
     return float(threshold), float(f1[best])
+
+
+def quantile_thresholds(good_image_scores, good_maps, image_quantile: float, pixel_quantile: float) -> tuple[float, float]:
+    """(image, pixel) thresholds from held-out good parts alone: quantiles of their image scores
+    and of their map pixels (raw units), the fit's rule when there is no self-check."""
+    return (quantile_threshold(good_image_scores, image_quantile),
+            quantile_threshold(np.asarray(good_maps).ravel(), pixel_quantile))
 
 
 def quantile_threshold(good_scores, q: float = 0.99) -> float:
