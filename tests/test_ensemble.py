@@ -208,3 +208,17 @@ def test_a_region_of_interest_reaches_every_member(ensemble_fit):
     finally:
         model.set_roi(None)
     assert all(m.roi is None for m in model.members)
+
+
+def test_without_the_self_check_thresholds_are_good_quantiles_of_the_ensemble(ensemble_fit):
+    import dataclasses
+
+    from core.pipeline import fit
+
+    root, _, model = ensemble_fit
+    plain = fit(root, "cookie", dataclasses.replace(model.config, self_check=False))
+    assert "good quantiles of the 64 px + 96 px ensemble" in plain.thresholds.source
+    assert "self_check" not in plain.info
+    # the image threshold is the 0.99 quantile of the held-out good parts' ensemble scores
+    cal = plain.info["calibration_scores"]
+    assert cal["median"] <= plain.thresholds.image <= cal["q999"] + 1e-9
