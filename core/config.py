@@ -29,7 +29,7 @@ PRESETS = {
 
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
-STORED_BEFORE_SETTING = {"patch_distance": "raw"}
+STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -145,6 +145,10 @@ class FitConfig:
         "only where they help, drops an uninformative modality, seeds the thresholds and "
         "estimates quality; without it thresholds come from quantiles of held-out good scores")
 
+    dropped_modality_in_map: bool = _setting(
+        True, "a modality the self-check drops as uninformative leaves the image score only; the "
+        "anomaly map (outlines, pixel threshold, P-AUROC, AUPRO) keeps every modality (the default "
+        "since the eleventh round; docs/evaluation.md; model files written before keep it out of both)")
     uncertain_band: bool = _setting(
         False, "with the self-check: seed an uncertain band from the image threshold up to the highest "
         "held-out good score, so that NG means above every held-out good part (measured, not the default: "
@@ -167,7 +171,7 @@ class FitConfig:
             raise UserError("threshold quantiles must be between 0 and 1")
         if self.blur_sigma < 0:
             raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
-        for name in ("preprocess", "adapt", "self_check", "uncertain_band"):
+        for name in ("preprocess", "adapt", "self_check", "uncertain_band", "dropped_modality_in_map"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.adaptation, dict):

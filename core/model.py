@@ -229,26 +229,40 @@ class Model(ScoringLoop):
         top-k mean put in the units of the held-out good parts' top-k means by the model's image
         fusion or ``image_units`` (:meth:`fit_image_units`) and fused; otherwise map-based (top-k
         mean, else the map maximum). ``roi``: (B,S,S) bool regions of interest on the grid
-        (core.roi.roi_stack): ignored pixels score 0 before the image score is taken."""
+        (core.roi.roi_stack): ignored pixels score 0 before the image score is taken. A modality
+        that ``fusion``'s weights drop leaves the image score, and the map only as
+        :meth:`map_fusion` says."""
         from core.roi import apply_roi
 
         fusion = fusion or self.pixel_fusion
         mods = self.modalities
         b, s, _ = maps[mods[0]].shape
         stacked = np.stack([maps[m].reshape(-1) for m in mods], axis=1)
+        map_fusion = self.map_fusion(fusion)
         if self.config.fused_image_score == "modality_topk" and fusion.mode.startswith("tail_"):
             terms = np.asarray(fusion.tail_terms(stacked), np.float32)
-            pix = terms.max(axis=1) if fusion.mode == "tail_max" else terms.sum(axis=1)
+            shown = terms if map_fusion is fusion else np.asarray(map_fusion.tail_terms(stacked), np.float32)
+            pix = shown.max(axis=1) if fusion.mode == "tail_max" else shown.sum(axis=1)
             pix = apply_roi(pix.reshape(b, s, s), roi)
             own = [apply_roi(terms[:, i].reshape(b, s, s), roi) for i in range(len(mods))]
             return np.sum([self._topk_mean(t) for t in own], axis=0).astype(np.float32), pix
-        pix = apply_roi(np.asarray(fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
+        pix = apply_roi(np.asarray(map_fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
         if self.units_image_score:
             units = image_units or self.image_fusion
             if fusion.weights is not None and units.mode.startswith("tail_"):
                 units = units.with_weights(fusion.weights)  # a modality the self-check dropped stays out
             return np.asarray(units.transform(self.modality_topk_scores(maps, roi)), np.float32), pix
         return self._map_image_scores(pix), pix
+
+    def map_fusion(self, fusion):
+        """The fusion of the anomaly map: ``fusion`` without its per-modality weights when
+        ``config.dropped_modality_in_map`` and the image score is not a statistic of the map (a
+        modality the self-check dropped then leaves the image score only), else ``fusion``.
+        Measured: docs/evaluation.md, "a dropped modality stays in the map"."""
+        if (self.config.dropped_modality_in_map and fusion.weights is not None
+                and fusion.mode.startswith("tail_") and not self.map_based_image_score):
+            return fusion.with_weights(np.ones(len(self.modalities)))
+        return fusion
 
     @property
     def units_image_score(self) -> bool:

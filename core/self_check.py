@@ -12,7 +12,8 @@ defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-sample
 2. shrinks an uninformative modality: a modality whose own image score tells the synthetic
    defects that change only it (RGB: stains, cut-paste, scratches; xyz: dents, bumps) from good
    samples with an I-AUROC below ``UNINFORMATIVE_AUROC`` gets fusion weight 0 while the other
-   modality does better. (Choosing the fusion by the pseudo-defects' overall score was measured
+   modality does better: it leaves the image score; the anomaly map keeps it unless
+   ``FitConfig.dropped_modality_in_map`` is off (:meth:`core.model.Model.map_fusion`). (Choosing the fusion by the pseudo-defects' overall score was measured
    on the suite's tuning group and rejected: the mix of synthetic defect types decides the
    winner, and it switched to worse fusions on real defects.)
 3. seeds the image and pixel thresholds at the best F1 of pseudo-defects vs good samples, and

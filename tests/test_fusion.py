@@ -198,6 +198,39 @@ def test_modality_topk_image_score_is_not_diluted_by_a_quiet_modality():
     assert (per.fuse_maps(maps, roi=roi)[0] < img_per).all()
 
 
+def test_a_dropped_modality_leaves_the_image_score_but_stays_in_the_map():
+    """The self-check's weight 0 removes a modality from the image score; the anomaly map keeps
+    it (``dropped_modality_in_map``, the default), or drops it too (model files written before)."""
+    from core.config import FitConfig
+    from core.model import Model
+    from core.results import Thresholds
+
+    rng = np.random.default_rng(1)
+    s, b = 56, 3
+    rgb = rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32)
+    xyz = rng.gamma(2.0, 0.5, (b, s, s)).astype(np.float32)
+    fusion = LateFusion("tail_sum").fit(np.stack([rgb.ravel(), xyz.ravel()], 1)).with_weights([1.0, 0.0])
+    dent = xyz.copy()
+    dent[:, 30:38, 30:38] += 8.0  # a defect only the dropped 3D branch sees
+    cfg = dict(image_size=s, grid=28, image_topk=250)
+
+    def model(**kw):
+        return Model(FitConfig(**cfg, **kw), ("rgb", "xyz"), {}, {}, fusion, fusion, Thresholds(0, 0), (0, 1))
+
+    keeps, drops = model(), model(dropped_modality_in_map=False)
+    img, pix = keeps.fuse_maps({"rgb": rgb, "xyz": dent})
+    img_plain, pix_plain = keeps.fuse_maps({"rgb": rgb, "xyz": xyz})
+    np.testing.assert_array_equal(img, img_plain)  # the image score does not see the 3D defect
+    assert (pix[:, 30:38, 30:38].mean(axis=(1, 2)) > pix_plain[:, 30:38, 30:38].mean(axis=(1, 2)) + 1).all()
+    old_img, old_pix = drops.fuse_maps({"rgb": rgb, "xyz": dent})
+    np.testing.assert_array_equal(old_img, img)
+    np.testing.assert_allclose(old_pix, drops.fuse_maps({"rgb": rgb, "xyz": xyz})[1])  # the old rule: not in the map
+    assert FitConfig.from_dict({}).dropped_modality_in_map is False  # a model file from before the setting
+    # a map-based image score keeps the weights in the map (its image score is the map's)
+    mapk = model(fused_image_score="map_topk")
+    np.testing.assert_allclose(mapk.fuse_maps({"rgb": rgb, "xyz": dent})[1], old_pix)
+
+
 def test_modality_units_puts_each_modality_in_units_of_its_good_parts_reach():
     """``modality_units``: each modality's top-k mean, in units of how far the good parts' top-k
     means reach on it, summed. A noisy modality (high good scores) counts less than a quiet one by
