@@ -33,7 +33,7 @@ from core import tv_shim  # noqa: E402
 
 tv_shim.install()
 
-from core.config import FitConfig  # noqa: E402
+from core.config import PRESETS, FitConfig  # noqa: E402
 from core.metrics import aupro, image_auroc  # noqa: E402
 from core.pipeline import evaluate, fit  # noqa: E402
 
@@ -182,6 +182,9 @@ def main() -> None:
     ap.add_argument("--group", default="tuning", choices=["tuning", "confirmation", "all"])
     ap.add_argument("--data", type=Path, default=Path.home() / ".cache" / "lsfa-inspector" / "suite",
                     help="where generated datasets are kept")
+    ap.add_argument("--preset", choices=sorted(PRESETS),
+                    help="the resolution preset of lsfa fit --preset (accurate: the two-resolution ensemble); "
+                         "--set overrides it")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="FitConfig overrides (JSON values)")
     ap.add_argument("--only", help="comma list of datasets to run, each a name or its first word "
                                    "(e.g. demo-301,tire); an item that matches nothing is an error")
@@ -190,7 +193,8 @@ def main() -> None:
                     help=f"seed of the confirmation group's parts (default {PARTS_SEED}); a new seed is a fresh "
                          "confirmation set for a decision whose seed-901 numbers were already seen")
     args = ap.parse_args()
-    config = FitConfig(**parse_overrides(args.set))
+    overrides = {**(PRESETS[args.preset] if args.preset else {}), **parse_overrides(args.set)}
+    config = FitConfig(**overrides)
     rows = datasets(args.group, args.data, args.parts_seed)
     if args.only:
         rows = select(rows, args.only, ap)
@@ -201,12 +205,12 @@ def main() -> None:
         row.update(group=group, name=name, category=cat)
         results.append(row)
         if args.json:  # written after every category, so a long run can be read while it goes
-            args.json.write_text(json.dumps({"overrides": parse_overrides(args.set), "rows": results}, indent=1, default=str))
+            args.json.write_text(json.dumps({"overrides": overrides, "rows": results}, indent=1, default=str))
         print(f"  done {name} {cat}: fused I {_fmt(row['fused']['I'])} PRO {_fmt(row['fused']['PRO'])}", file=sys.stderr, flush=True)
-    print(f"config overrides: {parse_overrides(args.set) or 'none (defaults)'}; total {time.perf_counter() - t0:.0f} s")
+    print(f"config overrides: {overrides or 'none (defaults)'}; total {time.perf_counter() - t0:.0f} s")
     print_table(results)
     if args.json:
-        args.json.write_text(json.dumps({"overrides": parse_overrides(args.set), "rows": results}, indent=1, default=str))
+        args.json.write_text(json.dumps({"overrides": overrides, "rows": results}, indent=1, default=str))
 
 
 if __name__ == "__main__":
