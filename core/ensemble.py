@@ -18,6 +18,7 @@ fit time on held-out good samples and synthetic defects scored by every member
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +35,6 @@ class EnsembleLoaded:
     """A sample brought to every member's grid (from :meth:`EnsembleModel.prepare_for_scoring`)."""
 
     members: list[Loaded]
-
-    @property
-    def original(self) -> Sample:
-        return self.members[-1].original
 
 
 def member_units(model: Model, scores) -> np.ndarray:
@@ -120,8 +117,16 @@ class EnsembleModel(ScoringLoop):
         return self.members[0].features_ahead()
 
     def prepare_for_scoring(self, sample: Sample, features: tuple[str, ...] = ()) -> EnsembleLoaded:
-        """The sample on every member's grid (preprocessing runs once: later members read its cache)."""
-        return EnsembleLoaded([m.prepare_for_scoring(sample, features) for m in self.members])
+        """The sample on every member's grid. Units, point spacing, preprocessing and ROI are the
+        same for all members (one config but the resolution, one ROI), so they run once, in the
+        first member; the time they took counts in its result."""
+        t0 = time.perf_counter()
+        first = self.members[0]
+        sample = first.in_scoring_units(sample)
+        grids = first.prepare_sizes(sample, [m.config.image_size for m in self.members])
+        seconds = time.perf_counter() - t0
+        return EnsembleLoaded([m.loaded(sample, grid, seconds if i == 0 else 0.0, features)
+                               for i, (m, grid) in enumerate(zip(self.members, grids))])
 
     def score_loaded(self, loaded: EnsembleLoaded, keep_original: bool = False) -> SampleResult:
         results = [m.score_loaded(one, keep_original) for m, one in zip(self.members, loaded.members)]

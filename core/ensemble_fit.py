@@ -11,7 +11,6 @@ import numpy as np
 from core.config import FitConfig
 from core.data.sample import Sample
 from core.ensemble import EnsembleModel, to_grid
-from core.model import Model
 from core.progress import Progress, ensure
 from core.results import Thresholds
 from core.thresholds import quantile_thresholds
@@ -109,7 +108,6 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
     info = {k: first.info[k] for k in ("category", "dataset", "n_train", "n_calibration", "calibration",
                                        "xyz_spacing_m", "xyz_units", "image_size") if k in first.info}
     info["calibration_scores"] = {"median": float(np.median(good_img)), "q999": float(np.quantile(good_img, 0.999))}
-    info["ensemble"] = [_member_record(m) for m in model.members]
     info["adaptation_notes"] = [f"{m.config.image_size} px: {note}" for m in model.members
                                 for note in m.info.get("adaptation_notes", [])]
     if check is not None:
@@ -119,28 +117,15 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         estimate.update(self_check.held_out_good_flagged(check, image_thr))
         info["self_check"] = {
             "estimate": estimate,
-            "variant": ", ".join(f"{r['image_size']} px {r['variant']}" for r in info["ensemble"]),
-            "fusion": "; ".join(f"{r['image_size']} px {r['fusion']}" for r in info["ensemble"]),
+            # each member's own choices (its self-check record in its info)
+            "variant": ", ".join(f"{m.config.image_size} px {m.info['self_check']['variant']}" for m in model.members),
+            "fusion": "; ".join(f"{m.config.image_size} px {m.info['self_check']['fusion']}" for m in model.members),
             # the members' own self-checks and this calibration
             "seconds": round(sum((m.info.get("self_check") or {}).get("seconds", 0.0) for m in model.members)
                              + time.perf_counter() - t0, 3),
         }
     model.info = info
     return model
-
-
-def _member_record(m: Model) -> dict:
-    """What ``lsfa info`` and the model file say about one member."""
-    check = m.info.get("self_check") or {}
-    return {
-        "image_size": m.config.image_size,
-        "grid": m.config.grid,
-        "fit_seconds": m.info.get("fit_seconds"),
-        "variant": check.get("variant", "adapted" if m.adapted else "frozen"),
-        "fusion": check.get("fusion", m.pixel_fusion.mode),
-        "estimate": (check.get("estimate") or {}).get("image_auroc"),
-        "bank_sizes": m.info.get("bank_sizes"),
-    }
 
 
 __all__ = ["fit_ensemble", "calibrate_ensemble"]

@@ -87,14 +87,18 @@ class Model(ScoringLoop):
         self.roi_source = source
 
     def prepare(self, sample: Sample) -> Sample:
-        from core.prepare import prepare_sample
+        """The sample (its modalities checked, this model's ROI attached) on the model grid."""
+        return self.prepare_sizes(sample, (self.config.image_size,))[0]
+
+    def prepare_sizes(self, sample: Sample, sizes) -> list[Sample]:
+        """:meth:`prepare` on several grid sizes with this model's preprocessing and ROI, which
+        run once (an ensemble's members share them)."""
+        from core.prepare import prepare_sample_sizes
         from core.roi import attach_roi
 
         self.check_sample(sample)
         sample = attach_roi(sample, self.roi, self.roi_source)
-        return prepare_sample(
-            sample, self.config.image_size, self.config.preprocess, self.config.cache_path()
-        )
+        return prepare_sample_sizes(sample, sizes, self.config.preprocess, self.config.cache_path())
 
     def scored_tokens(self, prepared: list[Sample], batch_size: int, timings: dict | None = None,
                       progress: Progress | None = None, stage: str = "Extracting features",
@@ -240,8 +244,9 @@ class Model(ScoringLoop):
         stacked = np.stack([maps[m].reshape(-1) for m in mods], axis=1)
         map_fusion = self.map_fusion(fusion)
         if self.config.fused_image_score == "modality_topk" and fusion.mode.startswith("tail_"):
-            terms = np.asarray(fusion.tail_terms(stacked), np.float32)
-            shown = terms if map_fusion is fusion else np.asarray(map_fusion.tail_terms(stacked), np.float32)
+            shown = np.asarray(map_fusion.tail_terms(stacked), np.float32)
+            # the weighted terms are the map's times the weights (weights ≥ 0 commute with the clip at 0)
+            terms = shown if map_fusion is fusion else shown * fusion.weights.astype(np.float32)
             pix = shown.max(axis=1) if fusion.mode == "tail_max" else shown.sum(axis=1)
             pix = apply_roi(pix.reshape(b, s, s), roi)
             own = [apply_roi(terms[:, i].reshape(b, s, s), roi) for i in range(len(mods))]
@@ -369,15 +374,27 @@ class Model(ScoringLoop):
         """The loaded sample brought to the model grid for :meth:`score_loaded`, with the patch
         features of the ``features`` modalities extracted too (see :meth:`features_ahead`).
         UserError when its units, point spacing or modalities do not fit."""
-        from core.data.units import apply_units, check_sample_spacing, scoring_units
-        from core.tokens import extract_tokens
-
         t0 = time.perf_counter()
+        sample = self.in_scoring_units(sample)
+        return self.loaded(sample, self.prepare(sample), time.perf_counter() - t0, features)
+
+    def in_scoring_units(self, sample: Sample) -> Sample:
+        """The loaded sample's cloud in metres (from the scoring unit), its point spacing checked
+        against the training clouds'; UserError when it does not fit."""
+        from core.data.units import apply_units, check_sample_spacing, scoring_units
+
         if "xyz" in self.modalities:
             units = scoring_units(self)
             sample = apply_units(sample, units)
             check_sample_spacing(sample, self.info.get("xyz_spacing_m"), units)
-        loaded = Loaded(sample, self.prepare(sample), time.perf_counter() - t0)
+        return sample
+
+    def loaded(self, sample: Sample, prepared: Sample, seconds: float, features: tuple[str, ...] = ()) -> Loaded:
+        """:class:`Loaded` of ``prepared`` (on this model's grid; ``seconds`` spent getting it) with
+        the patch features of the ``features`` modalities extracted."""
+        from core.tokens import extract_tokens
+
+        loaded = Loaded(sample, prepared, seconds)
         if features:
             extractors = {m: self.extractors[m] for m in features}
             loaded.tokens = extract_tokens(extractors, [loaded.prepared], self.config.grid, 1, timings=loaded.timings)

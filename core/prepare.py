@@ -20,6 +20,14 @@ def prepare_sample(
     """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask/roi nearest (the
     ROI takes exactly the mask's path: zero padding, then nearest resizing).
     ``meta["grid"]`` is the :class:`core.grid_map.GridMap` from the original image to this grid."""
+    return prepare_sample_sizes(sample, (size,), preprocess, cache_dir)[0]
+
+
+def prepare_sample_sizes(
+    sample: Sample, sizes, preprocess: bool = True, cache_dir: Path | None = None
+) -> list[Sample]:
+    """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
+    runs once, then the padded sample is resized to each size."""
     from dataclasses import replace
 
     from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
@@ -40,6 +48,9 @@ def prepare_sample(
             mask=pad_to_square(sample.mask, side, top, left),
             roi=pad_to_square(sample.roi, side, top, left),
         )
-    resized = resize_sample(sample, size)
-    resized.meta["grid"] = GridMap(height, width, side, top, left, size)
-    return resized
+    out = []
+    for size in sizes:
+        resized = resize_sample(sample, size)
+        resized.meta["grid"] = GridMap(height, width, side, top, left, size)
+        out.append(resized)
+    return out

@@ -222,3 +222,16 @@ def test_without_the_self_check_thresholds_are_good_quantiles_of_the_ensemble(en
     # the image threshold is the 0.99 quantile of the held-out good parts' ensemble scores
     cal = plain.info["calibration_scores"]
     assert cal["median"] <= plain.thresholds.image <= cal["q999"] + 1e-9
+
+
+def test_a_scored_sample_is_preprocessed_once_for_all_members(ensemble_fit, monkeypatch):
+    import core.data.preprocess as pre
+    from core.data.dataset import open_dataset
+
+    root, _, model = ensemble_fit
+    calls = []
+    real = pre.preprocess
+    monkeypatch.setattr(pre, "preprocess", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = model.score(open_dataset(root).samples("cookie", "test")[-1].load())
+    assert len(calls) == 1
+    assert result.timings["preprocess"] > 0  # counted once, in the first member's result
