@@ -71,7 +71,6 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
     from core.colour_range import fitted_colour_range
     from core.data.dataset import open_dataset
     from core.fitting import MIN_CALIBRATION, load_prepared, split_calibration
-    from core.metrics import aupro, image_auroc
     from core.pseudo_defects import make_pseudo_defects
 
     p = ensure(progress)
@@ -89,11 +88,16 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         pseudo = make_pseudo_defects(good, model.modalities, self_check.PSEUDO_PER_SAMPLE, rng)
         masks = [s.mask for s in pseudo]
         bad_img, bad_maps = _score_in_batches(model, pseudo, p, "Scoring synthetic defects")
-        labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
-        pro = aupro([np.zeros(m.shape, bool) for m in good_maps] + masks, list(good_maps) + list(bad_maps), 0.3, 100)
         check = self_check.Candidate("ensemble", "largest of the members", None,
-                                     float(image_auroc(labels, np.r_[good_img, bad_img])), float(pro),
+                                     *self_check.pooled_estimate(good_img, bad_img, good_maps, bad_maps, masks),
                                      good_img, bad_img, good_maps, bad_maps)
+        extra = self_check.estimate_defects(good, model.modalities, cfg.seed + 1)
+        extra_img, extra_maps = _score_in_batches(model, extra, p, "Scoring synthetic defects for the estimate")
+        extra_masks = [s.mask for s in extra]
+        estimate = self_check.estimate_record(
+            *self_check.pooled_estimate(good_img, np.r_[bad_img, extra_img], good_maps,
+                                        list(bad_maps) + list(extra_maps), masks + extra_masks),
+            len(masks) + len(extra_masks), len(good_img))
         image_thr, _ = self_check.seeded_thresholds(check, masks, pixel=False)
         pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
         how = (f"best F1 on {len(masks)} synthetic defects vs {source}, scored by the {model.describe_members()} "
@@ -111,9 +115,6 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
     info["adaptation_notes"] = [f"{m.config.image_size} px: {note}" for m in model.members
                                 for note in m.info.get("adaptation_notes", [])]
     if check is not None:
-        estimate = {"image_auroc": round(check.image_auroc, 4), "aupro_30": round(check.aupro, 4),
-                    "what": f"estimate from {len(check.pseudo_scores)} synthetic defects on {len(good_img)} "
-                            "held-out good samples, not real defects"}
         estimate.update(self_check.held_out_good_flagged(check, image_thr))
         info["self_check"] = {
             "estimate": estimate,

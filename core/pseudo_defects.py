@@ -6,7 +6,8 @@ exact mask (the pixels the defect changed). Sizes are in pixels of the S×S grid
 metres. Defects land on the part: on pixels with 3D points when there is xyz, otherwise on
 pixels whose colour differs from the image border (the object), or the central region.
 
-Types (the modalities they change):
+Types (the modalities they change), with the ``SUBTLE`` ranges (``WIDE`` doubles the sizes and
+quadruples the depths; :class:`Severity`):
 
 * ``stain``   RGB: a smooth irregular blob blended towards a random colour (alpha 0.15-0.6);
 * ``cutpaste`` RGB: a rectangle copied from another good sample (or elsewhere in this one);
@@ -17,8 +18,9 @@ Types (the modalities they change):
   preprocessing leaves a through-hole;
 * ``foreign`` both: a raised blob (0.1-1 mm) with a colour change on top.
 
-The sizes lean towards subtle defects on purpose: obvious ones are found by every candidate,
-so only subtle ones tell the self-check's candidates apart.
+The self-check's choices use ``SUBTLE`` on purpose: obvious defects are found by every candidate,
+so only subtle ones tell the candidates apart. Its estimate adds ``WIDE`` ones, because real test
+sets mix subtle and gross defects (core.self_check).
 
 Everything is drawn from the ``numpy.random.Generator`` passed in, so a seeded fit makes the
 same defects.
@@ -26,12 +28,38 @@ same defects.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import binary_dilation, gaussian_filter
 
 from core.data.sample import Sample, valid_points
+
+
+@dataclass(frozen=True)
+class Severity:
+    """Ranges a synthetic defect's size and strength are drawn from (pixels at 224 px, scaled
+    with the grid; depths in metres, log-uniform)."""
+
+    stain_radius: tuple[float, float]
+    stain_alpha: tuple[float, float]
+    cutpaste_side: tuple[float, float]
+    scratch_length: tuple[float, float]
+    scratch_shade: tuple[float, float]  # added to or taken from 0-255 grey levels
+    bump_sigma: tuple[float, float]
+    bump_depth_m: tuple[float, float]
+    hole_radius: tuple[float, float]
+
+
+SUBTLE = Severity(stain_radius=(4, 10), stain_alpha=(0.15, 0.6), cutpaste_side=(8, 20),
+                  scratch_length=(15, 40), scratch_shade=(30, 90), bump_sigma=(2, 6),
+                  bump_depth_m=(0.1e-3, 1e-3), hole_radius=(3, 7))
+# From the subtle end to gross (twice the sizes, four times the depths): the mix of a real test
+# set, for the self-check's estimate (core.self_check); its decisions use SUBTLE.
+WIDE = Severity(stain_radius=(4, 20), stain_alpha=(0.15, 0.9), cutpaste_side=(8, 40),
+                scratch_length=(15, 80), scratch_shade=(30, 150), bump_sigma=(2, 12),
+                bump_depth_m=(0.1e-3, 4e-3), hole_radius=(3, 14))
+SEVERITIES = {"subtle": SUBTLE, "wide": WIDE}
 
 RGB_TYPES = ("stain", "cutpaste", "scratch")
 XYZ_TYPES = ("dent", "bump")
@@ -107,9 +135,12 @@ def _polyline(shape, centre, length: float, rng) -> np.ndarray:
     return out
 
 
-def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sample | None = None) -> Sample:
+def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sample | None = None,
+               severity: Severity = SUBTLE) -> Sample:
     """A copy of ``sample`` with one defect of ``kind``; its ``mask`` is the defect's pixels and
-    its ``label`` is ``"pseudo_<kind>"``. ``donor`` is the source of a cut-paste patch."""
+    its ``label`` is ``"pseudo_<kind>"``. ``donor`` is the source of a cut-paste patch;
+    ``severity`` the ranges of its size and strength."""
+    sv = severity
     if kind in ("dent", "bump", "foreign") and sample.xyz is None:
         raise ValueError(f"pseudo-defect {kind!r} needs a point cloud")
     if kind in RGB_TYPES and sample.rgb is None:
@@ -125,14 +156,14 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
     mask = np.zeros((h, w), bool)
 
     if kind == "stain":
-        blob = _blob((h, w), centre, rng.uniform(4, 10) * scale, rng) * allowed
+        blob = _blob((h, w), centre, rng.uniform(*sv.stain_radius) * scale, rng) * allowed
         colour = rng.uniform(0, 255, 3)
-        alpha = rng.uniform(0.15, 0.6)
+        alpha = rng.uniform(*sv.stain_alpha)
         rgb += (alpha * blob)[..., None] * (colour - rgb)
         mask = blob > 0.15
     elif kind == "cutpaste":
         src = donor if donor is not None and donor.rgb is not None else sample
-        ph, pw = (int(rng.uniform(8, 20) * scale) for _ in range(2))
+        ph, pw = (int(rng.uniform(*sv.cutpaste_side) * scale) for _ in range(2))
         y0, x0 = max(0, min(h - ph, centre[0] - ph // 2)), max(0, min(w - pw, centre[1] - pw // 2))
         sy, sx = _pick_centre(object_mask(src), max(ph, pw), rng)
         sy, sx = max(0, min(h - ph, sy - ph // 2)), max(0, min(w - pw, sx - pw // 2))
@@ -144,16 +175,16 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
         rgb[region] = patch
         mask[region] = np.abs(patch - before).mean(-1) > 12
     elif kind == "scratch":
-        line = _polyline((h, w), centre, rng.uniform(15, 40) * scale, rng)
+        line = _polyline((h, w), centre, rng.uniform(*sv.scratch_length) * scale, rng)
         if rng.random() < 0.5 or scale > 1.5:
             line = binary_dilation(line)
         line &= allowed
-        shade = rng.choice([-1.0, 1.0]) * rng.uniform(30, 90)
+        shade = rng.choice([-1.0, 1.0]) * rng.uniform(*sv.scratch_shade)
         rgb[line] = np.clip(rgb[line] + shade, 0, 255)
         mask = line
     elif kind in ("dent", "bump", "foreign"):
-        sigma = rng.uniform(2, 6) * scale
-        depth = np.exp(rng.uniform(np.log(0.1e-3), np.log(1e-3)))  # log-uniform 0.1-1 mm: mostly subtle
+        sigma = rng.uniform(*sv.bump_sigma) * scale
+        depth = np.exp(rng.uniform(*np.log(sv.bump_depth_m)))  # log-uniform: mostly at the low end
         yy, xx = np.mgrid[:h, :w]
         prof = np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2))
         valid = valid_points(xyz)
@@ -168,7 +199,7 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
             rgb[mask] = 0.3 * rgb[mask] + 0.7 * colour
     elif kind == "hole":
         yy, xx = np.mgrid[:h, :w]
-        disc = np.hypot(yy - centre[0], xx - centre[1]) <= rng.uniform(3, 7) * scale
+        disc = np.hypot(yy - centre[0], xx - centre[1]) <= rng.uniform(*sv.hole_radius) * scale
         disc &= allowed
         if xyz is not None:
             xyz[disc] = 0
@@ -184,7 +215,8 @@ def add_defect(sample: Sample, kind: str, rng: np.random.Generator, donor: Sampl
     return replace(sample, rgb=out_rgb, xyz=xyz, mask=mask, label=f"pseudo_{kind}", name=f"{sample.name}+{kind}")
 
 
-def make_pseudo_defects(samples: list[Sample], modalities, per_sample: int, rng: np.random.Generator) -> list[Sample]:
+def make_pseudo_defects(samples: list[Sample], modalities, per_sample: int, rng: np.random.Generator,
+                        severity: Severity = SUBTLE) -> list[Sample]:
     """``per_sample`` defective copies of each good sample, cycling through the defect types that
     change the model's modalities (donors for cut-paste are the other samples)."""
     kinds = types_for(modalities)
@@ -195,8 +227,8 @@ def make_pseudo_defects(samples: list[Sample], modalities, per_sample: int, rng:
             kind = kinds[k % len(kinds)]
             k += 1
             donor = samples[(i + 1 + int(rng.integers(max(len(samples) - 1, 1)))) % len(samples)] if len(samples) > 1 else None
-            out.append(add_defect(s, kind, rng, donor))
+            out.append(add_defect(s, kind, rng, donor, severity))
     return out
 
 
-__all__ = ["add_defect", "make_pseudo_defects", "types_for", "object_mask", "RGB_TYPES", "XYZ_TYPES", "BOTH_TYPES"]
+__all__ = ["add_defect", "make_pseudo_defects", "Severity", "SUBTLE", "WIDE", "SEVERITIES", "types_for", "object_mask", "RGB_TYPES", "XYZ_TYPES", "BOTH_TYPES"]

@@ -116,9 +116,10 @@ def test_self_check_extracts_frozen_features_once_for_both_variants(root, cache,
     extracted.clear()
     separate = fit(root, "puck", config).info["self_check"]
     assert separate["candidates"] == shared["candidates"]
-    from core.self_check import PSEUDO_PER_SAMPLE
+    from core.self_check import PSEUDO_PER_SAMPLE, WIDE_PER_SAMPLE
 
     n_train, n_valid = TINY["n_train"], TINY["n_validation"]
-    # training set once, then the good samples and their synthetic defects once for both variants
-    assert calls_shared == [n_train, n_valid, n_valid * PSEUDO_PER_SAMPLE]
+    # training set once, then the good samples and their synthetic defects once for both variants,
+    # then the estimate's own synthetic defects for the chosen variant only
+    assert calls_shared == [n_train, n_valid, n_valid * PSEUDO_PER_SAMPLE, n_valid * WIDE_PER_SAMPLE]
     assert sum(extracted) >= sum(calls_shared) + 2 * n_valid * (1 + PSEUDO_PER_SAMPLE)

@@ -298,3 +298,36 @@ def test_topk_mean_is_exact_on_maps_with_many_equal_values():
         assert got.dtype == maps.dtype
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     assert model._topk_mean(np.zeros((0, 8, 8), np.float32)).shape == (0,)
+
+
+def test_wide_severity_reaches_larger_and_deeper_defects():
+    """WIDE draws from the subtle end up to gross: over the same draws its dents go deeper and its
+    stains and holes cover more pixels than SUBTLE's, and it never exceeds its stated ranges."""
+    from core.pseudo_defects import SUBTLE, WIDE
+
+    good = _part(8)
+
+    def measure(kind, severity):
+        out = [add_defect(good, kind, np.random.default_rng(i), severity=severity) for i in range(12)]
+        if kind == "dent":
+            return [float(np.abs(o.xyz[..., 2] - good.xyz[..., 2]).max()) for o in out]
+        return [int(o.mask.sum()) for o in out]
+
+    for kind in ("dent", "stain", "hole"):
+        subtle, wide = measure(kind, SUBTLE), measure(kind, WIDE)
+        assert max(wide) > 1.5 * max(subtle), kind
+    assert max(measure("dent", SUBTLE)) <= 1.01e-3 and max(measure("dent", WIDE)) <= 4.04e-3
+
+
+def test_pooled_estimate_counts_every_defect_set():
+    """The estimate pools the subtle and the wide defects against the same good samples: a set of
+    easy defects added to hard ones raises the pooled I-AUROC to their share-weighted mix."""
+    from core.self_check import pooled_estimate
+
+    good = np.array([1.0, 2.0, 3.0, 4.0])
+    hard, easy = np.array([2.5, 2.5]), np.array([9.0, 9.0])
+    maps = [np.zeros((8, 8), np.float32)] * 4
+    masks = [np.eye(8, dtype=bool)] * 2
+    i_hard, _ = pooled_estimate(good, hard, maps, maps[:2], masks)
+    i_both, _ = pooled_estimate(good, np.r_[hard, easy], maps, maps, masks * 2)
+    assert i_hard == pytest.approx(0.5) and i_both == pytest.approx(0.75)

@@ -30,8 +30,10 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Self-check on synthetic defects": ("Testing the model on made-up defects", 6),
     "Self-check: features of good samples": ("Testing the model on made-up defects", 6),
     "Self-check: features of synthetic defects": ("Testing the model on made-up defects", 6),
+    "Self-check: synthetic defects for the estimate": ("Testing the model on made-up defects", 6),
     "Scoring held-out good samples": ("Calibrating on good parts", 5),  # an ensemble's own calibration
     "Scoring synthetic defects": ("Testing the model on made-up defects", 6),
+    "Scoring synthetic defects for the estimate": ("Testing the model on made-up defects", 6),
     "Done": ("Finishing", None),
     "Saving model": ("Saving the model", None),
     "Loading model": ("Loading the model", None),
