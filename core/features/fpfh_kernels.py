@@ -42,7 +42,10 @@ def _compiled(function):
         dispatcher = numba.njit(cache=True, nogil=True)(function)
     except RuntimeError:  # numba found no writable cache location
         return numba.njit(nogil=True)(function)
-    save = dispatcher._cache.save_overload
+    cache = getattr(dispatcher, "_cache", None)  # numba internals (pinned in pyproject.toml)
+    save = getattr(cache, "save_overload", None)
+    if save is None:  # another numba layout: keep its own cache handling
+        return dispatcher
 
     def save_or_skip(signature, data):
         try:
@@ -50,7 +53,7 @@ def _compiled(function):
         except OSError:
             pass
 
-    dispatcher._cache.save_overload = save_or_skip
+    cache.save_overload = save_or_skip
     return dispatcher
 
 
