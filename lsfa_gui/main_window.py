@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMessageBox, QScrollArea, QSplitter, QVBoxLayout, QWidget
 from superqt.utils import signals_blocked
 
 from lsfa_gui.actions import WindowActions
@@ -100,7 +100,7 @@ class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowAction
         self._add_dock("browser", "Samples", self.browser, left)
         self._add_dock("thresholds", "Thresholds", self.threshold_panel, left)
         self._add_dock("histogram", "Score histogram", self.histogram, bottom)
-        self._add_dock("metrics", "Metrics", self.metrics, bottom)
+        self._add_dock("metrics", "Metrics", self.metrics, bottom, scroll=True)  # its notes grow with warnings
         self._add_dock("log", "Log", self.log_panel, bottom)
         self._add_dock("watch", "Live inspection", self.watch_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.docks["watch"].hide()
@@ -151,9 +151,19 @@ class MainWindow(JobControl, WatchControl, RoiControl, FileDialogs, WindowAction
         )
         QTimer.singleShot(0, lambda: self.views_splitter.setSizes([1, 1]))  # equal halves
 
-    def _add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea,
+                  scroll: bool = False) -> QDockWidget:
+        """A closable, movable dock holding ``widget``; with ``scroll``, inside a vertical scroll
+        area, so that a short dock shows a scroll bar instead of cutting text off."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{key}")
+        if scroll:
+            area_widget = QScrollArea()
+            area_widget.setWidget(widget)
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            widget = area_widget
         dock.setWidget(widget)
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable

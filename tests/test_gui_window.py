@@ -210,3 +210,22 @@ def test_a_loaded_model_replaces_the_old_results_through_the_one_model_ready_han
     other = SimpleNamespace(thresholds=SimpleNamespace(image=0.7, pixel=0.5), display_range=(0.1, 1.1))
     window._on_partial(0, tasks.ModelReady(other, str(tmp_path / "other.lsfa"), False))
     assert window.model is other and window.state.scored == [] and window.state.thresholds.image == 0.7
+
+
+def test_a_short_metrics_dock_scrolls_instead_of_cutting_text_off(qtbot, window):
+    """With the estimate and the threshold warnings shown, a metrics dock shorter than its content
+    gets a vertical scroll bar that reaches the last line (before: the text was cut off)."""
+    from PySide6.QtWidgets import QScrollArea
+
+    load_fake(window)
+    window.metrics.estimate.setText("Estimate from synthetic defects (not real ones): I-AUROC 0.92 · "
+                                    "AUPRO@0.3 0.91 · held-out good parts flagged at the fitted threshold: 8 of 10")
+    area = window.docks["metrics"].widget()
+    assert isinstance(area, QScrollArea) and area.widget() is window.metrics
+    window.show()
+    window.docks["metrics"].setFloating(True)
+    window.docks["metrics"].resize(420, 160)
+    qtbot.waitUntil(lambda: area.verticalScrollBar().maximum() > 0)
+    area.verticalScrollBar().setValue(area.verticalScrollBar().maximum())
+    bottom = window.metrics.rates.mapTo(area.viewport(), window.metrics.rates.rect().bottomLeft()).y()
+    assert bottom <= area.viewport().height()  # the last line is reachable
