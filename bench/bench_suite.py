@@ -145,12 +145,15 @@ def print_table(results: list[dict]) -> None:
             if all((r.get(m) or {}).get("I") is not None for m in ("rgb", "xyz")) and r["fused"]["I"] is not None
         ]
         est = [abs(r["estimate"]["image_auroc"] - r["fused"]["I"]) for r in rows if r.get("estimate") and r["fused"]["I"] is not None]
+        covered = [lo <= r["fused"]["I"] <= hi for r in rows if r.get("estimate") and r["fused"]["I"] is not None
+                   for lo, hi in [r["estimate"].get("image_auroc_interval") or (None, None)] if lo is not None]
         f1 = [r["f1_at_seeded"] / r["f1_best"] for r in rows if r.get("f1_best")]
         share = [r["self_check_s"] / r["fit_s"] for r in rows if r.get("self_check_s") and r["fit_s"]]
         fr = [r["good_flagged_test"] for r in rows if r.get("good_flagged_test") is not None]
         print(f"{group:12s} {'MEAN':18s} {len(rows):3d} cats  | {mean['I']:.3f} {mean['P']:.3f} {mean['PRO']:.3f} "
               + (f"| largest (best single - fused) I-AUROC gap {max(gaps):+.3f}" if gaps else "| single-modality rows only")
               + (f" | mean |estimate - real| I-AUROC {np.mean(est):.3f}" if est else "")
+              + (f" (real inside the estimate's bootstrap interval: {sum(covered)} of {len(covered)})" if covered else "")
               + (f" | F1 seeded/best: mean {np.mean(f1):.2f}, min {np.min(f1):.2f}" if f1 else "")
               + (f" | good test parts flagged: mean {np.mean(fr):.2f}" if fr else "")
               + (f" | self-check share of fit time: mean {np.mean(share):.0%}, max {np.max(share):.0%}" if share else ""))

@@ -45,6 +45,7 @@ WIDE_PER_SAMPLE = 1  # ... and from subtle to gross, added for the estimate only
 ADAPT_MARGIN = 0.01  # the adapted variant must beat frozen by this self-check score
 ADAPT_CONFIDENCE = 0.9  # ... and win in this share of paired bootstrap resamples (stated, not tuned)
 BOOTSTRAP_ROUNDS = 1000
+INTERVAL_LEVEL = 0.9  # the estimate's bootstrap interval (auroc_interval)
 
 
 @dataclass
@@ -65,7 +66,7 @@ class SelfCheck:
     n_good: int
     calibration: dict = field(default_factory=dict)  # {variant: (scores, maps)} of the good samples
     adapted_wins: float | None = None  # adapted_wins_share, when both variants were compared
-    estimate: tuple[float, float, int] | None = None  # (I-AUROC, AUPRO@0.3, defects) of chosen_estimate
+    estimate: dict | None = None  # the estimate record of chosen_estimate
 
 
 @dataclass
@@ -146,22 +147,41 @@ def _pair_wins(good: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return (bad[None, :] > good[:, None]) + 0.5 * (bad[None, :] == good[:, None])
 
 
+def _resampled_aurocs(pair_values: np.ndarray, seed: int, rounds: int) -> np.ndarray:
+    """(rounds,) the mean of a (G, B) good-by-defect matrix (e.g. :func:`_pair_wins`: an AUROC)
+    under bootstrap resamples that draw the good parts and the synthetic defects with replacement,
+    each resample = c_g^T M c_b / (G B) with c_g, c_b the draw counts (seeded)."""
+    n_good, n_bad = pair_values.shape
+    rng = np.random.default_rng(seed + 104729)
+    counts_good = rng.multinomial(n_good, np.full(n_good, 1 / n_good), size=rounds).astype(float)
+    counts_bad = rng.multinomial(n_bad, np.full(n_bad, 1 / n_bad), size=rounds).astype(float)
+    return np.einsum("rg,gb,rb->r", counts_good, pair_values, counts_bad) / (n_good * n_bad)
+
+
 def adapted_wins_share(adapted: Candidate, frozen: Candidate, seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> float:
     """Share of paired bootstrap resamples in which ``adapted``'s image AUROC on the self-check
     samples is strictly higher than ``frozen``'s. Each resample draws the good parts and the
     synthetic defects with replacement, the same draws for both candidates (both scored the same
     samples)."""
-    n_good, n_bad = len(adapted.good_scores), len(adapted.pseudo_scores)
-    if n_good == 0 or n_bad == 0:
+    if len(adapted.good_scores) == 0 or len(adapted.pseudo_scores) == 0:
         return 0.0
-    rng = np.random.default_rng(seed + 104729)
-    # each resample's AUROC = c_g^T W c_b / (n_good n_bad), with c_g, c_b the draw counts
-    counts_good = rng.multinomial(n_good, np.full(n_good, 1 / n_good), size=rounds).astype(float)
-    counts_bad = rng.multinomial(n_bad, np.full(n_bad, 1 / n_bad), size=rounds).astype(float)
     diff = (_pair_wins(adapted.good_scores, adapted.pseudo_scores)
             - _pair_wins(frozen.good_scores, frozen.pseudo_scores))
-    auroc_diff = np.einsum("rg,gb,rb->r", counts_good, diff, counts_bad) / (n_good * n_bad)
-    return float(np.mean(auroc_diff > 1e-12))
+    return float(np.mean(_resampled_aurocs(diff, seed, rounds) > 1e-12))
+
+
+def auroc_interval(good_scores, bad_scores, seed: int, level: float = INTERVAL_LEVEL,
+                   rounds: int = BOOTSTRAP_ROUNDS) -> tuple[float, float]:
+    """(low, high) percentile bootstrap interval of the I-AUROC of synthetic defects against good
+    samples: how much the estimate moves with which few samples happened to be drawn. It does not
+    cover the gap between synthetic and real defects."""
+    wins = _pair_wins(np.asarray(good_scores, float), np.asarray(bad_scores, float))
+    if wins.size == 0:
+        return float("nan"), float("nan")
+    resampled = _resampled_aurocs(wins, seed, rounds)
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(resampled, [tail, 100.0 - tail])
+    return float(low), float(high)
 
 
 def choose_variant(adapted: Candidate, frozen: Candidate, seed: int) -> tuple[Candidate, float]:
@@ -248,8 +268,8 @@ def pooled_estimate(good_scores, bad_scores, good_maps, bad_maps, bad_masks) -> 
 
 
 def chosen_estimate(model, chosen: Candidate, masks: list[np.ndarray], calib: list[Sample], good_maps: dict,
-                    seed: int, progress: Progress | None = None) -> tuple[float, float, int]:
-    """(I-AUROC, AUPRO@0.3, number of synthetic defects) of the chosen candidate on its subtle
+                    seed: int, progress: Progress | None = None) -> dict:
+    """The estimate record (:func:`estimate_record`) of the chosen candidate on its subtle
     synthetic defects (``masks``) and the estimate's own (:func:`estimate_defects`) together."""
     from core.roi import roi_stack
 
@@ -257,9 +277,11 @@ def chosen_estimate(model, chosen: Candidate, masks: list[np.ndarray], calib: li
     bad = model.modality_maps_batched(extra, progress, "Self-check: synthetic defects for the estimate")[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
     _, extra_img, _, extra_maps, _, _ = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra])
-    i_auroc, pro = pooled_estimate(chosen.good_scores, np.r_[chosen.pseudo_scores, extra_img], chosen.good_maps,
+    bad_scores = np.r_[chosen.pseudo_scores, extra_img]
+    i_auroc, pro = pooled_estimate(chosen.good_scores, bad_scores, chosen.good_maps,
                                    list(chosen.pseudo_maps) + list(extra_maps), list(masks) + [s.mask for s in extra])
-    return i_auroc, pro, len(masks) + len(extra)
+    return estimate_record(i_auroc, pro, len(bad_scores), len(chosen.good_scores),
+                           auroc_interval(chosen.good_scores, bad_scores, seed))
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:
@@ -335,19 +357,33 @@ def describe_good_flagged(estimate: dict) -> str:
     return line
 
 
-def estimate_record(i_auroc: float, pro: float, n_defects: int, n_good: int) -> dict:
-    """The estimate as stored in a model file's self-check record (labelled as an estimate)."""
-    return {"image_auroc": round(i_auroc, 4), "aupro_30": round(pro, 4),
-            "what": f"estimate from {n_defects} synthetic defects (subtle to gross) on {n_good} held-out good "
-                    "samples, not real defects"}
+def interval_text(estimate: dict, digits: int = 3) -> str:
+    """" (90 % bootstrap interval 0.741–0.902)" for an estimate record that has one, else ""."""
+    interval = estimate.get("image_auroc_interval")
+    if not interval:
+        return ""
+    level = estimate.get("interval_level", INTERVAL_LEVEL)
+    return f" ({100 * level:.0f} % bootstrap interval {interval[0]:.{digits}f}–{interval[1]:.{digits}f})"
+
+
+def estimate_record(i_auroc: float, pro: float, n_defects: int, n_good: int,
+                    interval: tuple[float, float] | None = None) -> dict:
+    """The estimate as stored in a model file's self-check record (labelled as an estimate), with
+    the I-AUROC's bootstrap interval (:func:`auroc_interval`) when given."""
+    record = {"image_auroc": round(i_auroc, 4), "aupro_30": round(pro, 4),
+              "what": f"estimate from {n_defects} synthetic defects (subtle to gross) on {n_good} held-out good "
+                      "samples, not real defects"}
+    if interval is not None and np.all(np.isfinite(interval)):
+        record["image_auroc_interval"] = [round(interval[0], 4), round(interval[1], 4)]
+        record["interval_level"] = INTERVAL_LEVEL
+    return record
 
 
 def summary(check: SelfCheck) -> dict:
     """JSON-able record for the model file and ``lsfa info``."""
     chosen, candidates, n_good = check.chosen, check.candidates, check.n_good
-    i_auroc, pro, n_defects = check.estimate or (chosen.image_auroc, chosen.aupro, len(check.masks))
     return {
-        "estimate": estimate_record(i_auroc, pro, n_defects, n_good),
+        "estimate": dict(check.estimate or estimate_record(chosen.image_auroc, chosen.aupro, len(check.masks), n_good)),
         "variant": chosen.variant,
         **({} if check.adapted_wins is None else {"adapted_wins_share": round(check.adapted_wins, 3)}),
         "fusion": chosen.fusion_name,
@@ -361,4 +397,4 @@ def summary(check: SelfCheck) -> dict:
 
 
 __all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
-           "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "pooled_estimate", "estimate_record", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]
+           "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "pooled_estimate", "estimate_record", "auroc_interval", "interval_text", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

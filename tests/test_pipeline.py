@@ -42,6 +42,8 @@ def test_fit_produces_calibrated_multimodal_model(model):
     # the estimate pools the subtle synthetic defects with one from subtle to gross per good sample
     n_defects = (PSEUDO_PER_SAMPLE + WIDE_PER_SAMPLE) * model.info["n_calibration"]
     assert check["estimate"]["what"].startswith(f"estimate from {n_defects} synthetic defects")
+    low, high = check["estimate"]["image_auroc_interval"]
+    assert low <= check["estimate"]["image_auroc"] <= high  # its bootstrap interval
     assert "synthetic defects" in model.thresholds.source
     assert model.info["n_train"] == 12 and model.info["calibration"].startswith("validation/good")
     t = model.thresholds

@@ -331,3 +331,31 @@ def test_pooled_estimate_counts_every_defect_set():
     i_hard, _ = pooled_estimate(good, hard, maps, maps[:2], masks)
     i_both, _ = pooled_estimate(good, np.r_[hard, easy], maps, maps, masks * 2)
     assert i_hard == pytest.approx(0.5) and i_both == pytest.approx(0.75)
+
+
+def test_the_estimates_interval_narrows_with_more_samples_and_brackets_the_estimate():
+    """The bootstrap interval of the synthetic-defect I-AUROC contains the estimate, is seeded,
+    and is narrower with four times as many samples drawn from the same score distributions."""
+    from core.self_check import auroc_interval
+
+    rng = np.random.default_rng(5)
+    few_good, few_bad = rng.normal(0, 1, 10), rng.normal(1.2, 1, 40)
+    many_good, many_bad = rng.normal(0, 1, 40), rng.normal(1.2, 1, 160)
+    low, high = auroc_interval(few_good, few_bad, seed=0)
+    estimate = roc_auc_score(np.r_[np.zeros(10), np.ones(40)], np.r_[few_good, few_bad])
+    assert low <= estimate <= high and 0.0 <= low < high <= 1.0
+    assert auroc_interval(few_good, few_bad, seed=0) == (low, high)
+    m_low, m_high = auroc_interval(many_good, many_bad, seed=0)
+    assert m_high - m_low < 0.75 * (high - low)
+    # perfectly separated scores: every resample is 1.0
+    assert auroc_interval(np.zeros(5), np.ones(7), seed=1) == (1.0, 1.0)
+
+
+def test_estimate_record_carries_the_interval_and_its_text():
+    from core.self_check import estimate_record, interval_text
+
+    record = estimate_record(0.8312, 0.9, 40, 10, (0.7123, 0.9234))
+    assert record["image_auroc_interval"] == [0.7123, 0.9234] and record["interval_level"] == 0.9
+    assert interval_text(record) == " (90 % bootstrap interval 0.712–0.923)"
+    assert "image_auroc_interval" not in estimate_record(0.8, 0.9, 40, 10)
+    assert interval_text(estimate_record(0.8, 0.9, 40, 10)) == ""

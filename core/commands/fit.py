@@ -185,10 +185,11 @@ def run(args) -> int:
         print(f"region of interest: {args.roi} ({100 * inspected_share(model.roi):.1f} % of the image inspected)")
     check = model.info.get("self_check")
     if check:
-        from core.self_check import ADAPT_CONFIDENCE
+        from core.self_check import ADAPT_CONFIDENCE, interval_text
 
         est = check["estimate"]
-        print(f"self-check ESTIMATE on synthetic defects (not real ones): I-AUROC {est['image_auroc']:.3f}, "
+        print(f"self-check ESTIMATE on synthetic defects (not real ones): I-AUROC {est['image_auroc']:.3f}"
+              f"{interval_text(est)}, "
               f"AUPRO@0.3 {est['aupro_30']:.3f}; kept {check['variant']} features"
               + (f" (adapted better in {check['adapted_wins_share']:.0%} of bootstrap resamples of the synthetic "
                  f"defects; {ADAPT_CONFIDENCE:.0%} needed)" if check.get("adapted_wins_share") is not None else "")

@@ -133,12 +133,13 @@ def format_model(summary: dict) -> str:
                          + SearchChoice.from_dict(entry).describe())
     check = summary.get("self_check")
     if check:
+        from core.self_check import describe_good_flagged, interval_text
+
         est = check["estimate"]
         lines.append(
-            f"self-check ESTIMATE (synthetic defects, not real ones): I-AUROC {est['image_auroc']:.3f}, "
-            f"AUPRO@0.3 {est['aupro_30']:.3f} — {est['what']}"
+            f"self-check ESTIMATE (synthetic defects, not real ones): I-AUROC {est['image_auroc']:.3f}"
+            f"{interval_text(est)}, AUPRO@0.3 {est['aupro_30']:.3f} — {est['what']}"
         )
-        from core.self_check import describe_good_flagged
 
         flagged = describe_good_flagged(est)
         if flagged:

@@ -8,6 +8,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from core.self_check import interval_text
 from core.thresholds import confusion_rates, threshold_warnings
 from lsfa_gui.state import InspectionState
 from lsfa_gui.widgets import result_refresh
@@ -154,8 +155,8 @@ class MetricsPanel(QWidget):
         if not est:
             self.estimate.setText("")
             return
-        text = (f"Estimate from synthetic defects (not real ones): I-AUROC {est['image_auroc']:.2f} · "
-                f"AUPRO@0.3 {est['aupro_30']:.2f}")
+        text = (f"Estimate from synthetic defects (not real ones): I-AUROC {est['image_auroc']:.2f}"
+                f"{interval_text(est, 2)} · AUPRO@0.3 {est['aupro_30']:.2f}")
         if est.get("n_good"):
             text += f" · held-out good parts flagged at the fitted threshold: {est['good_flagged']} of {est['n_good']}"
         self.estimate.setText(text)
