@@ -145,8 +145,8 @@ def print_table(results: list[dict]) -> None:
             if all((r.get(m) or {}).get("I") is not None for m in ("rgb", "xyz")) and r["fused"]["I"] is not None
         ]
         est = [abs(r["estimate"]["image_auroc"] - r["fused"]["I"]) for r in rows if r.get("estimate") and r["fused"]["I"] is not None]
-        covered = [lo <= r["fused"]["I"] <= hi for r in rows if r.get("estimate") and r["fused"]["I"] is not None
-                   for lo, hi in [r["estimate"].get("image_auroc_interval") or (None, None)] if lo is not None]
+        intervals = [((r.get("estimate") or {}).get("image_auroc_interval"), r["fused"]["I"]) for r in rows]
+        covered = [interval[0] <= real <= interval[1] for interval, real in intervals if interval and real is not None]
         f1 = [r["f1_at_seeded"] / r["f1_best"] for r in rows if r.get("f1_best")]
         share = [r["self_check_s"] / r["fit_s"] for r in rows if r.get("self_check_s") and r["fit_s"]]
         fr = [r["good_flagged_test"] for r in rows if r.get("good_flagged_test") is not None]

@@ -88,17 +88,14 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         pseudo = make_pseudo_defects(good, model.modalities, self_check.PSEUDO_PER_SAMPLE, rng)
         masks = [s.mask for s in pseudo]
         bad_img, bad_maps = _score_in_batches(model, pseudo, p, "Scoring synthetic defects")
-        check = self_check.Candidate("ensemble", "largest of the members", None,
-                                     *self_check.pooled_estimate(good_img, bad_img, good_maps, bad_maps, masks),
+        # the members made the choices; these scores seed the ensemble's thresholds (no metrics of their own)
+        check = self_check.Candidate("ensemble", "largest of the members", None, float("nan"), float("nan"),
                                      good_img, bad_img, good_maps, bad_maps)
         extra = self_check.estimate_defects(good, model.modalities, cfg.seed + 1)
         extra_img, extra_maps = _score_in_batches(model, extra, p, "Scoring synthetic defects for the estimate")
-        extra_masks = [s.mask for s in extra]
-        pooled_bad = np.r_[bad_img, extra_img]
-        estimate = self_check.estimate_record(
-            *self_check.pooled_estimate(good_img, pooled_bad, good_maps, list(bad_maps) + list(extra_maps),
-                                        masks + extra_masks),
-            len(pooled_bad), len(good_img), self_check.auroc_interval(good_img, pooled_bad, cfg.seed))
+        estimate = self_check.pooled_estimate(good_img, np.r_[bad_img, extra_img], good_maps,
+                                              list(bad_maps) + list(extra_maps), masks + [s.mask for s in extra],
+                                              cfg.seed)
         image_thr, _ = self_check.seeded_thresholds(check, masks, pixel=False)
         pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
         how = (f"best F1 on {len(masks)} synthetic defects vs {source}, scored by the {model.describe_members()} "

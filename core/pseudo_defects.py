@@ -59,7 +59,6 @@ SUBTLE = Severity(stain_radius=(4, 10), stain_alpha=(0.15, 0.6), cutpaste_side=(
 WIDE = Severity(stain_radius=(4, 20), stain_alpha=(0.15, 0.9), cutpaste_side=(8, 40),
                 scratch_length=(15, 80), scratch_shade=(30, 150), bump_sigma=(2, 12),
                 bump_depth_m=(0.1e-3, 4e-3), hole_radius=(3, 14))
-SEVERITIES = {"subtle": SUBTLE, "wide": WIDE}
 
 RGB_TYPES = ("stain", "cutpaste", "scratch")
 XYZ_TYPES = ("dent", "bump")
@@ -231,4 +230,4 @@ def make_pseudo_defects(samples: list[Sample], modalities, per_sample: int, rng:
     return out
 
 
-__all__ = ["add_defect", "make_pseudo_defects", "Severity", "SUBTLE", "WIDE", "SEVERITIES", "types_for", "object_mask", "RGB_TYPES", "XYZ_TYPES", "BOTH_TYPES"]
+__all__ = ["add_defect", "make_pseudo_defects", "Severity", "SUBTLE", "WIDE", "types_for", "object_mask", "RGB_TYPES", "XYZ_TYPES", "BOTH_TYPES"]

@@ -64,9 +64,9 @@ class SelfCheck:
     candidates: list
     masks: list  # pseudo-defect masks (S, S) bool, in the order of the pseudo scores
     n_good: int
+    estimate: dict  # the estimate record of chosen_estimate
     calibration: dict = field(default_factory=dict)  # {variant: (scores, maps)} of the good samples
     adapted_wins: float | None = None  # adapted_wins_share, when both variants were compared
-    estimate: dict | None = None  # the estimate record of chosen_estimate
 
 
 @dataclass
@@ -245,7 +245,7 @@ def run_self_check(
         chosen, wins = choose_variant(chosen, best_per_variant[names[1]], seed)
     estimate = chosen_estimate(variants[chosen.variant], chosen, masks, calib, calibration[chosen.variant][1], seed, p)
     p.update("Self-check on synthetic defects", len(variants), len(variants))
-    return SelfCheck(chosen, all_candidates, masks, len(calib), calibration, wins, estimate)
+    return SelfCheck(chosen, all_candidates, masks, len(calib), estimate, calibration, wins)
 
 
 def estimate_defects(calib: list[Sample], modalities, seed: int) -> list[Sample]:
@@ -256,15 +256,17 @@ def estimate_defects(calib: list[Sample], modalities, seed: int) -> list[Sample]
     return make_pseudo_defects(calib, modalities, WIDE_PER_SAMPLE, np.random.default_rng(seed + 15485863), WIDE)
 
 
-def pooled_estimate(good_scores, bad_scores, good_maps, bad_maps, bad_masks) -> tuple[float, float]:
-    """(I-AUROC, AUPRO@0.3) of synthetic defects (``bad_*``, every set pooled) against held-out good
-    samples (``good_*``), on image scores and maps in the same units."""
+def pooled_estimate(good_scores, bad_scores, good_maps, bad_maps, bad_masks, seed: int) -> dict:
+    """The estimate record (:func:`estimate_record`: I-AUROC with its bootstrap interval, AUPRO@0.3)
+    of synthetic defects (``bad_*``, every set pooled) against held-out good samples (``good_*``),
+    on image scores and maps in the same units."""
     from core.metrics import aupro, image_auroc
 
     labels = np.r_[np.zeros(len(good_scores), bool), np.ones(len(bad_scores), bool)]
     masks = [np.zeros(m.shape, bool) for m in good_maps] + list(bad_masks)
-    return (float(image_auroc(labels, np.r_[good_scores, bad_scores])),
-            float(aupro(masks, list(good_maps) + list(bad_maps), 0.3, 100)))
+    return estimate_record(float(image_auroc(labels, np.r_[good_scores, bad_scores])),
+                           float(aupro(masks, list(good_maps) + list(bad_maps), 0.3, 100)),
+                           len(bad_scores), len(good_scores), auroc_interval(good_scores, bad_scores, seed))
 
 
 def chosen_estimate(model, chosen: Candidate, masks: list[np.ndarray], calib: list[Sample], good_maps: dict,
@@ -277,11 +279,8 @@ def chosen_estimate(model, chosen: Candidate, masks: list[np.ndarray], calib: li
     bad = model.modality_maps_batched(extra, progress, "Self-check: synthetic defects for the estimate")[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
     _, extra_img, _, extra_maps, _, _ = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra])
-    bad_scores = np.r_[chosen.pseudo_scores, extra_img]
-    i_auroc, pro = pooled_estimate(chosen.good_scores, bad_scores, chosen.good_maps,
-                                   list(chosen.pseudo_maps) + list(extra_maps), list(masks) + [s.mask for s in extra])
-    return estimate_record(i_auroc, pro, len(bad_scores), len(chosen.good_scores),
-                           auroc_interval(chosen.good_scores, bad_scores, seed))
+    return pooled_estimate(chosen.good_scores, np.r_[chosen.pseudo_scores, extra_img], chosen.good_maps,
+                           list(chosen.pseudo_maps) + list(extra_maps), list(masks) + [s.mask for s in extra], seed)
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:
@@ -381,9 +380,9 @@ def estimate_record(i_auroc: float, pro: float, n_defects: int, n_good: int,
 
 def summary(check: SelfCheck) -> dict:
     """JSON-able record for the model file and ``lsfa info``."""
-    chosen, candidates, n_good = check.chosen, check.candidates, check.n_good
+    chosen, candidates = check.chosen, check.candidates
     return {
-        "estimate": dict(check.estimate or estimate_record(chosen.image_auroc, chosen.aupro, len(check.masks), n_good)),
+        "estimate": dict(check.estimate),  # a copy: the fit adds the held-out good parts flagged
         "variant": chosen.variant,
         **({} if check.adapted_wins is None else {"adapted_wins_share": round(check.adapted_wins, 3)}),
         "fusion": chosen.fusion_name,

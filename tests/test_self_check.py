@@ -328,9 +328,12 @@ def test_pooled_estimate_counts_every_defect_set():
     hard, easy = np.array([2.5, 2.5]), np.array([9.0, 9.0])
     maps = [np.zeros((8, 8), np.float32)] * 4
     masks = [np.eye(8, dtype=bool)] * 2
-    i_hard, _ = pooled_estimate(good, hard, maps, maps[:2], masks)
-    i_both, _ = pooled_estimate(good, np.r_[hard, easy], maps, maps, masks * 2)
-    assert i_hard == pytest.approx(0.5) and i_both == pytest.approx(0.75)
+    hard_only = pooled_estimate(good, hard, maps, maps[:2], masks, seed=0)
+    both = pooled_estimate(good, np.r_[hard, easy], maps, maps, masks * 2, seed=0)
+    assert hard_only["image_auroc"] == pytest.approx(0.5) and both["image_auroc"] == pytest.approx(0.75)
+    assert both["what"].startswith("estimate from 4 synthetic defects") and "on 4 held-out good" in both["what"]
+    low, high = both["image_auroc_interval"]
+    assert low <= 0.75 <= high
 
 
 def test_the_estimates_interval_narrows_with_more_samples_and_brackets_the_estimate():
