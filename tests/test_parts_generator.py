@@ -177,3 +177,20 @@ def test_cancel_leaves_nothing(tmp_path):
         generate_parts_dataset(tmp_path / "c", categories=["gear"], size=64, n_train=4, n_validation=0,
                                n_test_good=0, n_test_per_defect=0, progress=progress)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_camera_distance_shows_the_part_smaller(tmp_path):
+    near = render_parts_sample("gear", 2, "test", "dent", 0, SIZE)
+    far = render_parts_sample("gear", 2, "test", "dent", 0, SIZE, camera_distance=2.0)
+    assert 0.15 < far.part.mean() / near.part.mean() < 0.4  # about a quarter of the area
+    assert far.info["view"]["distance_mm"] == pytest.approx(2 * near.info["view"]["distance_mm"], abs=0.01)
+    valid = np.any(far.xyz != 0, axis=2)
+    assert np.median(far.xyz[valid][:, 2]) > 1.8 * np.median(near.xyz[np.any(near.xyz != 0, axis=2)][:, 2])
+    with pytest.raises(UserError, match="camera_distance"):
+        render_parts_sample("gear", 2, "test", "good", 0, SIZE, camera_distance=0.1)
+    kw = dict(categories=["tile"], size=64, n_train=1, n_validation=0, n_test_good=0, n_test_per_defect=1,
+              defect_types=["dent"])
+    out = generate_parts_dataset(tmp_path / "far", camera_distance=2.0, **kw)
+    assert json.loads((out / MARKER_NAME).read_text())["camera_distance"] == 2.0
+    plain = generate_parts_dataset(tmp_path / "plain", **kw)
+    assert "camera_distance" not in json.loads((plain / MARKER_NAME).read_text())  # older sets still match

@@ -639,8 +639,9 @@ class _View:
     b0: np.ndarray
 
 
-def _view(rng: np.random.Generator, size: int, part: _Part, hmax: float) -> tuple[_View, dict]:
-    dist = rng.uniform(390.0, 420.0)
+def _view(rng: np.random.Generator, size: int, part: _Part, hmax: float,
+          distance_scale: float = 1.0) -> tuple[_View, dict]:
+    dist = rng.uniform(390.0, 420.0) * distance_scale
     tilt = np.deg2rad(rng.uniform(0.3, 3.0))
     az = rng.uniform(0, 2 * np.pi)
     n = np.array([np.sin(tilt) * np.cos(az), np.sin(tilt) * np.sin(az), np.cos(tilt)])
@@ -1010,13 +1011,18 @@ def render_parts_sample(
     index: int = 0,
     size: int = 400,
     with_nodefect: bool = False,
+    camera_distance: float = 1.0,
 ) -> PartsSample:
     """Render one sample of the parts family (deterministic in all arguments).
 
     label: "good" or a defect type of ``PARTS_DEFECT_TYPES``. with_nodefect: also fill
     ``rgb_nodefect`` for colour defects (for dents, bumps and good samples it is ``rgb``;
-    otherwise None unless asked for).
+    otherwise None unless asked for). camera_distance: the camera's distance from the table as a
+    multiple of the usual 390–420 mm (2: the part half as wide in the frame, every pixel twice as
+    wide on the part, the range noise as the sensor model gives it at that distance).
     """
+    if not (isinstance(camera_distance, (int, float)) and 0.5 <= camera_distance <= 4):
+        raise UserError(f"camera_distance must be a number in 0.5..4, got {camera_distance!r}")
     if category not in _BUILDERS:
         raise UserError(f"unknown parts category {category!r} (known: {', '.join(PARTS_CATEGORIES)})")
     if label != "good" and label not in PARTS_DEFECT_TYPES:
@@ -1024,7 +1030,7 @@ def render_parts_sample(
     size = int(size)
     ss = _sample_rng(seed, category, split, label, index)
     r_part, r_view, r_light, r_table, r_defect, r_cam, r_sensor = (np.random.default_rng(s) for s in ss.spawn(7))
-    pitch = 405.0 / FOCAL_PER_PIXEL / size  # approximate pixel pitch on the table (mm)
+    pitch = 405.0 * camera_distance / FOCAL_PER_PIXEL / size  # approximate pixel pitch on the table (mm)
     clean = _BUILDERS[category](r_part, pitch / 1.25)
     part, window = clean, None
     info: dict = {"category": category, "split": split, "label": label, "index": int(index), "seed": int(seed)}
@@ -1032,7 +1038,7 @@ def render_parts_sample(
         part, dinfo, window = _apply_defect(r_defect, clean, label)
         info["defect"] = dinfo
     hmax = float(max(clean.height.max(), part.height.max())) + 0.05
-    view, vinfo = _view(r_view, size, clean, hmax)
+    view, vinfo = _view(r_view, size, clean, hmax, camera_distance)
     lights, linfo = _lights(r_light)
     table = _table_albedo(r_table, view)
     cam = _camera(r_cam, size)
@@ -1129,8 +1135,10 @@ def generate_parts_dataset(
     defect_types=None,
     progress: Progress | None = None,
     force: bool = False,
+    camera_distance: float = 1.0,
 ) -> Path:
-    """Write a parts dataset in the MVTec 3D-AD layout to ``out_dir`` and return its path.
+    """Write a parts dataset in the MVTec 3D-AD layout to ``out_dir`` and return its path
+    (``camera_distance``: see :func:`render_parts_sample`).
 
     The folder is built beside ``out_dir`` and renamed into place at the end, with
     ``.lsfa_parts.json`` holding the parameters. An existing parts dataset with the same
@@ -1148,6 +1156,8 @@ def generate_parts_dataset(
     if int(size) != size or not 32 <= size <= 4096:
         raise UserError(f"size must be a whole number of pixels in 32..4096, got {size!r}")
     params = _params(seed, cats, size, n_train, n_validation, n_test_good, n_test_per_defect, defects)
+    if camera_distance != 1.0:  # recorded only when set, so datasets made before it still match
+        params["camera_distance"] = float(camera_distance)
     out = Path(out_dir).expanduser().absolute()
     existing = None
     if out.exists():
@@ -1187,7 +1197,7 @@ def generate_parts_dataset(
         stage = "Generating parts data"
         for n, (cat, split, label, i) in enumerate(jobs):
             p.update(stage, n, len(jobs), f"{cat}/{split}/{label}/{i}")
-            sample = render_parts_sample(cat, seed, split, label, i, size)
+            sample = render_parts_sample(cat, seed, split, label, i, size, camera_distance=camera_distance)
             name = str(i).zfill(widths[(cat, split, label)])
             _write_sample(tmp / cat / split / label, name, sample, with_gt=split == "test")
         p.update(stage, len(jobs), len(jobs))
