@@ -50,9 +50,12 @@ DEMO_SETS = {  # seed -> demo generator variation factors
 PARTS_SEED = 901
 
 
-def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED) -> list[tuple[str, str, Path, str]]:
+def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
+             parts_distance: float = 1.0) -> list[tuple[str, str, Path, str]]:
     """(group, name, root, category) rows; generates synthetic data that is missing. ``parts_seed``:
-    the confirmation group's seed (another seed gives a fresh, never-seen confirmation set)."""
+    the confirmation group's seed (another seed gives a fresh, never-seen confirmation set);
+    ``parts_distance``: its camera distance as a multiple of the usual (2: parts half as wide in
+    the frame)."""
     rows = []
     if group in ("tuning", "all"):
         from core.demo import DEMO_CATEGORIES, generate_demo_dataset
@@ -70,9 +73,10 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED) -> list[t
     if group in ("confirmation", "all"):
         from core.data.parts import PARTS_CATEGORIES, generate_parts_dataset
 
-        root = data_dir / f"parts_{parts_seed}"
-        generate_parts_dataset(root, seed=parts_seed, size=400, **COUNTS)
-        name = "parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}"
+        far = "" if parts_distance == 1.0 else f"_far{parts_distance:g}"
+        root = data_dir / f"parts_{parts_seed}{far}"
+        generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance, **COUNTS)
+        name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + far.replace("_", "-")
         rows += [("confirmation", name, root, c) for c in PARTS_CATEGORIES]
     return rows
 
@@ -108,9 +112,12 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
             # the single-modality detector: the same image-score rule on this modality's own map
             finest = getattr(model, "members", [model])[-1]  # an ensemble's per-modality maps: its finest member's
             own = finest._map_image_scores(np.stack([r.modality_maps[m] for r in labelled]))
+            # on the whole image's grid, as the fused AUPRO (core.pipeline.metrics_for)
+            frames = [r.grid.to_whole_frame(r.modality_maps[m], r.mask) if r.grid is not None
+                      else (r.modality_maps[m], r.mask) for r in with_masks]
             row[m] = {
                 "I": image_auroc(labels, own),
-                "PRO": aupro([r.mask for r in with_masks], [r.modality_maps[m] for r in with_masks], 0.3, 100),
+                "PRO": aupro([mask for _, mask in frames], [amap for amap, _ in frames], 0.3, 100),
             }
     return row
 
@@ -195,10 +202,13 @@ def main() -> None:
     ap.add_argument("--parts-seed", type=int, default=PARTS_SEED,
                     help=f"seed of the confirmation group's parts (default {PARTS_SEED}); a new seed is a fresh "
                          "confirmation set for a decision whose seed-901 numbers were already seen")
+    ap.add_argument("--parts-distance", type=float, default=1.0,
+                    help="the confirmation parts' camera distance as a multiple of the usual 390-420 mm "
+                         "(2: each part half as wide in the frame, as a wider view of a line shows it)")
     args = ap.parse_args()
     overrides = {**(PRESETS[args.preset] if args.preset else {}), **parse_overrides(args.set)}
     config = FitConfig(**overrides)
-    rows = datasets(args.group, args.data, args.parts_seed)
+    rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance)
     if args.only:
         rows = select(rows, args.only, ap)
     results = []

@@ -29,7 +29,7 @@ PRESETS = {
 
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
-STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False}
+STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -127,6 +127,11 @@ class FitConfig:
         "and the map the largest of their maps (core.ensemble; the accurate preset: [[320, 40, 5.7]])",
         factory=list)
     preprocess: bool = _setting(True, "background-plane removal + largest cluster + square padding")
+    object_crop: bool = _setting(
+        True, "crop each image to a square around the part before resizing it to the model grid, the "
+        "square's size fixed by the training parts (at least the grid, so nothing is enlarged): a part "
+        "that fills a third of the frame fills the grid; needs point clouds, RGB-only data is not "
+        "cropped (core.object_frame; docs/evaluation.md; model files written before do not crop)")
     blur_sigma: float = _setting(4.0, "Gaussian blur of the upsampled anomaly map, pixels at the image size")
     seed: int = _setting(0, "random seed (coreset, calibration hold-out, adaptation, synthetic defects)")
     batch_size: int = _setting(8, "samples per feature-extraction batch (not the adaptor's training batch)")

@@ -32,10 +32,12 @@ def fit_ensemble(
     p = ensure(progress)
     t0 = time.perf_counter()
     configs = config.member_configs()
+    largest = max(c.image_size for c in configs)  # the members share one crop around the part
     members = []
     for i, cfg in enumerate(configs):
         prefix = f"Model {i + 1} of {len(configs)} ({cfg.image_size} px)"
-        members.append(fit_model(dataset_root, category, cfg, p.prefixed(prefix), xyz_units, roi, roi_source))
+        members.append(fit_model(dataset_root, category, cfg, p.prefixed(prefix), xyz_units, roi, roi_source,
+                                 frame_min_side=largest))
     model = calibrate_ensemble(EnsembleModel(config, members, Thresholds(0.0, 0.0), (0.0, 1.0)),
                                dataset_root, category, p.prefixed("Ensemble"), xyz_units)
     model.set_roi(members[0].roi, roi_source)
@@ -80,7 +82,8 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
     train_refs, val_refs, source = split_calibration(ds, category, fine.config)
     refs = val_refs or train_refs
     good = load_prepared(refs, fine.config, p, "Loading calibration samples", xyz_units, None,
-                         first.info.get("xyz_spacing_m"), roi=fine.roi, roi_source=fine.roi_source)
+                         first.info.get("xyz_spacing_m"), roi=fine.roi, roi_source=fine.roi_source,
+                         frame=fine.object_frame)
     good_img, good_maps = _score_in_batches(model, good, p, "Scoring held-out good samples")
     check = None
     if cfg.self_check and len(val_refs) >= MIN_CALIBRATION:

@@ -29,12 +29,14 @@ def load_prepared(
     refs, config: FitConfig, progress: Progress | None, stage: str,
     xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
     sizes: list | None = None, roi: np.ndarray | None = None, roi_source: str = "region of interest",
+    frame=None,
 ) -> list[Sample]:
     """Load SampleRefs (xyz converted from ``xyz_units`` to metres, point spacing checked
     against ``train_spacing`` or, without one, against metres; each measured spacing is
     appended to ``spacings`` as (file, spacing), each grid's (height, width) in pixels to ``sizes``)
     and bring them to the model grid, with progress. ``roi`` (original pixels, from ``roi_source``)
-    rides on each sample to the grid (core.roi.attach_roi; UserError on a size mismatch)."""
+    rides on each sample to the grid (core.roi.attach_roi; UserError on a size mismatch).
+    ``frame``: the model's crop around the part (core.object_frame), None for the whole image."""
     from core.data.units import apply_units, check_sample_spacing, point_spacing
     from core.prepare import prepare_sample
     from core.roi import attach_roi
@@ -52,9 +54,36 @@ def load_prepared(
         if sizes is not None and grid is not None:
             sizes.append(grid.shape[:2])
         sample = attach_roi(sample, roi, roi_source)
-        out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path()))
+        out.append(prepare_sample(sample, config.image_size, config.preprocess, config.cache_path(), frame))
     p.update(stage, len(refs), len(refs))
     return out
+
+
+def part_frame(refs, config: FitConfig, progress: Progress | None, xyz_units: str | None = None,
+               min_side: int | None = None):
+    """The model's crop around the part (core.object_frame.ObjectFrame) from the extents of the
+    training parts ``refs`` after preprocessing, at least ``min_side`` (default the model grid)
+    pixels; None (the whole image) when ``config.object_crop`` is off, the model will not score
+    point clouds (only they locate the part) or the square would be no smaller than the images."""
+    from core.data.units import apply_units
+    from core.object_frame import frame_for
+    from core.prepare import part_extent_px
+
+    wanted = config.requested_modalities()
+    if (not config.object_crop or not refs or (wanted is not None and "xyz" not in wanted)
+            or not all("xyz" in r.modalities for r in refs)):
+        return None
+    p = ensure(progress)
+    stage = "Measuring the parts"
+    radii, sides = [], []
+    for i, ref in enumerate(refs):
+        p.update(stage, i, len(refs), ref.name)
+        radius, side = part_extent_px(apply_units(ref.load(), xyz_units), config.preprocess, config.cache_path())
+        radii.append(radius)
+        sides.append(side)
+    p.update(stage, len(refs), len(refs))
+    frame = frame_for(radii, max(config.image_size, min_side or 0))
+    return None if frame is None or frame.side_px >= max(sides) else frame  # None: it would crop nothing
 
 
 def split_calibration(ds, category: str, config: FitConfig):
@@ -135,13 +164,15 @@ def fit_model(
     xyz_units: str | None = None,
     roi: np.ndarray | None = None,
     roi_source: str = "region of interest",
+    frame_min_side: int | None = None,
 ) -> Model:
     """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
     ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres); stored
     as ``info["xyz_units"]``, the default unit for scoring with the model.
     ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
     messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
-    memory banks hold every patch)."""
+    memory banks hold every patch). ``frame_min_side``: the crop around the part is at least
+    this many pixels (an ensemble's largest grid, so its members share one crop)."""
     from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
@@ -163,8 +194,9 @@ def fit_model(
 
     spacings: list = []
     sizes: list = []
+    frame = part_frame(train_refs, config, p, xyz_units, frame_min_side)
     train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes,
-                          roi=roi, roi_source=roi_source)
+                          roi=roi, roi_source=roi_source, frame=frame)
     train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None
     modalities = choose_modalities(config, train, where)
     extractors = create_extractors(config, modalities)
@@ -194,7 +226,7 @@ def fit_model(
     regions = scoring_regions(fg, config.grid, modalities)
 
     calib = (load_prepared(val_refs, config, p, "Loading calibration samples", xyz_units, None, train_spacing,
-                           roi=roi, roi_source=roi_source)
+                           roi=roi, roi_source=roi_source, frame=frame)
              if val_refs else train)
     check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
     variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
@@ -218,8 +250,10 @@ def fit_model(
             banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
             if config.patch_distance == "relative":
                 banks[m].spread()  # part of building the bank (one exact search of it against itself)
-        return Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
-                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
+        out = Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
+                    Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
+        out.object_frame = frame
+        return out
 
     variants = {name: build_model(name) for name in variant_adapters}
     # Frozen features of the calibration samples, extracted once: the search check, the self-check
@@ -309,6 +343,7 @@ def fit_model(
         "xyz_spacing_m": train_spacing,
         "xyz_units": xyz_units or "m",
         "image_size": [int(v) for v in np.median(np.asarray(sizes), axis=0)] if sizes else None,
+        "object_frame_px": None if frame is None else frame.side_px,
         "calibration_scores": {"median": float(np.median(fused_img)), "q999": float(np.quantile(fused_img, 0.999))},
         "adaptation_notes": adapt_notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -1,11 +1,13 @@
 """Where the model grid lies on a sample's original image, and maps/masks carried back to it.
 
-:func:`core.prepare.prepare_sample` pads a sample of H×W pixels into a centred square of
-``side`` pixels (``top``/``left`` pixels of padding above/left of the image) and resizes that
-square to the model grid of ``size``×``size`` pixels. :class:`GridMap` records those numbers and
-inverts the two steps: crop the padding and resize back to H×W, bilinear for scores (raw score
-units, unchanged) and nearest for masks. All positions and sizes are in pixels; "original
-pixels" are pixels of the image as read from disk, "model pixels" those of the size×size grid.
+:func:`core.prepare.prepare_sample` pads a sample of H×W pixels into a centred square, crops that
+to the model's square around the part when it has one (core.object_frame), and resizes the
+square to the model grid of ``size``×``size`` pixels. :class:`GridMap` records the square
+(``side`` pixels, the image's pixel (0, 0) at its pixel (``top``, ``left``); negative when the
+square starts inside the image) and inverts the steps: resize back and place on the H×W image,
+bilinear for scores (raw score units, unchanged) and nearest for masks; original pixels outside
+the square get 0. All positions and sizes are in pixels; "original pixels" are pixels of the
+image as read from disk, "model pixels" those of the size×size grid.
 """
 
 from __future__ import annotations
@@ -19,19 +21,20 @@ __all__ = ["GridMap"]
 
 @dataclass(frozen=True)
 class GridMap:
-    """The padding + resize of one sample (pixels). Original pixel (row r, column c) sits at
-    padded pixel (r + top, c + left); a padded pixel is ``side / size`` original pixels wide."""
+    """The square + resize of one sample (pixels). Original pixel (row r, column c) sits at
+    square pixel (r + top, c + left); one model pixel is ``side / size`` original pixels wide."""
 
     height: int  # original image rows
     width: int  # original image columns
-    side: int  # the padded square's side (original pixels)
-    top: int  # padding rows above the image
-    left: int  # padding columns left of the image
+    side: int  # the square's side (original pixels)
+    top: int  # rows of the square above the image (padding); negative: the square starts inside it
+    left: int  # columns of the square left of the image; negative likewise
     size: int  # model grid side (model pixels)
 
     @classmethod
     def for_shape(cls, height: int, width: int, size: int, pad_multiple: int = 100) -> "GridMap":
-        """The mapping :func:`core.prepare.prepare_sample` uses for an image of height×width."""
+        """The mapping :func:`core.prepare.prepare_sample` uses for an image of height×width
+        without a crop around the part (the square padding only)."""
         from core.data.preprocess import square_padding
 
         side, top, left = square_padding(int(height), int(width), pad_multiple)
@@ -85,7 +88,24 @@ class GridMap:
         i0, i1, ty = self._axis(r0, r1, self.top)
         j0, j1, tx = self._axis(c0, c1, self.left)
         rows = amap[i0] * (1.0 - ty)[:, None] + amap[i1] * ty[:, None]
-        return rows[:, j0] * (1.0 - tx)[None, :] + rows[:, j1] * tx[None, :]
+        out = rows[:, j0] * (1.0 - tx)[None, :] + rows[:, j1] * tx[None, :]
+        return self._outside_to_zero(out, r0, c0, r1, c1)
+
+    def _inside(self, start: int, stop: int, offset: int) -> np.ndarray:
+        """Which original pixels start..stop-1 along one axis fall inside the square."""
+        pos = np.arange(start, stop) + offset
+        return (pos >= 0) & (pos < self.side)
+
+    def _outside_to_zero(self, arr: np.ndarray, r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
+        """``arr`` (window r0..r1 × c0..c1 of the original image) with 0 where the square does not
+        reach (only a crop around the part leaves such pixels)."""
+        rows, cols = self._inside(r0, r1, self.top), self._inside(c0, c1, self.left)
+        if rows.all() and cols.all():
+            return arr
+        arr = np.array(arr, copy=True)
+        arr[~rows] = 0
+        arr[:, ~cols] = 0
+        return arr
 
     def mask_to_original(self, mask: np.ndarray, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """A size×size(×C) array (a mask, a per-pixel value) carried to the original pixels by
@@ -93,7 +113,7 @@ class GridMap:
         r0, c0, r1, c1 = window or self.full_window()
         rows = self.nearest_model_index(r0, r1, 0)
         cols = self.nearest_model_index(c0, c1, 1)
-        return np.asarray(mask)[rows[:, None], cols[None, :]]
+        return self._outside_to_zero(np.asarray(mask)[rows[:, None], cols[None, :]], r0, c0, r1, c1)
 
     def window_of_model_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) original pixels whose nearest model pixel lies in the model
@@ -106,10 +126,29 @@ class GridMap:
         c1 = int(np.ceil(d * k - self.left - 0.5)) + 1
         return max(0, r0), max(0, c0), min(self.height, max(r1, 0)), min(self.width, max(c1, 0))
 
+    @property
+    def is_crop(self) -> bool:
+        """True when the square is a crop around the part (core.object_frame), not the padding."""
+        from core.data.preprocess import square_padding
+
+        return (self.side, self.top, self.left) != square_padding(self.height, self.width)
+
+    def to_whole_frame(self, amap: np.ndarray, mask: np.ndarray | None = None):
+        """(map, mask) of this grid carried to the grid of the whole padded image at the same size
+        (the frame without a crop), so that pixel metrics cover the same pixels with or without
+        the crop: scores bilinear to the original pixels (0 outside the crop) then nearest to that
+        grid; the mask nearest both ways. Unchanged when this grid is not a crop."""
+        if not self.is_crop:
+            return amap, mask
+        whole = GridMap.for_shape(self.height, self.width, self.size)
+        out = whole.mask_to_model(self.scores_to_original(amap))
+        return out, (None if mask is None else whole.mask_to_model(self.mask_to_original(mask)))
+
     # ------------------------------------------------------------------ original -> model grid
     def mask_to_model(self, mask: np.ndarray) -> np.ndarray:
-        """An H×W(×C) original-pixel array (e.g. a mask) padded with zeros and resized to the model
-        grid by nearest neighbour, exactly as :func:`core.prepare.prepare_sample` does it."""
+        """An H×W(×C) original-pixel array (e.g. a mask) placed on the square (zero padding, or the
+        crop around the part) and resized to the model grid by nearest neighbour, exactly as
+        :func:`core.prepare.prepare_sample` does it."""
         from core.data.preprocess import pad_to_square
         from core.data.resize import resize_nearest
 

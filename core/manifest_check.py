@@ -92,6 +92,7 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
         if section not in ("bank", "adapt") and key != "roi":
             raise ManifestProblem(f"unexpected tensor {key}")
     _check_roi(manifest.get("roi"), tensors.get("roi"))
+    _check_object_frame(manifest)
     _check_outputs(manifest)
     for key in ("fusion_image", "fusion_pixel"):
         _mapping(manifest.get(key), key)
@@ -111,6 +112,19 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     elif has_adapt:
         raise ManifestProblem("adaptor tensors present but no adaptation entry")
     _check_info(manifest)
+
+
+def _check_object_frame(manifest: dict) -> None:
+    """The crop around the part (core.object_frame), when the model has one."""
+    if "object_frame" not in manifest:
+        return
+    from core.object_frame import ObjectFrame
+
+    frame = _mapping(manifest["object_frame"], "object_frame")
+    try:
+        ObjectFrame.from_dict(frame)
+    except (KeyError, ValueError) as exc:
+        raise ManifestProblem(f"object_frame: {exc}") from None
 
 
 def _check_identity(manifest: dict) -> list:
@@ -180,6 +194,7 @@ def check_ensemble_entries(manifest: dict, tensors: dict[str, np.ndarray], max_m
         if key != "roi" and head not in {f"member{i}" for i in range(len(members))}:
             raise ManifestProblem(f"unexpected tensor {key}")
     _check_roi(manifest.get("roi"), tensors.get("roi"))
+    _check_object_frame(manifest)
     _check_outputs(manifest)
     _check_info(manifest)
     return members

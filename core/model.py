@@ -58,6 +58,8 @@ class Model(ScoringLoop):
         # unit of the clouds to score (a load option, not saved); None: the fitted unit
         # (info["xyz_units"]), see core.data.units.scoring_units
         self.xyz_units: str | None = None
+        # the square around the part each image is cropped to (core.object_frame), or None: whole image
+        self.object_frame = None
         # region of interest in original image pixels (core.roi; True = inspected), or None
         self.roi: np.ndarray | None = None
         self.roi_source = "region of interest"  # where it came from, for messages (a file name)
@@ -91,14 +93,15 @@ class Model(ScoringLoop):
         return self.prepare_sizes(sample, (self.config.image_size,))[0]
 
     def prepare_sizes(self, sample: Sample, sizes) -> list[Sample]:
-        """:meth:`prepare` on several grid sizes with this model's preprocessing and ROI, which
-        run once (an ensemble's members share them)."""
+        """:meth:`prepare` on several grid sizes with this model's preprocessing, crop around the
+        part and ROI, which run once (an ensemble's members share them)."""
         from core.prepare import prepare_sample_sizes
         from core.roi import attach_roi
 
         self.check_sample(sample)
         sample = attach_roi(sample, self.roi, self.roi_source)
-        return prepare_sample_sizes(sample, sizes, self.config.preprocess, self.config.cache_path())
+        return prepare_sample_sizes(sample, sizes, self.config.preprocess, self.config.cache_path(),
+                                    self.object_frame)
 
     def scored_tokens(self, prepared: list[Sample], batch_size: int, timings: dict | None = None,
                       progress: Progress | None = None, stage: str = "Extracting features",

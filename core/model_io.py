@@ -37,6 +37,8 @@ def _model_parts(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
     manifest["search"] = {m: bank.search.to_dict() for m, bank in model.banks.items()}
     for level, fusion in (("image", model.image_fusion), ("pixel", model.pixel_fusion)):
         manifest[f"fusion_{level}"] = fusion.state()
+    if model.object_frame is not None:
+        manifest["object_frame"] = model.object_frame.to_dict()
     if model.adapter is not None:
         meta, arrays = model.adapter.state()
         meta["modalities"] = sorted({k.split(".")[0] for k in arrays})
@@ -215,6 +217,10 @@ def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Mo
         config, modalities, extractors, banks, fusion_image, fusion_pixel, thresholds, display_range,
         adapter=adapter, info=info,
     )
+    if "object_frame" in manifest:  # checked by core.manifest_check
+        from core.object_frame import ObjectFrame
+
+        model.object_frame = ObjectFrame.from_dict(manifest["object_frame"])
     if "roi" in tensors:  # checked by core.manifest_check
         model.set_roi(tensors["roi"].astype(bool), f"stored in {path}")
     return model

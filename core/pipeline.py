@@ -74,15 +74,20 @@ class EvalReport:
 
 
 def metrics_for(results: list[SampleResult], modalities=()) -> dict:
-    """I-AUROC, P-AUROC, AUPRO@0.3 (100 thresholds) and per-modality/per-type I-AUROC."""
+    """I-AUROC, P-AUROC, AUPRO@0.3 (100 thresholds; on the grid of the whole padded image, see
+    :meth:`core.grid_map.GridMap.to_whole_frame`) and per-modality/per-type I-AUROC."""
     from core.metrics import aupro, image_auroc, pixel_auroc
 
     labelled = [r for r in results if r.label is not None]
     labels = np.array([r.is_defect for r in labelled], dtype=bool)
     scores = np.array([r.image_score for r in labelled], dtype=np.float64)
     with_masks = [r for r in labelled if r.mask is not None]
-    masks = [r.mask for r in with_masks]
-    maps = [r.anomaly_map for r in with_masks]
+    # pixel metrics on the whole image's grid: with a crop around the part, its maps are carried
+    # there (0 outside the crop), so they cover the same pixels as without it
+    frames = [r.grid.to_whole_frame(r.anomaly_map, r.mask) if r.grid is not None else (r.anomaly_map, r.mask)
+              for r in with_masks]
+    masks = [mask for _, mask in frames]
+    maps = [amap for amap, _ in frames]
     out = {
         "image_auroc": image_auroc(labels, scores) if len(labelled) else None,
         "pixel_auroc": pixel_auroc(masks, maps) if with_masks else None,

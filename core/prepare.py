@@ -1,11 +1,12 @@
 """Bring a loaded sample onto the model grid: preprocessing (background removal, square
-padding) followed by resizing to S×S. Shared by fitting, evaluation, scoring and the GUI."""
+padding), the model's crop around the part (core.object_frame), then resizing to S×S. Shared by fitting, evaluation, scoring and the GUI."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from core.data.sample import Sample
+from core.object_frame import ObjectFrame
 from core.user_cache import user_cache_dir
 
 
@@ -15,39 +16,74 @@ def default_cache_dir() -> Path:
 
 
 def prepare_sample(
-    sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None
+    sample: Sample, size: int, preprocess: bool = True, cache_dir: Path | None = None,
+    frame: ObjectFrame | None = None,
 ) -> Sample:
-    """Preprocess (if asked) and resize to size×size: RGB bicubic, xyz/mask/roi nearest (the
-    ROI takes exactly the mask's path: zero padding, then nearest resizing).
-    ``meta["grid"]`` is the :class:`core.grid_map.GridMap` from the original image to this grid."""
-    return prepare_sample_sizes(sample, (size,), preprocess, cache_dir)[0]
+    """Preprocess (if asked), crop to ``frame`` (the model's square around the part,
+    core.object_frame; None: the whole padded image) and resize to size×size: RGB bicubic,
+    xyz/mask/roi nearest (the ROI takes exactly the mask's path: zero padding, crop, then nearest
+    resizing). ``meta["grid"]`` is the :class:`core.grid_map.GridMap` from the original image to
+    this grid."""
+    return prepare_sample_sizes(sample, (size,), preprocess, cache_dir, frame)[0]
 
 
-def prepare_sample_sizes(
-    sample: Sample, sizes, preprocess: bool = True, cache_dir: Path | None = None
-) -> list[Sample]:
-    """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
-    runs once, then the padded sample is resized to each size."""
+def padded_sample(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
+    """(sample preprocessed (if asked) and zero-padded to a square, its side, top, left), pixels."""
     from dataclasses import replace
 
     from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
+
+    if preprocess:
+        sample = run_preprocess(sample, cache_dir=cache_dir)
+        pad = sample.meta["preprocess"]["pad"]
+        return sample, pad["side"], pad["top"], pad["left"]
+    side, top, left = square_padding(*sample.shape)
+    return replace(
+        sample,
+        rgb=pad_to_square(sample.rgb, side, top, left),
+        xyz=pad_to_square(sample.xyz, side, top, left),
+        mask=pad_to_square(sample.mask, side, top, left),
+        roi=pad_to_square(sample.roi, side, top, left),
+    ), side, top, left
+
+
+def part_extent_px(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
+    """(radius, square side) in original pixels after preprocessing and padding: the part's
+    extent, the largest distance from its foreground's centroid to a foreground point
+    (core.object_frame.part_extent; None without a cloud or foreground), and the padded square's side."""
+    from core.object_frame import part_extent
+
+    padded, side, _, _ = padded_sample(sample, preprocess, cache_dir)
+    extent = None if padded.xyz is None else part_extent(padded.xyz)
+    return (None if extent is None else extent[2]), side
+
+
+def prepare_sample_sizes(
+    sample: Sample, sizes, preprocess: bool = True, cache_dir: Path | None = None,
+    frame: ObjectFrame | None = None,
+) -> list[Sample]:
+    """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
+    and the crop run once, then the square is resized to each size."""
+    from dataclasses import replace
+
+    from core.data.preprocess import pad_to_square
     from core.data.resize import resize_sample
     from core.grid_map import GridMap
 
     height, width = sample.shape
-    if preprocess:
-        sample = run_preprocess(sample, cache_dir=cache_dir)
-        pad = sample.meta["preprocess"]["pad"]
-        side, top, left = pad["side"], pad["top"], pad["left"]
-    else:
-        side, top, left = square_padding(height, width)
+    sample, side, top, left = padded_sample(sample, preprocess, cache_dir)
+    window = None if frame is None else frame.window(sample.xyz, side)
+    if window is not None:
+        t0, l0 = window
+        side = frame.side_px
         sample = replace(
             sample,
-            rgb=pad_to_square(sample.rgb, side, top, left),
-            xyz=pad_to_square(sample.xyz, side, top, left),
-            mask=pad_to_square(sample.mask, side, top, left),
-            roi=pad_to_square(sample.roi, side, top, left),
+            rgb=pad_to_square(sample.rgb, side, -t0, -l0),
+            xyz=pad_to_square(sample.xyz, side, -t0, -l0),
+            mask=pad_to_square(sample.mask, side, -t0, -l0),
+            roi=pad_to_square(sample.roi, side, -t0, -l0),
         )
+        top, left = top - t0, left - l0
     out = []
     for size in sizes:
         resized = resize_sample(sample, size)

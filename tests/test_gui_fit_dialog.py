@@ -207,6 +207,13 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     assert again.config().uncertain_band is True
     again.accept()
     assert make_dialog(qtbot, settings).uncertain_band.isChecked()
+    # the crop around the part is on by default, can be switched off, and is remembered
+    crop = make_dialog(qtbot, settings)
+    assert crop.object_crop.isChecked() and crop.config().object_crop is True
+    crop.object_crop.setChecked(False)
+    assert crop.config().object_crop is False
+    crop.accept()
+    assert not make_dialog(qtbot, settings).object_crop.isChecked()
     custom = make_dialog(qtbot, base=FitConfig(image_size=256, grid=32))
     assert custom.preset.currentText() == "custom"
     assert (custom.config().image_size, custom.config().grid) == (256, 32)

@@ -69,6 +69,8 @@ TAMPERS = {
     "NaN image threshold": (_set(["thresholds", "image"], math.nan), None, "image threshold"),
     "bank width != extractor dim": (None, lambda t: t.update({"bank.xyz.vectors": t["bank.xyz.vectors"][:, :5].copy()}),
                                     "memory bank"),
+    "negative object frame": (_set(["object_frame"], {"side_px": -3}), None, "object_frame"),
+    "object frame as text": (_set(["object_frame"], "everything"), None, "object_frame"),
     "adaptor tensors removed": (_set(["adaptation"], {"config": {}, "summary": {}, "modalities": ["xyz"]}), None,
                                 "adaptor"),
 }

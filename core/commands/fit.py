@@ -52,6 +52,8 @@ def register(sub) -> None:
     p.add_argument("--search", default=FitConfig.search, choices=option_choices("search"),
                    help=f"{option_help('search')} (default {FitConfig.search})")
     p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
+    p.add_argument("--no-object-crop", dest="object_crop", action="store_false",
+                   help="score the whole image: do not " + option_help("object_crop"))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
     p.add_argument("--uncertain-band", action="store_true", help=option_help("uncertain_band"))
@@ -131,6 +133,7 @@ def config_from_args(args):
         image_topk=args.image_topk,
         search=args.search,
         preprocess=not args.no_preprocess,
+        object_crop=getattr(args, "object_crop", True),
         self_check=args.self_check,
         uncertain_band=args.uncertain_band,
         max_train=args.max_train,

@@ -59,6 +59,11 @@ def _scoring_fields(model) -> dict:
     }
 
 
+def _frame_side(model) -> int | None:
+    frame = getattr(model, "object_frame", None)
+    return None if frame is None else frame.side_px
+
+
 def model_summary(model) -> dict:
     """JSON-ready description of a fitted model (an ensemble's members under ``members``)."""
     from core.roi import inspected_share
@@ -88,6 +93,7 @@ def model_summary(model) -> dict:
         "self_check": info.get("self_check"),
         "created": info.get("created"),
         "xyz_units": info.get("xyz_units", "m") if "xyz" in model.modalities else None,
+        "object_frame_px": _frame_side(members[0] if members else model),
         "roi": None if model.roi is None else {
             "height": int(model.roi.shape[0]), "width": int(model.roi.shape[1]),
             "inspected_share": round(inspected_share(model.roi), 4)},
@@ -113,6 +119,9 @@ def format_model(summary: dict) -> str:
           if summary.get("xyz_units") else []),
         f"thresholds: {Thresholds.from_dict(t).describe()}",
     ]
+    side = summary.get("object_frame_px")
+    lines.append("crop around the part: none (the whole image is resized to the model grid)" if side is None else
+                 f"crop around the part: a {side}×{side} px square centred on each part, resized to the model grid")
     roi = summary.get("roi")
     lines.append("region of interest: none (the whole image is inspected)" if roi is None else
                  f"region of interest: {roi['width']}×{roi['height']} px mask, "

@@ -313,14 +313,19 @@ def square_padding(height: int, width: int, multiple: int = 100) -> tuple[int, i
 
 
 def pad_to_square(arr: np.ndarray | None, side: int, top: int, left: int) -> np.ndarray | None:
-    """Zero-pad an H×W(×C) array into a side×side canvas at (top, left)."""
+    """An H×W(×C) array placed with its pixel (0, 0) at (top, left) of a zero side×side canvas.
+    ``top``/``left`` may be negative and the canvas smaller than the array: what falls outside
+    the canvas is cut (the object crop, core.object_frame)."""
     if arr is None:
         return None
     h, w = arr.shape[:2]
-    if (h, w) == (side, side):
+    if (h, w) == (side, side) and top == left == 0:
         return arr
     out = np.zeros((side, side) + arr.shape[2:], dtype=arr.dtype)
-    out[top : top + h, left : left + w] = arr
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + h, side), min(left + w, side)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = arr[r0 - top : r1 - top, c0 - left : c1 - left]
     return out
 
 

@@ -42,7 +42,7 @@ PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw"
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "uncertain_band", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "uncertain_band", "object_crop", "image_size", "grid",
                  "blur_sigma", "ensemble")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -203,6 +203,8 @@ class FitDialog(QDialog):
         self.preset.setToolTip("resolution: fast = 224 px model grid, 28×28 patches (default); accurate = "
                                "a 224 px and a 320 px model (40×40 patches) combined: higher I-AUROC on 4 "
                                "of the 5 confirmation sets measured, about 3× slower to fit and to score")
+        self.object_crop = QCheckBox("Crop each image to the part (needs point clouds)")
+        self.object_crop.setToolTip(option_help("object_crop"))
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
         self.uncertain_band = QCheckBox("Uncertain band above the held-out good parts")
@@ -239,6 +241,7 @@ class FitDialog(QDialog):
         bank = QGroupBox("Memory bank and scoring")
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
+        bform.addRow("", self.object_crop)
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("RGB bank orientations", self.rgb_rotations)
         bform.addRow("Bank image positions", self.bank_shifts)
@@ -290,6 +293,7 @@ class FitDialog(QDialog):
         self.self_check.setChecked(bool(config.self_check))
         self.uncertain_band.setChecked(bool(config.uncertain_band))
         self.uncertain_band.setEnabled(bool(config.self_check))
+        self.object_crop.setChecked(bool(config.object_crop))
         preset = preset_of(config)
         self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
         if preset == CUSTOM_PRESET and self.preset.findText(CUSTOM_PRESET) < 0:
@@ -330,6 +334,7 @@ class FitDialog(QDialog):
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
             "uncertain_band": self.uncertain_band.isChecked(),
+            "object_crop": self.object_crop.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
             "adaptation": {
                 "adaptor": self.adaptor.currentText(),

@@ -21,16 +21,20 @@ ROI_PEN = (255, 213, 79)  # the polygon being drawn
 INSET = 0.1  # a new polygon: the shown image inset by this share on each side
 
 
-def view_points_to_original(points, shown_shape: tuple[int, int], original: tuple[int, int]) -> np.ndarray:
+def view_points_to_original(points, shown_shape: tuple[int, int], original: tuple[int, int],
+                            grid=None) -> np.ndarray:
     """(N, 2) (x, y) view positions as original image pixels: unchanged when the view shows the
     original image (``shown_shape`` == ``original``, (height, width)), else the model grid's
-    inverse padding + resize (core.grid_map.GridMap)."""
+    inverse square + resize: ``grid`` (the shown result's core.grid_map.GridMap, which knows its
+    crop around the part), or the plain padding of an image of that size."""
     from core.grid_map import GridMap
 
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if tuple(shown_shape) == tuple(original):
         return pts
-    return GridMap.for_shape(original[0], original[1], int(shown_shape[0])).model_points_to_original(pts)
+    if grid is None or grid.size != int(shown_shape[0]) or grid.shape != tuple(original):
+        grid = GridMap.for_shape(original[0], original[1], int(shown_shape[0]))
+    return grid.model_points_to_original(pts)
 
 
 def ignored_overlay(roi_on_view: np.ndarray) -> np.ndarray:
@@ -115,7 +119,9 @@ class RoiEditor(QObject):
         width)); drawing ends."""
         from core.roi import roi_from_polygon
 
-        pts = view_points_to_original(self.corners(), self.shown_shape(), original)
+        entry = self.state.current_entry
+        grid = None if entry is None or entry.result is None else getattr(entry.result, "grid", None)
+        pts = view_points_to_original(self.corners(), self.shown_shape(), original, grid)
         self.cancel()
         return roi_from_polygon(pts, original[0], original[1])
 

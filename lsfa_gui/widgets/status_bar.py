@@ -17,6 +17,7 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Reading samples": ("Reading the samples", None),
     "Demo data": ("Making the demo data", None),
     "Generating parts data": ("Making the test parts data", None),
+    "Measuring the parts": ("Reading the good training images", 1),
     "Loading training samples": ("Reading the good training images", 1),
     "Extracting features": ("Looking at the good parts", 2),
     "Adapting features": ("Adapting the features to this product", 3),

@@ -1,0 +1,87 @@
+"""The square of each image that the model grid covers: centred on the part, one size per model.
+
+Without it the model grid covers the whole (padded) image, so a part that fills a third of the
+frame is seen through a third of the grid's patches. With it (``FitConfig.object_crop``, the
+default) every sample is cropped, after background removal and square padding, to a square of
+``side_px`` original pixels centred on its foreground's centroid (the points that survived
+background removal), zero-padded where the square leaves the image, and then resized to the grid.
+
+``side_px`` is fixed per model at fit time: 2 × the largest centroid-to-foreground distance over
+the training parts × :data:`MARGIN`, but at least the model grid's side, so an image is never
+enlarged (nearest resizing would duplicate points of the cloud), and at most the padded image.
+The centroid distance of a rigid part does not change with its in-plane rotation, so every part
+of a product is seen at the same scale. Samples without a point cloud (RGB-only data) or without
+foreground points are not cropped.
+
+Measured (docs/evaluation.md, "the object-centred crop"): tuning group mean fused I-AUROC
+0.901 -> 0.947.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MARGIN = 1.1  # the square's side over the part's largest diameter (fixed before any run)
+MAX_SIDE = 100_000  # pixels; a stored side beyond it is refused as a damaged model file
+
+
+@dataclass(frozen=True)
+class ObjectFrame:
+    """A model's crop: a square of ``side_px`` original pixels around each part's centroid."""
+
+    side_px: int
+
+    def __post_init__(self):
+        ok = isinstance(self.side_px, int) and not isinstance(self.side_px, bool)
+        if not ok or not 1 <= self.side_px <= MAX_SIDE:
+            raise ValueError(f"object frame side must be a whole number of pixels in 1..{MAX_SIDE}, "
+                             f"got {self.side_px!r}")
+
+    def window(self, xyz: np.ndarray | None, padded_side: int) -> tuple[int, int] | None:
+        """(top, left) of the square in the padded image (pixels; may be negative or reach past
+        the image), or None when this sample is not cropped: no cloud, no foreground point, or
+        a square that would not be smaller than the padded image."""
+        if xyz is None or self.side_px >= padded_side:
+            return None
+        extent = part_extent(xyz)
+        if extent is None:
+            return None
+        cy, cx, _ = extent
+        return int(round(cy - self.side_px / 2)), int(round(cx - self.side_px / 2))
+
+    def to_dict(self) -> dict:
+        return {"side_px": self.side_px}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ObjectFrame":
+        if "side_px" not in d:
+            raise ValueError("object frame has no side_px")
+        return cls(d["side_px"])
+
+
+def foreground(xyz: np.ndarray) -> np.ndarray:
+    """H×W bool: points that are finite and not (0, 0, 0) (background removal zeroes the rest)."""
+    return np.all(np.isfinite(xyz), axis=-1) & np.any(xyz != 0, axis=-1)
+
+
+def part_extent(xyz: np.ndarray) -> tuple[float, float, float] | None:
+    """(row, column, radius) of the foreground in pixels: its centroid and the largest distance
+    from the centroid to a foreground pixel; None without foreground."""
+    rows, cols = np.nonzero(foreground(xyz))
+    if not len(rows):
+        return None
+    cy, cx = rows.mean(), cols.mean()
+    radius = math.sqrt(float(((rows - cy) ** 2 + (cols - cx) ** 2).max()))
+    return float(cy), float(cx), radius
+
+
+def frame_for(radii, min_side: int) -> ObjectFrame | None:
+    """The frame of parts whose extents (pixels) are ``radii``: side 2 × max × MARGIN, at least
+    ``min_side`` (the largest model grid); None when no part has foreground."""
+    radii = [r for r in radii if r is not None]
+    if not radii:
+        return None
+    return ObjectFrame(int(min(MAX_SIDE, max(min_side, math.ceil(2 * max(radii) * MARGIN)))))
