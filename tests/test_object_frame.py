@@ -178,3 +178,18 @@ def test_info_names_the_crop(small_part_data, tmp_path, monkeypatch):
     assert f"crop around the part: a {side}×{side} px square" in text
     model.object_frame = None
     assert "crop around the part: none" in format_model(model_summary(model))
+
+
+def test_an_ensembles_members_share_one_crop(small_part_data, tmp_path, monkeypatch):
+    from core.model_io import load_model, save_model
+
+    # a 96 px member: larger than the square the 32 px member's parts alone would need (~90 px)
+    model = _fit(small_part_data, tmp_path, monkeypatch, ensemble=[[96, 12, 1.0]])
+    frames = {m.object_frame for m in model.members}
+    assert len(frames) == 1 and None not in frames
+    side = frames.pop().side_px
+    assert side == 96  # the largest member's grid: no member enlarges the image
+    save_model(model, tmp_path / "e.lsfa")
+    ref = [r for r in _refs(small_part_data) if r.label == "dent"][0]
+    result = load_model(tmp_path / "e.lsfa").score(ref.load())
+    assert result.grid.side == side and result.anomaly_map.shape == (96, 96)
