@@ -40,17 +40,19 @@ class ObjectFrame:
             raise ValueError(f"object frame side must be a whole number of pixels in 1..{MAX_SIDE}, "
                              f"got {self.side_px!r}")
 
-    def window(self, xyz: np.ndarray | None, padded_side: int) -> tuple[int, int] | None:
+    def window(self, extent: tuple[float, float, float] | None, padded_side: int) -> tuple[int, int] | None:
         """(top, left) of the square in the padded image (pixels; may be negative or reach past
-        the image), or None when this sample is not cropped: no cloud, no foreground point, or
-        a square that would not be smaller than the padded image."""
-        if xyz is None or self.side_px >= padded_side:
-            return None
-        extent = part_extent(xyz)
-        if extent is None:
+        the image) for a part of ``extent`` (:func:`part_extent`), or None when the sample is not
+        cropped: no foreground point, or a square that would not be smaller than the padded image."""
+        if extent is None or self.side_px >= padded_side:
             return None
         cy, cx, _ = extent
         return int(round(cy - self.side_px / 2)), int(round(cx - self.side_px / 2))
+
+    def cuts(self, extent: tuple[float, float, float] | None) -> bool:
+        """True when a part of ``extent`` reaches beyond the square (larger than every training
+        part by more than the margin): what lies outside is not inspected."""
+        return extent is not None and extent[2] > self.side_px / 2
 
     def to_dict(self) -> dict:
         return {"side_px": self.side_px}

@@ -1,13 +1,17 @@
 """Bring a loaded sample onto the model grid: preprocessing (background removal, square
-padding), the model's crop around the part (core.object_frame), then resizing to S×S. Shared by fitting, evaluation, scoring and the GUI."""
+padding), the model's crop around the part (core.object_frame), then resizing to S×S. Shared by
+fitting, evaluation, scoring and the GUI."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from core.data.sample import Sample
 from core.object_frame import ObjectFrame
 from core.user_cache import user_cache_dir
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -70,9 +74,16 @@ def prepare_sample_sizes(
     from core.data.resize import resize_sample
     from core.grid_map import GridMap
 
+    from core.object_frame import part_extent
+
     height, width = sample.shape
     sample, side, top, left = padded_sample(sample, preprocess, cache_dir)
-    window = None if frame is None else frame.window(sample.xyz, side)
+    extent = None if frame is None or sample.xyz is None else part_extent(sample.xyz)
+    window = None if frame is None else frame.window(extent, side)
+    if window is not None and frame.cuts(extent):
+        log.warning("%s: the part reaches beyond the model's %d px square around the part (it is larger "
+                    "than every training part); what lies outside the square is not inspected",
+                    sample.source(), frame.side_px)
     if window is not None:
         t0, l0 = window
         side = frame.side_px

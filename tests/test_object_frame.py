@@ -41,11 +41,21 @@ def test_frame_side_from_the_largest_part_at_least_the_grid():
 
 def test_window_is_centred_on_the_part_and_absent_without_one():
     xyz, _ = disc_cloud()
+    extent = part_extent(xyz)
     frame = ObjectFrame(50)
-    assert frame.window(xyz, 160) == (25, 45)  # centre (50, 70) minus half the side
-    assert frame.window(None, 160) is None
-    assert frame.window(np.zeros_like(xyz), 160) is None
-    assert ObjectFrame(160).window(xyz, 160) is None  # as large as the image: no crop
+    assert frame.window(extent, 160) == (25, 45)  # centre (50, 70) minus half the side
+    assert frame.window(None, 160) is None  # no foreground
+    assert ObjectFrame(160).window(extent, 160) is None  # as large as the image: no crop
+    assert not frame.cuts(extent) and ObjectFrame(36).cuts(extent)  # radius 20 > 36 / 2
+
+
+def test_a_part_larger_than_the_square_is_named(tmp_path, caplog):
+    from core.prepare import prepare_sample
+
+    sample = demo_part()
+    with caplog.at_level("WARNING", logger="core.prepare"):
+        prepare_sample(sample, 32, True, tmp_path, ObjectFrame(40))  # far smaller than the puck
+    assert "reaches beyond the model's 40 px square" in caplog.text and "crack_000" in caplog.text
 
 
 def test_pad_to_square_crops_with_negative_offsets():
