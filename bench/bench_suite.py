@@ -112,9 +112,7 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
             # the single-modality detector: the same image-score rule on this modality's own map
             finest = getattr(model, "members", [model])[-1]  # an ensemble's per-modality maps: its finest member's
             own = finest._map_image_scores(np.stack([r.modality_maps[m] for r in labelled]))
-            # on the whole image's grid, as the fused AUPRO (core.pipeline.metrics_for)
-            frames = [r.grid.to_whole_frame(r.modality_maps[m], r.mask) if r.grid is not None
-                      else (r.modality_maps[m], r.mask) for r in with_masks]
+            frames = [r.on_whole_frame(r.modality_maps[m]) for r in with_masks]  # as the fused AUPRO
             row[m] = {
                 "I": image_auroc(labels, own),
                 "PRO": aupro([mask for _, mask in frames], [amap for amap, _ in frames], 0.3, 100),

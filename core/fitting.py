@@ -343,7 +343,6 @@ def fit_model(
         "xyz_spacing_m": train_spacing,
         "xyz_units": xyz_units or "m",
         "image_size": [int(v) for v in np.median(np.asarray(sizes), axis=0)] if sizes else None,
-        "object_frame_px": None if frame is None else frame.side_px,
         "calibration_scores": {"median": float(np.median(fused_img)), "q999": float(np.quantile(fused_img, 0.999))},
         "adaptation_notes": adapt_notes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -194,7 +194,6 @@ def check_ensemble_entries(manifest: dict, tensors: dict[str, np.ndarray], max_m
         if key != "roi" and head not in {f"member{i}" for i in range(len(members))}:
             raise ManifestProblem(f"unexpected tensor {key}")
     _check_roi(manifest.get("roi"), tensors.get("roi"))
-    _check_object_frame(manifest)
     _check_outputs(manifest)
     _check_info(manifest)
     return members

@@ -82,10 +82,7 @@ def metrics_for(results: list[SampleResult], modalities=()) -> dict:
     labels = np.array([r.is_defect for r in labelled], dtype=bool)
     scores = np.array([r.image_score for r in labelled], dtype=np.float64)
     with_masks = [r for r in labelled if r.mask is not None]
-    # pixel metrics on the whole image's grid: with a crop around the part, its maps are carried
-    # there (0 outside the crop), so they cover the same pixels as without it
-    frames = [r.grid.to_whole_frame(r.anomaly_map, r.mask) if r.grid is not None else (r.anomaly_map, r.mask)
-              for r in with_masks]
+    frames = [r.on_whole_frame() for r in with_masks]  # the same pixels with or without a crop
     masks = [mask for _, mask in frames]
     maps = [amap for amap, _ in frames]
     out = {

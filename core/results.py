@@ -101,6 +101,14 @@ class SampleResult:
             return np.asarray(self.anomaly_map, np.float32)
         return self.grid.scores_to_original(self.anomaly_map)
 
+    def on_whole_frame(self, amap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(map, ground-truth mask) on the grid of the whole padded image: ``amap`` (default the
+        anomaly map; e.g. a modality's map) carried there when this grid is a crop around the part
+        (:meth:`core.grid_map.GridMap.to_whole_frame`), so that pixel metrics cover the same
+        pixels with or without the crop."""
+        amap = self.anomaly_map if amap is None else amap
+        return (amap, self.mask) if self.grid is None else self.grid.to_whole_frame(amap, self.mask)
+
     def defect_mask(self, pixel_threshold: float) -> np.ndarray:
         """S×S bool predicted defect region at a raw pixel threshold (model grid)."""
         return self.anomaly_map >= pixel_threshold

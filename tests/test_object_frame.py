@@ -130,7 +130,9 @@ def test_fit_crops_around_the_part_and_the_file_keeps_it(small_part_data, tmp_pa
     model = _fit(small_part_data, tmp_path, monkeypatch)
     frame = model.object_frame
     assert frame is not None and 32 <= frame.side_px < 128
-    assert model.info["object_frame_px"] == frame.side_px
+    from core.commands.info import model_summary
+
+    assert model_summary(model)["object_frame_px"] == frame.side_px
     save_model(model, tmp_path / "m.lsfa")
     loaded = load_model(tmp_path / "m.lsfa")
     assert loaded.object_frame == frame

@@ -134,7 +134,7 @@ def config_from_args(args):
         image_topk=args.image_topk,
         search=args.search,
         preprocess=not args.no_preprocess,
-        object_crop=getattr(args, "object_crop", True),
+        object_crop=args.object_crop,
         self_check=args.self_check,
         uncertain_band=args.uncertain_band,
         max_train=args.max_train,

@@ -59,17 +59,13 @@ def _scoring_fields(model) -> dict:
     }
 
 
-def _frame_side(model) -> int | None:
-    frame = getattr(model, "object_frame", None)
-    return None if frame is None else frame.side_px
-
-
 def model_summary(model) -> dict:
     """JSON-ready description of a fitted model (an ensemble's members under ``members``)."""
     from core.roi import inspected_share
 
     info = model.info
     members = getattr(model, "members", None)
+    frame = (members[0] if members else model).object_frame  # the crop around the part; members share one
     if members is None:
         scoring = _scoring_fields(model)
     else:
@@ -93,7 +89,7 @@ def model_summary(model) -> dict:
         "self_check": info.get("self_check"),
         "created": info.get("created"),
         "xyz_units": info.get("xyz_units", "m") if "xyz" in model.modalities else None,
-        "object_frame_px": _frame_side(members[0] if members else model),
+        "object_frame_px": None if frame is None else frame.side_px,
         "roi": None if model.roi is None else {
             "height": int(model.roi.shape[0]), "width": int(model.roi.shape[1]),
             "inspected_share": round(inspected_share(model.roi), 4)},
