@@ -81,7 +81,8 @@ def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: 
     in the background thread and at most one fewer than the usable cores in the calling thread
     meanwhile (at 2 threads torch took 2.5-3.7x the CPU time of 1 on a busy 2-core machine: its
     threads spin for a taken core); restored, and the background thread joined, on exit. ``depth`` None: :func:`default_depth`."""
-    from core.scoring._threads import torch_threads_at_most, usable_cores
+    from core.cpu import usable_cores
+    from core.scoring._threads import torch_threads_at_most
 
     depth = default_depth() if depth is None else depth
     def in_one_thread(item: Item) -> Value:  # torch work there must not take the caller's core

@@ -304,3 +304,25 @@ def test_extractor_protocol_and_errors():
     with pytest.raises(DataError):
         ext.extract([np.zeros((8, 8, 3), np.uint8)])
     assert len(disc_offsets(5.7)) == 100 and len(disc_offsets(3.0)) == 28
+
+
+def test_threads_do_not_change_the_features(shared_data, monkeypatch):
+    """The FPFH loops split the points into ranges run on a few threads; the pair counts of
+    each range are added after, so features and normals are the same bits for 1 to 4 threads
+    (a real stereo cloud with holes and depth jumps, ~30 000 points)."""
+    import core.features.fpfh as fpfh
+    from core.data.pcd import read_pcd
+
+    cloud = read_pcd(shared_data / "pcl_organized" / "table_scene_mug_stereo_textured.pcd").xyz
+    h, w = cloud.shape[:2]
+    pick = (np.arange(224) * h / 224).astype(int)
+    xyz = np.ascontiguousarray(cloud[:, (w - h) // 2 : (w - h) // 2 + h][pick][:, pick])
+    results = []
+    for workers in (1, 2, 3, 4):
+        monkeypatch.setattr(fpfh, "worker_count", lambda workers=workers: workers)
+        assert len(fpfh._point_ranges(valid_mask(xyz).sum())) == workers
+        results.append(fpfh_points(xyz))
+    feats, pixels, normals = results[0]
+    assert (feats.sum(1) > 0).float().mean() > 0.99
+    for other in results[1:]:
+        assert torch.equal(other[0], feats) and torch.equal(other[1], pixels) and torch.equal(other[2], normals)

@@ -181,12 +181,12 @@ def test_cancelling_during_a_prefetch_stops_cleanly(scored_demo):
 def test_torch_gives_the_background_thread_a_core_and_gets_its_threads_back(scored_demo, monkeypatch):
     import torch
 
-    import core.scoring._threads as threads_module
+    import core.cpu as cpu
     from core.scoring._threads import torch_threads_at_most
 
     root, model = scored_demo
     refs = open_dataset(root).samples("puck", "test")[:3]
-    monkeypatch.setattr(threads_module, "usable_cores", lambda: 3)
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 3)
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:

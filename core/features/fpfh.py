@@ -24,11 +24,14 @@ Defaults mimic BTF's effective neighbourhoods at 224 px (k=30 normals, k=100 FPF
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from core.cpu import usable_cores
 from core.data.sample import finite_valid_points
 from core.data.units import pixel_distances
 from core.errors import DataError, UserError
@@ -132,7 +135,9 @@ def fpfh_points(
     """FPFH of every valid pixel of an H×W×3 organized cloud (metres, 0 = invalid).
 
     Returns ``(features (N, 33), pixel_index (N,) row-major into H×W, normals (N, 3))`` in
-    ``dtype`` (the points are centred and stored in it; the loops compute in float64).
+    ``dtype`` (the points are centred and stored in it; the loops compute in float64). The
+    loops run on up to :func:`worker_count` threads, each on one range of points; the result
+    does not depend on how many.
     """
     xyz = np.asarray(xyz)
     valid = valid_mask(xyz)
@@ -150,24 +155,74 @@ def fpfh_points(
         sensor = raw.astype(np_dtype)  # original coordinates: the sensor sits at the origin
         max_n = (config.normal_radius_px * spacing * config.radius_scale) ** 2
         shifts = grid.shifts(disc_offsets(config.normal_radius_px))
-        kernels.normals(points, sensor, grid.index, grid.padded, shifts, max_n, normals)
-        counts, weights, shifts = _pair_histograms(points, normals, grid, config, spacing)
-        kernels.weighted_fpfh(counts, weights, grid.index, grid.padded, shifts, feats)
+        ranges = _point_ranges(n)
+        _in_parallel(lambda k: kernels.normals(points, sensor, grid.index, grid.padded, shifts, max_n,
+                                               normals, *ranges[k]), len(ranges))
+        counts, weights, shifts = _pair_histograms(points, normals, grid, config, spacing, ranges)
+        spfh = np.empty_like(feats)
+        kernels.spfh(counts, spfh)
+        _in_parallel(lambda k: kernels.weighted_fpfh(counts, spfh, weights, grid.index, grid.padded,
+                                                     shifts, feats, *ranges[k]), len(ranges))
     return torch.from_numpy(feats), torch.from_numpy(grid.flat), torch.from_numpy(normals)
 
 
+MAX_WORKERS = 4  # threads for one cloud's loops
+_MIN_POINTS_PER_WORKER = 4096  # below this a second thread costs more than it saves
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def worker_count() -> int:
+    """Threads the FPFH loops of one cloud run on: the cores this process may use, at most
+    :data:`MAX_WORKERS`. The loops release the GIL; on a busy machine the threads only share
+    the cores (the result is the same)."""
+    return max(1, min(MAX_WORKERS, usable_cores()))
+
+
+def _point_ranges(n: int) -> list[tuple[int, int]]:
+    parts = max(1, min(worker_count(), n // _MIN_POINTS_PER_WORKER))
+    bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(MAX_WORKERS - 1, thread_name_prefix="lsfa-fpfh")
+        return _pool
+
+
+def _in_parallel(call, parts: int) -> None:
+    """Run ``call(k)`` for k = 0 .. parts - 1: k = 0 in the calling thread, the others on the
+    pool; returns when all are done (raising the first error)."""
+    futures = [_executor().submit(call, k) for k in range(1, parts)]
+    try:
+        call(0)
+    finally:
+        for future in futures:
+            future.result()
+
+
 def _pair_histograms(points: np.ndarray, normals: np.ndarray, grid: _Grid, config: FPFHConfig,
-                     spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     spacing: float, ranges: list[tuple[int, int]] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pair-angle counts (N, 33) int32 of centred ``points`` (N, 3) with unit ``normals``, the
     pair weights 1/d² (N, K/2) (1/m², in the points' dtype) of the half-disc offsets and their
-    flat ``shifts`` (K/2,)."""
+    flat ``shifts`` (K/2,). A range's pairs also count for points outside it, so each range
+    beyond the first counts into its own array, added at the end (integers: the same sums)."""
     offsets = disc_offsets(config.fpfh_radius_px)
     shifts = grid.shifts(offsets[: len(offsets) // 2])  # the other half are the reverse pairs
     max_f = (config.fpfh_radius_px * spacing * config.radius_scale) ** 2
-    counts = np.zeros((len(points), DIM), dtype=np.int32)
+    ranges = ranges or [(0, len(points))]
+    counts = [np.zeros((len(points), DIM), dtype=np.int32) for _ in ranges]
     weights = np.empty((len(points), len(shifts)), dtype=points.dtype)
-    kernels.pair_histograms(points, normals, grid.index, grid.padded, shifts, max_f, counts, weights)
-    return counts, weights, shifts
+    args = (points, normals, grid.index, grid.padded, shifts, max_f)
+
+    _in_parallel(lambda k: kernels.pair_histograms(*args, counts[k], weights, *ranges[k]), len(ranges))
+    for more in counts[1:]:
+        counts[0] += more
+    return counts[0], weights, shifts
 
 
 class FPFHFeatures:

@@ -4,7 +4,9 @@ Each loop walks the points of one cloud and, per point, the pixel offsets of its
 (K, N) temporaries. Neighbour lookup: ``index`` is the flat padded pixel grid holding the point
 number at each valid pixel and N (no point) elsewhere; ``padded`` (N,) is each point's position
 in it and ``shifts`` (K,) the flat offsets of the disc. Points and normals are (N, 3) arrays
-(metres, centred; float32 or float64); the arithmetic is float64 throughout.
+(metres, centred; float32 or float64); the arithmetic is float64 throughout. The per-point
+loops take a point range (``start``, ``stop``), so that :mod:`core.features.fpfh` can run
+them on a few threads at once.
 
 Compiled on first use and cached on disk (``cache=True``) under ``$NUMBA_CACHE_DIR`` if set,
 else ``<user cache>/numba`` (:func:`core.user_cache.user_cache_dir`; the package folder may be
@@ -170,13 +172,14 @@ def _smallest_eigenvector(xx, xy, xz, yy, yz, zz):
 
 
 @_compiled
-def normals(points, sensor, index, padded, shifts, max_dist2, out):
-    """Unit normals (N, 3) into ``out``: smallest-eigenvalue eigenvector of the covariance of
-    each point and its disc neighbours within ``max_dist2`` (m²), oriented towards the sensor
-    at the origin (``sensor``: the original coordinates, (N, 3)); points with fewer than 3
-    points in their window take the direction to the sensor."""
+def normals(points, sensor, index, padded, shifts, max_dist2, out, start, stop):
+    """Unit normals of points ``start`` to ``stop`` - 1 into those rows of ``out`` (N, 3):
+    smallest-eigenvalue eigenvector of the covariance of each point and its disc neighbours
+    within ``max_dist2`` (m²), oriented towards the sensor at the origin (``sensor``: the
+    original coordinates, (N, 3)); points with fewer than 3 points in their window take the
+    direction to the sensor."""
     n = points.shape[0]
-    for i in range(n):
+    for i in range(start, stop):
         px, py, pz = float(points[i, 0]), float(points[i, 1]), float(points[i, 2])
         count = 1.0  # the point itself (offset 0) is in its window
         sx = sy = sz = 0.0
@@ -216,15 +219,17 @@ def normals(points, sensor, index, padded, shifts, max_dist2, out):
 
 
 @_compiled
-def pair_histograms(points, normals, index, padded, shifts, max_dist2, counts, weights):
-    """Pair-angle counts (N, 33) into ``counts`` (zeroed by the caller) and pair weights
-    1/|d|² (N, K) into ``weights`` (0 where there is no pair or |d| = 0).
+def pair_histograms(points, normals, index, padded, shifts, max_dist2, counts, weights, start, stop):
+    """Pair-angle counts (N, 33) added to ``counts`` and pair weights 1/|d|² (N, K) written to
+    ``weights`` (0 where there is no pair or |d| = 0) for the pairs whose first point is one of
+    ``start`` to ``stop`` - 1.
 
     ``shifts`` holds half of a symmetric disc (an offset and its negation never both): every
     pair within ``max_dist2`` (m²) is evaluated once and counted in the histograms of both of
-    its points (the angles do not depend on the pair's direction)."""
+    its points (the angles do not depend on the pair's direction), so the counts of one range
+    reach points outside it: ranges run at once need their own ``counts`` (summed after)."""
     n = points.shape[0]
-    for i in range(n):
+    for i in range(start, stop):
         px, py, pz = float(points[i, 0]), float(points[i, 1]), float(points[i, 2])
         nx, ny, nz = float(normals[i, 0]), float(normals[i, 1]), float(normals[i, 2])
         base = padded[i]
@@ -253,22 +258,28 @@ def pair_histograms(points, normals, index, padded, shifts, max_dist2, counts, w
 
 
 @_compiled
-def weighted_fpfh(counts, weights, index, padded, shifts, out):
-    """FPFH (N, 33) into ``out`` from the pair counts and weights of :func:`pair_histograms`:
-    SPFH(p) = counts scaled so each 11-bin block sums to 100, and
-    FPFH(p) = SPFH(p) + Σ_q w_pq SPFH(q) / Σ_q w_pq over the whole disc (the pairs of the
-    negated offsets are those of the neighbour q = p - offset); points without neighbours get 0."""
+def spfh(counts, out):
+    """SPFH (N, 33) into ``out``: the pair counts of :func:`pair_histograms` scaled so that each
+    11-bin block sums to 100 (0 for points without pairs)."""
     n, dim = counts.shape
-    spfh = np.empty((n, dim), out.dtype)  # in the output's precision, as the weights
     for i in range(n):
         pairs = 0
         for b in range(BINS):
             pairs += counts[i, b]
         scale = 100.0 / max(pairs, 1)
         for b in range(dim):
-            spfh[i, b] = counts[i, b] * scale
+            out[i, b] = counts[i, b] * scale
+
+
+@_compiled
+def weighted_fpfh(counts, spfh, weights, index, padded, shifts, out, start, stop):
+    """FPFH of points ``start`` to ``stop`` - 1 into those rows of ``out`` (N, 33) from their
+    :func:`spfh` and the pair weights of :func:`pair_histograms`:
+    FPFH(p) = SPFH(p) + Σ_q w_pq SPFH(q) / Σ_q w_pq over the whole disc (the pairs of the
+    negated offsets are those of the neighbour q = p - offset); points without neighbours get 0."""
+    n, dim = spfh.shape
     acc = np.empty(dim, out.dtype)
-    for i in range(n):
+    for i in range(start, stop):
         acc[:] = 0.0
         total = 0.0
         base = padded[i]
@@ -294,3 +305,28 @@ def weighted_fpfh(counts, weights, index, padded, shifts, out):
         inv = 1.0 / max(total, 1e-30)
         for b in range(dim):
             out[i, b] = spfh[i, b] + acc[b] * inv
+
+
+@_compiled
+def pool_points(features, rows, cols, row_first, row_weights, col_first, col_weights, grid, out):
+    """Add each point's features (N, C) with weight ``row_weights[r, a] · col_weights[c, b]``
+    into the cells ``(row_first[r] + a, col_first[c] + b)`` of ``out`` (grid², C); ``rows``,
+    ``cols`` (N,) are the points' pixel coordinates, the weight tables (size, R) hold 0 past a
+    pixel's last cell (:func:`core.features.pooling.pool_point_features`). Arithmetic in the
+    dtype of the features and weight tables."""
+    n, dim = features.shape
+    for i in range(n):
+        r, c = rows[i], cols[i]
+        for a in range(row_weights.shape[1]):
+            wy = row_weights[r, a]
+            if wy == 0.0:
+                continue
+            cell_row = (row_first[r] + a) * grid
+            for b in range(col_weights.shape[1]):
+                wx = col_weights[c, b]
+                if wx == 0.0:
+                    continue
+                cell = cell_row + col_first[c] + b
+                w = wy * wx
+                for d in range(dim):
+                    out[cell, d] += w * features[i, d]

@@ -8,6 +8,8 @@ floor(i·S/g) .. ceil((i+1)·S/g)).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,31 +99,45 @@ def pool_point_features(
 ) -> torch.Tensor:
     """:func:`pool_pixel_features` of the sparse map holding ``features`` (N, C) at the
     row-major ``pixels`` (N,) of the H×W mask ``valid`` (zero elsewhere), without building the
-    (C, H, W) map: each point adds its weight to the few cells its 3×3 window reaches. Equal
-    to the dense route up to float rounding (sums in another order). Returns (C, grid, grid)."""
+    (C, H, W) map: each point adds its weight to the few cells its 3×3 window reaches (a
+    compiled loop, :func:`core.features.fpfh_kernels.pool_points`). Equal to the dense route up
+    to float rounding (sums in another order). Returns (C, grid, grid)."""
+    from core.features import fpfh_kernels
+
     h, w = valid.shape[-2:]
     c = features.shape[1]
-    out = torch.zeros(grid * grid, c, dtype=features.dtype)
+    out = np.zeros((grid * grid, c), dtype=torch.empty(0, dtype=features.dtype).numpy().dtype)
     if len(pixels):
-        ys, xs = pixels // w, pixels % w
-        rows, cols = _cell_weights(h, grid), _cell_weights(w, grid)
-        for wy, cy in _reach(rows, ys):
-            for wx, cx in _reach(cols, xs):
-                weight = (wy * wx).to(features.dtype)
-                out.index_add_(0, cy * grid + cx, features * weight[:, None])
-    out = out.T.reshape(c, grid, grid)
+        feats = features.detach().contiguous().numpy()
+        flat = pixels.numpy().astype(np.int64)
+        row_first, row_weights = _reach_table(h, grid, feats.dtype)
+        col_first, col_weights = _reach_table(w, grid, feats.dtype)
+        fpfh_kernels.pool_points(feats, flat // w, flat % w, row_first, row_weights, col_first,
+                                 col_weights, grid, out)
+    pooled = torch.from_numpy(out).T.reshape(c, grid, grid)
     occupied = valid_fraction(valid, grid) > 0
-    return out * occupied.to(out.dtype)
+    return pooled * occupied.to(pooled.dtype)
 
 
-def _reach(cells: torch.Tensor, coords: torch.Tensor):
-    """For pixel coordinates (N,) along one axis: pairs (weight (N,), cell (N,)), one per cell
-    that a pixel can reach (a pixel reaches at most 3 consecutive cells; weight 0 past its own)."""
+@functools.lru_cache(maxsize=16)
+def _reach_table(size: int, grid: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis of ``size`` pixels: the first cell each pixel reaches (size,) and its
+    weights in that cell and the following ones (size, R), 0 past the last cell it reaches
+    (see :func:`_cell_weights`; R = 2 for cells of 3 pixels or more, more when there are more
+    cells than pixels)."""
+    cells = _cell_weights(size, grid)
     nonzero = cells > 0
-    first = nonzero.to(torch.int8).argmax(0)  # (size,) first cell each pixel reaches
-    count = nonzero.sum(0)
-    grid = cells.shape[0]
-    for step in range(int(count.max())):
-        cell = (first + step).clamp_(max=grid - 1)[coords]
-        weight = cells[cell, coords] * (step < count[coords])
-        yield weight, cell
+    first = nonzero.to(torch.int8).argmax(0)
+    reach = int(nonzero.sum(0).max())
+    weights = np.zeros((size, reach), dtype=dtype)
+    pixel = torch.arange(size)
+    for step in range(reach):
+        cell = first + step
+        inside = cell < grid
+        column = torch.zeros(size, dtype=torch.float64)
+        column[inside] = cells[cell[inside], pixel[inside]]
+        weights[:, step] = column.numpy()
+    first = first.numpy().astype(np.int64)
+    first.flags.writeable = False
+    weights.flags.writeable = False
+    return first, weights

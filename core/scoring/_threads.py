@@ -32,16 +32,6 @@ def single_thread_blas():
         yield
 
 
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS tells it)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 @contextmanager
 def torch_threads_at_most(n: int):
     """Run a block with at most ``n`` (>= 1) torch intra-op threads in the calling thread, then
