@@ -182,7 +182,31 @@ def test_fpfh_matches_the_torch_version_it_replaced(clouds):
     assert pairs > 500_000  # three clouds of ~10 000 points, ~50 pairs each
 
 
+def _index_add_pool(features, pixels, valid, grid):
+    """The torch route the compiled point pooling replaced: one ``index_add_`` per pair of
+    reached cells (row step, column step), each over all points."""
+    from core.features.pooling import _cell_weights, valid_fraction
+
+    h, w = valid.shape
+    out = torch.zeros(grid * grid, features.shape[1], dtype=features.dtype)
+
+    def reach(cells, coords):
+        nonzero = cells > 0
+        first, count = nonzero.to(torch.int8).argmax(0), nonzero.sum(0)
+        for step in range(int(count.max())):
+            cell = (first + step).clamp_(max=grid - 1)[coords]
+            yield cells[cell, coords] * (step < count[coords]), cell
+
+    for wy, cy in reach(_cell_weights(h, grid), pixels // w):
+        for wx, cx in reach(_cell_weights(w, grid), pixels % w):
+            out.index_add_(0, cy * grid + cx, features * (wy * wx).to(features.dtype)[:, None])
+    out = out.T.reshape(-1, grid, grid)
+    return out * (valid_fraction(valid, grid) > 0).to(out.dtype)
+
+
 def test_point_pooling_matches_the_dense_route():
+    """Against the dense route within float rounding, and the same bits as the torch
+    scatter-adds it replaced (so features, and every figure measured with them, are unchanged)."""
     from core.features.pooling import pool_point_features
 
     rng = np.random.default_rng(1)
@@ -195,6 +219,9 @@ def test_point_pooling_matches_the_dense_route():
         assert got.shape == want.shape == (c, grid, grid) and want.abs().max() > 10
         np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4 * 200)
         assert torch.equal(got == 0, want == 0)  # the same empty cells, exactly 0
+        assert torch.equal(got, _index_add_pool(feats, pixels, valid, grid))
+        assert torch.equal(pool_point_features(feats.double(), pixels, valid, grid),
+                           _index_add_pool(feats.double(), pixels, valid, grid))
     empty = torch.zeros(0, 3)
     assert pool_point_features(empty, torch.zeros(0, dtype=torch.long), torch.zeros(8, 8, dtype=torch.bool), 4).abs().sum() == 0
 

@@ -311,22 +311,22 @@ def weighted_fpfh(counts, spfh, weights, index, padded, shifts, out, start, stop
 def pool_points(features, rows, cols, row_first, row_weights, col_first, col_weights, grid, out):
     """Add each point's features (N, C) with weight ``row_weights[r, a] · col_weights[c, b]``
     into the cells ``(row_first[r] + a, col_first[c] + b)`` of ``out`` (grid², C); ``rows``,
-    ``cols`` (N,) are the points' pixel coordinates, the weight tables (size, R) hold 0 past a
-    pixel's last cell (:func:`core.features.pooling.pool_point_features`). Arithmetic in the
-    dtype of the features and weight tables."""
+    ``cols`` (N,) are the points' pixel coordinates, the weight tables (size, R) (float64) hold
+    0 past a pixel's last cell (:func:`core.features.pooling.pool_point_features`).
+
+    The order and precision of the scatter-adds it replaced (torch ``index_add_``, one step
+    (a, b) after the other, each over the points in order): the weight product is rounded to
+    the features' dtype, multiplied and added in it, so the sums are the same bits."""
     n, dim = features.shape
-    for i in range(n):
-        r, c = rows[i], cols[i]
-        for a in range(row_weights.shape[1]):
-            wy = row_weights[r, a]
-            if wy == 0.0:
-                continue
-            cell_row = (row_first[r] + a) * grid
-            for b in range(col_weights.shape[1]):
-                wx = col_weights[c, b]
-                if wx == 0.0:
+    weight = np.empty(1, features.dtype)
+    for a in range(row_weights.shape[1]):
+        for b in range(col_weights.shape[1]):
+            for i in range(n):
+                r, c = rows[i], cols[i]
+                weight[0] = row_weights[r, a] * col_weights[c, b]  # rounded to the dtype
+                w = weight[0]
+                if w == 0.0:
                     continue
-                cell = cell_row + col_first[c] + b
-                w = wy * wx
+                cell = (row_first[r] + a) * grid + col_first[c] + b
                 for d in range(dim):
                     out[cell, d] += w * features[i, d]

@@ -110,8 +110,8 @@ def pool_point_features(
     if len(pixels):
         feats = features.detach().contiguous().numpy()
         flat = pixels.numpy().astype(np.int64)
-        row_first, row_weights = _reach_table(h, grid, feats.dtype)
-        col_first, col_weights = _reach_table(w, grid, feats.dtype)
+        row_first, row_weights = _reach_table(h, grid)
+        col_first, col_weights = _reach_table(w, grid)
         fpfh_kernels.pool_points(feats, flat // w, flat % w, row_first, row_weights, col_first,
                                  col_weights, grid, out)
     pooled = torch.from_numpy(out).T.reshape(c, grid, grid)
@@ -120,7 +120,7 @@ def pool_point_features(
 
 
 @functools.lru_cache(maxsize=16)
-def _reach_table(size: int, grid: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _reach_table(size: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """Along one axis of ``size`` pixels: the first cell each pixel reaches (size,) and its
     weights in that cell and the following ones (size, R), 0 past the last cell it reaches
     (see :func:`_cell_weights`; R = 2 for cells of 3 pixels or more, more when there are more
@@ -129,7 +129,7 @@ def _reach_table(size: int, grid: int, dtype: np.dtype) -> tuple[np.ndarray, np.
     nonzero = cells > 0
     first = nonzero.to(torch.int8).argmax(0)
     reach = int(nonzero.sum(0).max())
-    weights = np.zeros((size, reach), dtype=dtype)
+    weights = np.zeros((size, reach))
     pixel = torch.arange(size)
     for step in range(reach):
         cell = first + step
