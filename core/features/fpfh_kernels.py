@@ -12,7 +12,8 @@ Compiled on first use and cached on disk (``cache=True``) under ``$NUMBA_CACHE_D
 else ``<user cache>/numba`` (:func:`core.user_cache.user_cache_dir`; the package folder may be
 read-only). A fresh cache costs a few seconds of compilation once per machine (README, speed).
 The loops release the GIL (``nogil``), so the next sample's reading and preprocessing
-(core/prefetch.py) runs beside them.
+(core/prefetch.py) runs beside them, and :func:`core.features.fpfh.fpfh_points` runs each loop
+on a few threads at once, each on its own range of points.
 """
 
 from __future__ import annotations
