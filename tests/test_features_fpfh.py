@@ -326,3 +326,20 @@ def test_threads_do_not_change_the_features(shared_data, monkeypatch):
     assert (feats.sum(1) > 0).float().mean() > 0.99
     for other in results[1:]:
         assert torch.equal(other[0], feats) and torch.equal(other[1], pixels) and torch.equal(other[2], normals)
+
+
+def test_fpfh_threads_follow_the_cores_and_omp_num_threads(monkeypatch):
+    import core.features.fpfh as fpfh
+
+    monkeypatch.setattr(fpfh, "usable_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert fpfh.worker_count() == fpfh.MAX_WORKERS == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray gives a one-CPU task
+    assert fpfh.worker_count() == 1 and len(fpfh._point_ranges(50_000)) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert fpfh.worker_count() == 2 and len(fpfh._point_ranges(50_000)) == 2
+    assert len(fpfh._point_ranges(3_000)) == 1  # too few points to share
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert fpfh.worker_count() == 4
+    monkeypatch.setattr(fpfh, "usable_cores", lambda: 1)
+    assert fpfh.worker_count() == 1

@@ -174,9 +174,17 @@ _pool_lock = threading.Lock()
 
 def worker_count() -> int:
     """Threads the FPFH loops of one cloud run on: the cores this process may use, at most
-    :data:`MAX_WORKERS`. The loops release the GIL; on a busy machine the threads only share
-    the cores (the result is the same)."""
-    return max(1, min(MAX_WORKERS, usable_cores()))
+    :data:`MAX_WORKERS`, and at most ``$OMP_NUM_THREADS`` when that is set (Ray sets it to a
+    task's CPUs, so a one-CPU worker stays on one thread). The loops release the GIL; on a busy
+    machine the threads only share the cores (the result is the same)."""
+    import os
+
+    limit = min(MAX_WORKERS, usable_cores())
+    try:
+        omp = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        omp = 0
+    return max(1, min(limit, omp) if omp > 0 else limit)
 
 
 def _point_ranges(n: int) -> list[tuple[int, int]]:
