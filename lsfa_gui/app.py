@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 ENGINE_MODULES = (
     "timm", "faiss", "scipy.ndimage", "sklearn.metrics",
     "core.pipeline", "core.features.registry", "core.scoring.memory_bank",
+    "core.features.surface",  # the default 3D features: numba and llvmlite (~0.3 s, one GIL hold)
 )
 
 
