@@ -101,7 +101,8 @@ def pool_point_features(
     row-major ``pixels`` (N,) of the H×W mask ``valid`` (zero elsewhere), without building the
     (C, H, W) map: each point adds its weight to the few cells its 3×3 window reaches (a
     compiled loop, :func:`core.features.fpfh_kernels.pool_points`). Equal to the dense route up
-    to float rounding (sums in another order). Returns (C, grid, grid)."""
+    to float rounding (sums in another order), and bit for bit to the torch scatter-adds it
+    replaced (tests/test_fast_paths.py). Returns (C, grid, grid)."""
     from core.features import fpfh_kernels
 
     h, w = valid.shape[-2:]
@@ -123,8 +124,7 @@ def pool_point_features(
 def _reach_table(size: int, grid: int) -> tuple[np.ndarray, np.ndarray]:
     """Along one axis of ``size`` pixels: the first cell each pixel reaches (size,) and its
     weights in that cell and the following ones (size, R), 0 past the last cell it reaches
-    (see :func:`_cell_weights`; R = 2 for cells of 3 pixels or more, more when there are more
-    cells than pixels)."""
+    (see :func:`_cell_weights`; R is the most cells any pixel reaches)."""
     cells = _cell_weights(size, grid)
     nonzero = cells > 0
     first = nonzero.to(torch.int8).argmax(0)
