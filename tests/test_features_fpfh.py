@@ -343,3 +343,34 @@ def test_fpfh_threads_follow_the_cores_and_omp_num_threads(monkeypatch):
     assert fpfh.worker_count() == 4
     monkeypatch.setattr(fpfh, "usable_cores", lambda: 1)
     assert fpfh.worker_count() == 1
+
+
+def _fpfh_in_child(xyz, queue):
+    import core.features.fpfh as fpfh
+
+    fpfh.worker_count = lambda: 2
+    queue.put(fpfh.fpfh_points(xyz)[0].numpy())
+
+
+def test_fpfh_threads_work_in_a_forked_child():
+    """A child forked after the parent ran the threaded loops (e.g. a data-loader worker) starts
+    its own threads instead of waiting on the parent's pool, which the child does not have."""
+    import multiprocessing
+
+    import core.features.fpfh as fpfh
+
+    yy, xx = np.mgrid[0:96, 0:96]
+    xyz = np.stack([xx * 1e-3, yy * 1e-3, 0.4 + 1e-3 * np.sin(xx / 7.0)], -1).astype(np.float32)
+    parent_workers = fpfh.worker_count
+    try:
+        fpfh.worker_count = lambda: 2
+        want = fpfh.fpfh_points(xyz)[0].numpy()  # the parent's pool now exists
+    finally:
+        fpfh.worker_count = parent_workers
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_fpfh_in_child, args=(xyz, queue))
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0 and np.array_equal(got, want)

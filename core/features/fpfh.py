@@ -24,6 +24,7 @@ Defaults mimic BTF's effective neighbourhoods at 224 px (k=30 normals, k=100 FPF
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -177,8 +178,6 @@ def worker_count() -> int:
     :data:`MAX_WORKERS`, and at most ``$OMP_NUM_THREADS`` when that is set (Ray sets it to a
     task's CPUs, so a one-CPU worker stays on one thread). The loops release the GIL; on a busy
     machine the threads only share the cores (the result is the same)."""
-    import os
-
     limit = min(MAX_WORKERS, usable_cores())
     try:
         omp = int(os.environ.get("OMP_NUM_THREADS", ""))
@@ -199,6 +198,17 @@ def _executor() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(MAX_WORKERS - 1, thread_name_prefix="lsfa-fpfh")
         return _pool
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads: a pool inherited from the parent would
+    take the loops' ranges and never run them. The child starts its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _in_parallel(call, parts: int) -> None:
