@@ -369,8 +369,12 @@ def test_fpfh_threads_work_in_a_forked_child():
         fpfh.worker_count = parent_workers
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    child = ctx.Process(target=_fpfh_in_child, args=(xyz, queue))
+    child = ctx.Process(target=_fpfh_in_child, args=(xyz, queue), daemon=True)
     child.start()
-    got = queue.get(timeout=120)
-    child.join(timeout=60)
+    try:
+        got = queue.get(timeout=120)
+        child.join(timeout=60)
+    finally:
+        if child.is_alive():
+            child.kill()
     assert child.exitcode == 0 and np.array_equal(got, want)
