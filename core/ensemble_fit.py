@@ -96,9 +96,8 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
                                      good_img, bad_img, good_maps, bad_maps)
         extra = self_check.estimate_defects(good, model.modalities, cfg.seed + 1)
         extra_img, extra_maps = _score_in_batches(model, extra, p, "Scoring synthetic defects for the estimate")
-        estimate = self_check.pooled_estimate(good_img, np.r_[bad_img, extra_img], good_maps,
-                                              list(bad_maps) + list(extra_maps), masks + [s.mask for s in extra],
-                                              cfg.seed)
+        estimate = self_check.synthetic_estimate(good_img, np.asarray(extra_img), good_maps, list(extra_maps),
+                                                 [s.mask for s in extra], cfg.seed)
         image_thr, _ = self_check.seeded_thresholds(check, masks, pixel=False)
         pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
         how = (f"best F1 on {len(masks)} synthetic defects vs {source}, scored by the {model.describe_members()} "

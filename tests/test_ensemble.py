@@ -66,7 +66,7 @@ def test_fit_gives_members_and_ensemble_thresholds(ensemble_fit):
     assert all(m.config.ensemble == [] for m in model.members)
     est = model.info["self_check"]["estimate"]
     assert 0.0 <= est["image_auroc"] <= 1.0 and est["n_good"] == 3
-    assert est["what"].startswith("estimate from 12 synthetic defects")  # 3 subtle + 1 wide per good sample
+    assert est["what"].startswith("estimate from 6 synthetic defects")  # 2 subtle-to-gross per good sample
     assert "64 px + 96 px" in model.thresholds.source
     lo, hi = model.display_range
     assert lo < hi

@@ -12,7 +12,7 @@ from core.errors import ModelFileError, UserError
 from core.model_io import load_model, save_model
 from core.pipeline import evaluate, fit
 from core.progress import Cancelled, Progress
-from core.self_check import PSEUDO_PER_SAMPLE, WIDE_PER_SAMPLE
+from core.self_check import WIDE_PER_SAMPLE
 
 SMALL = dict(size=160, n_train=12, n_validation=4, n_test_good=3, n_test_per_defect=2)
 
@@ -39,8 +39,9 @@ def test_fit_produces_calibrated_multimodal_model(model):
     assert check["variant"] in ("adapted", "frozen") and (model.adapter is None) == (check["variant"] == "frozen")
     assert {c["variant"] for c in check["candidates"]} == {"adapted", "frozen"}
     assert 0 <= check["estimate"]["image_auroc"] <= 1 and "synthetic" in check["estimate"]["what"]
-    # the estimate pools the subtle synthetic defects with one from subtle to gross per good sample
-    n_defects = (PSEUDO_PER_SAMPLE + WIDE_PER_SAMPLE) * model.info["n_calibration"]
+    # the estimate is made on its own defects, drawn from subtle to gross, not on the subtle ones
+    # the choices are made on
+    n_defects = WIDE_PER_SAMPLE * model.info["n_calibration"]
     assert check["estimate"]["what"].startswith(f"estimate from {n_defects} synthetic defects")
     low, high = check["estimate"]["image_auroc_interval"]
     assert low <= check["estimate"]["image_auroc"] <= high  # its bootstrap interval

@@ -319,10 +319,10 @@ def test_wide_severity_reaches_larger_and_deeper_defects():
     assert max(measure("dent", SUBTLE)) <= 1.01e-3 and max(measure("dent", WIDE)) <= 4.04e-3
 
 
-def test_pooled_estimate_counts_every_defect_set():
-    """The estimate pools the subtle and the wide defects against the same good samples: a set of
-    easy defects added to hard ones raises the pooled I-AUROC to their share-weighted mix."""
-    from core.self_check import pooled_estimate
+def test_synthetic_estimate_counts_every_defect_it_is_given():
+    """Every synthetic defect counts against the same good samples: easy defects added to hard
+    ones raise the I-AUROC to their share-weighted mix."""
+    from core.self_check import synthetic_estimate as pooled_estimate
 
     good = np.array([1.0, 2.0, 3.0, 4.0])
     hard, easy = np.array([2.5, 2.5]), np.array([9.0, 9.0])
