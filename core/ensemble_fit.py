@@ -36,8 +36,9 @@ def fit_ensemble(
     members = []
     for i, cfg in enumerate(configs):
         prefix = f"Model {i + 1} of {len(configs)} ({cfg.image_size} px)"
+        shared = {"frame": members[0].object_frame} if members else {"frame_min_side": largest}  # measured once
         members.append(fit_model(dataset_root, category, cfg, p.prefixed(prefix), xyz_units, roi, roi_source,
-                                 frame_min_side=largest))
+                                 **shared))
     model = calibrate_ensemble(EnsembleModel(config, members, Thresholds(0.0, 0.0), (0.0, 1.0)),
                                dataset_root, category, p.prefixed("Ensemble"), xyz_units)
     model.set_roi(members[0].roi, roi_source)

@@ -25,6 +25,9 @@ CALIBRATION_SHARE = 0.15  # share of train/good held out for calibration when th
 MIN_TRAIN_FOR_HOLDOUT = 10  # fewer training samples: calibrate on the training samples themselves
 
 
+MEASURE_FRAME = object()  # fit_model: measure the crop around the part on the training parts
+
+
 def load_prepared(
     refs, config: FitConfig, progress: Progress | None, stage: str,
     xyz_units: str | None = None, spacings: list | None = None, train_spacing: float | None = None,
@@ -165,14 +168,17 @@ def fit_model(
     roi: np.ndarray | None = None,
     roi_source: str = "region of interest",
     frame_min_side: int | None = None,
+    frame=MEASURE_FRAME,
 ) -> Model:
     """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
     ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres); stored
     as ``info["xyz_units"]``, the default unit for scoring with the model.
     ``roi``: region of interest in original image pixels (core.roi; from ``roi_source``, named in
     messages): stored on the model, and the thresholds are calibrated on maps masked by it (the
-    memory banks hold every patch). ``frame_min_side``: the crop around the part is at least
-    this many pixels (an ensemble's largest grid, so its members share one crop)."""
+    memory banks hold every patch). ``frame``: the crop around the part (core.object_frame.ObjectFrame),
+    None, or :data:`MEASURE_FRAME` (default): measured on the training parts, at least
+    ``frame_min_side`` pixels (an ensemble's largest grid; its later members take the first
+    member's frame)."""
     from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
@@ -194,7 +200,8 @@ def fit_model(
 
     spacings: list = []
     sizes: list = []
-    frame = part_frame(train_refs, config, p, xyz_units, frame_min_side)
+    if frame is MEASURE_FRAME:
+        frame = part_frame(train_refs, config, p, xyz_units, frame_min_side)
     train = load_prepared(train_refs, config, p, "Loading training samples", xyz_units, spacings, sizes=sizes,
                           roi=roi, roi_source=roi_source, frame=frame)
     train_spacing = check_fit_spacing(spacings, xyz_units) if config.requested_modalities() != ("rgb",) else None

@@ -64,15 +64,11 @@ class ObjectFrame:
         return cls(d["side_px"])
 
 
-def foreground(xyz: np.ndarray) -> np.ndarray:
-    """H×W bool: points that are finite and not (0, 0, 0) (background removal zeroes the rest)."""
-    return np.all(np.isfinite(xyz), axis=-1) & np.any(xyz != 0, axis=-1)
-
-
-def part_extent(xyz: np.ndarray) -> tuple[float, float, float] | None:
-    """(row, column, radius) of the foreground in pixels: its centroid and the largest distance
-    from the centroid to a foreground pixel; None without foreground."""
-    rows, cols = np.nonzero(foreground(xyz))
+def part_extent(foreground: np.ndarray) -> tuple[float, float, float] | None:
+    """(row, column, radius) in pixels of the part whose H×W bool ``foreground`` is given (the
+    points that survived background removal, core.data.sample.finite_valid_points): its centroid
+    and the largest distance from the centroid to a foreground pixel; None without foreground."""
+    rows, cols = np.nonzero(foreground)
     if not len(rows):
         return None
     cy, cx = rows.mean(), cols.mean()

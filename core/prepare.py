@@ -31,34 +31,43 @@ def prepare_sample(
     return prepare_sample_sizes(sample, (size,), preprocess, cache_dir, frame)[0]
 
 
-def padded_sample(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
-    """(sample preprocessed (if asked) and zero-padded to a square, its side, top, left), pixels."""
+def _on_square(sample: Sample, side: int, top: int, left: int) -> Sample:
+    """``sample``'s arrays placed on a zero side×side square with their pixel (0, 0) at (top, left)
+    (:func:`core.data.preprocess.pad_to_square`: padding, or with negative offsets a crop)."""
     from dataclasses import replace
 
-    from core.data.preprocess import pad_to_square, preprocess as run_preprocess, square_padding
+    from core.data.preprocess import pad_to_square
+
+    return replace(sample, **{k: pad_to_square(getattr(sample, k), side, top, left)
+                              for k in ("rgb", "xyz", "mask", "roi")})
+
+
+def padded_sample(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
+    """(sample preprocessed (if asked) and zero-padded to a square, its side, top, left), pixels."""
+    from core.data.preprocess import preprocess as run_preprocess, square_padding
 
     if preprocess:
         sample = run_preprocess(sample, cache_dir=cache_dir)
         pad = sample.meta["preprocess"]["pad"]
         return sample, pad["side"], pad["top"], pad["left"]
     side, top, left = square_padding(*sample.shape)
-    return replace(
-        sample,
-        rgb=pad_to_square(sample.rgb, side, top, left),
-        xyz=pad_to_square(sample.xyz, side, top, left),
-        mask=pad_to_square(sample.mask, side, top, left),
-        roi=pad_to_square(sample.roi, side, top, left),
-    ), side, top, left
+    return _on_square(sample, side, top, left), side, top, left
+
+
+def _extent(sample: Sample):
+    """The part's extent (core.object_frame.part_extent) of a padded sample; None without a cloud."""
+    from core.data.sample import finite_valid_points
+    from core.object_frame import part_extent
+
+    return None if sample.xyz is None else part_extent(finite_valid_points(sample.xyz))
 
 
 def part_extent_px(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
     """(radius, square side) in original pixels after preprocessing and padding: the part's
     extent, the largest distance from its foreground's centroid to a foreground point
     (core.object_frame.part_extent; None without a cloud or foreground), and the padded square's side."""
-    from core.object_frame import part_extent
-
     padded, side, _, _ = padded_sample(sample, preprocess, cache_dir)
-    extent = None if padded.xyz is None else part_extent(padded.xyz)
+    extent = _extent(padded)
     return (None if extent is None else extent[2]), side
 
 
@@ -68,17 +77,12 @@ def prepare_sample_sizes(
 ) -> list[Sample]:
     """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
     and the crop run once, then the square is resized to each size."""
-    from dataclasses import replace
-
-    from core.data.preprocess import pad_to_square
     from core.data.resize import resize_sample
     from core.grid_map import GridMap
 
-    from core.object_frame import part_extent
-
     height, width = sample.shape
     sample, side, top, left = padded_sample(sample, preprocess, cache_dir)
-    extent = None if frame is None or sample.xyz is None else part_extent(sample.xyz)
+    extent = None if frame is None else _extent(sample)
     window = None if frame is None else frame.window(extent, side)
     if window is not None and frame.cuts(extent):
         log.warning("%s: the part reaches beyond the model's %d px square around the part (it is larger "
@@ -87,13 +91,7 @@ def prepare_sample_sizes(
     if window is not None:
         t0, l0 = window
         side = frame.side_px
-        sample = replace(
-            sample,
-            rgb=pad_to_square(sample.rgb, side, -t0, -l0),
-            xyz=pad_to_square(sample.xyz, side, -t0, -l0),
-            mask=pad_to_square(sample.mask, side, -t0, -l0),
-            roi=pad_to_square(sample.roi, side, -t0, -l0),
-        )
+        sample = _on_square(sample, side, -t0, -l0)
         top, left = top - t0, left - l0
     out = []
     for size in sizes:

@@ -279,9 +279,8 @@ def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: di
     extra = estimate_defects(calib, model.modalities, seed)
     bad = model.modality_maps_batched(extra, progress, "Self-check: synthetic defects for the estimate")[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
-    _, extra_img, _, extra_maps, _, _ = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra])
-    return synthetic_estimate(chosen.good_scores, np.asarray(extra_img), chosen.good_maps, list(extra_maps),
-                              [s.mask for s in extra], seed)
+    good_img, bad_img, _, _, i_auroc, pro = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra])
+    return estimate_record(i_auroc, pro, len(bad_img), len(good_img), auroc_interval(good_img, bad_img, seed))
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:

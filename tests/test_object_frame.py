@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.data.preprocess import pad_to_square
+from core.data.sample import finite_valid_points
 from core.object_frame import MARGIN, ObjectFrame, frame_for, part_extent
 
 
@@ -21,12 +22,12 @@ def disc_cloud(shape=(120, 160), centre=(50, 70), radius=20):
 
 def test_part_extent_is_the_centroid_and_largest_distance():
     xyz, _ = disc_cloud()
-    cy, cx, r = part_extent(xyz)
+    cy, cx, r = part_extent(finite_valid_points(xyz))
     assert (cy, cx) == pytest.approx((50, 70), abs=0.01)
     assert r == pytest.approx(20, abs=0.01)
     xyz[5, 5] = np.nan  # NaN points are not foreground
-    assert part_extent(xyz)[2] == pytest.approx(r, abs=0.01)
-    assert part_extent(np.zeros((8, 8, 3), np.float32)) is None
+    assert part_extent(finite_valid_points(xyz))[2] == pytest.approx(r, abs=0.01)
+    assert part_extent(np.zeros((8, 8), bool)) is None
 
 
 def test_frame_side_from_the_largest_part_at_least_the_grid():
@@ -41,7 +42,7 @@ def test_frame_side_from_the_largest_part_at_least_the_grid():
 
 def test_window_is_centred_on_the_part_and_absent_without_one():
     xyz, _ = disc_cloud()
-    extent = part_extent(xyz)
+    extent = part_extent(finite_valid_points(xyz))
     frame = ObjectFrame(50)
     assert frame.window(extent, 160) == (25, 45)  # centre (50, 70) minus half the side
     assert frame.window(None, 160) is None  # no foreground
@@ -195,8 +196,14 @@ def test_info_names_the_crop(small_part_data, tmp_path, monkeypatch):
 def test_an_ensembles_members_share_one_crop(small_part_data, tmp_path, monkeypatch):
     from core.model_io import load_model, save_model
 
+    import core.fitting as fitting
+
+    measured = []
+    measure = fitting.part_frame
+    monkeypatch.setattr(fitting, "part_frame", lambda *a, **k: measured.append(1) or measure(*a, **k))
     # a 96 px member: larger than the square the 32 px member's parts alone would need (~90 px)
     model = _fit(small_part_data, tmp_path, monkeypatch, ensemble=[[96, 12, 1.0]])
+    assert len(measured) == 1  # the parts are measured once, for the first member
     frames = {m.object_frame for m in model.members}
     assert len(frames) == 1 and None not in frames
     side = frames.pop().side_px
