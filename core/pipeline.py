@@ -35,11 +35,17 @@ def fit(
 ) -> Model | EnsembleModel:
     """Fit a model on ``train/good`` of one category and calibrate it on held-out good samples
     (:func:`core.fitting.fit_model`); with ``config.ensemble`` (the accurate preset) one model per
-    resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`."""
+    resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`.
+    torch runs on :data:`core.cpu.ENGINE_TORCH_THREADS` threads meanwhile (the same model from the
+    same data whatever ran before in the process)."""
+    from core.cpu import ENGINE_TORCH_THREADS
+    from core.scoring._threads import torch_threads_at_most
+
     config = config or FitConfig()
-    if config.ensemble:
-        return fit_ensemble(dataset_root, category, config, progress, xyz_units, roi, roi_source)
-    return fit_model(dataset_root, category, config, progress, xyz_units, roi, roi_source)
+    with torch_threads_at_most(ENGINE_TORCH_THREADS):
+        if config.ensemble:
+            return fit_ensemble(dataset_root, category, config, progress, xyz_units, roi, roi_source)
+        return fit_model(dataset_root, category, config, progress, xyz_units, roi, roi_source)
 
 
 @dataclass

@@ -78,20 +78,21 @@ def prefetched(items: Sequence[Item], prepare: Callable[[Item], Value], depth: i
 def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: int | None = None,
                 progress: Progress | None = None) -> Iterator[Iterator[tuple[Item, Callable[[], Value]]]]:
     """:func:`prefetched` for a ``with`` block, which also shares the cores: torch runs one thread
-    in the background thread and at most one fewer than the usable cores in the calling thread
-    meanwhile (at 2 threads torch took 2.5-3.7x the CPU time of 1 on a busy 2-core machine: its
-    threads spin for a taken core); restored, and the background thread joined, on exit. ``depth`` None: :func:`default_depth`."""
-    from core.cpu import usable_cores
+    in the background thread and in the calling thread (:data:`core.cpu.ENGINE_TORCH_THREADS`; at 2
+    threads torch took 2.5-3.7x the CPU time of 1 on a busy 2-core machine: its threads spin for a
+    taken core), read ahead or not, so both give the same bits; restored, and the background
+    thread joined, on exit. ``depth`` None: :func:`default_depth`."""
+    from core.cpu import ENGINE_TORCH_THREADS
     from core.scoring._threads import torch_threads_at_most
 
     depth = default_depth() if depth is None else depth
     def in_one_thread(item: Item) -> Value:  # torch work there must not take the caller's core
-        with torch_threads_at_most(1):
+        with torch_threads_at_most(ENGINE_TORCH_THREADS):
             return prepare(item)
 
     ahead = depth > 0 and len(items) > 1
     loaded = prefetched(items, in_one_thread if ahead else prepare, depth, progress)
-    with torch_threads_at_most(usable_cores() - 1 if ahead else usable_cores()), closing(loaded):
+    with torch_threads_at_most(ENGINE_TORCH_THREADS), closing(loaded):
         yield loaded
 
 

@@ -17,8 +17,13 @@ class ScoringLoop:
     def score(self, sample: Sample, keep_original: bool = False) -> SampleResult:
         """Score one loaded sample (any size; it is preprocessed and resized here).
         ``keep_original``: the result keeps the loaded sample (``result.original``) for drawing
-        at original resolution."""
-        return self.score_loaded(self.prepare_for_scoring(sample), keep_original)
+        at original resolution. torch runs on the threads :meth:`score_each` gives it, so a sample
+        scores the same bits here and in a batch."""
+        from core.cpu import ENGINE_TORCH_THREADS
+        from core.scoring._threads import torch_threads_at_most
+
+        with torch_threads_at_most(ENGINE_TORCH_THREADS):
+            return self.score_loaded(self.prepare_for_scoring(sample), keep_original)
 
     def score_each(self, refs, progress: Progress | None = None, stage: str = "Scoring", on_error=None,
                    keep_original: bool = False, prefetch: int | None = None):

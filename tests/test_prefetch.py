@@ -178,15 +178,16 @@ def test_cancelling_during_a_prefetch_stops_cleanly(scored_demo):
     assert [i for i, _, _ in again] == [0, 1]
 
 
-def test_torch_gives_the_background_thread_a_core_and_gets_its_threads_back(scored_demo, monkeypatch):
+def test_scoring_runs_torch_on_one_thread_in_every_path_and_gives_the_threads_back(scored_demo):
+    """Read ahead, one after the other or one sample alone: torch on ENGINE_TORCH_THREADS, so
+    the same bits (its sums depend on its thread count); the caller's count restored after."""
     import torch
 
-    import core.cpu as cpu
+    from core.cpu import ENGINE_TORCH_THREADS
     from core.scoring._threads import torch_threads_at_most
 
     root, model = scored_demo
     refs = open_dataset(root).samples("puck", "test")[:3]
-    monkeypatch.setattr(cpu, "usable_cores", lambda: 3)
     before = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
@@ -194,13 +195,20 @@ def test_torch_gives_the_background_thread_a_core_and_gets_its_threads_back(scor
             capped = torch.get_num_threads()
         with torch_threads_at_most(5):
             uncapped = torch.get_num_threads()
-        # (faiss sets its OpenMP threads, which torch shares, to 1 at each search: <= 2, not == 2)
-        during = [torch.get_num_threads() for _ in model.score_each(refs, prefetch=1)]
+        during = {depth: [(torch.get_num_threads(), r) for _, _, r in model.score_each(refs, prefetch=depth)]
+                  for depth in (1, 0)}
         after = torch.get_num_threads()
+        alone = model.score(refs[1].load())
+        after_alone = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     assert (capped, uncapped) == (2, 3)
-    assert max(during) <= 2 and after == 3
+    assert {n for rows in during.values() for n, _ in rows} == {ENGINE_TORCH_THREADS}
+    assert after == after_alone == 3
+    for (_, a), (_, b) in zip(during[1], during[0]):
+        assert a.image_score == b.image_score and np.array_equal(a.anomaly_map, b.anomaly_map)
+    assert alone.image_score == during[1][1][1].image_score
+    assert np.array_equal(alone.anomaly_map, during[1][1][1].anomaly_map)
 
 
 def test_reading_ahead_is_set_by_the_environment(monkeypatch):

@@ -74,6 +74,34 @@ def test_centroids_are_deterministic_per_seed():
     assert a.shape == (20, 8) and a.dtype == np.float32
 
 
+@pytest.mark.parametrize("search", ["exact", "ivf", "train"])
+def test_searches_leave_the_threads_of_torch_as_they_found_them(search):
+    """OpenMP's thread count is per thread and shared by faiss and torch: a search that left it
+    at 1 made every later torch op of the thread (RGB features, adaptor training) one-threaded,
+    and a second fit of the same data differed from the first."""
+    import torch
+
+    from core.scoring._faiss import SEARCH_THREADS, faiss_threads
+
+    pts, _ = blobs(2000, 16, 20, seed=3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(SEARCH_THREADS + 1)
+    try:
+        if search == "train":
+            train_centroids(pts, 20, seed=0)
+        else:
+            bank = MemoryBank(pts)
+            if search == "ivf":
+                bank.use_search(SearchChoice("ivf_flat", 20, 4), train_centroids(pts, 20, seed=0))
+            bank.knn(pts[:50], 3)
+        assert torch.get_num_threads() == SEARCH_THREADS + 1
+        with faiss_threads():
+            assert torch.get_num_threads() == SEARCH_THREADS  # the searches themselves: one thread
+        assert torch.get_num_threads() == SEARCH_THREADS + 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_search_choice_validation():
     good = SearchChoice("ivf_flat", 10, 2, 0.995, 1e-4, 500, "ok")
     assert SearchChoice.from_dict(good.to_dict()) == good

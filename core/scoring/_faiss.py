@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 # faiss picks its own SIMD loop instead of BLAS when (queries x dims) < this threshold (128 000 by
 # default). For one image's 784 queries against a 10k bank that loop took 24 ms (33-d) and 48 ms
 # (152-d) of CPU, the BLAS path 6 ms and 21 ms (single-threaded; bench/bench_coreset.py "faiss").
@@ -13,13 +15,24 @@ SEARCH_THREADS = 1
 
 
 def faiss_module():
-    """faiss, with the BLAS threshold and thread count below applied."""
+    """faiss, with the BLAS threshold above applied. Run its searches and training inside
+    :func:`faiss_threads`."""
     import faiss
 
     if faiss.cvar.distance_compute_blas_threshold != _FAISS_BLAS_THRESHOLD:
         faiss.cvar.distance_compute_blas_threshold = _FAISS_BLAS_THRESHOLD
-    faiss.omp_set_num_threads(SEARCH_THREADS)  # per calling thread in libgomp; faiss' own copy
     return faiss
 
 
-__all__ = ["SEARCH_THREADS", "faiss_module"]
+@contextmanager
+def faiss_threads():
+    """A block of faiss work on SEARCH_THREADS OpenMP threads; the calling thread's count (which
+    torch shares) is restored after it (core.cpu.openmp_threads)."""
+    from core.cpu import openmp_threads
+
+    faiss = faiss_module()
+    with openmp_threads(SEARCH_THREADS):
+        yield faiss
+
+
+__all__ = ["SEARCH_THREADS", "faiss_module", "faiss_threads"]

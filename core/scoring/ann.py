@@ -100,26 +100,26 @@ def default_nlist(bank_size: int) -> int:
 
 def train_centroids(vectors: np.ndarray, nlist: int, seed: int) -> np.ndarray:
     """(nlist, D) float32 k-means centroids of the bank, deterministic for a given seed."""
-    from core.scoring._faiss import faiss_module
+    from core.scoring._faiss import faiss_threads
 
-    faiss = faiss_module()
-    km = faiss.Kmeans(vectors.shape[1], int(nlist), niter=KMEANS_ITERATIONS, seed=int(seed),
-                      min_points_per_centroid=1, max_points_per_centroid=1 << 20, verbose=False)
-    km.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    with faiss_threads() as faiss:
+        km = faiss.Kmeans(vectors.shape[1], int(nlist), niter=KMEANS_ITERATIONS, seed=int(seed),
+                          min_points_per_centroid=1, max_points_per_centroid=1 << 20, verbose=False)
+        km.train(np.ascontiguousarray(vectors, dtype=np.float32))
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
 def ivf_index(vectors: np.ndarray, centroids: np.ndarray, nprobe: int):
     """faiss IndexIVFFlat over ``vectors`` with the given cells (no training at load time)."""
-    from core.scoring._faiss import faiss_module
+    from core.scoring._faiss import faiss_threads
 
-    faiss = faiss_module()
-    d = vectors.shape[1]
-    quantizer = faiss.IndexFlatL2(d)
-    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    index = faiss.IndexIVFFlat(quantizer, d, len(centroids), faiss.METRIC_L2)
-    index.is_trained = True
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    with faiss_threads() as faiss:
+        d = vectors.shape[1]
+        quantizer = faiss.IndexFlatL2(d)
+        quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        index = faiss.IndexIVFFlat(quantizer, d, len(centroids), faiss.METRIC_L2)
+        index.is_trained = True
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     index.nprobe = int(nprobe)
     index.parallel_mode = 0
     # faiss' Python wrapper keeps the quantizer alive with the index (index.referenced_objects)

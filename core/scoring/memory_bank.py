@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.progress import Progress, ensure
-from core.scoring._faiss import faiss_module as _faiss
+from core.scoring._faiss import faiss_module as _faiss, faiss_threads
 from core.scoring.ann import SearchChoice, ivf_index
 from core.scoring.coreset import as_feature_matrix, greedy_coreset
 
@@ -96,14 +96,14 @@ class MemoryBank:
         k = max(1, min(int(k), self.size))
         if len(q) == 0:
             return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        _faiss()
-        if self._ivf is not None and not exact:
-            d2, idx = self._ivf.search(q, k)
-            short = (idx < 0).any(axis=1)
-            if short.any():
-                d2[short], idx[short] = self.index.search(np.ascontiguousarray(q[short]), k)
-        else:
-            d2, idx = self.index.search(q, k)
+        with faiss_threads():
+            if self._ivf is not None and not exact:
+                d2, idx = self._ivf.search(q, k)
+                short = (idx < 0).any(axis=1)
+                if short.any():
+                    d2[short], idx[short] = self.index.search(np.ascontiguousarray(q[short]), k)
+            else:
+                d2, idx = self.index.search(q, k)
         np.maximum(d2, 0.0, out=d2)
         return np.sqrt(d2, out=d2), idx.astype(np.int64, copy=False)
 
