@@ -27,7 +27,8 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _threadpools():
+def threadpool_controller():
+    """The process's threadpoolctl controller (made once: it scans the loaded libraries)."""
     global _controller
     with _lock:
         if _controller is None:
@@ -44,5 +45,5 @@ def openmp_threads(n: int):
     library of the process: faiss and torch's CPU ops read the same one, so a count set for faiss
     and left behind made every later torch op of that thread (RGB features, adaptor training) run
     on one thread, and a fit's results depend on whether a search ran before it."""
-    with _threadpools().limit(limits=max(1, int(n)), user_api="openmp"):
+    with threadpool_controller().limit(limits=max(1, int(n)), user_api="openmp"):
         yield

@@ -9,26 +9,14 @@ worker-thread hand-off makes each of them cost milliseconds instead of microseco
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 
-_lock = threading.Lock()
-_controller = None
-
-
-def _get_controller():
-    global _controller
-    with _lock:
-        if _controller is None:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-        return _controller
+from core.cpu import threadpool_controller
 
 
 @contextmanager
 def single_thread_blas():
-    with _get_controller().limit(limits=1, user_api="blas"):
+    with threadpool_controller().limit(limits=1, user_api="blas"):
         yield
 
 
