@@ -12,7 +12,8 @@ from contextlib import contextmanager
 # core.scoring_loop): the other cores go to the FPFH threads and the read-ahead thread, and one
 # fixed count gives the same bits in every path (torch's sums depend on its thread count). At 2
 # threads torch took 2.5-3.7x the CPU time of 1 on a busy 2-core machine (its threads spin for a
-# taken core); fits were no faster with 2 (docs/evaluation.md, fifteenth session).
+# taken core); on an idle one, fits showed no consistent difference (docs/evaluation.md, fifteenth
+# session: "Fixed: a search left torch on one thread").
 ENGINE_TORCH_THREADS = 1
 
 _lock = threading.Lock()
