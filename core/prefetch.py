@@ -86,12 +86,11 @@ def prefetching(items: Sequence[Item], prepare: Callable[[Item], Value], depth: 
     from core.scoring._threads import torch_threads_at_most
 
     depth = default_depth() if depth is None else depth
-    def in_one_thread(item: Item) -> Value:  # torch work there must not take the caller's core
+    def limited(item: Item) -> Value:  # the background thread's own count; in the caller a no-op
         with torch_threads_at_most(ENGINE_TORCH_THREADS):
             return prepare(item)
 
-    ahead = depth > 0 and len(items) > 1
-    loaded = prefetched(items, in_one_thread if ahead else prepare, depth, progress)
+    loaded = prefetched(items, limited, depth, progress)
     with torch_threads_at_most(ENGINE_TORCH_THREADS), closing(loaded):
         yield loaded
 
