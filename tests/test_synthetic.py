@@ -373,10 +373,33 @@ def test_defect_scale_changes_size_not_place_or_amplitude():
     assert np.mean(areas[2.0]) > 2 * np.mean(areas[1.0])
 
 
+@pytest.mark.parametrize("kind", ["dent", "bump"])
+def test_dent_shading_zero_leaves_the_image_alone_but_not_the_geometry(kind):
+    """dent_shading = 0: a dent or bump is geometry only (the RGB image is the defect-free one),
+    its mask and its points are those of the fully shaded render; 1 (default) shades it; other
+    defect types do not depend on it."""
+    clean, shaded = S.render_sample_pair(5, "puck", f"test/{kind}", 0, size=128)
+    _, blind = S.render_sample_pair(5, "puck", f"test/{kind}", 0, size=128, dent_shading=0.0)
+    _, half = S.render_sample_pair(5, "puck", f"test/{kind}", 0, size=128, dent_shading=0.5)
+    assert not np.array_equal(shaded.rgb, clean.rgb)
+    assert np.array_equal(blind.rgb, clean.rgb)
+    assert np.array_equal(blind.xyz, shaded.xyz) and not np.array_equal(blind.xyz, clean.xyz)
+    # the mask: the pixels whose points moved (the shaded render adds those only its shading or
+    # cast shadow changed)
+    moved = np.any(clean.render.xyz != shaded.render.xyz, -1).reshape(128, 128)
+    assert blind.mask.sum() > 0 and not (blind.mask & ~shaded.mask).any()
+    assert blind.mask.sum() >= 0.5 * shaded.mask.sum() and blind.mask[moved].mean() > 0.9
+    change = lambda s: np.abs(s.rgb.astype(int) - clean.rgb).sum()  # noqa: E731
+    assert 0.3 * change(shaded) < change(half) < 0.7 * change(shaded)
+    _, stain = S.render_sample_pair(5, "puck", "test/stain", 0, size=128, dent_shading=0.0)
+    assert np.array_equal(stain.rgb, S.render_sample(5, "puck", "test/stain", 0, size=128).rgb)
+
+
 def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     for kwargs in ({"object_scale": 0.4}, {"object_scale": 2.5}, {"noise_scale": -0.1},
                    {"noise_scale": 5.5}, {"defect_scale": 0.2}, {"defect_scale": 3.5},
-                   {"defect_scale": float("nan")}, {"object_scale": "big"}, {"flying_pixels": 1.5}):
+                   {"defect_scale": float("nan")}, {"object_scale": "big"}, {"flying_pixels": 1.5},
+                   {"dent_shading": -0.5}, {"dent_shading": 1.2}):
         name = next(iter(kwargs)).replace("_", " ")
         with pytest.raises(UserError, match=name):
             S.demo_parameters(**kwargs)
@@ -394,11 +417,11 @@ def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     args = ["demo-data", str(out), "--size", "64", "--train", "1", "--validation", "0", "--test-good", "0",
             "--test-per-defect", "1", "--categories", "cookie", "--defect-types", "hole", "--workers", "1"]
     varied = args + ["--object-scale", "1.25", "--noise-scale", "2", "--defect-scale", "0.5",
-                     "--flying-pixels", "0.3"]
+                     "--flying-pixels", "0.3", "--dent-shading", "0.5"]
     assert main(varied) == 0
     marker = S.read_marker(out)
     assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"],
-            marker["flying_pixels"]) == (1.25, 2.0, 0.5, 0.3)
+            marker["flying_pixels"], marker["dent_shading"]) == (1.25, 2.0, 0.5, 0.3, 0.5)
     stamp = (out / S.MARKER_NAME).stat().st_mtime_ns
     assert main(varied) == 0  # same factors: up to date, kept
     assert (out / S.MARKER_NAME).stat().st_mtime_ns == stamp

@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--flying-pixels", type=float, default=0.0,
                    help=f"share of the pixels at depth discontinuities that the sensor places between the "
                         f"two surfaces, as real depth sensors do ({span('flying_pixels')}, default 0)")
+    p.add_argument("--dent-shading", type=float, default=1.0,
+                   help=f"how much of a dent's or bump's shading shows in the RGB image ({span('dent_shading')}, "
+                        f"default 1 = as lit; 0 = geometry only, as on matte textured parts)")
     p.add_argument("--workers", type=int, default=0, help="rendering processes (default 0 = automatic)")
     p.add_argument("--force", action="store_true", help="replace a demo dataset made with other options")
     p.set_defaults(func=run)
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         noise_scale=args.noise_scale,
         defect_scale=args.defect_scale,
         flying_pixels=args.flying_pixels,
+        dent_shading=args.dent_shading,
         progress=Progress(show),
         force=args.force,
         workers=args.workers,

@@ -19,10 +19,12 @@ table tilt, light direction, exposure and colour jitter.
 Defects: dent/bump change geometry only, stain changes colour only, crack/hole change both.
 ``defect_strength`` scales their amplitude (depth, height, colour contrast), not their size.
 
-Variation factors (all 1.0 by default, which gives exactly the standard dataset):
+Variation factors (at their defaults they give exactly the standard dataset):
 ``object_scale`` scales the objects' physical size (diameter and height; the camera stays),
 ``noise_scale`` the sensor's depth/RGB noise and random dropout rates, ``defect_scale`` the
-defects' lateral size (radius, length, width). None of them changes the random draws.
+defects' lateral size (radius, length, width), ``flying_pixels`` (default 0) the share of mixed
+pixels at depth steps, ``dent_shading`` (default 1) how much of a dent's or bump's shading shows
+in the RGB image (0: geometry only). None of them changes the random draws.
 
 Every sample draws from its own random streams derived from (seed, category, split/label,
 index), so the same seed gives byte-identical files and changing the counts does not change

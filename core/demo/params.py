@@ -19,25 +19,30 @@ VARIATION_RANGES: dict[str, tuple[float, float]] = {
     "noise_scale": (0.0, 5.0),
     "defect_scale": (0.3, 3.0),
     "flying_pixels": (0.0, 1.0),
+    "dent_shading": (0.0, 1.0),
 }
 VARIATION_DEFAULTS: dict[str, float] = {
     "object_scale": 1.0,
     "noise_scale": 1.0,
     "defect_scale": 1.0,
     "flying_pixels": 0.0,
+    "dent_shading": 1.0,
 }
 _VARIATION_WHAT = {
     "object_scale": "object scale",
     "noise_scale": "noise scale",
     "defect_scale": "defect scale",
     "flying_pixels": "flying pixels share",
+    "dent_shading": "dent shading",
 }
 
 
-def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0) -> tuple[float, float, float, float]:
+def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0,
+               dent_shading=1.0) -> tuple[float, float, float, float, float]:
     """The variation factors as floats; UserError when one is not a number in its range."""
     out = []
-    for name, value in zip(VARIATION_RANGES, (object_scale, noise_scale, defect_scale, flying_pixels)):
+    values = (object_scale, noise_scale, defect_scale, flying_pixels, dent_shading)
+    for name, value in zip(VARIATION_RANGES, values):
         lo, hi = VARIATION_RANGES[name]
         what = _VARIATION_WHAT[name]
         try:
@@ -47,4 +52,4 @@ def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0) -> tu
         if isinstance(value, bool) or not lo <= x <= hi:  # also rejects NaN
             raise UserError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
         out.append(x)
-    return out[0], out[1], out[2], out[3]
+    return out[0], out[1], out[2], out[3], out[4]

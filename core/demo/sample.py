@@ -61,6 +61,7 @@ def render_sample_pair(
     noise_scale: float = 1.0,
     defect_scale: float = 1.0,
     flying_pixels: float = 0.0,
+    dent_shading: float = 1.0,
 ) -> tuple[SyntheticSample, SyntheticSample]:
     """Render sample ``index`` of ``folder`` ("train", "validation", "test/good",
     "test/<defect>") without and with its defect (the same object for good samples).
@@ -68,10 +69,10 @@ def render_sample_pair(
     Both share pose, appearance and sensor noise; the defect's mask is exactly the set of
     pixels whose noise-free geometry, validity or colour the defect changed. The defective
     render re-traces only the pixels the defect can reach; ``full_render`` re-traces all
-    (for checking that shortcut). ``object_scale``, ``noise_scale``, ``defect_scale`` and
-    ``flying_pixels`` are the variation factors of :func:`demo_parameters`."""
-    object_scale, noise_scale, defect_scale, flying_pixels = _variation(
-        object_scale, noise_scale, defect_scale, flying_pixels)
+    (for checking that shortcut). ``object_scale``, ``noise_scale``, ``defect_scale``,
+    ``flying_pixels`` and ``dent_shading`` are the variation factors of :func:`demo_parameters`."""
+    object_scale, noise_scale, defect_scale, flying_pixels, dent_shading = _variation(
+        object_scale, noise_scale, defect_scale, flying_pixels, dent_shading)
     if category not in _BUILDERS:
         raise UserError(f"unknown demo category {category!r}; known: {', '.join(DEMO_CATEGORIES)}")
     label = folder.split("/", 1)[1] if folder.startswith("test/") else "good"
@@ -103,6 +104,9 @@ def render_sample_pair(
         centre, radius = _changed_disc(g, obj, dobj)
         pix = _affected_pixels(clean_r, pose, size, ceiling, centre, radius)
         dirty_r = _render(dobj, g, pose, tex, size, ceiling, pix).merged_into(clean_r)
+    if DEFECT_TYPES[label] == "geometry" and dent_shading < 1.0:
+        # the dent's change of shading only partly (0: not at all) in the image
+        dirty_r.rgb = clean_r.rgb + dent_shading * (dirty_r.rgb - clean_r.rgb)
     rgb_d, xyz_d, _ = _sensor(dirty_r, noise, size)
     mask = _changed(clean_r, dirty_r).reshape(size, size)
     dirty = SyntheticSample(rgb_d, xyz_d, mask, label, dobj.height, dobj.albedo, dirty_r, spec)
@@ -112,12 +116,12 @@ def render_sample_pair(
 def render_sample(
     seed: int, category: str, folder: str, index: int, size: int = DEFAULT_SIZE, defect_strength: float = 1.0,
     *, object_scale: float = 1.0, noise_scale: float = 1.0, defect_scale: float = 1.0,
-    flying_pixels: float = 0.0,
+    flying_pixels: float = 0.0, dent_shading: float = 1.0,
 ) -> SyntheticSample:
     """The sample as written to ``<category>/<folder>/{rgb,xyz,gt}/<index:03d>.*`` (with its
     defect, if any); ``folder`` is "train", "validation", "test/good" or "test/<defect>"."""
     return render_sample_pair(
         seed, category, folder, index, size, defect_strength,
         object_scale=object_scale, noise_scale=noise_scale, defect_scale=defect_scale,
-        flying_pixels=flying_pixels,
+        flying_pixels=flying_pixels, dent_shading=dent_shading,
     )[1]
