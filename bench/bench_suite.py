@@ -2,8 +2,9 @@
 
 Two groups (see docs/evaluation.md):
 
-* tuning: the built-in demo generator at six seeds (two with other object scale, sensor noise
-  and defect size, one with flying pixels at the objects' rims), the shared real MVTec 3D-AD ``tire`` (half-resolution subset, RGB only) and
+* tuning: the built-in demo generator at seven seeds (two with other object scale, sensor noise
+  and defect size, one with flying pixels at the objects' rims, one with dents and bumps that do
+  not show in the RGB image), the shared real MVTec 3D-AD ``tire`` (half-resolution subset, RGB only) and
   the shared real MVTec AD ``bottle`` (2D layout). Defaults are chosen on these only.
 * confirmation: the independently written "parts" generator (core/data/parts.py: other shapes,
   materials, lighting, sensor noise; 0.2-1 mm dents and bumps), never used to choose anything.
@@ -46,6 +47,7 @@ DEMO_SETS = {  # seed -> demo generator variation factors
     304: dict(object_scale=0.8, noise_scale=2.0, defect_scale=0.7),
     305: dict(object_scale=1.3, noise_scale=0.5, defect_scale=1.5),
     306: dict(flying_pixels=0.4),  # mixed ("flying") pixels at the objects' rims
+    307: dict(dent_shading=0.0),  # dents and bumps geometry only: not in the RGB image
 }
 PARTS_SEED = 901
 
