@@ -11,8 +11,11 @@ defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-sample
    difference of a few hundredths is noise, and the frozen features are the simpler choice;
 2. shrinks an uninformative modality: a modality whose own image score tells the synthetic
    defects that change only it (RGB: stains, cut-paste, scratches; xyz: dents, bumps) from good
-   samples with an I-AUROC below ``UNINFORMATIVE_AUROC`` gets fusion weight 0 while the other
-   modality does better: it leaves the image score; the anomaly map keeps it unless
+   samples with an I-AUROC below ``UNINFORMATIVE_AUROC`` in ``DROP_CONFIDENCE`` of bootstrap
+   resamples (:func:`informativeness_upper`) gets fusion weight 0 while the other modality does
+   better: it leaves the image score. With 10 held-out good parts a point AUROC below 0.6 flipped
+   with the fit's seed, and dropping a useful modality cost far more than keeping a useless one
+   (docs/evaluation.md, sixteenth session); the anomaly map keeps it unless
    ``FitConfig.dropped_modality_in_map`` is off (:meth:`core.model.Model.map_fusion`). (Choosing the fusion by the pseudo-defects' overall score was measured
    on the suite's tuning group and rejected: the mix of synthetic defect types decides the
    winner, and it switched to worse fusions on real defects.)
@@ -45,6 +48,7 @@ PSEUDO_PER_SAMPLE = 3  # synthetic defects painted on each calibration sample
 WIDE_PER_SAMPLE = 2  # from subtle to gross, for the estimate only (docs/evaluation.md)
 ADAPT_MARGIN = 0.01  # the adapted variant must beat frozen by this self-check score
 ADAPT_CONFIDENCE = 0.9  # ... and win in this share of paired bootstrap resamples (stated, not tuned)
+DROP_CONFIDENCE = 0.9  # a modality is dropped only when below UNINFORMATIVE_AUROC in this share of resamples (as above)
 BOOTSTRAP_ROUNDS = 1000
 INTERVAL_LEVEL = 0.9  # the estimate's bootstrap interval (auroc_interval)
 
@@ -82,6 +86,7 @@ class Candidate:
     good_maps: np.ndarray = field(repr=False)
     pseudo_maps: np.ndarray = field(repr=False)
     informativeness: dict = field(default_factory=dict)
+    informativeness_upper: dict = field(default_factory=dict)  # informativeness_upper of the same maps
 
     @property
     def score(self) -> float:
@@ -92,27 +97,46 @@ ONLY_CHANGES = {"rgb": ("stain", "cutpaste", "scratch"), "xyz": ("dent", "bump")
 UNINFORMATIVE_AUROC = 0.6  # a modality that tells its own synthetic defects from good parts no better is dropped
 
 
-def modality_informativeness(model, maps: VariantMaps, kinds: list[str]) -> dict[str, float | None]:
-    """{modality: I-AUROC of its own image score on the synthetic defects that change only it}
-    (None when there are none, e.g. a single-modality model)."""
-    from core.metrics import image_auroc
-
-    out: dict[str, float | None] = {}
+def own_defect_scores(model, maps: VariantMaps, kinds: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray] | None]:
+    """{modality: (its own image scores of the good samples, of the synthetic defects that change
+    only it)}; None when there are none, e.g. a single-modality model."""
+    out: dict = {}
     for m in model.modalities:
         own = [i for i, k in enumerate(kinds) if k in ONLY_CHANGES.get(m, ())]
         if len(model.modalities) < 2 or not own:
             out[m] = None
             continue
-        good = model._map_image_scores(maps.good[m])
-        bad = model._map_image_scores(maps.pseudo[m][own])
-        out[m] = float(image_auroc(np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)], np.r_[good, bad]))
+        out[m] = (np.asarray(model._map_image_scores(maps.good[m]), float),
+                  np.asarray(model._map_image_scores(maps.pseudo[m][own]), float))
     return out
 
 
-def shrink_uninformative(base_fusion, informativeness: dict[str, float | None], modalities):
-    """(fusion, name): weight 0 for a modality whose informativeness is below UNINFORMATIVE_AUROC
-    while another modality's is not; otherwise ``base_fusion`` unchanged."""
-    values = [informativeness.get(m) for m in modalities]
+def modality_informativeness(model, maps: VariantMaps, kinds: list[str],
+                             scores: dict | None = None) -> dict[str, float | None]:
+    """{modality: I-AUROC of its own image score on the synthetic defects that change only it}
+    (None when there are none, e.g. a single-modality model). ``scores``: :func:`own_defect_scores`
+    if computed already."""
+    from core.metrics import image_auroc
+
+    scores = own_defect_scores(model, maps, kinds) if scores is None else scores
+    return {m: None if s is None else float(image_auroc(np.r_[np.zeros(len(s[0]), bool), np.ones(len(s[1]), bool)],
+                                                        np.r_[s[0], s[1]]))
+            for m, s in scores.items()}
+
+
+def informativeness_upper(scores: dict, seed: int, rounds: int = BOOTSTRAP_ROUNDS) -> dict[str, float | None]:
+    """{modality: the DROP_CONFIDENCE percentile of its informativeness under bootstrap resamples
+    of the good parts and its own synthetic defects} for :func:`own_defect_scores` ``scores``: below
+    UNINFORMATIVE_AUROC, the modality is uninformative in at least that share of resamples."""
+    return {m: None if s is None else float(np.percentile(_resampled_aurocs(_pair_wins(*s), seed, rounds),
+                                                          100.0 * DROP_CONFIDENCE))
+            for m, s in scores.items()}
+
+
+def shrink_uninformative(base_fusion, upper: dict[str, float | None], modalities):
+    """(fusion, name): weight 0 for a modality whose :func:`informativeness_upper` is below
+    UNINFORMATIVE_AUROC while another modality's is not; otherwise ``base_fusion`` unchanged."""
+    values = [upper.get(m) for m in modalities]
     weak = [v is not None and v < UNINFORMATIVE_AUROC for v in values]
     if not base_fusion.mode.startswith("tail_") or not any(weak) or all(weak):
         return base_fusion, f"{base_fusion.mode} (equal weights)"
@@ -136,11 +160,14 @@ def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray]
 
 
 def select_fusion(model, base_fusion, maps: VariantMaps, masks: list[np.ndarray], kinds: list[str], variant: str = ""):
-    """The Candidate of ``base_fusion`` after :func:`shrink_uninformative`, and the informativeness."""
-    info = modality_informativeness(model, maps, kinds)
-    fusion, name = shrink_uninformative(base_fusion, info, model.modalities)
+    """The Candidate of ``base_fusion`` after :func:`shrink_uninformative`, and the informativeness
+    (the bootstrap of :func:`informativeness_upper` is seeded with the model's seed)."""
+    scores = own_defect_scores(model, maps, kinds)
+    info = modality_informativeness(model, maps, kinds, scores)
+    upper = informativeness_upper(scores, model.config.seed)
+    fusion, name = shrink_uninformative(base_fusion, upper, model.modalities)
     gi, bi, gm, bm, ia, pro = evaluate_candidate(model, fusion, maps, masks)
-    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm), info
+    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, informativeness_upper=upper), info
 
 
 def _pair_wins(good: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -389,11 +416,13 @@ def summary(check: SelfCheck) -> dict:
         "candidates": [
             {"variant": c.variant, "fusion": c.fusion_name, "image_auroc": round(c.image_auroc, 4),
              "aupro_30": round(c.aupro, 4),
-             "modality_informativeness": {m: (None if v is None else round(v, 4)) for m, v in c.informativeness.items()}}
+             "modality_informativeness": {m: (None if v is None else round(v, 4)) for m, v in c.informativeness.items()},
+             "informativeness_upper": {m: (None if v is None else round(v, 4))
+                                       for m, v in c.informativeness_upper.items()}}
             for c in candidates
         ],
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness",
+__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
            "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "synthetic_estimate", "estimate_record", "auroc_interval", "interval_text", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

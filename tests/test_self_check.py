@@ -86,31 +86,52 @@ def _model():
     return Model(cfg, ("rgb", "xyz"), {}, {}, LateFusion(), LateFusion(), Thresholds(0, 0), (0, 1))
 
 
-@pytest.mark.parametrize("amplitude", [1.0, 1.5, 2.0])
-def test_self_check_drops_a_pure_noise_modality(amplitude):
-    """One modality is pure noise, the other carries the defects: the self-check finds that the
-    noise modality cannot see its own synthetic defects, drops it, and the fused detector stays
-    within 0.01 I-AUROC of the informative modality alone on unseen data."""
+def _noise_case(amplitude: float, n_good: int, n_defects: int):
+    """The self-check's choice when one modality is pure noise and the other carries the defects,
+    with ``n_good`` held-out good maps and ``n_defects`` synthetic defects of each kind; and the
+    I-AUROC of the chosen fusion and of the informative modality alone on 60 + 60 unseen maps."""
     rng = np.random.default_rng(int(amplitude * 100))
     model = _model()
-    cal_i, cal_n, _ = _maps(10, rng, False)
-    stain_i, stain_n, stain_masks = _maps(15, rng, True, amplitude)  # colour defects: the RGB map sees them
-    dent_i, dent_n, _ = _maps(15, rng, False)  # shape defects: the noise "xyz" map does not
+    cal_i, cal_n, _ = _maps(n_good, rng, False)
+    stain_i, stain_n, stain_masks = _maps(n_defects, rng, True, amplitude)  # colour defects: the RGB map sees them
+    dent_i, dent_n, _ = _maps(n_defects, rng, False)  # shape defects: the noise "xyz" map does not
     dent_masks = stain_masks[::-1]
     maps = VariantMaps({"rgb": cal_i, "xyz": cal_n},
                        {"rgb": np.concatenate([stain_i, dent_i]), "xyz": np.concatenate([stain_n, dent_n])})
-    kinds = ["stain"] * 15 + ["dent"] * 15
+    kinds = ["stain"] * n_defects + ["dent"] * n_defects
     base = LateFusion("tail_sum").fit(np.stack([cal_i.ravel(), cal_n.ravel()], 1))
     chosen, info = select_fusion(model, base, maps, list(stain_masks) + list(dent_masks), kinds)
-    assert info["xyz"] < UNINFORMATIVE_AUROC <= info["rgb"]
-    assert chosen.fusion_name.startswith("rgb only")
     good_i, good_n, _ = _maps(60, rng, False)
     bad_i, bad_n, _ = _maps(60, rng, True, amplitude)
     labels = np.r_[np.zeros(60), np.ones(60)]
     test = {"rgb": np.concatenate([good_i, bad_i]), "xyz": np.concatenate([good_n, bad_n])}
     fused_scores, _ = model.fuse_maps(test, chosen.fusion)
     alone = model._map_image_scores(test["rgb"])
-    assert roc_auc_score(labels, fused_scores) >= roc_auc_score(labels, alone) - 0.01
+    return chosen, info, roc_auc_score(labels, fused_scores), roc_auc_score(labels, alone)
+
+
+@pytest.mark.parametrize("amplitude", [1.0, 1.5, 2.0])
+def test_self_check_drops_a_modality_shown_uninformative_with_confidence(amplitude):
+    """One modality is pure noise, the other carries the defects. With enough self-check samples
+    (150 good parts, 150 synthetic defects of each kind) the noise modality is below
+    UNINFORMATIVE_AUROC in DROP_CONFIDENCE of the bootstrap resamples: it is dropped, and the
+    fused detector stays within 0.01 I-AUROC of the informative modality alone on unseen data."""
+    chosen, info, fused, alone = _noise_case(amplitude, 150, 150)
+    assert info["xyz"] < UNINFORMATIVE_AUROC <= info["rgb"]
+    assert chosen.informativeness_upper["xyz"] < UNINFORMATIVE_AUROC <= chosen.informativeness_upper["rgb"]
+    assert chosen.fusion_name.startswith("rgb only")
+    assert fused >= alone - 0.01
+
+
+def test_self_check_keeps_a_modality_whose_uselessness_is_uncertain():
+    """With 10 held-out good parts and 15 synthetic defects, a pure-noise modality's AUROC can be
+    below 0.6 by chance as often as a useful but noisy 3D branch's (demo-304 cookie: 0.40-0.44 with
+    the 3D branch at 0.74 on real defects, docs/evaluation.md): unless the resamples are confident,
+    it is kept, and keeping pure noise costs the fused detector little (here ~0.03 I-AUROC)."""
+    chosen, info, fused, alone = _noise_case(1.0, 10, 15)
+    assert info["xyz"] < UNINFORMATIVE_AUROC <= chosen.informativeness_upper["xyz"]
+    assert chosen.fusion_name == "tail_sum (equal weights)"
+    assert alone - 0.04 <= fused < alone
 
 
 def test_self_check_keeps_two_informative_modalities():
