@@ -128,8 +128,7 @@ def informativeness_upper(scores: dict, seed: int, rounds: int = BOOTSTRAP_ROUND
     """{modality: the DROP_CONFIDENCE percentile of its informativeness under bootstrap resamples
     of the good parts and its own synthetic defects} for :func:`own_defect_scores` ``scores``: below
     UNINFORMATIVE_AUROC, the modality is uninformative in at least that share of resamples."""
-    return {m: None if s is None else float(np.percentile(_resampled_aurocs(_pair_wins(*s), seed, rounds),
-                                                          100.0 * DROP_CONFIDENCE))
+    return {m: None if s is None else float(auroc_percentiles(*s, seed, [100.0 * DROP_CONFIDENCE], rounds)[0])
             for m, s in scores.items()}
 
 
@@ -167,7 +166,7 @@ def select_fusion(model, base_fusion, maps: VariantMaps, masks: list[np.ndarray]
     upper = informativeness_upper(scores, model.config.seed)
     fusion, name = shrink_uninformative(base_fusion, upper, model.modalities)
     gi, bi, gm, bm, ia, pro = evaluate_candidate(model, fusion, maps, masks)
-    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, informativeness_upper=upper), info
+    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, info, upper), info
 
 
 def _pair_wins(good: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -198,17 +197,22 @@ def adapted_wins_share(adapted: Candidate, frozen: Candidate, seed: int, rounds:
     return float(np.mean(_resampled_aurocs(diff, seed, rounds) > 1e-12))
 
 
+def auroc_percentiles(good_scores, bad_scores, seed: int, percents, rounds: int = BOOTSTRAP_ROUNDS) -> np.ndarray:
+    """The given percentiles (0-100) of the I-AUROC of ``bad_scores`` against ``good_scores``
+    under seeded bootstrap resamples of both (:func:`_resampled_aurocs`); NaN when either is empty."""
+    wins = _pair_wins(np.asarray(good_scores, float), np.asarray(bad_scores, float))
+    if wins.size == 0:
+        return np.full(len(percents), np.nan)
+    return np.percentile(_resampled_aurocs(wins, seed, rounds), percents)
+
+
 def auroc_interval(good_scores, bad_scores, seed: int, level: float = INTERVAL_LEVEL,
                    rounds: int = BOOTSTRAP_ROUNDS) -> tuple[float, float]:
     """(low, high) percentile bootstrap interval of the I-AUROC of synthetic defects against good
     samples: how much the estimate moves with which few samples happened to be drawn. It does not
     cover the gap between synthetic and real defects."""
-    wins = _pair_wins(np.asarray(good_scores, float), np.asarray(bad_scores, float))
-    if wins.size == 0:
-        return float("nan"), float("nan")
-    resampled = _resampled_aurocs(wins, seed, rounds)
     tail = 50.0 * (1.0 - level)
-    low, high = np.percentile(resampled, [tail, 100.0 - tail])
+    low, high = auroc_percentiles(good_scores, bad_scores, seed, [tail, 100.0 - tail], rounds)
     return float(low), float(high)
 
 
@@ -263,8 +267,7 @@ def run_self_check(
         calibration[vname] = (good_scores, good)
         bad = model.modality_maps_batched(pseudo, p, f"Self-check ({vname}): synthetic defects", shared_bad)[1]
         maps = VariantMaps(good, bad, roi_stack(calib), roi_stack(pseudo))
-        best, info = select_fusion(model, fusion_fitter(model, good), maps, masks, kinds, vname)
-        best.informativeness = info
+        best, _ = select_fusion(model, fusion_fitter(model, good), maps, masks, kinds, vname)
         all_candidates.append(best)
         best_per_variant[vname] = best
     names = list(variants)

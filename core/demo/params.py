@@ -52,4 +52,4 @@ def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0,
         if isinstance(value, bool) or not lo <= x <= hi:  # also rejects NaN
             raise UserError(f"{what} must be between {lo:g} and {hi:g}, got {value!r}")
         out.append(x)
-    return out[0], out[1], out[2], out[3], out[4]
+    return tuple(out)
