@@ -1,9 +1,10 @@
-"""Threshold rules compared on the same frozen fits (docs/evaluation.md, "Thresholds"); prints JSON
+"""Threshold rules compared on the same fits (frozen, or ``--defaults``) (docs/evaluation.md, "Thresholds"); prints JSON
 lines, one per dataset/category.
 
 Image threshold rules, all from the self-check's held-out good samples and synthetic defects:
-the seeded default (best F1), best F1 with the good samples weighted up to the defects' count
-(balanced F1), Youden's J, and the 0.99 quantile of the good scores; each reported on the test
+the seeded default (the model's threshold: the bagged best F1 since 2026-12-01), the single best-F1
+cut (the rule before it), the bagged cut recomputed, best F1 with the good samples weighted up to the
+defects' count (balanced F1), Youden's J, and the 0.99 quantile of the good scores; each reported on the test
 set as the share of good parts flagged, the share of defective parts caught, and F1 (with the
 best F1 any threshold reaches there). Pixel threshold rules: the best pixel F1 on the synthetic
 defects vs the image threshold itself (the default since 2026-11-30), reported as the share of
@@ -26,16 +27,17 @@ from core import tv_shim; tv_shim.install()
 import core.self_check as sc
 from core.config import FitConfig
 from core.pipeline import fit, evaluate
-from core.thresholds import best_f1_threshold, quantile_threshold
+from core.metrics import image_auroc
+from core.thresholds import bagged_best_f1_threshold, best_f1_threshold, quantile_threshold
 
 captured = {}
 orig = sc.seeded_thresholds
 
 
-def spy(chosen, masks, pixel=True):
+def spy(chosen, masks, seed, pixel=True):
     """Keep the self-check's chosen candidate (good and synthetic-defect scores) of the fit."""
-    captured['chosen'], captured['masks'] = chosen, masks
-    return orig(chosen, masks, pixel)
+    captured['chosen'], captured['masks'], captured['seed'] = chosen, masks, seed
+    return orig(chosen, masks, seed, pixel)
 
 
 sc.seeded_thresholds = spy
@@ -90,6 +92,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("specs", nargs="+", help="ROOT:CATEGORY")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--defaults", action="store_true", help="fit with FitConfig() defaults (adaptation, the "
+                    "suite's settings) instead of frozen features and exact search")
+    ap.add_argument("--seed", type=int, default=0, help="the fit's seed (default 0)")
     ap.add_argument("--dump", type=Path, help="folder for one .npz per dataset: calibration good / synthetic-defect "
                     "image scores and test image scores / labels (for offline threshold-rule studies)")
     args = ap.parse_args()
@@ -97,7 +102,8 @@ def main() -> None:
     for spec in args.specs:
         root, cat = spec.rsplit(':', 1)
         captured.clear()
-        model = fit(root, cat, FitConfig(adapt=False, search='exact'))
+        config = FitConfig(seed=args.seed) if args.defaults else FitConfig(adapt=False, search='exact', seed=args.seed)
+        model = fit(root, cat, config)
         rep = evaluate(model, root, cat)
         lab = [r for r in rep.results if r.label is not None]
         y = np.array([r.is_defect for r in lab]); img = np.array([r.image_score for r in lab])
@@ -105,15 +111,16 @@ def main() -> None:
         gl = np.r_[np.zeros(len(ch.good_scores), bool), np.ones(len(ch.pseudo_scores), bool)]
         gs = np.r_[ch.good_scores, ch.pseudo_scores]
         rules = {'seeded_f1': model.thresholds.image, 'balanced_f1': balanced_f1(gl, gs), 'youden': youden(gl, gs),
-                 'quantile99': quantile_threshold(ch.good_scores, 0.99)}
-        row = {'best_f1_test': best_f1_test(y, img)}
+                 'quantile99': quantile_threshold(ch.good_scores, 0.99), 'bagged_f1': bagged_best_f1_threshold(gl, gs, args.seed),
+                 'single_f1': best_f1_threshold(gl, gs)[0]}
+        row = {'best_f1_test': best_f1_test(y, img), 'i_auroc': round(float(image_auroc(y, img)), 4)}
         for k, t in rules.items():
             row[k] = rates(y, img, t)
         # uncertain band above the seeded image threshold (FitConfig.uncertain_band: band_max_good)
         low = model.thresholds.image
         for name, high in (('band_max_good', sc.seeded_uncertain_until(ch, low)), ('band_youden', max(low, rules['youden']))):
             row[name] = band_rates(y, img, low, low if high is None else high)
-        pixel_f1 = orig(ch, captured['masks'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
+        pixel_f1 = orig(ch, captured['masks'], captured['seed'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
         row['pix_seeded'] = pixel_rates(lab, model.thresholds.image, pixel_f1)
         row['pix_eq_image'] = pixel_rates(lab, model.thresholds.image, model.thresholds.image)
         row['pix_model'] = pixel_rates(lab, model.thresholds.image, model.thresholds.pixel)  # the fit's own rule

@@ -19,7 +19,9 @@ defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-sample
    ``FitConfig.dropped_modality_in_map`` is off (:meth:`core.model.Model.map_fusion`). (Choosing the fusion by the pseudo-defects' overall score was measured
    on the suite's tuning group and rejected: the mix of synthetic defect types decides the
    winner, and it switched to worse fusions on real defects.)
-3. seeds the image and pixel thresholds at the best F1 of pseudo-defects vs good samples, and
+3. seeds the image and pixel thresholds at the best F1 of pseudo-defects vs good samples (the
+   image threshold as the median of that cut over bootstrap resamples, which moves less with the
+   fit's seed: docs/evaluation.md, "the bagged seeded threshold"), and
    on request (``FitConfig.uncertain_band``) an uncertain band above the image threshold up to
    the highest held-out good score (:func:`seeded_uncertain_until`);
 4. reports the estimate (I-AUROC and AUPRO@0.3 on ``WIDE_PER_SAMPLE`` synthetic defects per good
@@ -313,13 +315,16 @@ def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: di
     return estimate_record(i_auroc, pro, len(bad_img), len(good_img), auroc_interval(good_img, bad_img, seed))
 
 
-def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], pixel: bool = True) -> tuple[float, float | None]:
-    """(image, pixel) thresholds at the best F1 of pseudo-defects vs good calibration samples;
-    the pixel threshold is None unless ``pixel`` (its best-F1 search is the costly part)."""
-    from core.thresholds import best_f1_threshold, pixel_best_f1_threshold
+def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
+                      pixel: bool = True) -> tuple[float, float | None]:
+    """(image, pixel) thresholds from pseudo-defects vs good calibration samples: the image
+    threshold is the bagged best-F1 cut (core.thresholds.bagged_best_f1_threshold, seeded with
+    ``seed``), the pixel threshold the best pixel F1, None unless ``pixel`` (its best-F1 search
+    is the costly part)."""
+    from core.thresholds import bagged_best_f1_threshold, pixel_best_f1_threshold
 
     labels = np.r_[np.zeros(len(chosen.good_scores), bool), np.ones(len(chosen.pseudo_scores), bool)]
-    image_thr, _ = best_f1_threshold(labels, np.r_[chosen.good_scores, chosen.pseudo_scores])
+    image_thr = bagged_best_f1_threshold(labels, np.r_[chosen.good_scores, chosen.pseudo_scores], seed)
     if not pixel:
         return float(image_thr), None
     all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)

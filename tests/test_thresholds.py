@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from core.thresholds import (
+    bagged_best_f1_threshold,
     best_f1_threshold,
     confusion,
     is_defect,
@@ -67,6 +68,40 @@ def test_best_f1_adjacent_floats_keep_the_cut():
     hi = np.nextafter(lo, 2.0)
     thr, f1 = best_f1_threshold([0, 1], [lo, hi])
     assert f1 == 1.0 and thr == hi
+
+
+def test_bagged_best_f1_is_seeded_and_between_separated_groups():
+    good, bad = np.array([0.1, 0.2, 0.25, 0.3]), np.array([0.6, 0.7, 0.9])
+    labels, scores = np.r_[np.zeros(4, bool), np.ones(3, bool)], np.r_[good, bad]
+    thr = bagged_best_f1_threshold(labels, scores, seed=5)
+    assert thr == bagged_best_f1_threshold(labels, scores, seed=5)
+    # every resample's cut flags all its defects and none of its good parts
+    assert good.max() < thr <= bad.min()
+    assert bagged_best_f1_threshold(labels, scores, seed=5, rounds=0) == best_f1_threshold(labels, scores)[0]
+    assert bagged_best_f1_threshold(np.ones(3, bool), bad) == best_f1_threshold(np.ones(3, bool), bad)[0]
+    with pytest.raises(ValueError, match="at least one defect"):
+        bagged_best_f1_threshold([0, 0], [0.1, 0.2])
+
+
+def test_bagged_best_f1_moves_less_with_the_draw_and_loses_no_f1():
+    """10 good and 30 defect scores (unit Gaussians 1.5 apart) drawn 80 times: the bagged cut's
+    spread over the draws is smaller than the single best-F1 cut's, and its F1 on a large fresh
+    draw is on average no lower (measured: spread 0.43 vs 0.57, F1 0.881 vs 0.878)."""
+    rng = np.random.default_rng(1)
+    fresh_good, fresh_bad = rng.normal(0, 1, 20000), rng.normal(1.5, 1, 60000)
+
+    def fresh_f1(t):
+        tp, fp = (fresh_bad >= t).sum(), (fresh_good >= t).sum()
+        return 2 * tp / (tp + fp + fresh_bad.size)
+
+    labels = np.r_[np.zeros(10, bool), np.ones(30, bool)]
+    single, bagged = [], []
+    for i in range(80):
+        scores = np.r_[rng.normal(0, 1, 10), rng.normal(1.5, 1, 30)]
+        single.append(best_f1_threshold(labels, scores)[0])
+        bagged.append(bagged_best_f1_threshold(labels, scores, seed=i))
+    assert np.std(bagged) < 0.85 * np.std(single)
+    assert np.mean([fresh_f1(t) for t in bagged]) >= np.mean([fresh_f1(t) for t in single])
 
 
 def test_best_f1_errors():
