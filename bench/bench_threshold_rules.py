@@ -120,7 +120,7 @@ def main() -> None:
         low = model.thresholds.image
         for name, high in (('band_max_good', sc.seeded_uncertain_until(ch, low)), ('band_youden', max(low, rules['youden']))):
             row[name] = band_rates(y, img, low, low if high is None else high)
-        pixel_f1 = orig(ch, captured['masks'], captured['seed'], True)[1]  # the previous rule: best pixel F1 on the synthetic defects
+        pixel_f1 = orig(ch, captured['masks'], captured['seed'], True).pixel  # the previous rule: best pixel F1 on the synthetic defects
         row['pix_seeded'] = pixel_rates(lab, model.thresholds.image, pixel_f1)
         row['pix_eq_image'] = pixel_rates(lab, model.thresholds.image, model.thresholds.image)
         row['pix_model'] = pixel_rates(lab, model.thresholds.image, model.thresholds.pixel)  # the fit's own rule

@@ -99,9 +99,10 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         extra_img, extra_maps = _score_in_batches(model, extra, p, "Scoring synthetic defects for the estimate")
         estimate = self_check.synthetic_estimate(good_img, np.asarray(extra_img), good_maps, list(extra_maps),
                                                  [s.mask for s in extra], cfg.seed)
-        image_thr, _ = self_check.seeded_thresholds(check, masks, cfg.seed, pixel=False)
+        seeded = self_check.seeded_thresholds(check, masks, cfg.seed, pixel=False)
+        image_thr = seeded.image
         pixel_thr = self_check.outline_threshold(check, image_thr, same_units=False)
-        how = (f"best F1 on {len(masks)} synthetic defects vs {source} (median over bootstrap resamples), scored by the {model.describe_members()} "
+        how = (f"{self_check.seeded_how(len(masks), source, seeded)}, scored by the {model.describe_members()} "
                "models; pixel threshold: the highest that outlines every flagged self-check sample")
         band, how = self_check.band_with_note(check, image_thr, how, cfg.uncertain_band)
     else:

@@ -316,8 +316,9 @@ def fit_model(
         # threshold comes down until every flagged self-check sample is outlined.
         map_based = model.map_based_image_score
         outlined = map_based or config.fused_image_score in ("modality_topk", "modality_units")
-        image_thr, pixel_thr = self_check.seeded_thresholds(check.chosen, check.masks, config.seed, pixel=not outlined)
-        how = f"best F1 on {len(check.masks)} synthetic defects vs {source} (median over bootstrap resamples)"
+        seeded = self_check.seeded_thresholds(check.chosen, check.masks, config.seed, pixel=not outlined)
+        image_thr, pixel_thr = seeded.image, seeded.pixel
+        how = self_check.seeded_how(len(check.masks), source, seeded)
         if map_based:
             pixel_thr = image_thr
             how += "; pixel threshold = image threshold (every NG part is outlined)"

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -315,21 +316,41 @@ def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: di
     return estimate_record(i_auroc, pro, len(bad_img), len(good_img), auroc_interval(good_img, bad_img, seed))
 
 
+CUT_SPREAD = (10.0, 90.0)  # percentiles of the bootstrap cuts reported with the seeded image threshold
+
+
+class SeededThresholds(NamedTuple):
+    image: float  # the bagged best-F1 cut (raw fused units)
+    pixel: float | None  # the best pixel F1 cut, when asked for
+    image_spread: tuple[float, float]  # CUT_SPREAD percentiles of the resamples' cuts
+
+
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
-                      pixel: bool = True) -> tuple[float, float | None]:
-    """(image, pixel) thresholds from pseudo-defects vs good calibration samples: the image
-    threshold is the bagged best-F1 cut (core.thresholds.bagged_best_f1_threshold, seeded with
-    ``seed``), the pixel threshold the best pixel F1, None unless ``pixel`` (its best-F1 search
-    is the costly part)."""
-    from core.thresholds import bagged_best_f1_threshold, pixel_best_f1_threshold
+                      pixel: bool = True) -> SeededThresholds:
+    """Thresholds from pseudo-defects vs good calibration samples: the image threshold is the
+    median of the best-F1 cut over bootstrap resamples (core.thresholds.bagged_best_f1_threshold,
+    seeded with ``seed``), reported with how far the resamples' cuts spread; the pixel threshold is
+    the best pixel F1, None unless ``pixel`` (its best-F1 search is the costly part)."""
+    from core.thresholds import bootstrap_best_f1_cuts, pixel_best_f1_threshold
 
     labels = np.r_[np.zeros(len(chosen.good_scores), bool), np.ones(len(chosen.pseudo_scores), bool)]
-    image_thr = bagged_best_f1_threshold(labels, np.r_[chosen.good_scores, chosen.pseudo_scores], seed)
+    cuts = bootstrap_best_f1_cuts(labels, np.r_[chosen.good_scores, chosen.pseudo_scores], seed)
+    image_thr = float(np.median(cuts))
+    low, high = (float(v) for v in np.percentile(cuts, CUT_SPREAD))
     if not pixel:
-        return float(image_thr), None
+        return SeededThresholds(image_thr, None, (low, high))
     all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)
     pixel_thr, _ = pixel_best_f1_threshold(all_masks, list(chosen.good_maps) + list(chosen.pseudo_maps))
-    return float(image_thr), float(pixel_thr)
+    return SeededThresholds(image_thr, float(pixel_thr), (low, high))
+
+
+def seeded_how(n_defects: int, source: str, seeded: SeededThresholds) -> str:
+    """How the seeded image threshold was chosen, with the spread of its bootstrap cuts (one phrase
+    for the model's thresholds record)."""
+    low, high = seeded.image_spread
+    share = CUT_SPREAD[1] - CUT_SPREAD[0]
+    return (f"best F1 on {n_defects} synthetic defects vs {source}, the median over bootstrap resamples "
+            f"({share:.0f} % of their cuts within {low:.4g}–{high:.4g})")
 
 
 def outline_threshold(chosen: Candidate, image_threshold: float, same_units: bool = True) -> float:
@@ -432,5 +453,5 @@ def summary(check: SelfCheck) -> dict:
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
+__all__ = ["run_self_check", "seeded_thresholds", "SeededThresholds", "seeded_how", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
            "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "synthetic_estimate", "estimate_record", "auroc_interval", "interval_text", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

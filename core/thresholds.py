@@ -17,7 +17,7 @@ import numpy as np
 from core.metrics import _binary_labels, _finite_scores, _pixel_pairs
 
 __all__ = [
-    "best_f1_threshold", "bagged_best_f1_threshold", "BAGGING_ROUNDS", "quantile_threshold", "quantile_thresholds", "confusion", "confusion_counts", "confusion_rates",
+    "best_f1_threshold", "bagged_best_f1_threshold", "bootstrap_best_f1_cuts", "BAGGING_ROUNDS", "quantile_threshold", "quantile_thresholds", "confusion", "confusion_counts", "confusion_rates",
     "pixel_best_f1_threshold", "is_defect", "verdict", "check_band", "check_min_defect_area", "threshold_warnings", "OK", "NG", "UNCERTAIN",
 ]
 
@@ -186,24 +186,29 @@ def confusion(labels, scores, threshold: float) -> dict:
 BAGGING_ROUNDS = 200  # bootstrap resamples of bagged_best_f1_threshold (stated, not tuned)
 
 
-def bagged_best_f1_threshold(labels, scores, seed: int = 0, rounds: int = BAGGING_ROUNDS) -> float:
-    """The median, over ``rounds`` seeded bootstrap resamples, of :func:`best_f1_threshold`
-    (raw score units). Each resample draws the good scores and the defect scores with replacement,
-    each group keeping its size (so its defect share). The best-F1 cut of a few dozen scores jumps
-    between distant scores when its F1 curve is flat; the median of the resamples' cuts varies less
-    with which samples were drawn (docs/evaluation.md, "the bagged seeded threshold"). Raises
-    ValueError like :func:`best_f1_threshold`; without good scores that is the plain cut."""
+def bootstrap_best_f1_cuts(labels, scores, seed: int = 0, rounds: int = BAGGING_ROUNDS) -> np.ndarray:
+    """(rounds,) :func:`best_f1_threshold` of ``rounds`` seeded bootstrap resamples (raw score
+    units). Each resample draws the good scores and the defect scores with replacement, each group
+    keeping its size (so its defect share). Without good scores, or with ``rounds`` < 1, the one
+    cut of the scores themselves. Raises ValueError like :func:`best_f1_threshold`."""
     y, s = _checked(labels, scores)
     good, bad = s[~y], s[y]
     if not bad.size:
-        raise ValueError("bagged_best_f1_threshold needs at least one defect sample (label 1)")
+        raise ValueError("bootstrap_best_f1_cuts needs at least one defect sample (label 1)")
     if not good.size or rounds < 1:
-        return best_f1_threshold(y, s)[0]
+        return np.array([best_f1_threshold(y, s)[0]])
     rng = np.random.default_rng(seed + 2**20)
     lab = np.r_[np.zeros(good.size, bool), np.ones(bad.size, bool)]
-    cuts = [best_f1_threshold(lab, np.r_[rng.choice(good, good.size), rng.choice(bad, bad.size)])[0]
-            for _ in range(int(rounds))]
-    return float(np.median(cuts))
+    return np.array([best_f1_threshold(lab, np.r_[rng.choice(good, good.size), rng.choice(bad, bad.size)])[0]
+                     for _ in range(int(rounds))])
+
+
+def bagged_best_f1_threshold(labels, scores, seed: int = 0, rounds: int = BAGGING_ROUNDS) -> float:
+    """The median of :func:`bootstrap_best_f1_cuts` (raw score units). The best-F1 cut of a few
+    dozen scores jumps between distant scores when its F1 curve is flat; the median of the
+    resamples' cuts varies less with which samples were drawn (docs/evaluation.md, "the bagged
+    seeded threshold")."""
+    return float(np.median(bootstrap_best_f1_cuts(labels, scores, seed, rounds)))
 
 
 def pixel_best_f1_threshold(masks, maps, max_pixels: int = 1_000_000, seed: int = 0) -> tuple[float, float]:

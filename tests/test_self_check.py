@@ -165,6 +165,23 @@ def test_uncertain_band_starts_above_the_image_threshold_and_ends_above_every_go
     assert seeded_uncertain_until(no_good, 1.0) is None
 
 
+def test_seeded_image_threshold_is_the_bagged_cut_with_its_spread_in_the_record():
+    from core.self_check import Candidate, seeded_how, seeded_thresholds
+    from core.thresholds import bagged_best_f1_threshold
+
+    rng = np.random.default_rng(3)
+    good, bad = rng.normal(0, 1, 10), rng.normal(1.5, 1, 30)
+    empty = np.zeros((0, 4, 4))
+    seeded = seeded_thresholds(Candidate("frozen", "x", None, 0.9, 0.9, good, bad, empty, empty), [], 7, pixel=False)
+    labels = np.r_[np.zeros(10, bool), np.ones(30, bool)]
+    assert seeded.image == bagged_best_f1_threshold(labels, np.r_[good, bad], 7) and seeded.pixel is None
+    low, high = seeded.image_spread
+    assert low < seeded.image < high  # overlapping scores: the resamples' cuts spread around it
+    how = seeded_how(30, "validation/good (10 samples)", seeded)
+    assert how.startswith("best F1 on 30 synthetic defects vs validation/good (10 samples)")
+    assert f"80 % of their cuts within {low:.4g}–{high:.4g}" in how
+
+
 def test_outline_threshold_outlines_every_flagged_self_check_sample():
     from core.self_check import Candidate, outline_threshold
 

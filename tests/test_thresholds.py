@@ -7,6 +7,7 @@ from sklearn.metrics import f1_score
 from core.thresholds import (
     bagged_best_f1_threshold,
     best_f1_threshold,
+    bootstrap_best_f1_cuts,
     confusion,
     is_defect,
     pixel_best_f1_threshold,
@@ -81,6 +82,8 @@ def test_bagged_best_f1_is_seeded_and_between_separated_groups():
     assert bagged_best_f1_threshold(np.ones(3, bool), bad) == best_f1_threshold(np.ones(3, bool), bad)[0]
     with pytest.raises(ValueError, match="at least one defect"):
         bagged_best_f1_threshold([0, 0], [0.1, 0.2])
+    cuts = bootstrap_best_f1_cuts(labels, scores, seed=5, rounds=50)
+    assert cuts.shape == (50,) and thr == pytest.approx(np.median(bootstrap_best_f1_cuts(labels, scores, seed=5)))
 
 
 def test_bagged_best_f1_moves_less_with_the_draw_and_loses_no_f1():
