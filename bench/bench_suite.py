@@ -6,7 +6,7 @@ Two groups (see docs/evaluation.md):
   and defect size, one with flying pixels at the objects' rims, one with dents and bumps that do
   not show in the RGB image), the shared real MVTec 3D-AD ``tire`` (half-resolution subset, RGB only) and
   the shared real MVTec AD ``bottle`` (2D layout). Defaults are chosen on these only.
-* confirmation: the independently written "parts" generator (core/data/parts.py: other shapes,
+* confirmation: the independently written "parts" generator (core/data/parts/: other shapes,
   materials, lighting, sensor noise; 0.2-1 mm dents and bumps), never used to choose anything.
 
 Each row is one category: I-AUROC, P-AUROC and AUPRO@0.3 of the fused model, and I-AUROC /

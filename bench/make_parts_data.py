@@ -1,4 +1,4 @@
-"""Write the procedural "parts" confirmation dataset (core/data/parts.py) and time it.
+"""Write the procedural "parts" confirmation dataset (core/data/parts/) and time it.
 
 Run: .venv/bin/python bench/make_parts_data.py OUT [--seed 0] [--size 400] [--categories bracket,gear]
      [--train 60] [--validation 10] [--test-good 12] [--test-per-defect 6] [--defects dent,hole] [--force]

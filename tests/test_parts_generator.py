@@ -1,4 +1,4 @@
-"""The independent "parts" confirmation-data generator (core/data/parts.py): layout, units,
+"""The independent "parts" confirmation-data generator (core/data/parts/): layout, units,
 determinism, exact masks on the part, geometry-only dents/bumps and safe writing."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Dataset readers and preprocessing, plus the independent confirmation-data generator ``parts.py`` (the demo generator is ``core.demo``)."""
+"""Dataset readers and preprocessing, plus the independent confirmation-data generator ``parts`` (a package) (the demo generator is ``core.demo``)."""
