@@ -109,7 +109,8 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         image_thr, pixel_thr = quantile_thresholds(good_img, good_maps, cfg.image_quantile, cfg.pixel_quantile)
         how = f"{source} good quantiles of the {model.describe_members()} ensemble"
         band = None
-    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band,
+                                  image_spread=None if check is None else seeded.image_spread)
     model.display_range = fitted_colour_range(good_maps, pixel_thr, cfg.pixel_quantile)
     info = {k: first.info[k] for k in ("category", "dataset", "n_train", "n_calibration", "calibration",
                                        "xyz_spacing_m", "xyz_units", "image_size") if k in first.info}

@@ -334,7 +334,8 @@ def fit_model(
         image_thr, pixel_thr = quantile_thresholds(fused_img, fused_maps, config.image_quantile, config.pixel_quantile)
         how = f"{source} good quantiles"
         band = None
-    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band)
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band,
+                                  image_spread=None if check is None else seeded.image_spread)
     from core.colour_range import fitted_colour_range
 
     model.display_range = fitted_colour_range(fused_maps, pixel_thr, config.pixel_quantile)

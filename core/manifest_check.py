@@ -148,6 +148,13 @@ def _check_outputs(manifest: dict) -> None:
             check_min_defect_area(thresholds["min_defect_area"])
         except ValueError as exc:
             raise ManifestProblem(str(exc)) from None
+    if "image_spread" in thresholds:
+        spread = thresholds["image_spread"]
+        if not isinstance(spread, list) or len(spread) != 2:
+            raise ManifestProblem(f"thresholds image_spread must be two numbers, got {spread!r}")
+        lo, hi = (_finite(v, "thresholds image_spread") for v in spread)
+        if not lo <= hi:
+            raise ManifestProblem(f"thresholds image_spread must not fall, got {spread!r}")
     rng = manifest.get("display_range")
     if not isinstance(rng, list) or len(rng) != 2:
         raise ManifestProblem(f"display_range must be two numbers, got {rng!r}")

@@ -23,6 +23,9 @@ class Thresholds:
     uncertain_until: float | None = None
     # optional: a part whose largest defect region is smaller than this (original pixels) stays OK
     min_defect_area: int = 0
+    # a self-check-seeded image threshold: (low, high) raw units between which 80 % of its bootstrap
+    # resamples' best-F1 cuts fell (core.self_check.seeded_thresholds); None otherwise
+    image_spread: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         d = {"image": float(self.image), "pixel": float(self.pixel), "source": self.source}
@@ -30,6 +33,8 @@ class Thresholds:
             d["uncertain_until"] = float(self.uncertain_until)
         if self.min_defect_area:
             d["min_defect_area"] = int(self.min_defect_area)
+        if self.image_spread is not None:
+            d["image_spread"] = [float(v) for v in self.image_spread]
         return d
 
     def describe(self) -> str:
@@ -44,8 +49,10 @@ class Thresholds:
     @classmethod
     def from_dict(cls, d: dict) -> "Thresholds":
         upper = d.get("uncertain_until")
+        spread = d.get("image_spread")
         return cls(float(d["image"]), float(d["pixel"]), str(d.get("source", "")),
-                   None if upper is None else float(upper), check_min_defect_area(d.get("min_defect_area", 0)))
+                   None if upper is None else float(upper), check_min_defect_area(d.get("min_defect_area", 0)),
+                   None if spread is None else (float(spread[0]), float(spread[1])))
 
 
 @dataclass

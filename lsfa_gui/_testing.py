@@ -54,14 +54,16 @@ def synthetic_result(
     )
 
 
-def scored_state(results, thresholds=(0.6, 0.5), colour_range=(0.1, 1.1)):
+def scored_state(results, thresholds=(0.6, 0.5), colour_range=(0.1, 1.1), threshold_spread=None):
     """An InspectionState with ``results`` listed as test samples, scored, under a model "m.lsfa"
-    with image/pixel ``thresholds`` and ``colour_range`` (raw score units)."""
+    with image/pixel ``thresholds``, ``colour_range`` and the seeded threshold's ``threshold_spread``
+    (raw score units)."""
     from lsfa_gui.state import InspectionState, ModelInfo, SampleEntry, ThresholdSettings
 
     st = InspectionState()
     st.set_entries([SampleEntry(r.name, "test", r.label) for r in results])
-    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(*thresholds), colour_range=colour_range))
+    st.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(*thresholds), colour_range=colour_range,
+                           threshold_spread=threshold_spread))
     for i, r in enumerate(results):
         st.set_result(i, r)
     return st

@@ -120,6 +120,9 @@ class ModelInfo:
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
     model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
+    # the fit's seeded image threshold: (low, high) raw units holding 80 % of its bootstrap cuts
+    # (core.results.Thresholds.image_spread); None for thresholds not seeded by the self-check
+    threshold_spread: tuple[float, float] | None = None
 
 
 def entry_has_xyz(entry: SampleEntry) -> bool:

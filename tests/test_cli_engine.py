@@ -42,6 +42,11 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     assert code == 0, err
     assert "wrote" in out and model.is_file()
     assert "self-check ESTIMATE on synthetic defects" in out and "best F1 on" in out
+    from core.pipeline import load_model
+
+    thresholds = load_model(model).thresholds  # the seeded image threshold keeps its bootstrap spread
+    low, high = thresholds.image_spread
+    assert low <= thresholds.image <= high and f"within {low:.4g}–{high:.4g}" in thresholds.source
 
     code, out, err = run(["info", model], capsys)
     assert code == 0, err

@@ -186,6 +186,18 @@ def test_histogram_groups_and_draggable_line(qtbot, state):
     assert state.verdict(state.entries[0]) == OK and state.verdict(state.entries[4]) == NG
 
 
+def test_histogram_shows_where_the_seeded_thresholds_bootstrap_cuts_fell(qtbot):
+    from lsfa_gui.widgets.histogram_panel import HistogramPanel
+
+    st = scored_state([synthetic_result(i, lab, size=64) for i, lab in enumerate(LABELS)], threshold_spread=(0.5, 0.7))
+    w = HistogramPanel(st)
+    qtbot.addWidget(w)
+    assert w.spread.isVisible() and w.spread.getRegion() == pytest.approx((0.5, 0.7))
+    assert "0.5–0.7" in w.spread.toolTip()
+    st.set_model(ModelInfo(path="q.lsfa", name="q", seeded=ThresholdSettings(0.6, 0.5)))  # quantile thresholds
+    assert not w.spread.isVisible()
+
+
 # ---------------------------------------------------------------- metrics
 def test_metrics_panel_confusion_and_values(qtbot, state):
     from lsfa_gui.widgets.metrics_panel import MetricsPanel, compute_metrics, metrics_input

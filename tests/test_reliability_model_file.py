@@ -67,6 +67,8 @@ TAMPERS = {
     "string FPFH parameter": (_set(["extractors", "xyz", "params", "fpfh_radius_px"], "big"), None, "fpfh_radius_px"),
     "unknown fit setting": (_set(["config", "turbo_mode"], True), None, "unknown fit setting.*turbo_mode"),
     "NaN image threshold": (_set(["thresholds", "image"], math.nan), None, "image threshold"),
+    "falling threshold spread": (_set(["thresholds", "image_spread"], [0.9, 0.1]), None, "image_spread"),
+    "threshold spread as text": (_set(["thresholds", "image_spread"], "wide"), None, "image_spread"),
     "bank width != extractor dim": (None, lambda t: t.update({"bank.xyz.vectors": t["bank.xyz.vectors"][:, :5].copy()}),
                                     "memory bank"),
     "negative object frame": (_set(["object_frame"], {"side_px": -3}), None, "object_frame"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from lsfa_gui.state import InspectionState
@@ -18,6 +19,7 @@ DEFECT_COLOUR = (214, 39, 40)
 UNLABELLED_COLOUR = (120, 120, 120)
 LINE_COLOUR = (255, 152, 0)
 BAND_COLOUR = (239, 108, 0, 45)  # the uncertain band [image threshold, uncertain_until)
+SPREAD_COLOUR = (90, 90, 90, 110)  # hatched: where the fit's seeded threshold's bootstrap cuts fell
 
 
 def score_histograms(
@@ -88,6 +90,11 @@ class HistogramPanel(QWidget):
         self.band.setToolTip("Uncertain band: parts scoring here are UNCERTAIN")
         self.plot.addItem(self.band)
         self.band.setVisible(False)
+        self.spread = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(color=SPREAD_COLOUR, style=Qt.BDiagPattern),
+                                          pen=pg.mkPen(None))
+        self.spread.setZValue(-6)
+        self.plot.addItem(self.spread)
+        self.spread.setVisible(False)
         self.empty_label = QLabel("No scored samples yet.")
         self.empty_label.setStyleSheet("color:#888")
         self.empty_label.setWordWrap(True)
@@ -113,6 +120,8 @@ class HistogramPanel(QWidget):
         state.sample_updated.connect(lambda _i: self.refresh_soon())
         state.score_view_changed.connect(self.refresh)
         state.thresholds_changed.connect(self.refresh_line)
+        state.model_changed.connect(self.refresh_spread)
+        self.refresh_spread()
         self.refresh()
 
     def refresh(self):
@@ -167,6 +176,20 @@ class HistogramPanel(QWidget):
         self.line.setVisible(thr is not None)
         if thr is not None and self.line.value() != thr:
             self.line.setValue(thr)  # its sigPositionChanged writes the same value back: no change, no event
+
+    def refresh_spread(self):
+        """Show the hatched range where 80 % of the fit's bootstrap cuts of its seeded image
+        threshold fell (hidden for a model whose threshold the self-check did not seed)."""
+        spread = self.state.model.threshold_spread
+        self.spread.setVisible(spread is not None)
+        if spread is not None:
+            lo, hi = spread
+            self.spread.setRegion((lo, hi))
+            self.spread.setToolTip(
+                f"Where the fit's image threshold could have landed: 80 % of the best-F1 cuts on bootstrap "
+                f"resamples of the self-check's held-out good parts and synthetic defects fell within "
+                f"{lo:.4g}–{hi:.4g}, and the fit took their median. A threshold anywhere in this hatched "
+                "range is about as well supported by the self-check.")
 
     def _on_line_moved(self):
         self.state.set_thresholds(image=float(self.line.value()))
