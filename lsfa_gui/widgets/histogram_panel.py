@@ -19,7 +19,7 @@ DEFECT_COLOUR = (214, 39, 40)
 UNLABELLED_COLOUR = (120, 120, 120)
 LINE_COLOUR = (255, 152, 0)
 BAND_COLOUR = (239, 108, 0, 45)  # the uncertain band [image threshold, uncertain_until)
-SPREAD_COLOUR = (90, 90, 90, 110)  # hatched: where the fit's seeded threshold's bootstrap cuts fell
+SPREAD_COLOUR = (110, 110, 110)  # where the fit's seeded threshold's bootstrap cuts fell (light fill, dashed edges)
 
 
 def score_histograms(
@@ -90,8 +90,8 @@ class HistogramPanel(QWidget):
         self.band.setToolTip("Uncertain band: parts scoring here are UNCERTAIN")
         self.plot.addItem(self.band)
         self.band.setVisible(False)
-        self.spread = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(color=SPREAD_COLOUR, style=Qt.BDiagPattern),
-                                          pen=pg.mkPen(None))
+        self.spread = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*SPREAD_COLOUR, 30),
+                                          pen=pg.mkPen(SPREAD_COLOUR, width=1, style=Qt.DashLine))
         self.spread.setZValue(-6)
         self.plot.addItem(self.spread)
         self.spread.setVisible(False)
@@ -178,7 +178,7 @@ class HistogramPanel(QWidget):
             self.line.setValue(thr)  # its sigPositionChanged writes the same value back: no change, no event
 
     def refresh_spread(self):
-        """Show the hatched range where 80 % of the fit's bootstrap cuts of its seeded image
+        """Show the grey range where 80 % of the fit's bootstrap cuts of its seeded image
         threshold fell (hidden for a model whose threshold the self-check did not seed)."""
         spread = self.state.model.threshold_spread
         self.spread.setVisible(spread is not None)
@@ -188,7 +188,7 @@ class HistogramPanel(QWidget):
             self.spread.setToolTip(
                 f"Where the fit's image threshold could have landed: 80 % of the best-F1 cuts on bootstrap "
                 f"resamples of the self-check's held-out good parts and synthetic defects fell within "
-                f"{lo:.4g}–{hi:.4g}, and the fit took their median. A threshold anywhere in this hatched "
+                f"{lo:.4g}–{hi:.4g}, and the fit took their median. A threshold anywhere in this grey "
                 "range is about as well supported by the self-check.")
 
     def _on_line_moved(self):
