@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="the fit's seed (default 0)")
     ap.add_argument("--dump", type=Path, help="folder for one .npz per dataset: calibration good / synthetic-defect "
                     "image scores and test image scores / labels (for offline threshold-rule studies)")
+    ap.add_argument("--loo-every", type=int, default=0, metavar="N", help="with --dump: also score every N-th "
+                    "training part leave-one-out (bench_leave_one_out.py) and store those scores (loo_train)")
     args = ap.parse_args()
     out = {}
     for spec in args.specs:
@@ -128,7 +130,14 @@ def main() -> None:
         if args.dump:
             args.dump.mkdir(parents=True, exist_ok=True)
             name = f"{Path(root).name}_{cat}".replace("/", "_")
-            np.savez(args.dump / f"{name}.npz", calib_good=ch.good_scores, calib_pseudo=ch.pseudo_scores,
+            extra = {}
+            if args.loo_every:
+                from bench_leave_one_out import leave_one_out_score
+                from core.data.dataset import open_dataset
+
+                refs = open_dataset(root).samples(cat, "train")[::args.loo_every]
+                extra["loo_train"] = np.array([leave_one_out_score(model, r, []) for r in refs])
+            np.savez(args.dump / f"{name}.npz", **extra, calib_good=ch.good_scores, calib_pseudo=ch.pseudo_scores,
                      test_scores=img, test_labels=y, seeded_image=model.thresholds.image)
         print(spec, json.dumps(row), flush=True)
     if args.json:
