@@ -105,12 +105,12 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         how = (f"{self_check.seeded_how(len(masks), source, seeded)}, scored by the {model.describe_members()} "
                "models; pixel threshold: the highest that outlines every flagged self-check sample")
         band, how = self_check.band_with_note(check, image_thr, how, cfg.uncertain_band)
+        spread = seeded.image_spread
     else:
         image_thr, pixel_thr = quantile_thresholds(good_img, good_maps, cfg.image_quantile, cfg.pixel_quantile)
         how = f"{source} good quantiles of the {model.describe_members()} ensemble"
-        band = None
-    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band,
-                                  image_spread=None if check is None else seeded.image_spread)
+        band = spread = None
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band, image_spread=spread)
     model.display_range = fitted_colour_range(good_maps, pixel_thr, cfg.pixel_quantile)
     info = {k: first.info[k] for k in ("category", "dataset", "n_train", "n_calibration", "calibration",
                                        "xyz_spacing_m", "xyz_units", "image_size") if k in first.info}

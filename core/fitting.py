@@ -330,12 +330,12 @@ def fit_model(
         # Not the default: on the confirmation parts most real defects then land in the band
         # (docs/evaluation.md, "uncertain band").
         band, how = self_check.band_with_note(check.chosen, image_thr, how, config.uncertain_band)
+        spread = seeded.image_spread
     else:
         image_thr, pixel_thr = quantile_thresholds(fused_img, fused_maps, config.image_quantile, config.pixel_quantile)
         how = f"{source} good quantiles"
-        band = None
-    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band,
-                                  image_spread=None if check is None else seeded.image_spread)
+        band = spread = None
+    model.thresholds = Thresholds(image_thr, pixel_thr, how, uncertain_until=band, image_spread=spread)
     from core.colour_range import fitted_colour_range
 
     model.display_range = fitted_colour_range(fused_maps, pixel_thr, config.pixel_quantile)

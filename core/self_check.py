@@ -337,11 +337,11 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
     cuts = bootstrap_best_f1_cuts(labels, np.r_[chosen.good_scores, chosen.pseudo_scores], seed)
     image_thr = float(np.median(cuts))
     low, high = (float(v) for v in np.percentile(cuts, CUT_SPREAD))
-    if not pixel:
-        return SeededThresholds(image_thr, None, (low, high))
-    all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)
-    pixel_thr, _ = pixel_best_f1_threshold(all_masks, list(chosen.good_maps) + list(chosen.pseudo_maps))
-    return SeededThresholds(image_thr, float(pixel_thr), (low, high))
+    pixel_thr = None
+    if pixel:
+        all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)
+        pixel_thr = float(pixel_best_f1_threshold(all_masks, list(chosen.good_maps) + list(chosen.pseudo_maps))[0])
+    return SeededThresholds(image_thr, pixel_thr, (low, high))
 
 
 def seeded_how(n_defects: int, source: str, seeded: SeededThresholds) -> str:

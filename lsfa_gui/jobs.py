@@ -201,10 +201,9 @@ class JobControl:
         rng = getattr(model, "display_range", None)
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
-        spread = getattr(thr, "image_spread", None)
         self.state.set_model(ModelInfo(model=model, path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
                                        estimate=check.get("estimate"), model_id=getattr(model, "model_id", "") or "",
-                                       threshold_spread=tuple(spread) if spread else None))
+                                       threshold_spread=getattr(thr, "image_spread", None)))
 
     def _on_job_succeeded(self, _rid: int, result: Any):
         self._handle_result(result)
