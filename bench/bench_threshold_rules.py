@@ -34,10 +34,12 @@ captured = {}
 orig = sc.seeded_thresholds
 
 
-def spy(chosen, masks, seed, pixel=True):
-    """Keep the self-check's chosen candidate (good and synthetic-defect scores) of the fit."""
+def spy(chosen, masks, seed, pixel=True, training_good=None):
+    """Keep the self-check's chosen candidate (good and synthetic-defect scores) of the fit and the
+    scores of training parts scored leave-one-out, if any."""
     captured['chosen'], captured['masks'], captured['seed'] = chosen, masks, seed
-    return orig(chosen, masks, seed, pixel)
+    captured['training_good'] = training_good
+    return orig(chosen, masks, seed, pixel, training_good)
 
 
 sc.seeded_thresholds = spy
@@ -95,6 +97,9 @@ def main() -> None:
     ap.add_argument("--defaults", action="store_true", help="fit with FitConfig() defaults (adaptation, the "
                     "suite's settings) instead of frozen features and exact search")
     ap.add_argument("--seed", type=int, default=0, help="the fit's seed (default 0)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="a FitConfig setting for every fit, e.g. --set threshold_training_parts=true "
+                    "(then seeded_f1 is that rule and bagged_f1 the held-out-only one)")
     ap.add_argument("--dump", type=Path, help="folder for one .npz per dataset: calibration good / synthetic-defect "
                     "image scores and test image scores / labels (for offline threshold-rule studies)")
     ap.add_argument("--loo-every", type=int, default=0, metavar="N", help="with --dump: also score every N-th "
@@ -104,7 +109,9 @@ def main() -> None:
     for spec in args.specs:
         root, cat = spec.rsplit(':', 1)
         captured.clear()
-        config = FitConfig(seed=args.seed) if args.defaults else FitConfig(adapt=False, search='exact', seed=args.seed)
+        overrides = {k: json.loads(v) for k, v in (item.split('=', 1) for item in args.set)}
+        config = (FitConfig(seed=args.seed, **overrides) if args.defaults
+                  else FitConfig(adapt=False, search='exact', seed=args.seed, **overrides))
         model = fit(root, cat, config)
         rep = evaluate(model, root, cat)
         lab = [r for r in rep.results if r.label is not None]
@@ -137,6 +144,8 @@ def main() -> None:
 
                 refs = open_dataset(root).samples(cat, "train")[::args.loo_every]
                 extra["loo_train"] = np.array([leave_one_out_score(model, r, []) for r in refs])
+            if captured.get('training_good') is not None:
+                extra["training_good"] = np.asarray(captured['training_good'])
             np.savez(args.dump / f"{name}.npz", **extra, calib_good=ch.good_scores, calib_pseudo=ch.pseudo_scores,
                      test_scores=img, test_labels=y, seeded_image=model.thresholds.image)
         print(spec, json.dumps(row), flush=True)

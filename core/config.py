@@ -29,7 +29,8 @@ PRESETS = {
 
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
-STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False}
+STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False,
+                         "threshold_training_parts": False}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -154,6 +155,11 @@ class FitConfig:
         True, "a modality the self-check drops as uninformative leaves the image score only; the "
         "anomaly map (outlines, pixel threshold, P-AUROC, AUPRO) keeps every modality (the default "
         "since the eleventh round; docs/evaluation.md; model files written before keep it out of both)")
+    threshold_training_parts: bool = _setting(
+        True, "with the self-check: the seeded image threshold also sees training parts scored "
+        "leave-one-out (each against the memory banks without its own patches; core.leave_one_out), "
+        "weighted so that all good parts together count as the held-out ones (the default since the "
+        "eighteenth round; docs/evaluation.md)")
     uncertain_band: bool = _setting(
         False, "with the self-check: seed an uncertain band from the image threshold up to the highest "
         "held-out good score, so that NG means above every held-out good part (measured, not the default: "
@@ -176,7 +182,8 @@ class FitConfig:
             raise UserError("threshold quantiles must be between 0 and 1")
         if self.blur_sigma < 0:
             raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
-        for name in ("preprocess", "adapt", "self_check", "uncertain_band", "dropped_modality_in_map"):
+        for name in ("preprocess", "adapt", "self_check", "uncertain_band", "dropped_modality_in_map",
+                     "threshold_training_parts"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.adaptation, dict):

@@ -179,6 +179,7 @@ def fit_model(
     None, or :data:`MEASURE_FRAME` (default): measured on the training parts, at least
     ``frame_min_side`` pixels (an ensemble's largest grid; its later members take the first
     member's frame)."""
+    from core import leave_one_out
     from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
@@ -255,6 +256,7 @@ def fit_model(
                 ratio = min(1.0, kept / len(patches))
             patches = np.ascontiguousarray(patches)
             banks[m] = MemoryBank.build(patches, ratio, config.seed, progress=p)
+            leave_one_out.set_owners(banks[m], regions[m])
             if config.patch_distance == "relative":
                 banks[m].spread()  # part of building the bank (one exact search of it against itself)
         out = Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
@@ -268,6 +270,12 @@ def fit_model(
     calib_features = (extract_tokens(extractors, calib, config.grid, config.batch_size, p,
                                      "Extracting features of calibration samples")
                       if val_refs else frozen_tokens)
+    # Training parts scored leave-one-out for the seeded image threshold (not with bank copies:
+    # a part's shifted or turned copies are its own patches too, and their owners are not tracked).
+    loo_parts = (leave_one_out.chosen_parts(len(train))
+                 if config.threshold_training_parts and check_self and not any(any(c.values()) for c in extra.values())
+                 else np.zeros(0, np.int64))
+    loo_features = {m: f[loo_parts] for m, f in frozen_tokens.items()}
     del tokens, frozen_tokens, extra
 
     # Each variant's search is chosen before anything is scored with it, so the self-check and the
@@ -287,8 +295,14 @@ def fit_model(
 
         t_check = time.perf_counter()
         check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p, calib_features)
-        self_check_s = time.perf_counter() - t_check
         model = variants[check.chosen.variant]
+        training_good, t_loo = None, time.perf_counter()
+        if len(loo_parts):
+            training_good = leave_one_out.fused_scores(
+                model, check.chosen, check.calibration[check.chosen.variant][1], roi_stack(calib),
+                [train[i] for i in loo_parts], loo_features, loo_parts, p)
+        loo_s = time.perf_counter() - t_loo
+        self_check_s = time.perf_counter() - t_check
         if check.chosen.variant == "frozen" and adapter is not None:
             adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
     else:
@@ -316,9 +330,10 @@ def fit_model(
         # threshold comes down until every flagged self-check sample is outlined.
         map_based = model.map_based_image_score
         outlined = map_based or config.fused_image_score in ("modality_topk", "modality_units")
-        seeded = self_check.seeded_thresholds(check.chosen, check.masks, config.seed, pixel=not outlined)
+        seeded = self_check.seeded_thresholds(check.chosen, check.masks, config.seed, pixel=not outlined,
+                                              training_good=training_good)
         image_thr, pixel_thr = seeded.image, seeded.pixel
-        how = self_check.seeded_how(len(check.masks), source, seeded)
+        how = self_check.seeded_how(len(check.masks), source, seeded, len(loo_parts))
         if map_based:
             pixel_thr = image_thr
             how += "; pixel threshold = image threshold (every NG part is outlined)"
@@ -359,6 +374,10 @@ def fit_model(
     if check is not None:
         model.info["self_check"] = self_check.summary(check)
         model.info["self_check"]["seconds"] = round(self_check_s, 3)
+        if training_good is not None:
+            model.info["self_check"]["training_parts_left_out"] = {
+                "n": int(len(training_good)), "median_score": float(np.median(training_good)),
+                "seconds": round(loo_s, 3)}
         model.info["self_check"]["estimate"].update(self_check.held_out_good_flagged(check.chosen, image_thr))
         est = model.info["self_check"]["estimate"]
         log.info("self-check (synthetic defects, an estimate): I-AUROC %.3f, AUPRO@0.3 %.3f; using %s, %s",

@@ -154,7 +154,8 @@ class Model(ScoringLoop):
             out[m] = self.banks[m].choose_search(queries, self.config.seed)
         return out
 
-    def modality_scores(self, prepared: list[Sample], timings: dict | None = None, features: dict | None = None):
+    def modality_scores(self, prepared: list[Sample], timings: dict | None = None, features: dict | None = None,
+                        leave_out=None):
         """Per-modality raw scores of prepared samples.
 
         Returns ({modality: (B,) image scores}, {modality: (B,S,S) maps of patch distance}): raw
@@ -162,6 +163,8 @@ class Model(ScoringLoop):
         A sample's region of interest (``Sample.roi`` on the grid) restricts its image scores to
         the patches of the cells it touches; the maps stay whole (the fusion's units do not
         depend on the ROI), :meth:`fuse` masks the fused map. ``features``: see :meth:`scored_tokens`.
+        ``leave_out``: for training samples, each one's number in the banks' ``owners``: it is
+        scored without its own bank rows (MemoryBank.nearest_excluding; exact search).
         """
         from core.roi import roi_cells
         from core.scoring.maps import upsample_and_blur
@@ -183,7 +186,7 @@ class Model(ScoringLoop):
                 patch = np.zeros(g * g, np.float32)
                 roi = getattr(prepared[b], "roi", None)
                 if len(q):
-                    dist, idx = bank.nearest(q)
+                    dist, idx = bank.nearest(q) if leave_out is None else bank.nearest_excluding(q, leave_out[b])
                     if cfg.patch_distance == "relative":
                         dist = bank.relative(dist, idx)
                     patch[regions[m][b]] = dist
@@ -204,11 +207,11 @@ class Model(ScoringLoop):
         return scores, maps
 
     def modality_maps_batched(self, samples: list[Sample], progress=None, stage: str = "Scoring",
-                              features: dict | None = None):
+                              features: dict | None = None, leave_out=None):
         """({modality: (B,) image scores}, {modality: (B,S,S) patch-distance maps}) of prepared
         samples, in batches of ``config.batch_size`` with progress and cancellation.
         ``features``: {modality: (B, grid*grid, dim)} frozen features of all ``samples``
-        extracted already (see :meth:`scored_tokens`)."""
+        extracted already (see :meth:`scored_tokens`); ``leave_out``: see :meth:`modality_scores`."""
         p = ensure(progress)
         bs = self.config.batch_size
         scores: dict[str, list] = {m: [] for m in self.modalities}
@@ -216,7 +219,8 @@ class Model(ScoringLoop):
         for start in range(0, len(samples), bs):
             p.update(stage, start, len(samples))
             done = None if features is None else {m: f[start:start + bs] for m, f in features.items()}
-            sc, mp = self.modality_scores(samples[start : start + bs], features=done)
+            out = None if leave_out is None else leave_out[start:start + bs]
+            sc, mp = self.modality_scores(samples[start : start + bs], features=done, leave_out=out)
             for m in self.modalities:
                 scores[m].append(sc[m])
                 maps[m].append(mp[m])

@@ -326,15 +326,22 @@ class SeededThresholds(NamedTuple):
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
-                      pixel: bool = True) -> SeededThresholds:
+                      pixel: bool = True, training_good=None) -> SeededThresholds:
     """Thresholds from pseudo-defects vs good calibration samples: the image threshold is the
     median of the best-F1 cut over bootstrap resamples (core.thresholds.bagged_best_f1_threshold,
     seeded with ``seed``), reported with how far the resamples' cuts spread; the pixel threshold is
-    the best pixel F1, None unless ``pixel`` (its best-F1 search is the costly part)."""
+    the best pixel F1, None unless ``pixel`` (its best-F1 search is the costly part).
+    ``training_good``: fused image scores of training parts scored leave-one-out
+    (core.leave_one_out), pooled with the held-out good parts for the image threshold, each good
+    part weighted so that together they count as many as the held-out ones (the synthetic defects,
+    painted on the held-out parts, keep their share)."""
     from core.thresholds import bootstrap_best_f1_cuts, pixel_best_f1_threshold
 
-    labels = np.r_[np.zeros(len(chosen.good_scores), bool), np.ones(len(chosen.pseudo_scores), bool)]
-    cuts = bootstrap_best_f1_cuts(labels, np.r_[chosen.good_scores, chosen.pseudo_scores], seed)
+    extra = np.zeros(0) if training_good is None else np.asarray(training_good, float)
+    good = np.r_[chosen.good_scores, extra]
+    labels = np.r_[np.zeros(len(good), bool), np.ones(len(chosen.pseudo_scores), bool)]
+    weight = len(chosen.good_scores) / len(good) if len(good) else 1.0
+    cuts = bootstrap_best_f1_cuts(labels, np.r_[good, chosen.pseudo_scores], seed, good_weight=weight)
     image_thr = float(np.median(cuts))
     low, high = (float(v) for v in np.percentile(cuts, CUT_SPREAD))
     pixel_thr = None
@@ -344,12 +351,15 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
     return SeededThresholds(image_thr, pixel_thr, (low, high))
 
 
-def seeded_how(n_defects: int, source: str, seeded: SeededThresholds) -> str:
+def seeded_how(n_defects: int, source: str, seeded: SeededThresholds, n_training: int = 0) -> str:
     """How the seeded image threshold was chosen, with the spread of its bootstrap cuts (one phrase
-    for the model's thresholds record)."""
+    for the model's thresholds record); ``n_training``: training parts scored leave-one-out among
+    the good parts."""
     low, high = seeded.image_spread
     share = CUT_SPREAD[1] - CUT_SPREAD[0]
-    return (f"best F1 on {n_defects} synthetic defects vs {source}, the median over bootstrap resamples "
+    also = (f" and {n_training} training parts scored leave-one-out (all good parts together weighted as the "
+            f"held-out ones)" if n_training else "")
+    return (f"best F1 on {n_defects} synthetic defects vs {source}{also}, the median over bootstrap resamples "
             f"({share:.0f} % of their cuts within {low:.4g}–{high:.4g})")
 
 

@@ -120,23 +120,26 @@ def _checked(labels, scores) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
-def best_f1_threshold(labels, scores) -> tuple[float, float]:
+def best_f1_threshold(labels, scores, good_weight: float = 1.0) -> tuple[float, float]:
     """Threshold (raw score units) maximising F1 of ``score >= threshold`` vs labels (1 = defect).
 
     Every cut between two distinct scores is tried. The returned threshold is the midpoint
     between the lowest score flagged and the next lower score (the lowest score itself when
     every sample is flagged), so it keeps a margin on both sides. Among equal F1 the highest
-    threshold (fewest flagged samples) wins. Returns (threshold, f1). Raises ValueError when
+    threshold (fewest flagged samples) wins. Each good sample counts ``good_weight`` false
+    positives when flagged (1: plain F1). Returns (threshold, f1). Raises ValueError when
     there is no defect sample (F1 is then undefined; use ``quantile_threshold``).
     """
     y, s = _checked(labels, scores)
     n_pos = int(y.sum())
     if n_pos == 0:
         raise ValueError("best_f1_threshold needs at least one defect sample (label 1)")
+    if not (np.isfinite(good_weight) and good_weight > 0):
+        raise ValueError(f"good_weight must be a positive number, got {good_weight!r}")
     order = np.argsort(-s, kind="stable")
     s_desc, y_desc = s[order], y[order]
     tp = np.cumsum(y_desc)
-    fp = np.cumsum(~y_desc)
+    fp = np.cumsum(~y_desc) * float(good_weight)
     # A cut is only possible after the last sample of a run of equal scores.
     last_of_run = np.flatnonzero(np.append(s_desc[1:] != s_desc[:-1], True))
     tp, fp = tp[last_of_run], fp[last_of_run]
@@ -186,20 +189,23 @@ def confusion(labels, scores, threshold: float) -> dict:
 BAGGING_ROUNDS = 200  # bootstrap resamples of bagged_best_f1_threshold (stated, not tuned)
 
 
-def bootstrap_best_f1_cuts(labels, scores, seed: int = 0, rounds: int = BAGGING_ROUNDS) -> np.ndarray:
+def bootstrap_best_f1_cuts(labels, scores, seed: int = 0, rounds: int = BAGGING_ROUNDS,
+                           good_weight: float = 1.0) -> np.ndarray:
     """(rounds,) :func:`best_f1_threshold` of ``rounds`` seeded bootstrap resamples (raw score
-    units). Each resample draws the good scores and the defect scores with replacement, each group
-    keeping its size (so its defect share). Without good scores, or with ``rounds`` < 1, the one
-    cut of the scores themselves. Raises ValueError like :func:`best_f1_threshold`."""
+    units; each good sample weighing ``good_weight``). Each resample draws the good scores and the
+    defect scores with replacement, each group keeping its size (so its defect share). Without good
+    scores, or with ``rounds`` < 1, the one cut of the scores themselves. Raises ValueError like
+    :func:`best_f1_threshold`."""
     y, s = _checked(labels, scores)
     good, bad = s[~y], s[y]
     if not bad.size:
         raise ValueError("bootstrap_best_f1_cuts needs at least one defect sample (label 1)")
     if not good.size or rounds < 1:
-        return np.array([best_f1_threshold(y, s)[0]])
+        return np.array([best_f1_threshold(y, s, good_weight)[0]])
     rng = np.random.default_rng(seed + 2**20)
     lab = np.r_[np.zeros(good.size, bool), np.ones(bad.size, bool)]
-    return np.array([best_f1_threshold(lab, np.r_[rng.choice(good, good.size), rng.choice(bad, bad.size)])[0]
+    return np.array([best_f1_threshold(lab, np.r_[rng.choice(good, good.size), rng.choice(bad, bad.size)],
+                                       good_weight)[0]
                      for _ in range(int(rounds))])
 
 

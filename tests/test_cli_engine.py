@@ -124,6 +124,22 @@ def test_fit_with_uncertain_band_and_score_without_it(setup, capsys, tmp_path):
         assert [r["verdict"] for r in rows] == [verdict(x.image_score, t.image, band) for x in results]
 
 
+def test_fit_seeds_on_training_parts_left_out_unless_told_held_out_only(setup, capsys, tmp_path):
+    """By default the seeded image threshold also sees training parts scored leave-one-out (said in
+    the model file); ``--held-out-threshold-only`` seeds it on the held-out good parts alone."""
+    from core.model_io import load_model
+
+    tmp, root, _ = setup
+    for flag, used in (([], True), (["--held-out-threshold-only"], False)):
+        model = tmp_path / f"t{int(used)}.lsfa"
+        code, out, err = run(["fit", root, "-c", "cookie", "-o", model, "--no-adapt", *flag], capsys)
+        assert code == 0, err
+        m = load_model(model)
+        assert m.config.threshold_training_parts is used
+        assert ("training_parts_left_out" in m.info["self_check"]) is used
+        assert ("scored leave-one-out" in m.thresholds.source) is used
+
+
 def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):
     tmp, root, model = setup
     if not model.exists():

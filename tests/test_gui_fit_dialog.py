@@ -205,8 +205,15 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     assert again.uncertain_band.isEnabled() and not again.uncertain_band.isChecked()
     again.uncertain_band.setChecked(True)
     assert again.config().uncertain_band is True
+    # so is the threshold on training parts scored leave-one-out, on by default
+    assert again.threshold_training_parts.isEnabled() and again.config().threshold_training_parts is True
+    again.threshold_training_parts.setChecked(False)
+    assert again.config().threshold_training_parts is False
     again.accept()
-    assert make_dialog(qtbot, settings).uncertain_band.isChecked()
+    remembered = make_dialog(qtbot, settings)
+    assert remembered.uncertain_band.isChecked() and not remembered.threshold_training_parts.isChecked()
+    remembered.self_check.setChecked(False)
+    assert not remembered.threshold_training_parts.isEnabled()
     # the crop around the part is on by default, can be switched off, and is remembered
     crop = make_dialog(qtbot, settings)
     assert crop.object_crop.isChecked() and crop.config().object_crop is True

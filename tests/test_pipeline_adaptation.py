@@ -111,8 +111,8 @@ def test_self_check_extracts_frozen_features_once_for_both_variants(root, cache,
 
     real_batched = Model.modality_maps_batched
     monkeypatch.setattr(Model, "modality_maps_batched",
-                        lambda self, samples, progress=None, stage="Scoring", features=None:
-                        real_batched(self, samples, progress, stage))  # each variant extracts again
+                        lambda self, samples, progress=None, stage="Scoring", features=None, leave_out=None:
+                        real_batched(self, samples, progress, stage, leave_out=leave_out))  # each variant extracts again
     extracted.clear()
     separate = fit(root, "puck", config).info["self_check"]
     assert separate["candidates"] == shared["candidates"]

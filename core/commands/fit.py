@@ -57,6 +57,9 @@ def register(sub) -> None:
                    help="score the whole image: do not " + option_help("object_crop"))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
+    p.add_argument("--held-out-threshold-only", dest="threshold_training_parts", action="store_false",
+                   help="seed the image threshold on the held-out good parts only; by default the "
+                   + option_help("threshold_training_parts").removeprefix("with the self-check: the "))
     p.add_argument("--uncertain-band", action="store_true", help=option_help("uncertain_band"))
     p.add_argument("--max-train", type=int, help=option_help("max_train"))
     p.add_argument("--seed", type=int, default=FitConfig.seed, help=option_help("seed"))
@@ -137,6 +140,7 @@ def config_from_args(args):
         object_crop=args.object_crop,
         self_check=args.self_check,
         uncertain_band=args.uncertain_band,
+        threshold_training_parts=args.threshold_training_parts,
         max_train=args.max_train,
         seed=args.seed,
         adaptation=adaptation,

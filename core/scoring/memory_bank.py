@@ -29,6 +29,8 @@ class MemoryBank:
         self.centroids: np.ndarray | None = None
         self._ivf = None
         self._spread: np.ndarray | None = None
+        self.rows: np.ndarray | None = None  # (M,) rows of the features :meth:`build` kept (not stored)
+        self.owners: np.ndarray | None = None  # (M,) training sample of each row, -1 unknown (set by the fit; not stored)
 
     def use_search(self, choice: SearchChoice, centroids: np.ndarray | None = None) -> None:
         """Search with ``choice``: exact, or IVF-Flat over the cells ``centroids`` (nlist, D) float32."""
@@ -65,9 +67,13 @@ class MemoryBank:
         """Bank of a greedy k-centre coreset of ``features`` (N, D); ratio >= 1 keeps all rows."""
         x = as_feature_matrix(features)
         if coreset_ratio >= 1:
-            return cls(x)
+            bank = cls(x)
+            bank.rows = np.arange(len(x), dtype=np.int64)
+            return bank
         idx = greedy_coreset(x, coreset_ratio, proj_dim, seed, ensure(progress))
-        return cls(x[idx])
+        bank = cls(x[idx])
+        bank.rows = np.asarray(idx, np.int64)
+        return bank
 
     # ---------------------------------------------------------------- queries
     @property
@@ -126,6 +132,34 @@ class MemoryBank:
         """Euclidean distance (Q,) float32 and index (Q,) int64 of each query's nearest bank vector."""
         dist, idx = self.knn(queries, 1, exact)
         return dist[:, 0], idx[:, 0]
+
+    def nearest_excluding(self, queries: np.ndarray, own: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`nearest`, with the bank's own search (IVF-Flat where chosen, else exact), but
+        never returning a bank vector whose :attr:`owners` entry is ``own``: how a training sample
+        scores against the bank as if it had been held out (its own patches left out; the bank's
+        spread stays that of the whole bank). Distances (Q,) float32 (Euclidean) and bank indices
+        (Q,) int64. ValueError without owners or when every row is ``own``'s."""
+        if self.owners is None or len(self.owners) != self.size:
+            raise ValueError("the memory bank does not know which training sample each row came from")
+        q = self._queries(queries)
+        faiss = _faiss()
+        rest = np.flatnonzero(self.owners != own)
+        if not rest.size:
+            raise ValueError(f"every memory bank row belongs to training sample {own}")
+        dist = np.full(len(q), -1.0, np.float32)
+        idx = np.full(len(q), -1, np.int64)
+        with faiss_threads():
+            if self._ivf is not None and len(q):
+                others = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(self.owners == own)))
+                d2, found = self._ivf.search(q, 1, params=faiss.SearchParametersIVF(sel=others, nprobe=self._ivf.nprobe))
+                dist, idx = d2[:, 0], found[:, 0].astype(np.int64)
+            short = idx < 0  # every query without IVF; with it, those whose probed cells held only own rows
+            if short.any():  # exact among the other rows: one k=1 search (faster than a long k-search)
+                index = faiss.IndexFlatL2(self.dim)
+                index.add(np.ascontiguousarray(self.vectors[rest]))
+                d2, sub = index.search(np.ascontiguousarray(q[short]), 1)
+                dist[short], idx[short] = d2[:, 0], rest[sub[:, 0]]
+        return np.sqrt(np.maximum(dist, 0.0)).astype(np.float32), idx
 
     # ---------------------------------------------------------------- persistence
     def state(self) -> dict[str, np.ndarray]:

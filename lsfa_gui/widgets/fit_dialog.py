@@ -42,7 +42,7 @@ PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw"
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "uncertain_band", "object_crop", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "image_size", "grid",
                  "blur_sigma", "ensemble")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -209,9 +209,12 @@ class FitDialog(QDialog):
         self.object_crop.setToolTip(option_help("object_crop"))
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
+        self.threshold_training_parts = QCheckBox("Threshold also on training parts scored leave-one-out")
+        self.threshold_training_parts.setToolTip(option_help("threshold_training_parts"))
         self.uncertain_band = QCheckBox("Uncertain band above the held-out good parts")
         self.uncertain_band.setToolTip(option_help("uncertain_band"))
-        self.self_check.toggled.connect(self.uncertain_band.setEnabled)
+        for box in (self.threshold_training_parts, self.uncertain_band):
+            self.self_check.toggled.connect(box.setEnabled)
 
         self.error = QLabel()
         self.error.setObjectName("fitError")
@@ -251,6 +254,7 @@ class FitDialog(QDialog):
         bform.addRow("Fusion", self.fusion)
         bform.addRow("Seed", self.seed)
         bform.addRow("", self.self_check)
+        bform.addRow("", self.threshold_training_parts)
         bform.addRow("", self.uncertain_band)
         layout = QVBoxLayout(self)
         for w in (data, self.adapt_note, self.adapt, bank, self.error, self.buttons):
@@ -293,8 +297,10 @@ class FitDialog(QDialog):
         self.fusion.setCurrentText(config.fusion)
         self.seed.setValue(int(config.seed))
         self.self_check.setChecked(bool(config.self_check))
+        self.threshold_training_parts.setChecked(bool(config.threshold_training_parts))
         self.uncertain_band.setChecked(bool(config.uncertain_band))
-        self.uncertain_band.setEnabled(bool(config.self_check))
+        for box in (self.threshold_training_parts, self.uncertain_band):
+            box.setEnabled(bool(config.self_check))
         self.object_crop.setChecked(bool(config.object_crop))
         preset = preset_of(config)
         self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
@@ -335,6 +341,7 @@ class FitDialog(QDialog):
             "fusion": self.fusion.currentText(),
             "seed": self.seed.value(),
             "self_check": self.self_check.isChecked(),
+            "threshold_training_parts": self.threshold_training_parts.isChecked(),
             "uncertain_band": self.uncertain_band.isChecked(),
             "object_crop": self.object_crop.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),

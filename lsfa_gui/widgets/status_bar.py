@@ -32,6 +32,7 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Self-check: features of good samples": ("Testing the model on made-up defects", 6),
     "Self-check: features of synthetic defects": ("Testing the model on made-up defects", 6),
     "Self-check: synthetic defects for the estimate": ("Testing the model on made-up defects", 6),
+    "Self-check: training parts scored leave-one-out": ("Checking good training parts one at a time", 6),
     "Scoring held-out good samples": ("Calibrating on good parts", 5),  # an ensemble's own calibration
     "Scoring synthetic defects": ("Testing the model on made-up defects", 6),
     "Scoring synthetic defects for the estimate": ("Testing the model on made-up defects", 6),
