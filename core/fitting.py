@@ -378,7 +378,8 @@ def fit_model(
             model.info["self_check"]["training_parts_left_out"] = {
                 "n": int(len(training_good)), "median_score": float(np.median(training_good)),
                 "seconds": round(loo_s, 3)}
-        model.info["self_check"]["estimate"].update(self_check.held_out_good_flagged(check.chosen, image_thr))
+        model.info["self_check"]["estimate"].update(self_check.held_out_good_flagged(check.chosen, image_thr,
+                                                                                       training_good))
         est = model.info["self_check"]["estimate"]
         log.info("self-check (synthetic defects, an estimate): I-AUROC %.3f, AUPRO@0.3 %.3f; using %s, %s",
                  est["image_auroc"], est["aupro_30"], model.info["self_check"]["variant"],

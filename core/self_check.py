@@ -400,13 +400,25 @@ def band_with_note(chosen: Candidate, image_threshold: float, how: str, wanted: 
     return band, how
 
 
-def held_out_good_flagged(chosen: Candidate, image_threshold: float) -> dict:
+def held_out_good_flagged(chosen: Candidate, image_threshold: float, training_good=None) -> dict:
     """How many held-out good parts are at or above the image threshold (an estimate of the
     false-reject rate, from the same samples the threshold was chosen on), and the highest
-    held-out good score (raw fused units), for the estimate record."""
+    held-out good score (raw fused units), for the estimate record; with ``training_good`` (fused
+    scores of training parts scored leave-one-out) also how many of those are flagged
+    ("training_flagged" of "n_training")."""
     good = np.asarray(chosen.good_scores, dtype=float)
-    return {"good_flagged": int((good >= image_threshold).sum()), "n_good": int(good.size),
-            "highest_good_score": float(good.max()) if good.size else None}
+    out = {"good_flagged": int((good >= image_threshold).sum()), "n_good": int(good.size),
+           "highest_good_score": float(good.max()) if good.size else None}
+    if training_good is not None:
+        training = np.asarray(training_good, dtype=float)
+        out.update(training_flagged=int((training >= image_threshold).sum()), n_training=int(training.size))
+    return out
+
+
+def training_flagged_text(estimate: dict) -> str:
+    """"training parts scored leave-one-out at or above it: k of n" ("" when not recorded)."""
+    n, k = estimate.get("n_training"), estimate.get("training_flagged")
+    return f"training parts scored leave-one-out at or above it: {k} of {n}" if n and k is not None else ""
 
 
 def describe_good_flagged(estimate: dict) -> str:
@@ -416,6 +428,9 @@ def describe_good_flagged(estimate: dict) -> str:
     if not n or k is None:
         return ""
     line = f"held-out good parts at or above the fitted image threshold: {k} of {n}"
+    training = training_flagged_text(estimate)
+    if training:
+        line += f"; {training}"
     if k and top is not None:
         line += (f" (expect false rejects; an uncertain band up to just above {top:.4g} makes NG mean "
                  "'above every held-out good part': lsfa fit --uncertain-band, or lsfa score --uncertain)")
@@ -463,5 +478,5 @@ def summary(check: SelfCheck) -> dict:
     }
 
 
-__all__ = ["run_self_check", "seeded_thresholds", "SeededThresholds", "seeded_how", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
+__all__ = ["run_self_check", "seeded_thresholds", "SeededThresholds", "seeded_how", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "training_flagged_text", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
            "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "synthetic_estimate", "estimate_record", "auroc_interval", "interval_text", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

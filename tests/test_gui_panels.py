@@ -226,6 +226,12 @@ def test_metrics_panel_shows_the_self_check_estimate_labelled_as_one(qtbot, stat
                                         "n_good": 10, "highest_good_score": 1.9}))
     assert "synthetic defects" in w.estimate.text() and "0.93" in w.estimate.text() and "0.91" in w.estimate.text()
     assert "held-out good parts flagged at the fitted threshold: 7 of 10" in w.estimate.text()
+    assert "leave-one-out" not in w.estimate.text()  # the fit scored no training parts left out
+    state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
+                              estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x", "good_flagged": 7,
+                                        "n_good": 10, "highest_good_score": 1.9, "training_flagged": 2,
+                                        "n_training": 20}))
+    assert "training parts scored leave-one-out flagged: 2 of 20" in w.estimate.text()
     assert "interval" not in w.estimate.text()  # a model file written before the interval existed
     state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
                               estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x",

@@ -118,10 +118,15 @@ def test_a_fit_seeds_its_threshold_on_training_parts_scored_leave_one_out(tiny_f
     left_out = model.info["self_check"]["training_parts_left_out"]
     assert left_out["n"] == 3  # parts 0, 4, 8 of 9
     assert "and 3 training parts scored leave-one-out" in model.thresholds.source
+    est = model.info["self_check"]["estimate"]
+    assert est["n_training"] == 3 and 0 <= est["training_flagged"] <= 3
+    from core.self_check import describe_good_flagged
+    assert f"training parts scored leave-one-out at or above it: {est['training_flagged']} of 3" in describe_good_flagged(est)
     held_out = model.info["calibration_scores"]["median"]
     assert left_out["median_score"] > 0.3 * held_out
     plain = fit(root, "puck", FitConfig(cache_dir=cache, adapt=False, threshold_training_parts=False))
     assert "training_parts_left_out" not in plain.info["self_check"]
+    assert "n_training" not in plain.info["self_check"]["estimate"]
     assert "leave-one-out" not in plain.thresholds.source
     # the banks, the fusion and the held-out scores are those of the fit without it
     assert plain.info["calibration_scores"] == model.info["calibration_scores"]

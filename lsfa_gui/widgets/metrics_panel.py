@@ -159,6 +159,8 @@ class MetricsPanel(QWidget):
                 f"{interval_text(est, 2)} · AUPRO@0.3 {est['aupro_30']:.2f}")
         if est.get("n_good"):
             text += f" · held-out good parts flagged at the fitted threshold: {est['good_flagged']} of {est['n_good']}"
+        if est.get("n_training"):
+            text += f" · training parts scored leave-one-out flagged: {est['training_flagged']} of {est['n_training']}"
         self.estimate.setText(text)
 
     def refresh_metrics(self):
