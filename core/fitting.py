@@ -272,7 +272,8 @@ def fit_model(
                       if val_refs else frozen_tokens)
     # Training parts scored leave-one-out for the seeded image threshold (not with bank copies:
     # a part's shifted or turned copies are its own patches too, and their owners are not tracked).
-    loo_parts = (leave_one_out.chosen_parts(len(train))
+    loo_parts = (leave_one_out.scorable(leave_one_out.chosen_parts(len(train)),
+                                        [b for v in variants.values() for b in v.banks.values()])
                  if config.threshold_training_parts and check_self and not any(any(c.values()) for c in extra.values())
                  else np.zeros(0, np.int64))
     loo_features = {m: f[loo_parts] for m, f in frozen_tokens.items()}

@@ -31,6 +31,14 @@ def chosen_parts(n_train: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_train - 1, n).round().astype(np.int64))
 
 
+def scorable(parts: np.ndarray, banks) -> np.ndarray:
+    """The ``parts`` that leave at least one row in every bank of ``banks`` (MemoryBanks with
+    owners) when their own are left out: a part cannot be scored against nothing."""
+    banks = list(banks)
+    keep = [i for i in parts if all(b.owners is not None and (b.owners != i).any() for b in banks)]
+    return np.asarray(keep, np.int64)
+
+
 def set_owners(bank, regions: np.ndarray) -> None:
     """Record on ``bank`` which training sample each of its rows came from: ``regions`` (N, cells)
     bool are the cells whose patches (in row-major order) the bank was built from; rows beyond them
@@ -56,4 +64,4 @@ def fused_scores(model, candidate, good_maps: dict, good_roi, samples: list, fea
     return np.asarray(model.fuse_maps(maps, candidate.fusion, roi_stack(samples), units)[0], float)
 
 
-__all__ = ["EVERY", "MAX_PARTS", "chosen_parts", "set_owners", "fused_scores"]
+__all__ = ["EVERY", "MAX_PARTS", "chosen_parts", "scorable", "set_owners", "fused_scores"]

@@ -56,6 +56,17 @@ def test_a_part_scored_leave_one_out_never_meets_its_own_patches(search):
     assert (d_out >= exact * (1 - 1e-4)).all() and d_out.min() > 20
 
 
+def test_only_parts_that_leave_rows_in_every_bank_are_scored():
+    from core.leave_one_out import scorable
+
+    bank, _ = _bank_of_parts(n_parts=3)
+    lonely = MemoryBank(np.ones((4, 2), np.float32))
+    lonely.owners = np.array([2, 2, 2, 2])  # only part 2 has rows in this bank
+    assert scorable(np.array([0, 1, 2]), [bank]).tolist() == [0, 1, 2]
+    assert scorable(np.array([0, 1, 2]), [bank, lonely]).tolist() == [0, 1]
+    assert scorable(np.array([0]), [MemoryBank(np.ones((2, 2), np.float32))]).tolist() == []  # owners unknown
+
+
 def test_leaving_out_needs_owners():
     bank = MemoryBank(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="which training sample"):
