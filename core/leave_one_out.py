@@ -40,11 +40,12 @@ def scorable(parts: np.ndarray, banks) -> np.ndarray:
 
 
 def set_owners(bank, regions: np.ndarray) -> None:
-    """Record on ``bank`` which training sample each of its rows came from: ``regions`` (N, cells)
-    bool are the cells whose patches (in row-major order) the bank was built from; rows beyond them
-    (e.g. shifted or turned copies) are marked -1 (unknown)."""
+    """Record on ``bank`` (from :meth:`MemoryBank.build`, which keeps its ``rows``) which training
+    sample each of its rows came from: ``regions`` (N, cells) bool are the cells whose patches (in
+    row-major order) the bank was built from; rows beyond them (e.g. shifted or turned copies) are
+    marked -1 (unknown)."""
     sample_of_patch = np.nonzero(regions)[0]
-    rows = bank.rows if bank.rows is not None else np.arange(bank.size)
+    rows = bank.rows
     owners = np.full(len(rows), -1, np.int64)
     known = rows < len(sample_of_patch)
     owners[known] = sample_of_patch[rows[known]]

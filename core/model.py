@@ -164,7 +164,7 @@ class Model(ScoringLoop):
         the patches of the cells it touches; the maps stay whole (the fusion's units do not
         depend on the ROI), :meth:`fuse` masks the fused map. ``features``: see :meth:`scored_tokens`.
         ``leave_out``: for training samples, each one's number in the banks' ``owners``: it is
-        scored without its own bank rows (MemoryBank.nearest_excluding; exact search).
+        scored without its own bank rows (MemoryBank.nearest_excluding, with the bank's own search).
         """
         from core.roi import roi_cells
         from core.scoring.maps import upsample_and_blur
