@@ -71,6 +71,7 @@ import torch.nn.functional as F
 
 from core.errors import UserError
 from core.features import pooling
+from core.features.filters import gaussian_blur
 from core.features.fpfh import (
     DIM as FPFH_DIM,
     FPFHConfig,
@@ -108,29 +109,6 @@ class SurfaceConfig:
     @property
     def dim(self) -> int:
         return CHANNELS_PER_SCALE * len(self.sigmas_px)
-
-
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).to(torch.float32)
-
-
-def _blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (C, H, W) maps with zero padding (= no points outside)."""
-    k = _gaussian_kernel(sigma)
-    r = len(k) // 2
-    h, w = maps.shape[-2:]
-    padded = F.pad(maps, (r, r))
-    out = padded[..., 0:w] * k[0]
-    for i in range(1, len(k)):
-        out.add_(padded[..., i : i + w], alpha=float(k[i]))
-    padded = F.pad(out, (0, 0, r, r))
-    out = padded[..., 0:h, :] * k[0]
-    for i in range(1, len(k)):
-        out.add_(padded[..., i : i + h, :], alpha=float(k[i]))
-    return out
 
 
 def _block_sum(maps: torch.Tensor) -> torch.Tensor:
@@ -249,7 +227,7 @@ def surface_maps(
     for i, (a, b) in enumerate(_PAIRS):
         torch.mul(q[a], q[b], out=moments[4 + i, :h, :w])
 
-    fine = _blur(moments[:4, :h, :w], config.fine_sigma_px)
+    fine = gaussian_blur(moments[:4, :h, :w], config.fine_sigma_px)
     inv = 1.0 / fine[0].clamp_min(1e-12)
     fx, fy, fz = fine[1] * inv, fine[2] * inv, fine[3] * inv  # the point, lightly smoothed
 
@@ -258,7 +236,7 @@ def surface_maps(
         blocks[2 * max(blocks)] = _block_sum(blocks[max(blocks)])
     for c, (sigma, s) in enumerate(zip(config.sigmas_px, strides)):
         within = (s * s - 1) / 12.0  # variance (px²) of the positions in an s×s block
-        blurred = _blur(blocks[s], math.sqrt(max(sigma * sigma - within, 0.0)) / s)
+        blurred = gaussian_blur(blocks[s], math.sqrt(max(sigma * sigma - within, 0.0)) / s)
         n, d = _planes(blurred, centre, s)
         plane = torch.cat([n, d[None]])
         if s > 1:  # block centres -> pixel centres (align_corners=False matches them exactly)
