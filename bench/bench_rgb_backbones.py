@@ -1,5 +1,8 @@
 """Per-image feature time of the EfficientNet-Lite0/1/2 RGB backbones at 224 px; prints figures.
 
+A name with ``+colour`` (the default list has ``efficientnet_lite0+colour``, the fit's default RGB
+features) appends the colour-contrast block (core.features.colour), timed as the engine extracts it.
+
 For each thread count (default 1 and 2 torch intra-op threads) every backbone extracts features
 of one 224 px image at a time (the engine's micro-batch), interleaved round by round so that load
 from other processes falls on all backbones alike. Reports the median wall-clock and process-CPU
@@ -27,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.features import create_extractor  # noqa: E402
+from core.features.colour import ColourConfig  # noqa: E402
 
 SIZE = 224
-BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite0+colour", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def test_image(seed: int = 0) -> np.ndarray:
@@ -86,7 +90,9 @@ def main() -> int:
     extractors, info = {}, {}
     for name in args.backbones.split(","):
         t0 = time.perf_counter()
-        ex = create_extractor(name, stride4=args.stride4)
+        backbone, _, colour = name.partition("+")
+        kwargs = {"colour_weight": ColourConfig().weight} if colour == "colour" else {}
+        ex = create_extractor(backbone, stride4=args.stride4, **kwargs)
         info[name] = {"dim": ex.dim, "create_s": round(time.perf_counter() - t0, 2)}
         extractors[name] = ex
     result = {
@@ -111,12 +117,12 @@ def main() -> int:
           f"median of {args.repeat}; {result['cpus']} CPUs, torch {result['torch']}, "
           f"load average {result['load_avg_before']} -> {result['load_avg_after']}")
     base = next(iter(extractors))
-    header = f"{'backbone':<20}{'dim':>5}"
+    header = f"{'backbone':<27}{'dim':>5}"
     for threads in result["threads"]:
         header += f"{f'{threads} thr wall ms':>16}{'min':>7}{'cpu ms':>9}{'× ' + base[-5:]:>10}"
     print(header)
     for name in extractors:
-        row = f"{name:<20}{info[name]['dim']:>5}"
+        row = f"{name:<27}{info[name]['dim']:>5}"
         for threads, figures in result["threads"].items():
             f = figures[name]
             ratio = f["wall_ms"] / figures[base]["wall_ms"]

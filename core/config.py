@@ -30,7 +30,7 @@ PRESETS = {
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
 STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False,
-                         "threshold_training_parts": False}
+                         "threshold_training_parts": False, "colour_contrast": False}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -74,6 +74,12 @@ class FitConfig:
         "fpfh_surface",
         "3D features: fpfh_surface (FPFH + multi-scale height above the local plane, sees shallow "
         "dents and bumps; weight-free; default), fpfh, or pointmae (needs the 3D weights file)")
+    colour_contrast: bool = _setting(
+        True, "EfficientNet-Lite RGB features also hold a local colour-contrast block: how each pixel's "
+        "brightness and colour (log luminance, log R/G and B/G) stand out of their surroundings at two "
+        "scales, cell mean / max / min, unmoved by exposure and white balance; sees stains, scratches "
+        "and the shading of dents that the ImageNet features average away (core.features.colour; the "
+        "default since the nineteenth round; docs/evaluation.md; model files written before lack it)")
     rgb_weights: str | None = _setting(None, "checkpoint file for the RGB backbone (e.g. DINO ViT-B/8)")
     xyz_weights: str | None = _setting(None, "checkpoint file for the 3D backbone (e.g. Point-MAE)")
     device: str = _setting("cpu", "cpu | cuda")
@@ -183,7 +189,7 @@ class FitConfig:
         if self.blur_sigma < 0:
             raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
         for name in ("preprocess", "adapt", "self_check", "uncertain_band", "dropped_modality_in_map",
-                     "threshold_training_parts"):
+                     "threshold_training_parts", "colour_contrast"):
             if not isinstance(getattr(self, name), bool):
                 raise UserError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.adaptation, dict):

@@ -155,6 +155,10 @@ def create_extractors(config: FitConfig, modalities) -> dict:
             kwargs["device"] = config.device
         elif config.device != "cpu":
             log.info("%s runs on the CPU (no --device option)", name)
+        if config.colour_contrast and accepts(name, "colour_weight"):
+            from core.features.colour import ColourConfig
+
+            kwargs["colour_weight"] = ColourConfig().weight
         out[m] = create_extractor(name, **kwargs)
     return out
 

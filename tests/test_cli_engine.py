@@ -140,6 +140,22 @@ def test_fit_seeds_on_training_parts_left_out_unless_told_held_out_only(setup, c
         assert ("scored leave-one-out" in m.thresholds.source) is used
 
 
+def test_fit_appends_the_colour_block_unless_told_not_to(setup, capsys, tmp_path):
+    """The RGB features hold the colour-contrast block by default (170 features, recorded with the
+    extractor, so the model file rebuilds it); ``--no-colour-contrast`` fits the CNN's 152 alone."""
+    from core.model_io import load_model
+
+    tmp, root, _ = setup
+    for flag, dim in (([], 170), (["--no-colour-contrast"], 152)):
+        model = tmp_path / f"c{dim}.lsfa"
+        code, out, err = run(["fit", root, "-c", "cookie", "-o", model, "--no-adapt", "--no-self-check", *flag],
+                             capsys)
+        assert code == 0, err
+        m = load_model(model)
+        assert m.config.colour_contrast is (dim == 170)
+        assert m.extractors["rgb"].dim == dim and m.banks["rgb"].dim == dim
+
+
 def test_user_errors_exit_2_with_one_line(setup, capsys, tmp_path):
     tmp, root, model = setup
     if not model.exists():
@@ -211,14 +227,14 @@ def test_fit_with_lite2_backbone_round_trips(setup, capsys, tmp_path):
     assert code == 0, err
     code, out, err = run(["info", out_model, "--json"], capsys)
     assert code == 0, err
-    assert json.loads(out)["backbones"] == {"rgb": "efficientnet_lite2"}
+    assert json.loads(out)["backbones"] == {"rgb": "efficientnet_lite2 + colour contrast"}
     with zipfile.ZipFile(out_model) as zf:
         spec = json.loads(zf.read("manifest.json"))["extractors"]["rgb"]
-    assert spec == {"name": "efficientnet_lite2", "params": {"stride4": False},
-                    "weights_id": weights_id(weights_path(2)), "dim": 168}
+    params = {"stride4": False, "colour_weight": 100.0}  # 168 CNN features + the 18 of the colour block
+    assert spec == {"name": "efficientnet_lite2", "params": params, "weights_id": weights_id(weights_path(2)),
+                    "dim": 186}
     ex = load_model(out_model).extractors["rgb"]
-    assert (ex.name, ex.dim, ex.params, ex.weights_id) == (
-        "efficientnet_lite2", 168, {"stride4": False}, spec["weights_id"])
+    assert (ex.name, ex.dim, ex.params, ex.weights_id) == ("efficientnet_lite2", 186, params, spec["weights_id"])
     code, out, err = run(["score", out_model, root / "cookie" / "test" / "good", "--csv",
                           tmp_path / "s.csv"], capsys)
     assert code == 0, err

