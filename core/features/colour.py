@@ -7,7 +7,7 @@ pixel's brightness and colour stand out of its surroundings, in units that a glo
 white-balance change does not move:
 
 For an image x in [0, 1] (RGB, the model grid's pixels) with ``eps`` = 0.1 (of full scale; it keeps
-the camera's noise in dark regions, such as a black tyre, from being amplified), three channels
+the camera's noise in dark regions, such as a black tire, from being amplified), three channels
 
     lum = log((R + G + B) / 3 + eps),   rg = log(R + eps) - log(G + eps),   bg = log(B + eps) - log(G + eps)
 
@@ -15,13 +15,12 @@ are each smoothed lightly (Gaussian σ ``fine_sigma_px``) and their Gaussian con
 ``context_sigmas_px`` (4 and 12 px at 224 px: a few cells around) is subtracted (both blurs
 normalised at the image border). A multiplicative change of the light or of the camera's gain is
 an additive constant of the logs wherever a pixel is well above ``eps``, so it cancels; a stain or a
-scratch does not. Pooled to the patch
-grid per context scale (after a 3×3 average, as the CNN maps): the cell mean, maximum and minimum
-of each channel (a mark a few pixels wide is diluted in the mean of an 8×8-pixel cell), so
+scratch does not. Pooled to the patch grid per context scale (after a 3×3 average, as the CNN
+maps): the cell mean, maximum and minimum of each channel (a mark a few pixels wide is diluted in the mean of an 8×8-pixel cell), so
 ``3 × 3 × len(context_sigmas_px)`` = 18 channels, multiplied by ``weight``.
 
 The weight (100) puts the block's 99th percentile of a good cell's distance to its nearest
-training cell at 0.26–0.51 of the CNN features' (demo puck and cookie, the real tyre and bottle:
+training cell at 0.26–0.51 of the CNN features' (demo puck and cookie, the real tire and bottle:
 0.05–0.09 unweighted against 15–20), so the good parts' colour variation weighs less than their
 texture while a stain or a hole, many times the block's own good-part spread, still counts. It
 was chosen on RGB-only fits of the evaluation suite's tuning group (weights 10, 40, 100, 200):
