@@ -16,8 +16,9 @@ are each smoothed lightly (Gaussian σ ``fine_sigma_px``) and their Gaussian con
 normalised at the image border). A multiplicative change of the light or of the camera's gain is
 an additive constant of the logs wherever a pixel is well above ``eps``, so it cancels; a stain or a
 scratch does not. Pooled to the patch grid per context scale (after a 3×3 average, as the CNN
-maps): the cell mean, maximum and minimum of each channel (a mark a few pixels wide is diluted in the mean of an 8×8-pixel cell), so
-``3 × 3 × len(context_sigmas_px)`` = 18 channels, multiplied by ``weight``.
+maps): the cell mean, maximum and minimum of each channel (a mark a few pixels wide is diluted in
+the mean of an 8×8-pixel cell), so ``3 × 3 × len(context_sigmas_px)`` = 18 channels, multiplied by
+``weight``.
 
 The weight (100) puts the block's 99th percentile of a good cell's distance to its nearest
 training cell at 0.26–0.51 of the CNN features' (demo puck and cookie, the real tire and bottle:
