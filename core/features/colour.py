@@ -65,8 +65,10 @@ class ColourConfig:
             raise UserError("colour fine sigma must be a positive number of pixels")
         if not (math.isfinite(self.eps) and self.eps > 0):
             raise UserError("colour eps must be a positive number")
-        if not (math.isfinite(self.weight) and self.weight > 0):
-            raise UserError("colour weight must be a positive number")
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w > 0):
+            raise UserError(f"colour weight must be a positive number, got {w!r}")
+        object.__setattr__(self, "weight", float(w))
 
     @property
     def dim(self) -> int:

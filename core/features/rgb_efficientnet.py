@@ -25,7 +25,6 @@ Input normalisation is (x/255 - 0.5) / 0.5, the statistics the weights were trai
 from __future__ import annotations
 
 import importlib
-import math
 import re
 from pathlib import Path
 
@@ -166,12 +165,8 @@ class EfficientNetLiteFeatures:
             p.requires_grad_(False)
         self.name = f"efficientnet_lite{variant}"
         self.dim = sum(self.stage_channels[s] for s in self.strides)
-        self.colour = None
-        if isinstance(colour_weight, bool) or not isinstance(colour_weight, (int, float)) or not (
-                math.isfinite(colour_weight) and colour_weight >= 0):
-            raise UserError(f"colour_weight must be a number ≥ 0, got {colour_weight!r}")
-        if colour_weight > 0:
-            self.colour = ColourConfig(weight=float(colour_weight))
+        self.colour = None if colour_weight == 0 else ColourConfig(weight=colour_weight)  # it checks the weight
+        if self.colour is not None:
             self.dim += self.colour.dim
         self.weights_id = weights_id(path)
         self.params = {"stride4": bool(stride4)}  # the variant is part of the name
@@ -190,31 +185,18 @@ class EfficientNetLiteFeatures:
         for img in batch:
             _check_image(img)
         out = torch.empty(len(batch), self.dim, grid, grid)
-        start = 0
-        while start < len(batch):  # runs of equal-sized images, at most MICRO_BATCH each
+        for start, stop in _equal_size_runs(batch, MICRO_BATCH):
             if progress is not None:
                 progress.check()
-            stop = start + 1
-            while (stop < len(batch) and stop - start < MICRO_BATCH
-                   and batch[stop].shape == batch[start].shape):
-                stop += 1
             with torch.inference_mode():
                 feats = self._forward(batch[start:stop], grid)
             out[start:stop, : feats.shape[1]] = feats  # copied outside inference mode: a normal tensor
-            start = stop
         if self.colour is not None:
-            cnn = self.dim - self.colour.dim
-            start = 0
-            while start < len(batch):
-                stop = start + 1
-                while stop < len(batch) and batch[stop].shape == batch[start].shape:
-                    stop += 1
+            for start, stop in _equal_size_runs(batch):
                 if progress is not None:
                     progress.check()
                 with torch.inference_mode():
-                    block = colour_contrast(np.stack(batch[start:stop]), grid, self.colour)
-                out[start:stop, cnn:] = block
-                start = stop
+                    out[start:stop, -self.colour.dim :] = colour_contrast(np.stack(batch[start:stop]), grid, self.colour)
         return out
 
     def _forward(self, images: list[np.ndarray], grid: int) -> torch.Tensor:
@@ -232,6 +214,18 @@ class EfficientNetLiteFeatures:
                 m = F.interpolate(m, size=base, mode="bilinear", align_corners=False)
             parts.append(m)
         return pooling.to_grid(torch.cat(parts, dim=1), grid)
+
+
+def _equal_size_runs(batch: list[np.ndarray], limit: int | None = None):
+    """(start, stop) of consecutive runs of equal-shaped images in ``batch``, at most ``limit`` long."""
+    start = 0
+    while start < len(batch):
+        stop = start + 1
+        while (stop < len(batch) and (limit is None or stop - start < limit)
+               and batch[stop].shape == batch[start].shape):
+            stop += 1
+        yield start, stop
+        start = stop
 
 
 def _check_image(img: np.ndarray) -> None:

@@ -143,18 +143,19 @@ class MemoryBank:
             raise ValueError("the memory bank does not know which training sample each row came from")
         q = self._queries(queries)
         faiss = _faiss()
-        rest = np.flatnonzero(self.owners != own)
-        if not rest.size:
+        mine = self.owners == own
+        if mine.all():
             raise ValueError(f"every memory bank row belongs to training sample {own}")
         dist = np.full(len(q), -1.0, np.float32)
         idx = np.full(len(q), -1, np.int64)
         with faiss_threads():
             if self._ivf is not None and len(q):
-                others = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(self.owners == own)))
+                others = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(mine)))
                 d2, found = self._ivf.search(q, 1, params=faiss.SearchParametersIVF(sel=others, nprobe=self._ivf.nprobe))
                 dist, idx = d2[:, 0], found[:, 0].astype(np.int64)
             short = idx < 0  # every query without IVF; with it, those whose probed cells held only own rows
             if short.any():  # exact among the other rows: one k=1 search (faster than a long k-search)
+                rest = np.flatnonzero(~mine)
                 index = faiss.IndexFlatL2(self.dim)
                 index.add(np.ascontiguousarray(self.vectors[rest]))
                 d2, sub = index.search(np.ascontiguousarray(q[short]), 1)
