@@ -71,10 +71,12 @@ def shift_offsets(config) -> list[tuple[int, int]]:
 
 
 def _copy_patches(extractors: dict, copies: list[Callable[[], Sample]], modalities: tuple, config,
-                  adapters: dict, p: Progress, stage: str) -> dict[str, dict[str, list[np.ndarray]]]:
+                  adapters: dict, positions: dict, p: Progress, stage: str) -> dict[str, dict[str, list[np.ndarray]]]:
     """{variant: {modality: [(P, dim) float32, ...]}} patches of the scoring regions of the
     samples that ``copies`` make (each made only when its batch is extracted), for each variant in
-    ``adapters`` ({name: Adapter, or None for frozen features}); batched, cancellable."""
+    ``adapters`` ({name: Adapter, or None for frozen features}), with that variant's position
+    channel from ``positions`` ({name: core.position_channel.PositionChannel or None});
+    batched, cancellable."""
     from core.tokens import extract_tokens, foreground, scoring_regions
 
     out: dict[str, dict[str, list]] = {name: {m: [] for m in modalities} for name in adapters}
@@ -87,6 +89,8 @@ def _copy_patches(extractors: dict, copies: list[Callable[[], Sample]], modaliti
         keep = scoring_regions(fg, config.grid, modalities)
         for name, adapter in adapters.items():
             tokens = frozen if adapter is None else adapter.apply(frozen, fg)
+            if positions.get(name) is not None:
+                tokens = positions[name].apply(tokens, config.grid)
             for m in modalities:
                 out[name][m].append(tokens[m][keep[m]])
     p.update(stage, len(copies), len(copies))
@@ -94,10 +98,12 @@ def _copy_patches(extractors: dict, copies: list[Callable[[], Sample]], modaliti
 
 
 def copy_patches(extractors: dict, samples: list[Sample], config, adapters: dict, modalities,
-                 progress: Progress | None = None) -> dict[str, dict[str, list[np.ndarray]]]:
+                 progress: Progress | None = None, positions: dict | None = None) -> dict[str, dict[str, list[np.ndarray]]]:
     """{variant: {modality: [(P, dim) float32, ...]}} extra bank patches of the turned
     (``config.rgb_rotations``, RGB only) and shifted (``config.bank_shifts``) copies of the prepared
-    training ``samples``; empty lists where ``config`` asks for no copies."""
+    training ``samples`` (with each variant's position channel from ``positions``, where it has one);
+    empty lists where ``config`` asks for no copies."""
+    positions = positions or {}
     p = ensure(progress)
     out: dict[str, dict[str, list]] = {name: {m: [] for m in modalities} for name in adapters}
 
@@ -109,11 +115,11 @@ def copy_patches(extractors: dict, samples: list[Sample], config, adapters: dict
     turns = QUARTER_TURNS[config.rgb_rotations] if "rgb" in modalities else ()
     if turns:
         copies = [lambda s=s, k=k: turned(s, k) for k in turns for s in samples]
-        add(_copy_patches(extractors, copies, ("rgb",), config, adapters, p, TURNED_STAGE))
+        add(_copy_patches(extractors, copies, ("rgb",), config, adapters, positions, p, TURNED_STAGE))
     offsets = shift_offsets(config)
     if offsets:
         if len(samples) > MAX_SHIFTED_IMAGES:  # larger training sets cover the positions themselves
             samples = [samples[i] for i in np.linspace(0, len(samples) - 1, MAX_SHIFTED_IMAGES).round().astype(int)]
         copies = [lambda s=s, o=o: shifted(s, *o) for o in offsets for s in samples]
-        add(_copy_patches(extractors, copies, tuple(modalities), config, adapters, p, SHIFTED_STAGE))
+        add(_copy_patches(extractors, copies, tuple(modalities), config, adapters, positions, p, SHIFTED_STAGE))
     return out

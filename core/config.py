@@ -17,6 +17,7 @@ PATCH_DISTANCE_CHOICES = ("raw", "relative")
 SEARCH_CHOICES = ("auto", "exact")
 RGB_ROTATION_CHOICES = (1, 2, 4)
 BANK_SHIFT_CHOICES = (0, 1, 3)
+MAX_POSITION_WEIGHT = 100.0  # largest --position-weight accepted (in typical nearest-neighbour distances per cell)
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size), and the
 # resolutions of further ensemble members ([image_size, grid, blur_sigma] each; core.ensemble).
 PRESETS = {
@@ -30,7 +31,8 @@ PRESETS = {
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
 STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False,
-                         "threshold_training_parts": False, "colour_contrast": False}
+                         "threshold_training_parts": False, "colour_contrast": False,
+                         "position_weight": 0.0}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -139,6 +141,13 @@ class FitConfig:
         "square's size fixed by the training parts (at least the grid, so nothing is enlarged): a part "
         "that fills a third of the frame fills the grid; needs point clouds, RGB-only data is not "
         "cropped (core.object_frame; docs/evaluation.md; model files written before do not crop)")
+    position_weight: float = _setting(
+        1.0, "with the crop around the part: each patch also carries its distance from the part's centre, "
+        "so it is compared with training patches at about the same distance (unchanged by the part's "
+        "rotation): what is normal at the hub is not normal at the rim; the weight is what one cell of "
+        "distance counts, in units of the training patches' typical nearest-neighbour distance; 0 = off "
+        "(core.position_channel; the default since the twentieth round; docs/evaluation.md; model files "
+        "written before lack it)")
     blur_sigma: float = _setting(4.0, "Gaussian blur of the upsampled anomaly map, pixels at the image size")
     seed: int = _setting(0, "random seed (coreset, calibration hold-out, adaptation, synthetic defects)")
     batch_size: int = _setting(8, "samples per feature-extraction batch (not the adaptor's training batch)")
@@ -186,6 +195,9 @@ class FitConfig:
         _number("pixel quantile", self.pixel_quantile)
         if not (0 < self.image_quantile < 1 and 0 < self.pixel_quantile < 1):
             raise UserError("threshold quantiles must be between 0 and 1")
+        _number("--position-weight", self.position_weight)
+        if not 0 <= self.position_weight <= MAX_POSITION_WEIGHT:
+            raise UserError(f"--position-weight must be between 0 and {MAX_POSITION_WEIGHT:g}, got {self.position_weight}")
         if self.blur_sigma < 0:
             raise UserError(f"blur sigma must be ≥ 0, got {self.blur_sigma}")
         for name in ("preprocess", "adapt", "self_check", "uncertain_band", "dropped_modality_in_map",

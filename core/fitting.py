@@ -187,6 +187,7 @@ def fit_model(
     from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
     from core.data.dataset import open_dataset
+    from core.position_channel import PositionChannel
     from core.roi import check_roi, roi_stack
     from core.scoring.fusion import LateFusion
     from core.scoring.memory_bank import MemoryBank
@@ -244,11 +245,18 @@ def fit_model(
     variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
     if adapter is not None and check_self:
         variant_adapters["frozen"] = None
-    extra = copy_patches(extractors, train, config, variant_adapters, modalities, p)  # empty unless asked
+    # Each variant's position channel, in the units of its own (adapted or frozen) features.
+    positions = {name: (PositionChannel.measure(frozen_tokens if a is None else tokens, regions,
+                                                config.position_weight, config.seed)
+                        if frame is not None else None)
+                 for name, a in variant_adapters.items()}
+    extra = copy_patches(extractors, train, config, variant_adapters, modalities, p, positions)  # empty unless asked
 
     def build_model(variant: str) -> Model:
         adapter_or_none = variant_adapters[variant]
         toks = frozen_tokens if adapter_or_none is None else tokens
+        if positions[variant] is not None:
+            toks = positions[variant].apply(toks, config.grid)
         banks = {}
         for m in modalities:
             patches = toks[m][regions[m]]
@@ -266,6 +274,7 @@ def fit_model(
         out = Model(config, modalities, extractors, banks, LateFusion(config.fusion), LateFusion(config.fusion),
                     Thresholds(0.0, 0.0), (0.0, 1.0), adapter=adapter_or_none)
         out.object_frame = frame
+        out.position = positions[variant]
         return out
 
     variants = {name: build_model(name) for name in variant_adapters}

@@ -63,6 +63,8 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
     mods = _check_identity(manifest)
     _mapping(manifest.get("config"), "config")
     extractors = _mapping(manifest.get("extractors"), "extractors")
+    positioned = _check_position_channel(manifest, mods)
+    bank_dims = {}
     for m in mods:
         spec = _mapping(extractors.get(m), f"extractor entry for {m}")
         if not isinstance(spec.get("name"), str):
@@ -73,18 +75,20 @@ def check_manifest(manifest: dict, tensors: dict[str, np.ndarray]) -> None:
             raise ManifestProblem(f"extractor {m} dim must be a positive whole number, got {dim!r}")
         if not isinstance(spec.get("weights_id"), (str, type(None))):
             raise ManifestProblem(f"extractor {m} weights_id must be text")
+        bank_dims[m] = dim + (m in positioned)  # the position channel is one more feature
         vectors = tensors.get(f"bank.{m}.vectors")
         if vectors is None:
             raise ManifestProblem(f"the {m} memory bank is missing from the tensors")
-        if vectors.ndim != 2 or vectors.shape[0] < 1 or vectors.shape[1] != dim:
-            raise ManifestProblem(f"the {m} memory bank is {vectors.shape}, not N×{dim} as its extractor says")
+        if vectors.ndim != 2 or vectors.shape[0] < 1 or vectors.shape[1] != bank_dims[m]:
+            raise ManifestProblem(f"the {m} memory bank is {vectors.shape}, not N×{bank_dims[m]} as its extractor "
+                                  "(and position channel) say")
         if not np.isfinite(vectors).all():
             raise ManifestProblem(f"the {m} memory bank holds non-finite values")
         spread = tensors.get(f"bank.{m}.spread")
         if spread is not None and (spread.dtype != np.float32 or spread.shape != (vectors.shape[0],)
                                    or not (np.isfinite(spread) & (spread > 0)).all()):
             raise ManifestProblem(f"the {m} memory bank's spread is not {vectors.shape[0]} positive numbers")
-    _check_search(manifest.get("search", {}), tensors, mods, extractors)
+    _check_search(manifest.get("search", {}), tensors, mods, bank_dims)
     for key in tensors:
         section, _, rest = key.partition(".")
         if section == "bank" and rest.split(".")[0] not in mods:
@@ -125,6 +129,24 @@ def _check_object_frame(manifest: dict) -> None:
         ObjectFrame.from_dict(frame)
     except (KeyError, ValueError) as exc:
         raise ManifestProblem(f"object_frame: {exc}") from None
+
+
+def _check_position_channel(manifest: dict, mods: list) -> set:
+    """Each patch's distance from the part's centre (core.position_channel), when the model has it:
+    one finite, non-negative unit per modality of the model; the modalities that have it."""
+    if "position_channel" not in manifest:
+        return set()
+    from core.position_channel import PositionChannel
+
+    entry = _mapping(manifest["position_channel"], "position_channel")
+    try:
+        channel = PositionChannel.from_dict(entry)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestProblem(f"position_channel: {exc}") from None
+    extra = sorted(set(channel.units_per_cell) - set(mods))
+    if extra:
+        raise ManifestProblem(f"position_channel: modalities the model does not have: {', '.join(extra)}")
+    return set(channel.units_per_cell)
 
 
 def _check_identity(manifest: dict) -> list:
@@ -226,8 +248,9 @@ def _check_roi(entry, roi) -> None:
         raise ManifestProblem("the region of interest ignores every pixel")
 
 
-def _check_search(search, tensors: dict[str, np.ndarray], mods: list, extractors: dict) -> None:
-    """The banks' search entries (absent: exact) and the IVF centroids they need."""
+def _check_search(search, tensors: dict[str, np.ndarray], mods: list, bank_dims: dict) -> None:
+    """The banks' search entries (absent: exact) and the IVF centroids they need ({modality: the
+    bank's feature count} ``bank_dims``)."""
     from core.scoring.ann import SearchChoice
 
     search = _mapping(search, "search")
@@ -244,7 +267,7 @@ def _check_search(search, tensors: dict[str, np.ndarray], mods: list, extractors
             if centroids is not None:
                 raise ManifestProblem(f"the {m} memory bank has IVF centroids but its search is exact")
             continue
-        dim = extractors[m]["dim"]
+        dim = bank_dims[m]
         if centroids is None or centroids.dtype != np.float32 or centroids.shape != (choice.nlist, dim):
             got = None if centroids is None else f"{centroids.shape} {centroids.dtype}"
             raise ManifestProblem(f"the {m} IVF search needs {choice.nlist}×{dim} float32 centroids, got {got}")

@@ -60,6 +60,8 @@ class Model(ScoringLoop):
         self.xyz_units: str | None = None
         # the square around the part each image is cropped to (core.object_frame), or None: whole image
         self.object_frame = None
+        # each patch's distance from the part's centre as a feature (core.position_channel), or None
+        self.position = None
         # region of interest in original image pixels (core.roi; True = inspected), or None
         self.roi: np.ndarray | None = None
         self.roi_source = "region of interest"  # where it came from, for messages (a file name)
@@ -107,7 +109,7 @@ class Model(ScoringLoop):
                       progress: Progress | None = None, stage: str = "Extracting features",
                       features: dict | None = None):
         """({modality: (B, grid*grid, dim)} patch features as the banks see them (adapted when
-        the model has adaptors), {modality: (B, grid*grid) bool} cells that are scored).
+        the model has adaptors, with the position channel when it has one), {modality: (B, grid*grid) bool} cells that are scored).
         ``features``: {modality: (B, grid*grid, dim)} frozen features of these samples extracted
         already (those extractors are not run again)."""
         from core.tokens import extract_tokens, foreground, scoring_regions
@@ -120,6 +122,8 @@ class Model(ScoringLoop):
         t1 = time.perf_counter()
         if self.adapter is not None:
             tokens = self.adapter.apply(tokens, fg)
+        if self.position is not None:
+            tokens = self.position.apply(tokens, g)
         if timings is not None:
             timings["adaptation"] = timings.get("adaptation", 0.0) + (time.perf_counter() - t1)
         return tokens, scoring_regions(fg, g, self.modalities)

@@ -39,6 +39,8 @@ def _model_parts(model: Model) -> tuple[dict, dict[str, np.ndarray]]:
         manifest[f"fusion_{level}"] = fusion.state()
     if model.object_frame is not None:
         manifest["object_frame"] = model.object_frame.to_dict()
+    if model.position is not None:
+        manifest["position_channel"] = model.position.to_dict()
     if model.adapter is not None:
         meta, arrays = model.adapter.state()
         meta["modalities"] = sorted({k.split(".")[0] for k in arrays})
@@ -221,6 +223,10 @@ def _rebuild(path: Path, manifest: dict, tensors: dict, config: FitConfig) -> Mo
         from core.object_frame import ObjectFrame
 
         model.object_frame = ObjectFrame.from_dict(manifest["object_frame"])
+    if "position_channel" in manifest:  # checked by core.manifest_check
+        from core.position_channel import PositionChannel
+
+        model.position = PositionChannel.from_dict(manifest["position_channel"])
     if "roi" in tensors:  # checked by core.manifest_check
         model.set_roi(tensors["roi"].astype(bool), f"stored in {path}")
     return model
