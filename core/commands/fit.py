@@ -58,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("--no-colour-contrast", dest="colour_contrast", action="store_false",
                    help="RGB features without the colour-contrast block: by default the "
                    + option_help("colour_contrast").removeprefix("EfficientNet-Lite RGB features also hold "))
+    p.add_argument("--position-weight", type=float, default=FitConfig.position_weight, metavar="W",
+                   help=f"{option_help('position_weight')} (default {FitConfig.position_weight:g})")
     p.add_argument("--no-self-check", dest="self_check", action="store_false",
                    help="skip the " + option_help("self_check"))
     p.add_argument("--held-out-threshold-only", dest="threshold_training_parts", action="store_false",
@@ -142,6 +144,7 @@ def config_from_args(args):
         preprocess=not args.no_preprocess,
         object_crop=args.object_crop,
         colour_contrast=args.colour_contrast,
+        position_weight=args.position_weight,
         self_check=args.self_check,
         uncertain_band=args.uncertain_band,
         threshold_training_parts=args.threshold_training_parts,

@@ -57,6 +57,7 @@ def _scoring_fields(model) -> dict:
         "patch_distance": model.config.patch_distance,
         "search": {m: b.search.to_dict() for m, b in model.banks.items()},
         "bank_sizes": {m: b.size for m, b in model.banks.items()},
+        "position_weight": model.config.position_weight if model.position is not None else 0.0,
     }
 
 
@@ -74,7 +75,7 @@ def model_summary(model) -> dict:
         scoring = {"backbones": first["backbones"], "adapted": model.adapted,
                    "fusion": "ensemble: the largest of the members' maps and good-part-unit image scores",
                    "fusion_weights": None, "image_score": "ensemble", "patch_distance": first["patch_distance"],
-                   "search": {}, "bank_sizes": {},
+                   "search": {}, "bank_sizes": {}, "position_weight": first["position_weight"],
                    "members": [{"image_size": m.config.image_size, "grid": m.config.grid, **_scoring_fields(m),
                                 "self_check": m.info.get("self_check")} for m in members]}
     return {
@@ -119,6 +120,10 @@ def format_model(summary: dict) -> str:
     side = summary.get("object_frame_px")
     lines.append("crop around the part: none (the whole image is resized to the model grid)" if side is None else
                  f"crop around the part: a {side}×{side} px square centred on each part, resized to the model grid")
+    weight = summary.get("position_weight") or 0.0
+    lines.append("position channel: none (a patch is compared with training patches anywhere on the part)" if not weight
+                 else f"position channel: weight {weight:g} (a patch is compared with training patches at about "
+                      "the same distance from the part's centre)")
     roi = summary.get("roi")
     lines.append("region of interest: none (the whole image is inspected)" if roi is None else
                  f"region of interest: {roi['width']}×{roi['height']} px mask, "

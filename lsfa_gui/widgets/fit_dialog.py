@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, LOSS_NAMES, AdaptConfig
-from core.config import PRESETS, FitConfig, option_choices, option_help
+from core.config import MAX_POSITION_WEIGHT, PRESETS, FitConfig, option_choices, option_help
 from core.data.units import UNIT_NAMES
 from core.errors import UserError
 from lsfa_gui.settings import Settings
@@ -42,7 +42,8 @@ PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw"
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "colour_contrast", "image_size", "grid",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "position_weight", "colour_contrast", "image_size",
+                 "grid",
                  "blur_sigma", "ensemble")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
 POINT_UNITS_HELP = ("unit of the coordinates in the xyz files (lsfa fit --xyz-units); stored with the "
@@ -209,6 +210,13 @@ class FitDialog(QDialog):
         self.object_crop.setToolTip(option_help("object_crop"))
         self.colour_contrast = QCheckBox("Colour-contrast block in the RGB features")
         self.colour_contrast.setToolTip(option_help("colour_contrast"))
+        self.position_weight = QDoubleSpinBox()
+        self.position_weight.setRange(0.0, MAX_POSITION_WEIGHT)
+        self.position_weight.setDecimals(2)
+        self.position_weight.setSingleStep(0.25)
+        self.position_weight.setSpecialValueText("off")
+        self.position_weight.setToolTip(option_help("position_weight"))
+        self.object_crop.toggled.connect(self.position_weight.setEnabled)  # the channel needs the crop
         self.self_check = QCheckBox("Self-check on synthetic defects")
         self.self_check.setToolTip(option_help("self_check"))
         self.threshold_training_parts = QCheckBox("Threshold also on training parts scored leave-one-out")
@@ -250,6 +258,7 @@ class FitDialog(QDialog):
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
         bform.addRow("", self.object_crop)
+        bform.addRow("Position weight", self.position_weight)
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("RGB bank orientations", self.rgb_rotations)
         bform.addRow("Bank image positions", self.bank_shifts)
@@ -305,6 +314,8 @@ class FitDialog(QDialog):
         for box in (self.threshold_training_parts, self.uncertain_band):
             box.setEnabled(bool(config.self_check))
         self.object_crop.setChecked(bool(config.object_crop))
+        self.position_weight.setValue(float(config.position_weight))
+        self.position_weight.setEnabled(bool(config.object_crop))
         self.colour_contrast.setChecked(bool(config.colour_contrast))
         preset = preset_of(config)
         self._custom_resolution = {k: getattr(config, k) for k in PRESETS["fast"]}
@@ -348,6 +359,7 @@ class FitDialog(QDialog):
             "threshold_training_parts": self.threshold_training_parts.isChecked(),
             "uncertain_band": self.uncertain_band.isChecked(),
             "object_crop": self.object_crop.isChecked(),
+            "position_weight": round(self.position_weight.value(), self.position_weight.decimals()),
             "colour_contrast": self.colour_contrast.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
             "adaptation": {
