@@ -229,6 +229,17 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     assert colour.config().colour_contrast is False
     colour.accept()
     assert not make_dialog(qtbot, settings).config().colour_contrast
+    # the position channel's weight: 1 by default, offered only with the crop, remembered
+    position = make_dialog(qtbot, settings)
+    assert position.position_weight.value() == 1.0 and not position.position_weight.isEnabled()  # crop off above
+    position.object_crop.setChecked(True)
+    assert position.position_weight.isEnabled()
+    position.position_weight.setValue(0.0)
+    assert position.position_weight.text() == "off" and position.config().position_weight == 0.0
+    position.position_weight.setValue(2.5)
+    assert position.config().position_weight == 2.5
+    position.accept()
+    assert make_dialog(qtbot, settings).config().position_weight == 2.5
     custom = make_dialog(qtbot, base=FitConfig(image_size=256, grid=32))
     assert custom.preset.currentText() == "custom"
     assert (custom.config().image_size, custom.config().grid) == (256, 32)
