@@ -247,7 +247,7 @@ def fit_model(
         variant_adapters["frozen"] = None
     # Each variant's position channel, in the units of its own (adapted or frozen) features.
     positions = {name: (PositionChannel.measure(frozen_tokens if a is None else tokens, regions,
-                                                config.position_weight, config.seed)
+                                                config.position_weight, config.seed, p)
                         if frame is not None else None)
                  for name, a in variant_adapters.items()}
     extra = copy_patches(extractors, train, config, variant_adapters, modalities, p, positions)  # empty unless asked

@@ -109,7 +109,8 @@ class Model(ScoringLoop):
                       progress: Progress | None = None, stage: str = "Extracting features",
                       features: dict | None = None):
         """({modality: (B, grid*grid, dim)} patch features as the banks see them (adapted when
-        the model has adaptors, with the position channel when it has one), {modality: (B, grid*grid) bool} cells that are scored).
+        the model has adaptors, with the position channel when it has one), {modality:
+        (B, grid*grid) bool} cells that are scored).
         ``features``: {modality: (B, grid*grid, dim)} frozen features of these samples extracted
         already (those extractors are not run again)."""
         from core.tokens import extract_tokens, foreground, scoring_regions

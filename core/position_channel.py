@@ -33,6 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.progress import Progress, ensure
+
+MEASURE_STAGE = "Measuring the patches' distances for the position channel"
 SCALE_QUERIES = 1024  # training patches whose nearest-neighbour distance sets the channel's unit
 MAX_UNITS = 1e9  # feature units per cell; a stored value beyond it is refused as a damaged model file
 
@@ -76,12 +79,20 @@ class PositionChannel:
                                  f"0..{MAX_UNITS:g}, got {v!r}")
 
     @classmethod
-    def measure(cls, tokens: dict, regions: dict, weight: float, seed: int = 0) -> "PositionChannel | None":
+    def measure(cls, tokens: dict, regions: dict, weight: float, seed: int = 0,
+                progress: Progress | None = None) -> "PositionChannel | None":
         """The channel for the training ``tokens`` {modality: (B, cells, D)} over their scored
-        ``regions`` {modality: (B, cells) bool}; None when ``weight`` is 0."""
+        ``regions`` {modality: (B, cells) bool}; None when ``weight`` is 0. ~0.4 s per modality on
+        one thread for 60 training parts; reports to (and can be cancelled through) ``progress``."""
         if weight <= 0:
             return None
-        return cls({m: float(weight * median_neighbour_distance(t[regions[m]], seed)) for m, t in tokens.items()})
+        p = ensure(progress)
+        units = {}
+        for i, (m, t) in enumerate(tokens.items()):
+            p.update(MEASURE_STAGE, i, len(tokens))
+            units[m] = float(weight * median_neighbour_distance(t[regions[m]], seed))
+        p.update(MEASURE_STAGE, len(tokens), len(tokens))
+        return cls(units)
 
     def apply(self, tokens: dict, grid: int) -> dict:
         """{modality: (B, grid*grid, D)} -> the same with the position channel appended (D + 1);

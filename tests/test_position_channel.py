@@ -126,3 +126,19 @@ def test_a_tampered_channel_is_refused_in_one_line(small_part_data, tmp_path, mo
         bad = rewrite(tmp_path / "m.lsfa", tmp_path / f"bad {name}.lsfa", edit)
         with pytest.raises(ModelFileError, match="position_channel|memory bank"):
             load_model(bad)
+
+
+def test_measuring_reports_progress_and_can_be_cancelled():
+    from core.position_channel import MEASURE_STAGE
+    from core.progress import Cancelled, Progress
+
+    tokens = {m: np.random.default_rng(1).random((3, 16, 4), np.float32) for m in ("rgb", "xyz")}
+    regions = {m: np.ones((3, 16), bool) for m in tokens}
+    events = []
+    PositionChannel.measure(tokens, regions, 1.0, progress=Progress(events.append))
+    assert [(e.stage, e.done, e.total) for e in events] == [(MEASURE_STAGE, 0, 2), (MEASURE_STAGE, 1, 2),
+                                                            (MEASURE_STAGE, 2, 2)]
+    cancelled = Progress()
+    cancelled.cancel()
+    with pytest.raises(Cancelled):
+        PositionChannel.measure(tokens, regions, 1.0, progress=cancelled)

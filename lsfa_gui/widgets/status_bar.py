@@ -23,6 +23,7 @@ PLAIN_STAGES: dict[str, tuple[str, int | None]] = {
     "Adapting features": ("Adapting the features to this product", 3),
     "Extracting features of turned training images": ("Looking at the good parts turned by 90° steps", 4),
     "Extracting features of shifted training images": ("Looking at the good parts shifted by half a cell", 4),
+    "Measuring the patches' distances for the position channel": ("Noting where on the part each patch lies", 4),
     "Coreset selection": ("Remembering what normal looks like", 4),
     "Loading calibration samples": ("Calibrating on good parts", 5),
     "Extracting features of calibration samples": ("Calibrating on good parts", 5),
