@@ -279,6 +279,12 @@ class FitConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def differences(self, other: "FitConfig") -> list[str]:
+        """Names of the settings in which ``other`` differs from this config (the preprocessing
+        cache's folder aside: it changes where files go, not what is fitted)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return sorted(k for k in mine if k != "cache_dir" and mine[k] != theirs[k])
+
     @classmethod
     def from_dict(cls, d: dict) -> "FitConfig":
         """Settings from a stored dict (a model file's manifest). A key this version does not

@@ -224,18 +224,26 @@ def score_requests(model, requests: list[SampleRequest], progress: Progress) -> 
 def load_or_fit(
     dataset_root: str | Path, category: str, model_path: Path, progress: Progress, config=None, save_path: Path | None = None
 ) -> Generator[Any, None, tuple[Any, bool]]:
-    """Load ``model_path`` if it is a readable model, else fit on the dataset and save to
-    ``save_path`` (default: ``model_path``); returns (model, fitted)."""
+    """Load ``model_path`` if it is a readable model fitted with ``config`` (default: the default
+    settings), else fit on the dataset with it and save to ``save_path`` (default: ``model_path``);
+    returns (model, fitted). A cached model fitted with other settings (an earlier version's
+    defaults) is fitted anew, so an upgrade's new defaults reach the models this app keeps."""
+    from core.config import FitConfig
     from core.model_io import load_model
 
     if model_path.is_file():
         try:
             progress.update("Loading model", 0, 1)
             model = load_model(model_path)
-            yield Note(f"Loaded cached model {model_path}")
-            return model, False
         except ModelFileError as exc:
             yield Note(f"Cached model unusable ({exc}); fitting a new one", "warning")
+        else:
+            changed = model.config.differences(config if config is not None else FitConfig())
+            if not changed:
+                yield Note(f"Loaded cached model {model_path}")
+                return model, False
+            yield Note(f"Cached model {model_path} was fitted with other settings than this version's "
+                       f"({', '.join(changed)}); fitting a new one")
     model = yield from fit_and_save(dataset_root, category, save_path or model_path, progress, config)
     return model, True
 

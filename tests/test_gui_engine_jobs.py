@@ -222,3 +222,37 @@ def test_demo_first_model_is_fitted_with_frozen_features(monkeypatch, tmp_path):
                 notes.append(getattr(message, "text", ""))
     assert seen[0].adapt is False and seen[1].adapt is True
     assert sum("frozen features" in n for n in notes) == 1
+
+
+def test_a_cached_model_fitted_with_other_settings_is_fitted_anew(fitted, cache, tmp_path):
+    """A model this app cached is reused only when it was fitted with the settings asked for now,
+    so an upgrade's new defaults (or a changed demo config) reach it; its own file is the cache's."""
+    import shutil
+    from dataclasses import replace
+
+    from lsfa_gui import tasks
+
+    listing = next(m for m in fitted[0] if isinstance(m, tasks.DatasetOpened)).listing
+    cached = tmp_path / "cached.lsfa"
+    shutil.copy(tasks.demo_model_path(), cached)
+    same, fitted_again = drive_load(tasks, listing, cached, tiny_config())
+    assert not fitted_again and any(n.startswith("Loaded cached model") for n in same)
+    older = replace(tiny_config(), position_weight=0.0, coreset_ratio=0.5)  # as an earlier version fitted it
+    notes, fitted_again = drive_load(tasks, listing, cached, older)
+    assert fitted_again
+    assert any("fitted with other settings than this version's (coreset_ratio, position_weight)" in n for n in notes)
+    from core.model_io import load_model
+
+    assert load_model(cached).config.position_weight == 0.0  # the new fit replaced the cache's file
+
+
+def drive_load(tasks, listing, path, config):
+    from core.progress import Progress
+
+    gen = tasks.load_or_fit(listing.root, listing.category, path, Progress(), config)
+    notes = []
+    try:
+        while True:
+            notes.append(getattr(next(gen), "text", ""))
+    except StopIteration as stop:
+        return notes, stop.value[1]

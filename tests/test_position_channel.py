@@ -142,3 +142,17 @@ def test_measuring_reports_progress_and_can_be_cancelled():
     cancelled.cancel()
     with pytest.raises(Cancelled):
         PositionChannel.measure(tokens, regions, 1.0, progress=cancelled)
+
+
+def test_config_differences_name_the_settings_that_changed():
+    from dataclasses import replace
+
+    from core.config import FitConfig
+
+    base = FitConfig()
+    assert base.differences(FitConfig()) == []
+    assert base.differences(replace(base, position_weight=0.0, seed=3, cache_dir="/elsewhere")) == [
+        "position_weight", "seed"]
+    assert FitConfig.from_dict({}).differences(base) == sorted(
+        ["colour_contrast", "dropped_modality_in_map", "object_crop", "patch_distance", "position_weight",
+         "threshold_training_parts"])  # a model file from before those defaults
