@@ -77,7 +77,7 @@ def _copy_patches(extractors: dict, copies: list[Callable[[], Sample]], modaliti
     ``adapters`` ({name: Adapter, or None for frozen features}), with that variant's position
     channel from ``positions`` ({name: core.position_channel.PositionChannel or None});
     batched, cancellable."""
-    from core.tokens import extract_tokens, foreground, scoring_regions
+    from core.tokens import as_banked, extract_tokens, foreground, scoring_regions
 
     out: dict[str, dict[str, list]] = {name: {m: [] for m in modalities} for name in adapters}
     bs = config.batch_size
@@ -88,9 +88,7 @@ def _copy_patches(extractors: dict, copies: list[Callable[[], Sample]], modaliti
         fg = foreground(batch, config.grid)
         keep = scoring_regions(fg, config.grid, modalities)
         for name, adapter in adapters.items():
-            tokens = frozen if adapter is None else adapter.apply(frozen, fg)
-            if positions.get(name) is not None:
-                tokens = positions[name].apply(tokens, config.grid)
+            tokens = as_banked(frozen, fg, adapter, positions.get(name), config.grid)
             for m in modalities:
                 out[name][m].append(tokens[m][keep[m]])
     p.update(stage, len(copies), len(copies))

@@ -113,7 +113,7 @@ class Model(ScoringLoop):
         (B, grid*grid) bool} cells that are scored).
         ``features``: {modality: (B, grid*grid, dim)} frozen features of these samples extracted
         already (those extractors are not run again)."""
-        from core.tokens import extract_tokens, foreground, scoring_regions
+        from core.tokens import as_banked, extract_tokens, foreground, scoring_regions
 
         g = self.config.grid
         done = features or {}
@@ -121,11 +121,8 @@ class Model(ScoringLoop):
         tokens = {**extract_tokens(rest, prepared, g, batch_size, progress, stage, timings), **done}
         fg = foreground(prepared, g)
         t1 = time.perf_counter()
-        if self.adapter is not None:
-            tokens = self.adapter.apply(tokens, fg)
-        if self.position is not None:
-            tokens = self.position.apply(tokens, g)
-        if timings is not None:
+        tokens = as_banked(tokens, fg, self.adapter, self.position, g)
+        if timings is not None:  # the position channel's few ms count with the adaptors'
             timings["adaptation"] = timings.get("adaptation", 0.0) + (time.perf_counter() - t1)
         return tokens, scoring_regions(fg, g, self.modalities)
 

@@ -1,4 +1,5 @@
-"""Frozen patch tokens for a batch of model-grid samples, plus the foreground cells."""
+"""Frozen patch tokens for a batch of model-grid samples, plus the foreground cells, and the
+tokens as a model's memory banks hold them."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def scoring_regions(fg: np.ndarray, grid: int, modalities) -> dict[str, np.ndarr
         else:
             out[m] = fg
     return out
+
+
+def as_banked(frozen: dict, fg: np.ndarray, adapter, position, grid: int) -> dict:
+    """Frozen tokens {modality: (B, grid*grid, D)} as a model's memory banks hold them: through its
+    LSFA ``adapter`` (when it has one; ``fg`` the (B, grid*grid) foreground cells), then with its
+    ``position`` channel (core.position_channel; when it has one)."""
+    tokens = frozen if adapter is None else adapter.apply(frozen, fg)
+    return tokens if position is None else position.apply(tokens, grid)
 
 
 def extract_tokens(
