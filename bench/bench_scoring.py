@@ -62,8 +62,11 @@ def peak_rss_gb() -> float:
 
 
 def exact_twin(model):
-    """The same model with exact-search copies of its banks."""
+    """The same model with exact-search copies of its banks (an ensemble's: each member's)."""
     twin = copy.copy(model)
+    if hasattr(model, "members"):
+        twin.members = [exact_twin(m) for m in model.members]
+        return twin
     twin.banks = {m: MemoryBank(b.vectors) for m, b in model.banks.items()}
     return twin
 
@@ -211,6 +214,7 @@ def main() -> None:
     def diff(key):
         return None if a[key] is None or e[key] is None else round(a[key] - e[key], 5)
 
+    singles = getattr(model, "members", [model])  # an ensemble (the default on data without point clouds)
     out = {
         "data": str(args.data or ("tire upsampled to 600x800 (W×H)" if args.tire_fullres else "generated demo")),
         "image_shape_hw": list(refs[0].load().shape),
@@ -218,13 +222,14 @@ def main() -> None:
         "load_average_1min": round(os.getloadavg()[0], 2),
         "torch_threads": __import__("torch").get_num_threads(),
         "demo_generation_s": round(gen_s, 2),
-        "n_train": model.info["n_train"],
+        "models": [f"{m.config.image_size} px" for m in singles],
+        "n_train": singles[0].info["n_train"],
         "n_test": len(refs),
         "fit_s": fit_s,
-        "search_check_s": model.info.get("search_check_seconds"),
+        "search_check_s": [m.info.get("search_check_seconds") for m in singles],
         "fit_target_s": 60,
-        "bank_sizes": model.info["bank_sizes"],
-        "search": {m: b.search.describe() for m, b in model.banks.items()},
+        "bank_sizes": [m.info["bank_sizes"] for m in singles] if len(singles) > 1 else model.info["bank_sizes"],
+        "search": [{k: b.search.describe() for k, b in m.banks.items()} for m in singles],
         "read_mean_s_per_sample": round(read_s, 4),
         "runs": out_runs,
         "batch": batch,
@@ -235,8 +240,8 @@ def main() -> None:
         "score_target_s": 0.1,
         "peak_rss_gb": round(peak_rss_gb(), 3),
         "rss_target_gb": 2.5,
-        "adapted": model.adapted,
-        "adaptation_notes": model.info.get("adaptation_notes", []),
+        "adapted": [m.adapted for m in singles],
+        "adaptation_notes": [n for m in singles for n in m.info.get("adaptation_notes", [])],
     }
     print(json.dumps(out, indent=2))
 

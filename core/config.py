@@ -18,21 +18,29 @@ SEARCH_CHOICES = ("auto", "exact")
 RGB_ROTATION_CHOICES = (1, 2, 4)
 BANK_SHIFT_CHOICES = (0, 1, 3)
 MAX_POSITION_WEIGHT = 100.0  # largest --position-weight accepted (in typical nearest-neighbour distances per cell)
+# The second model of the two-resolution ensemble (core.ensemble): [image_size, grid, blur_sigma].
+SECOND_RESOLUTION = [320, 40, 5.7]
+# ``ensemble`` = AUTO_ENSEMBLE: the second model only for training data without point clouds (2D data;
+# docs/evaluation.md, "the two-resolution ensemble for data without point clouds").
+AUTO_ENSEMBLE = "auto"
 # Resolution presets: model grid side (px), patch grid, map blur (px at that size), and the
-# resolutions of further ensemble members ([image_size, grid, blur_sigma] each; core.ensemble).
+# resolutions of further ensemble members ([image_size, grid, blur_sigma] each, or AUTO_ENSEMBLE).
 PRESETS = {
-    "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0, "ensemble": []},  # the default
+    # the default: one 224 px model for RGB + 3D data; data without point clouds adds the 320 px model
+    "auto": {"image_size": 224, "grid": 28, "blur_sigma": 4.0, "ensemble": AUTO_ENSEMBLE},
+    "fast": {"image_size": 224, "grid": 28, "blur_sigma": 4.0, "ensemble": []},  # always one model
     # a 224 px and a 320 px model, combined (docs/evaluation.md, "the two-resolution ensemble"):
     # about 3x the fit and scoring time of "fast"
-    "accurate": {"image_size": 224, "grid": 28, "blur_sigma": 4.0, "ensemble": [[320, 40, 5.7]]},
+    "accurate": {"image_size": 224, "grid": 28, "blur_sigma": 4.0, "ensemble": [SECOND_RESOLUTION]},
 }
+DEFAULT_PRESET = "auto"
 
 
 # Settings whose default changed after model files were written without them: a stored model that
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
 STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False,
                          "threshold_training_parts": False, "colour_contrast": False,
-                         "position_weight": 0.0}
+                         "position_weight": 0.0, "ensemble": []}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -130,11 +138,12 @@ class FitConfig:
         "at least 99.5 percent of them and keeps image scores within 1 in 1000 (else exact); exact "
         "always searches exhaustively",
         SEARCH_CHOICES)
-    ensemble: list = _setting(
-        help="further models fitted at other resolutions, each [image_size, grid, blur_sigma]; the "
+    ensemble: list | str = _setting(
+        AUTO_ENSEMBLE,
+        "further models fitted at other resolutions, each [image_size, grid, blur_sigma]; the "
         "image score is the largest of the models' scores, each in units of its held-out good parts, "
-        "and the map the largest of their maps (core.ensemble; the accurate preset: [[320, 40, 5.7]])",
-        factory=list)
+        "and the map the largest of their maps (core.ensemble; the accurate preset: [[320, 40, 5.7]]); "
+        "auto (default): [[320, 40, 5.7]] when the training data has no point clouds, else none")
     preprocess: bool = _setting(True, "background-plane removal + largest cluster + square padding")
     object_crop: bool = _setting(
         True, "crop each image to a square around the part before resizing it to the model grid, the "
@@ -241,15 +250,24 @@ class FitConfig:
             raise UserError(f"--image-size {self.image_size} must be a multiple of --grid {self.grid}")
         self.ensemble = _ensemble_members(self.ensemble)
 
-    def member_configs(self) -> list["FitConfig"]:
-        """One config per model of the ensemble (this resolution first, then ``ensemble``'s), each
-        without further members; [self] when there is no ensemble."""
+    def further_resolutions(self, point_clouds: bool) -> list:
+        """``ensemble`` resolved for training data with (``point_clouds``) or without point clouds:
+        ``auto`` is the second resolution for data without them and none for data with them."""
+        if self.ensemble == AUTO_ENSEMBLE:
+            return [] if point_clouds else [list(SECOND_RESOLUTION)]
+        return self.ensemble
+
+    def member_configs(self, point_clouds: bool) -> list["FitConfig"]:
+        """One config per model of the ensemble for training data with or without point clouds
+        (this resolution first, then :meth:`further_resolutions`), each without further members;
+        [self] when there is no ensemble."""
         from dataclasses import replace
 
-        if not self.ensemble:
+        further = self.further_resolutions(point_clouds)
+        if not further:
             return [self]
         first = replace(self, ensemble=[])
-        return [first] + [replace(first, image_size=s, grid=g, blur_sigma=b) for s, g, b in self.ensemble]
+        return [first] + [replace(first, image_size=s, grid=g, blur_sigma=b) for s, g, b in further]
 
     def effective_coreset_ratio(self, n_patches: int) -> float:
         """Coreset ratio for a bank of ``n_patches``: the configured one, raised so that at
@@ -299,10 +317,12 @@ class FitConfig:
 
 
 def _ensemble_members(value) -> list:
-    """``ensemble`` as a list of [image_size (int), grid (int), blur_sigma (float)]; UserError
-    naming the first bad entry."""
+    """``ensemble`` as a list of [image_size (int), grid (int), blur_sigma (float)], or AUTO_ENSEMBLE;
+    UserError naming the first bad entry."""
+    if value == AUTO_ENSEMBLE:
+        return AUTO_ENSEMBLE
     if not isinstance(value, (list, tuple)):
-        raise UserError(f"ensemble must be a list of [image_size, grid, blur_sigma], got {value!r}")
+        raise UserError(f"ensemble must be {AUTO_ENSEMBLE!r} or a list of [image_size, grid, blur_sigma], got {value!r}")
     out = []
     for entry in value:
         if not isinstance(entry, (list, tuple)) or len(entry) != 3:

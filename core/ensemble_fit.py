@@ -24,21 +24,23 @@ def fit_ensemble(
     xyz_units: str | None = None,
     roi: np.ndarray | None = None,
     roi_source: str = "region of interest",
+    point_clouds: bool = True,
 ) -> EnsembleModel:
-    """Fit one model per resolution of ``config.member_configs()`` (each exactly as a
-    single-resolution fit) and calibrate the ensemble (:func:`calibrate_ensemble`)."""
+    """Fit one model per resolution of ``config.member_configs(point_clouds)`` (each exactly as a
+    single-resolution fit; ``point_clouds``: whether the training data has them) and calibrate the
+    ensemble (:func:`calibrate_ensemble`)."""
     from core.fitting import fit_model
 
     p = ensure(progress)
     t0 = time.perf_counter()
-    configs = config.member_configs()
+    configs = config.member_configs(point_clouds)
     largest = max(c.image_size for c in configs)  # the members share one crop around the part
     members = []
     for i, cfg in enumerate(configs):
         prefix = f"Model {i + 1} of {len(configs)} ({cfg.image_size} px)"
         shared = {"frame": members[0].object_frame} if members else {"frame_min_side": largest}  # measured once
         members.append(fit_model(dataset_root, category, cfg, p.prefixed(prefix), xyz_units, roi, roi_source,
-                                 **shared))
+                                 ensemble_member=True, **shared))
     model = calibrate_ensemble(EnsembleModel(config, members, Thresholds(0.0, 0.0), (0.0, 1.0)),
                                dataset_root, category, p.prefixed("Ensemble"), xyz_units)
     model.set_roi(members[0].roi, roi_source)
@@ -61,6 +63,17 @@ def _score_in_batches(model: EnsembleModel, samples: list[Sample], p: Progress, 
     p.update(stage, len(samples), len(samples))
     size = sizes[-1]
     return np.asarray(scores, np.float64), (np.stack(maps) if maps else np.zeros((0, size, size), np.float32))
+
+
+def _choice(member, key: str) -> str:
+    """A member's self-check choice ("variant" or "fusion"); a member that had nothing to choose
+    (one modality, no adaptors: no self-check of its own) has its only option."""
+    check = member.info.get("self_check")
+    if check:
+        return check[key]
+    if key == "variant":
+        return "adapted" if member.adapter is not None else "frozen"
+    return "one modality (" + ", ".join(member.modalities) + ")"
 
 
 def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progress: Progress | None,
@@ -122,8 +135,8 @@ def calibrate_ensemble(model: EnsembleModel, dataset_root, category: str, progre
         info["self_check"] = {
             "estimate": estimate,
             # each member's own choices (its self-check record in its info)
-            "variant": ", ".join(f"{m.config.image_size} px {m.info['self_check']['variant']}" for m in model.members),
-            "fusion": "; ".join(f"{m.config.image_size} px {m.info['self_check']['fusion']}" for m in model.members),
+            "variant": ", ".join(f"{m.config.image_size} px {_choice(m, 'variant')}" for m in model.members),
+            "fusion": "; ".join(f"{m.config.image_size} px {_choice(m, 'fusion')}" for m in model.members),
             # the members' own self-checks and this calibration
             "seconds": round(sum((m.info.get("self_check") or {}).get("seconds", 0.0) for m in model.members)
                              + time.perf_counter() - t0, 3),

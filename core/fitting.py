@@ -173,6 +173,7 @@ def fit_model(
     roi_source: str = "region of interest",
     frame_min_side: int | None = None,
     frame=MEASURE_FRAME,
+    ensemble_member: bool = False,
 ) -> Model:
     """Fit a model on ``train/good`` of one category; calibrate on ``validation/good``.
     ``xyz_units`` ("mm", "cm", "m"): unit of the point clouds on disk (default metres); stored
@@ -182,7 +183,9 @@ def fit_model(
     memory banks hold every patch). ``frame``: the crop around the part (core.object_frame.ObjectFrame),
     None, or :data:`MEASURE_FRAME` (default): measured on the training parts, at least
     ``frame_min_side`` pixels (an ensemble's largest grid; its later members take the first
-    member's frame)."""
+    member's frame). ``ensemble_member``: the ensemble sets the thresholds and the estimate with a
+    self-check of its own, so this model runs one only when it has a choice to make (adapted or
+    frozen features, or two modalities)."""
     from core import leave_one_out
     from core.bank_copies import copy_patches
     from core.data.units import check_fit_spacing, unit_scale
@@ -242,6 +245,8 @@ def fit_model(
                            roi=roi, roi_source=roi_source, frame=frame)
              if val_refs else train)
     check_self = config.self_check and len(val_refs) >= MIN_CALIBRATION
+    if ensemble_member and adapter is None and len(modalities) == 1:
+        check_self = False  # nothing to choose; the ensemble's own self-check seeds its thresholds
     variant_adapters = {("adapted" if adapter is not None else "frozen"): adapter}
     if adapter is not None and check_self:
         variant_adapters["frozen"] = None

@@ -145,9 +145,9 @@ def _load_ensemble(path: Path, manifest: dict, tensors: dict) -> EnsembleModel:
         except ModelFileError as exc:
             raise ModelFileError(path, f"ensemble member {i + 1}: {exc.problem}") from None
         members.append(member)
-    if len(config.member_configs()) != len(members) or any(
-            (m.config.image_size, m.config.grid) != (c.image_size, c.grid)
-            for m, c in zip(members, config.member_configs())):
+    stored = [(m.config.image_size, m.config.grid) for m in members]
+    if all(stored != [(c.image_size, c.grid) for c in config.member_configs(point_clouds)]
+           for point_clouds in (True, False)):  # "auto" resolves by the training data
         raise ModelFileError(path, "model manifest is invalid: the ensemble's members do not match its config")
     info = dict(manifest.get("info", {}))
     info["model_id"] = manifest["model_id"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import FitConfig
+from core.config import AUTO_ENSEMBLE, FitConfig
 from core.ensemble import EnsembleModel
 from core.ensemble_fit import fit_ensemble
 from core.fitting import (  # noqa: F401  (re-exported: the engine's one import point)
@@ -34,18 +34,27 @@ def fit(
     roi_source: str = "region of interest",
 ) -> Model | EnsembleModel:
     """Fit a model on ``train/good`` of one category and calibrate it on held-out good samples
-    (:func:`core.fitting.fit_model`); with ``config.ensemble`` (the accurate preset) one model per
-    resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`.
+    (:func:`core.fitting.fit_model`); with further resolutions (``config.ensemble``: the accurate
+    preset, or the default ``auto`` on data without point clouds) one model per resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`.
     torch runs on :data:`core.cpu.ENGINE_TORCH_THREADS` threads meanwhile (the same model from the
     same data whatever ran before in the process)."""
     from core.cpu import ENGINE_TORCH_THREADS
     from core.scoring._threads import torch_threads_at_most
 
     config = config or FitConfig()
+    point_clouds = config.ensemble != AUTO_ENSEMBLE or training_has_point_clouds(dataset_root, category)
     with torch_threads_at_most(ENGINE_TORCH_THREADS):
-        if config.ensemble:
-            return fit_ensemble(dataset_root, category, config, progress, xyz_units, roi, roi_source)
+        if config.further_resolutions(point_clouds):
+            return fit_ensemble(dataset_root, category, config, progress, xyz_units, roi, roi_source, point_clouds)
         return fit_model(dataset_root, category, config, progress, xyz_units, roi, roi_source)
+
+
+def training_has_point_clouds(dataset_root: str | Path, category: str) -> bool:
+    """Whether any ``train/good`` sample of the category has a point cloud (what ``ensemble: auto``
+    resolves by); DataError for a missing or unreadable dataset, as the fit would give."""
+    from core.data.dataset import open_dataset
+
+    return any("xyz" in r.modalities for r in open_dataset(dataset_root).samples(category, "train"))
 
 
 @dataclass

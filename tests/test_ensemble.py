@@ -32,9 +32,39 @@ def ensemble_fit(tmp_path_factory):
 
 def test_accurate_preset_is_the_224_and_320_ensemble():
     config = FitConfig(**PRESETS["accurate"])
-    sizes = [(c.image_size, c.grid, c.blur_sigma, c.ensemble) for c in config.member_configs()]
+    for point_clouds in (True, False):
+        sizes = [(c.image_size, c.grid, c.blur_sigma, c.ensemble) for c in config.member_configs(point_clouds)]
+        assert sizes == [(224, 28, 4.0, []), (320, 40, 5.7, [])]
+    fast = FitConfig(**PRESETS["fast"])
+    assert fast.member_configs(True) == fast.member_configs(False) == [fast]
+
+
+def test_default_adds_the_320_px_model_only_for_data_without_point_clouds():
+    default = FitConfig()
+    assert default == FitConfig(**PRESETS["auto"]) and default.ensemble == "auto"
+    assert default.member_configs(point_clouds=True) == [default]
+    sizes = [(c.image_size, c.grid, c.blur_sigma, c.ensemble) for c in default.member_configs(point_clouds=False)]
     assert sizes == [(224, 28, 4.0, []), (320, 40, 5.7, [])]
-    assert FitConfig().member_configs() == [FitConfig()]
+    assert FitConfig.from_dict(default.to_dict()).ensemble == "auto"  # stored as asked, resolved per fit
+    assert FitConfig.from_dict({}).ensemble == []  # a model file from before the setting: one model
+
+
+def test_training_has_point_clouds_reads_the_category(tmp_path):
+    from core.pipeline import training_has_point_clouds
+
+    two_d = tmp_path / "ad" / "widget"
+    for sub in ("train/good", "test/good"):
+        (two_d / sub).mkdir(parents=True)
+    from PIL import Image
+
+    for sub in ("train/good", "test/good"):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(two_d / sub / "000.png")
+    assert training_has_point_clouds(tmp_path / "ad", "widget") is False
+    from core.demo import generate_demo_dataset
+
+    three_d = generate_demo_dataset(tmp_path / "demo", seed=1, categories=["puck"], size=64, n_train=1,
+                                    n_validation=0, n_test_good=1, n_test_per_defect=0)
+    assert training_has_point_clouds(three_d, "puck") is True
 
 
 @pytest.mark.parametrize("bad", [[[320, 41, 5.7]], [[320, 40]], "320", [[320, 40, -1.0]], [[64, 8, 1.0]] * 4])
@@ -52,6 +82,10 @@ def test_cli_resolution_options_override_the_ensemble():
     register(parser.add_subparsers())
     args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa", "--preset", "accurate"])
     assert config_from_args(args).ensemble == [[320, 40, 5.7]]
+    args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa"])
+    assert config_from_args(args).ensemble == "auto"
+    args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa", "--preset", "fast"])
+    assert config_from_args(args).ensemble == []
     args = parser.parse_args(["fit", "data", "-c", "x", "-o", "m.lsfa", "--preset", "accurate", "--image-size", "320",
                               "--grid", "40"])
     assert config_from_args(args).ensemble == [] and config_from_args(args).image_size == 320
@@ -236,3 +270,36 @@ def test_a_scored_sample_is_preprocessed_once_for_all_members(ensemble_fit, monk
     result = model.score(open_dataset(root).samples("cookie", "test")[-1].load())
     assert len(calls) == 1
     assert result.timings["preprocess"] > 0  # counted once, in the first member's result
+
+
+def test_cli_fits_2d_data_with_both_models_by_default_and_one_with_fast(shared_data, tmp_path, capsys, monkeypatch):
+    from core.ensemble import EnsembleModel
+    from core.model_io import load_model
+
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path / "cache"))
+    root = shared_data / "mvtec_ad_bottle_small"
+    common = ["-c", "bottle", "--max-train", "6", "--no-adapt", "--no-self-check"]
+    assert main(["fit", str(root), "-o", str(tmp_path / "auto.lsfa"), *common]) == 0
+    out = capsys.readouterr().out
+    assert "models 224 px + 320 px (ensemble: the default for data without point clouds" in out
+    auto = load_model(tmp_path / "auto.lsfa")
+    assert isinstance(auto, EnsembleModel) and auto.config.ensemble == "auto"
+    assert [m.config.image_size for m in auto.members] == [224, 320]
+    assert main(["fit", str(root), "-o", str(tmp_path / "fast.lsfa"), "--preset", "fast", *common]) == 0
+    assert "ensemble" not in capsys.readouterr().out
+    assert not isinstance(load_model(tmp_path / "fast.lsfa"), EnsembleModel)
+
+
+def test_members_with_nothing_to_choose_leave_the_self_check_to_the_ensemble(shared_data, tmp_path, monkeypatch):
+    """RGB-only members without adaptors have no choice to make: only the ensemble runs a
+    self-check (its estimate and seeded thresholds); a member's own would be discarded work."""
+    from core.pipeline import fit
+
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path / "cache"))
+    model = fit(shared_data / "mvtec_ad_bottle_small", "bottle", FitConfig(max_train=20, adapt=False))
+    assert [m.config.image_size for m in model.members] == [224, 320]
+    assert all(m.info.get("self_check") is None for m in model.members)
+    check = model.info["self_check"]
+    assert check["variant"] == "224 px frozen, 320 px frozen"
+    assert 0.0 <= check["estimate"]["image_auroc"] <= 1.0
+    assert "best F1 on" in model.thresholds.source and "224 px + 320 px" in model.thresholds.source

@@ -188,7 +188,7 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     from core.config import PRESETS
 
     dialog = make_dialog(qtbot, settings)
-    assert dialog.preset.currentText() == "fast" and dialog.self_check.isChecked()
+    assert dialog.preset.currentText() == "auto" and dialog.self_check.isChecked()
     dialog.preset.setCurrentText("accurate")
     dialog.self_check.setChecked(False)
     config = dialog.config()

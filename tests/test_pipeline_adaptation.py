@@ -50,17 +50,18 @@ def test_adapted_model_round_trips_and_changes_features(root, cache, tmp_path):
 def test_rgb_only_adaptation_drops_cross_modal_losses(shared_data, cache):
     model = fit(shared_data / "mvtec3d_tire_rgb", "tire",
                 FitConfig(cache_dir=cache, max_train=6, adapt=True, adaptation={**FAST, "losses": ["la", "ga"]},
-                          self_check=False))
+                          self_check=False, ensemble=[]))  # one model: its adaptor is the subject
     assert model.adapter is None  # only cross-modal losses asked: nothing applies to RGB-only data
     assert any("cross-modal" in n for n in model.info["adaptation_notes"])
 
 
 def test_single_modality_skips_adaptation_unless_losses_are_given(shared_data, cache):
     root = shared_data / "mvtec3d_tire_rgb"
-    skipped = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True))
+    skipped = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True, ensemble=[]))
     assert skipped.adapter is None and "skipped" in skipped.info["adaptation_notes"][0]
     forced = fit(root, "tire", FitConfig(cache_dir=cache, max_train=6, adapt=True,
-                                         adaptation={**FAST, "losses": ["lc", "gc"]}, self_check=False))
+                                         adaptation={**FAST, "losses": ["lc", "gc"]}, self_check=False,
+                                         ensemble=[]))
     assert forced.adapter is not None
 
 

@@ -154,5 +154,5 @@ def test_config_differences_name_the_settings_that_changed():
     assert base.differences(replace(base, position_weight=0.0, seed=3, cache_dir="/elsewhere")) == [
         "position_weight", "seed"]
     assert FitConfig.from_dict({}).differences(base) == sorted(
-        ["colour_contrast", "dropped_modality_in_map", "object_crop", "patch_distance", "position_weight",
-         "threshold_training_parts"])  # a model file from before those defaults
+        ["colour_contrast", "dropped_modality_in_map", "ensemble", "object_crop", "patch_distance",
+         "position_weight", "threshold_training_parts"])  # a model file from before those defaults

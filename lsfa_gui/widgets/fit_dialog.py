@@ -201,11 +201,11 @@ class FitDialog(QDialog):
         self.seed.setToolTip(option_help("seed"))
         self.preset = QComboBox()
         self.preset.addItems(list(PRESETS))
-        self.preset.setToolTip("resolution: fast = 224 px model grid, 28×28 patches (default); accurate = "
-                               "a 224 px and a 320 px model (40×40 patches) combined, about 3× slower to fit "
-                               "and to score; with the crop around the part it outlines defects on the test "
-                               "parts a little better (AUPRO 0.901 vs 0.881) but ranks parts a little worse "
-                               "(I-AUROC 0.930 vs 0.947 on the tuning sets)")
+        self.preset.setToolTip("resolution: auto (default) = one 224 px model (28×28 patches) for RGB + 3D "
+                               "data; data without point clouds adds a 320 px model (40×40 patches), combined "
+                               "with it (RGB-only fits are cheap, and the second model outlines and ranks defects "
+                               "better there); fast = always one 224 px model; accurate = always both, about 3× "
+                               "slower to fit and to score on RGB + 3D data")
         self.object_crop = QCheckBox("Crop each image to the part (needs point clouds)")
         self.object_crop.setToolTip(option_help("object_crop"))
         self.colour_contrast = QCheckBox("Colour-contrast block in the RGB features")
