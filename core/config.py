@@ -297,10 +297,15 @@ class FitConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def differences(self, other: "FitConfig") -> list[str]:
+    def differences(self, other: "FitConfig", point_clouds: bool | None = None) -> list[str]:
         """Names of the settings in which ``other`` differs from this config (the preprocessing
-        cache's folder aside: it changes where files go, not what is fitted)."""
+        cache's folder aside: it changes where files go, not what is fitted). With ``point_clouds``
+        (whether the training data has them) ``ensemble`` is compared as resolved for that data, so
+        ``auto`` equals the resolutions it gives there."""
         mine, theirs = self.to_dict(), other.to_dict()
+        if point_clouds is not None:
+            mine["ensemble"] = self.further_resolutions(point_clouds)
+            theirs["ensemble"] = other.further_resolutions(point_clouds)
         return sorted(k for k in mine if k != "cache_dir" and mine[k] != theirs[k])
 
     @classmethod

@@ -47,6 +47,10 @@ def test_default_adds_the_320_px_model_only_for_data_without_point_clouds():
     assert sizes == [(224, 28, 4.0, []), (320, 40, 5.7, [])]
     assert FitConfig.from_dict(default.to_dict()).ensemble == "auto"  # stored as asked, resolved per fit
     assert FitConfig.from_dict({}).ensemble == []  # a model file from before the setting: one model
+    one = FitConfig(ensemble=[])
+    assert default.differences(one) == ["ensemble"]
+    assert default.differences(one, point_clouds=True) == []  # auto gives one model there
+    assert default.differences(one, point_clouds=False) == ["ensemble"]
 
 
 def test_training_has_point_clouds_reads_the_category(tmp_path):

@@ -237,6 +237,9 @@ def test_a_cached_model_fitted_with_other_settings_is_fitted_anew(fitted, cache,
     shutil.copy(tasks.demo_model_path(), cached)
     same, fitted_again = drive_load(tasks, listing, cached, tiny_config())
     assert not fitted_again and any(n.startswith("Loaded cached model") for n in same)
+    # one model, as "auto" gives for RGB + 3D data: the same model, not refitted
+    same, fitted_again = drive_load(tasks, listing, cached, replace(tiny_config(), ensemble=[]))
+    assert not fitted_again and any(n.startswith("Loaded cached model") for n in same)
     older = replace(tiny_config(), position_weight=0.0, coreset_ratio=0.5)  # as an earlier version fitted it
     notes, fitted_again = drive_load(tasks, listing, cached, older)
     assert fitted_again
