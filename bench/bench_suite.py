@@ -15,6 +15,10 @@ single-modality detectors; with adaptation their features are the adapted ones).
 generated once into ``--data`` (deterministic); fits use FitConfig defaults plus ``--set`` overrides.
 
     python bench/bench_suite.py [--group tuning|confirmation|all] [--set key=value ...] [--json out.json]
+
+``--rgb-only`` runs every dataset as 2D data: the generated sets through copies that hold only their
+``rgb/`` and ``gt/`` folders (symbolic links under ``--data``/rgb_only), so they are fitted as data
+without point clouds are (not cropped; two models by default); the real sets are RGB only already.
 """
 
 from __future__ import annotations
@@ -81,6 +85,31 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
         name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + far.replace("_", "-")
         rows += [("confirmation", name, root, c) for c in PARTS_CATEGORIES]
     return rows
+
+
+def without_point_clouds(root: Path, out: Path) -> Path:
+    """``out``: a copy of the MVTec 3D-AD-layout dataset ``root`` without its point clouds, made of
+    symbolic links to its ``<category>/<split>/<label>/{rgb,gt}`` folders (nothing is copied or
+    rewritten); returns ``out``."""
+    for leaf in sorted(root.glob("*/*/*")):
+        for sub in ("rgb", "gt"):
+            src, dst = leaf / sub, out / leaf.relative_to(root) / sub
+            if src.is_dir() and not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dst.symlink_to(src.resolve(), target_is_directory=True)
+    return out
+
+
+def rgb_only_rows(rows: list, data_dir: Path) -> list:
+    """The rows of :func:`datasets` with every dataset read without its point clouds (generated
+    sets through :func:`without_point_clouds` copies under ``data_dir/rgb_only``)."""
+    out = []
+    for group, name, root, cat in rows:
+        if root.resolve().is_relative_to(data_dir.resolve()):
+            root = without_point_clouds(root, data_dir / "rgb_only" / root.name)
+            name = f"{name} (RGB)"
+        out.append((group, name, root, cat))
+    return out
 
 
 def run_one(root: Path, category: str, config: FitConfig) -> dict:
@@ -205,10 +234,15 @@ def main() -> None:
     ap.add_argument("--parts-distance", type=float, default=1.0,
                     help="the confirmation parts' camera distance as a multiple of the usual 390-420 mm "
                          "(2: each part half as wide in the frame, as a wider view of a line shows it)")
+    ap.add_argument("--rgb-only", action="store_true",
+                    help="every dataset without its point clouds (the generated ones through symbolic-link "
+                         "copies holding only rgb/ and gt/): fitted as 2D data is")
     args = ap.parse_args()
     overrides = {**(PRESETS[args.preset] if args.preset else {}), **parse_overrides(args.set)}
     config = FitConfig(**overrides)
     rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance)
+    if args.rgb_only:
+        rows = rgb_only_rows(rows, args.data)
     if args.only:
         rows = select(rows, args.only, ap)
     results = []
