@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
                    help="resolution preset: auto (default) = one model at 224 px (28×28 patches) for RGB + 3D "
                         "data, and for data without point clouds a second one at 320 px (40×40 patches) "
-                        "combined with it (RGB-only fits cost a fifth of an RGB + 3D one; the second model "
+                        "combined with it (an RGB-only fit costs about a seventh of an RGB + 3D one; the second model "
                         "raised 16 RGB-only tuning sets from 0.81 / 0.87 to 0.86 / 0.92 I-AUROC / AUPRO); "
                         "fast = always one 224 px model; accurate = always both models (core.ensemble; about "
                         "3× slower to fit and to score; on RGB + 3D data lower on images (tuning 0.956 vs "
