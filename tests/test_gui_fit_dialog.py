@@ -363,3 +363,17 @@ def test_fit_action_passes_the_point_units_to_the_fit(qtbot, tmp_path, monkeypat
     assert captured == {"root": str(tmp_path / "data"), "xyz_units": "mm"}
     assert window.settings.fit_choices()["xyz_units"] == "mm"
     window.close()
+
+
+def test_resolution_note_says_which_models_auto_fits_on_this_data(qtbot):
+    two_d = make_dialog(qtbot, data_modalities=("rgb",))
+    assert two_d.preset.currentText() == "auto"
+    assert two_d.resolution_note.text() == "224 px + 320 px models: this data has no point clouds"
+    two_d.preset.setCurrentText("fast")
+    assert two_d.resolution_note.text() == "one 224 px model"
+    three_d = make_dialog(qtbot, data_modalities=("rgb", "xyz"))
+    assert three_d.resolution_note.text() == "one 224 px model"
+    three_d.preset.setCurrentText("accurate")
+    assert three_d.resolution_note.text() == "224 px + 320 px models, about 3× the time of one"
+    unknown = make_dialog(qtbot)
+    assert unknown.resolution_note.text() == "one 224 px model; data without point clouds: 224 px + 320 px"

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from core.adaptation.config import ADAPTOR_CHOICES, ADAPTOR_HELP, LOSS_HELP, LOSS_NAMES, AdaptConfig
-from core.config import MAX_POSITION_WEIGHT, PRESETS, FitConfig, option_choices, option_help
+from core.config import AUTO_ENSEMBLE, MAX_POSITION_WEIGHT, PRESETS, FitConfig, option_choices, option_help
 from core.data.units import UNIT_NAMES
 from core.errors import UserError
 from lsfa_gui.settings import Settings
@@ -172,6 +172,10 @@ class FitDialog(QDialog):
         self.epochs_note.setObjectName("epochsNote")
         self.epochs_note.setStyleSheet("color:#555;")
         self.epochs_note.setWordWrap(True)
+        self.resolution_note = QLabel()  # the models the chosen resolution fits on this data
+        self.resolution_note.setObjectName("resolutionNote")
+        self.resolution_note.setStyleSheet("color:#555;")
+        self.resolution_note.setWordWrap(True)
         self.adapt_note = QLabel()  # why adaptation cannot run on this data
         self.adapt_note.setStyleSheet("color:#555;")
         self.adapt_note.setWordWrap(True)
@@ -257,6 +261,7 @@ class FitDialog(QDialog):
         bank = QGroupBox("Memory bank and scoring")
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
+        bform.addRow("", self.resolution_note)
         bform.addRow("", self.object_crop)
         bform.addRow("Position weight", self.position_weight)
         bform.addRow("Coreset ratio", self.coreset_ratio)
@@ -276,7 +281,7 @@ class FitDialog(QDialog):
         self.set_config(merge_choices(self.base, stored) if stored else self.base)
         self.set_units(stored.get("xyz_units"))
 
-        for combo in (self.modalities, self.rgb_backbone, self.xyz_backbone):
+        for combo in (self.modalities, self.rgb_backbone, self.xyz_backbone, self.preset):
             combo.currentTextChanged.connect(self._update)
         for edit in (self.rgb_weights.edit, self.xyz_weights.edit):
             edit.textChanged.connect(self._update)
@@ -453,6 +458,7 @@ class FitDialog(QDialog):
         self.adapt_note.setText(ruled_out)
         self.adapt_note.setVisible(bool(ruled_out))
         self.epochs_note.setText(self.epochs_text())
+        self.resolution_note.setText(self.resolution_text())
         mods = self.modalities.currentText()
         self.point_units.setEnabled(self.reads_points())
         for m, combo, picker in (("rgb", self.rgb_backbone, self.rgb_weights), ("xyz", self.xyz_backbone, self.xyz_weights)):
@@ -462,6 +468,24 @@ class FitDialog(QDialog):
         self.error.setText(text)
         self.error.setVisible(bool(text))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not text)
+
+    def resolution_text(self) -> str:
+        """The models the chosen resolution fits, with "auto" resolved for this dataset when its
+        modalities are known."""
+        resolution = PRESETS.get(self.preset.currentText()) or self._custom_resolution
+        config = dataclasses.replace(self.base, **resolution)
+        if config.ensemble != AUTO_ENSEMBLE:
+            sizes = [c.image_size for c in config.member_configs(point_clouds=True)]
+        elif self.data_modalities is None:
+            return "one 224 px model; data without point clouds: 224 px + 320 px"
+        else:
+            sizes = [c.image_size for c in config.member_configs(point_clouds="xyz" in self.data_modalities)]
+        text = " + ".join(f"{s} px" for s in sizes)
+        if len(sizes) == 1:
+            return f"one {text} model"
+        if config.ensemble == AUTO_ENSEMBLE:
+            return f"{text} models: this data has no point clouds"
+        return f"{text} models, about 3× the time of one"
 
     def accept(self):
         if self.problem():
