@@ -289,6 +289,9 @@ def test_cli_fits_2d_data_with_both_models_by_default_and_one_with_fast(shared_d
     auto = load_model(tmp_path / "auto.lsfa")
     assert isinstance(auto, EnsembleModel) and auto.config.ensemble == "auto"
     assert [m.config.image_size for m in auto.members] == [224, 320]
+    assert main(["info", str(tmp_path / "auto.lsfa")]) == 0
+    info = capsys.readouterr().out
+    assert "ensemble member 1: 224 px, 28×28 patches" in info and "ensemble member 2: 320 px, 40×40 patches" in info
     assert main(["fit", str(root), "-o", str(tmp_path / "fast.lsfa"), "--preset", "fast", *common]) == 0
     assert "ensemble" not in capsys.readouterr().out
     assert not isinstance(load_model(tmp_path / "fast.lsfa"), EnsembleModel)
