@@ -96,6 +96,10 @@ class EnsembleModel(ScoringLoop):
         return any(m.adapted for m in self.members)
 
     @property
+    def trained_on_point_clouds(self) -> bool:
+        return self.members[0].trained_on_point_clouds
+
+    @property
     def xyz_units(self) -> str | None:
         return self.members[0].xyz_units
 

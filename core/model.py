@@ -71,6 +71,12 @@ class Model(ScoringLoop):
         """True when the model scores with LSFA-adapted features."""
         return self.adapter is not None
 
+    @property
+    def trained_on_point_clouds(self) -> bool:
+        """Whether its training data had point clouds (it scores them, or crops around the part by
+        them): what ``ensemble: auto`` resolved by (core.config.FitConfig.further_resolutions)."""
+        return self.object_frame is not None or "xyz" in self.modalities
+
     # ----------------------------------------------------------------- scoring
     def check_sample(self, sample: Sample) -> None:
         """UserError if the sample lacks a modality this model needs."""

@@ -35,7 +35,8 @@ def fit(
 ) -> Model | EnsembleModel:
     """Fit a model on ``train/good`` of one category and calibrate it on held-out good samples
     (:func:`core.fitting.fit_model`); with further resolutions (``config.ensemble``: the accurate
-    preset, or the default ``auto`` on data without point clouds) one model per resolution, combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`.
+    preset, or the default ``auto`` on data without point clouds) one model per resolution,
+    combined (:func:`core.ensemble_fit.fit_ensemble`). Arguments as :func:`core.fitting.fit_model`.
     torch runs on :data:`core.cpu.ENGINE_TORCH_THREADS` threads meanwhile (the same model from the
     same data whatever ran before in the process)."""
     from core.cpu import ENGINE_TORCH_THREADS

@@ -238,9 +238,9 @@ def load_or_fit(
         except ModelFileError as exc:
             yield Note(f"Cached model unusable ({exc}); fitting a new one", "warning")
         else:
-            # "auto" resolutions compared as they resolve for this data (a model with a crop had point clouds)
-            point_clouds = getattr(model, "members", [model])[0].object_frame is not None or "xyz" in model.modalities
-            changed = model.config.differences(config if config is not None else FitConfig(), point_clouds)
+            # "ensemble: auto" compared as it resolves for the data the model was fitted on
+            changed = model.config.differences(config if config is not None else FitConfig(),
+                                               model.trained_on_point_clouds)
             if not changed:
                 yield Note(f"Loaded cached model {model_path}")
                 return model, False

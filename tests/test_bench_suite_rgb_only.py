@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench_suite():
-    spec = importlib.util.spec_from_file_location("bench_suite", ROOT / "bench" / "bench_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_suite")
 
 
 def test_generated_sets_are_read_without_point_clouds(bench_suite, tmp_path):

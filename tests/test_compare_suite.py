@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._bench_modules import load_bench
 
 
 @pytest.fixture(scope="module")
 def compare_suite():
-    spec = importlib.util.spec_from_file_location("compare_suite", ROOT / "bench" / "compare_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("compare_suite")
 
 
 def row(group, name, cat, fused_i, pro, rgb=None, xyz=None):

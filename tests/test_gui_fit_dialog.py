@@ -376,4 +376,4 @@ def test_resolution_note_says_which_models_auto_fits_on_this_data(qtbot):
     three_d.preset.setCurrentText("accurate")
     assert three_d.resolution_note.text() == "224 px + 320 px models, about 3× the time of one"
     unknown = make_dialog(qtbot)
-    assert unknown.resolution_note.text() == "one 224 px model; data without point clouds: 224 px + 320 px"
+    assert unknown.resolution_note.text() == "one 224 px model; data without point clouds: 224 px + 320 px models"

@@ -474,18 +474,19 @@ class FitDialog(QDialog):
         modalities are known."""
         resolution = PRESETS.get(self.preset.currentText()) or self._custom_resolution
         config = dataclasses.replace(self.base, **resolution)
+
+        def models(point_clouds: bool) -> str:
+            sizes = " + ".join(f"{c.image_size} px" for c in config.member_configs(point_clouds))
+            return f"{sizes} models" if "+" in sizes else f"one {sizes} model"
+
         if config.ensemble != AUTO_ENSEMBLE:
-            sizes = [c.image_size for c in config.member_configs(point_clouds=True)]
-        elif self.data_modalities is None:
-            return "one 224 px model; data without point clouds: 224 px + 320 px"
-        else:
-            sizes = [c.image_size for c in config.member_configs(point_clouds="xyz" in self.data_modalities)]
-        text = " + ".join(f"{s} px" for s in sizes)
-        if len(sizes) == 1:
-            return f"one {text} model"
-        if config.ensemble == AUTO_ENSEMBLE:
-            return f"{text} models: this data has no point clouds"
-        return f"{text} models, about 3× the time of one"
+            text = models(point_clouds=True)
+            return text if text.startswith("one") else f"{text}, about 3× the time of one"
+        if self.data_modalities is None:
+            return f"{models(True)}; data without point clouds: {models(False)}"
+        if "xyz" in self.data_modalities:
+            return models(True)
+        return f"{models(False)}: this data has no point clouds"
 
     def accept(self):
         if self.problem():
