@@ -1,12 +1,16 @@
 """The CPU cores this process may run on: the one owner of that count (thread limits while
-reading ahead, core.prefetch; the FPFH loops' threads, core.features.fpfh), and the OpenMP thread
-limit of a block (faiss searches)."""
+reading ahead, core.prefetch; the FPFH loops' threads, core.features.fpfh; an ensemble's members
+scored side by side, core.ensemble), and the OpenMP thread limit of a block (faiss searches)."""
 
 from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 # torch's intra-op threads for the engine's work (fits and scoring, core.pipeline.fit and
 # core.scoring_loop): the other cores go to the FPFH threads and the read-ahead thread, and one
@@ -26,6 +30,61 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def thread_budget() -> int:
+    """Threads one piece of engine work may spread over: the usable cores, and at most
+    ``$OMP_NUM_THREADS`` when that is set to a whole number (Ray sets it to a task's CPUs, so a
+    one-CPU worker stays on one thread)."""
+    cores = usable_cores()
+    try:
+        omp = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        omp = 0
+    return max(1, min(cores, omp) if omp > 0 else cores)
+
+
+_side_pool: ThreadPoolExecutor | None = None
+_side_lock = threading.Lock()
+SIDE_THREADS = 3  # calls run beside the calling thread at most (an ensemble has 2 members)
+
+
+def _side_executor() -> ThreadPoolExecutor:
+    global _side_pool
+    with _side_lock:
+        if _side_pool is None:
+            _side_pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lsfa-side")
+        return _side_pool
+
+
+def _forget_side_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads; it starts its own pool."""
+    global _side_pool, _side_lock
+    _side_pool, _side_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_side_pool_after_fork)
+
+
+def side_by_side(calls: list[Callable[[], T]]) -> list[T]:
+    """The results of ``calls``, run on up to :func:`thread_budget` threads at once: the first in
+    the calling thread, the others beside it on a process-wide pool (one after the other when the
+    budget is 1). Returns when all are done; raises the first call's error in list order. Each
+    call sets its own thread limits (torch's and OpenMP's counts are per thread)."""
+    if len(calls) <= 1 or thread_budget() <= 1:
+        return [call() for call in calls]
+    side = min(len(calls) - 1, thread_budget() - 1, SIDE_THREADS)
+    futures = [_side_executor().submit(call) for call in calls[1:1 + side]]
+    try:
+        first = [calls[0]()]
+        rest = [call() for call in calls[1 + side:]]  # more calls than threads: the caller takes them
+    finally:
+        done = [f.exception() for f in futures]  # wait for every side call, even after an error
+    for error in done:
+        if error is not None:
+            raise error
+    return first + [f.result() for f in futures] + rest
 
 
 def threadpool_controller():

@@ -46,6 +46,26 @@ def member_units(model: Model, scores) -> np.ndarray:
     return (np.asarray(scores, np.float64) - med) / spread
 
 
+def on_member_threads(calls: list) -> list:
+    """The results of the members' scoring ``calls``, side by side on the cores
+    (:func:`core.cpu.side_by_side`), each with torch on ``ENGINE_TORCH_THREADS`` threads in its own
+    thread and BLAS on one thread, set here before the side threads start (a limit that a side
+    thread sets itself did not reach that thread's own products: its maps differed from one after
+    the other by 1e-7). The same bits as one after the other (tests/test_ensemble.py), in about the
+    slower member's time on two cores."""
+    from core.cpu import ENGINE_TORCH_THREADS, side_by_side
+    from core.scoring._threads import single_thread_blas, torch_threads_at_most
+
+    def pinned(call):
+        def run():
+            with torch_threads_at_most(ENGINE_TORCH_THREADS):
+                return call()
+        return run
+
+    with single_thread_blas():
+        return side_by_side([pinned(c) for c in calls])
+
+
 def to_grid(sample: Sample, size: int) -> Sample:
     """A sample on one model grid resized to ``size``×``size`` (RGB bicubic, xyz and masks
     nearest), its grid map following."""
@@ -133,12 +153,19 @@ class EnsembleModel(ScoringLoop):
                                for i, (m, grid) in enumerate(zip(self.members, grids))])
 
     def score_loaded(self, loaded: EnsembleLoaded, keep_original: bool = False) -> SampleResult:
-        results = [m.score_loaded(one, keep_original) for m, one in zip(self.members, loaded.members)]
-        return self.combine(results)
+        """The members' results combined. The members score side by side (:func:`on_member_threads`),
+        so the result's seconds are that step's wall time plus the sample's preparation."""
+        t0 = time.perf_counter()
+        results = on_member_threads([lambda m=m, one=one: m.score_loaded(one, keep_original)
+                                     for m, one in zip(self.members, loaded.members)])
+        wall = time.perf_counter() - t0
+        combined = self.combine(results)
+        combined.seconds = wall + sum(one.seconds + sum(one.timings.values()) for one in loaded.members)
+        return combined
 
     def score_prepared_members(self, prepared: list[list[Sample]]) -> list[SampleResult]:
         """Combined results of samples already on each member's grid (``prepared[i]`` on member i's)."""
-        per_member = [m.score_prepared(p) for m, p in zip(self.members, prepared)]
+        per_member = on_member_threads([lambda m=m, p=p: m.score_prepared(p) for m, p in zip(self.members, prepared)])
         return [self.combine(list(rs)) for rs in zip(*per_member)]
 
     def combine(self, results: list[SampleResult]) -> SampleResult:
@@ -160,4 +187,4 @@ class EnsembleModel(ScoringLoop):
         return " + ".join(f"{m.config.image_size} px" for m in self.members)
 
 
-__all__ = ["EnsembleModel", "EnsembleLoaded", "member_units", "to_grid", "resize_maps"]
+__all__ = ["EnsembleModel", "EnsembleLoaded", "member_units", "on_member_threads", "to_grid", "resize_maps"]

@@ -310,3 +310,46 @@ def test_members_with_nothing_to_choose_leave_the_self_check_to_the_ensemble(sha
     assert check["variant"] == "224 px frozen, 320 px frozen"
     assert 0.0 <= check["estimate"]["image_auroc"] <= 1.0
     assert "best F1 on" in model.thresholds.source and "224 px + 320 px" in model.thresholds.source
+
+
+def test_members_score_side_by_side_with_the_same_bits(ensemble_fit, monkeypatch):
+    """With two cores the members score on two threads at once, and every score and map is the
+    same bits as one member after the other (one core, or OMP_NUM_THREADS=1 as Ray gives a task)."""
+    import threading
+
+    import core.cpu
+    from core.data.dataset import open_dataset
+
+    root, _, model = ensemble_fit
+    refs = open_dataset(root).samples("cookie", "test")
+
+    def scored(cores):
+        monkeypatch.setattr(core.cpu, "thread_budget", lambda: cores)
+        return [r for _, _, r in model.score_each(refs)]
+
+    threads = []
+    for member in model.members:
+        real = member.score_loaded
+        monkeypatch.setattr(member, "score_loaded",
+                            lambda *a, real=real, **k: threads.append(threading.current_thread().name) or real(*a, **k))
+    alone, together = scored(1), scored(2)
+    assert set(threads[: 2 * len(refs)]) == {threading.current_thread().name}
+    assert any(name.startswith("lsfa-side") for name in threads[2 * len(refs):])
+    for a, b in zip(alone, together, strict=True):
+        assert a.image_score == b.image_score and np.array_equal(a.anomaly_map, b.anomaly_map)
+        assert a.modality_scores == b.modality_scores
+        assert b.seconds > 0
+
+
+def test_member_threads_give_blas_products_the_bits_of_the_calling_thread(monkeypatch):
+    """A map as large as the 320 px member's, upsampled on a side thread: the same bits as on the
+    calling thread (without the BLAS limit set before the side threads start they differed by 1e-7)."""
+    import core.cpu
+    from core.ensemble import on_member_threads
+    from core.scoring.maps import upsample_and_blur_batch
+
+    monkeypatch.setattr(core.cpu, "thread_budget", lambda: 2)
+    patch_maps = np.random.default_rng(0).random((4, 40, 40), dtype=np.float32)
+    want = upsample_and_blur_batch(patch_maps, 320, 5.7)
+    got = on_member_threads([lambda: upsample_and_blur_batch(patch_maps, 320, 5.7)] * 2)
+    assert all(np.array_equal(want, g) for g in got)

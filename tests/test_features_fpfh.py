@@ -329,9 +329,10 @@ def test_threads_do_not_change_the_features(shared_data, monkeypatch):
 
 
 def test_fpfh_threads_follow_the_cores_and_omp_num_threads(monkeypatch):
+    import core.cpu
     import core.features.fpfh as fpfh
 
-    monkeypatch.setattr(fpfh, "usable_cores", lambda: 8)
+    monkeypatch.setattr(core.cpu, "usable_cores", lambda: 8)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert fpfh.worker_count() == fpfh.MAX_WORKERS == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray gives a one-CPU task
@@ -341,7 +342,7 @@ def test_fpfh_threads_follow_the_cores_and_omp_num_threads(monkeypatch):
     assert len(fpfh._point_ranges(3_000)) == 1  # too few points to share
     monkeypatch.setenv("OMP_NUM_THREADS", "junk")
     assert fpfh.worker_count() == 4
-    monkeypatch.setattr(fpfh, "usable_cores", lambda: 1)
+    monkeypatch.setattr(core.cpu, "usable_cores", lambda: 1)
     assert fpfh.worker_count() == 1
 
 

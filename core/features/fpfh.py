@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from core.cpu import usable_cores
+from core.cpu import thread_budget
 from core.data.sample import finite_valid_points
 from core.data.units import pixel_distances
 from core.errors import DataError, UserError
@@ -178,12 +178,7 @@ def worker_count() -> int:
     :data:`MAX_WORKERS`, and at most ``$OMP_NUM_THREADS`` when that is set (Ray sets it to a
     task's CPUs, so a one-CPU worker stays on one thread). The loops release the GIL; on a busy
     machine the threads only share the cores (the result is the same)."""
-    limit = min(MAX_WORKERS, usable_cores())
-    try:
-        omp = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        omp = 0
-    return max(1, min(limit, omp) if omp > 0 else limit)
+    return min(MAX_WORKERS, thread_budget())
 
 
 def _point_ranges(n: int) -> list[tuple[int, int]]:
