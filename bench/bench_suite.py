@@ -18,7 +18,8 @@ generated once into ``--data`` (deterministic); fits use FitConfig defaults plus
 
 ``--rgb-only`` runs every dataset as 2D data: the generated sets through copies that hold only their
 ``rgb/`` and ``gt/`` folders (symbolic links under ``--data``/rgb_only), so they are fitted as data
-without point clouds are (not cropped; two models by default); the real sets are RGB only already.
+without point clouds are (not cropped unless ``--set rgb_object_crop=true``; two models by default);
+the real sets are RGB only already.
 """
 
 from __future__ import annotations

@@ -66,16 +66,26 @@ def part_frame(refs, config: FitConfig, progress: Progress | None, xyz_units: st
                min_side: int | None = None):
     """The model's crop around the part (core.object_frame.ObjectFrame) from the extents of the
     training parts ``refs`` after preprocessing, at least ``min_side`` (default the model grid)
-    pixels; None (the whole image) when ``config.object_crop`` is off, the model will not score
-    point clouds (only they locate the part) or the square would be no smaller than the images."""
+    pixels (half that for data without point clouds with ``config.rgb_object_crop``: the part
+    found by its colour, core.rgb_foreground, may be enlarged); None (the whole image) when
+    ``config.object_crop`` is off, the data has point clouds that the model will not score, has
+    none and ``rgb_object_crop`` is off, some training samples have clouds and others not, or the
+    square would be no smaller than the images."""
     from core.data.units import apply_units
     from core.object_frame import frame_for
     from core.prepare import part_extent_px
 
     wanted = config.requested_modalities()
-    if (not config.object_crop or not refs or (wanted is not None and "xyz" not in wanted)
-            or not all("xyz" in r.modalities for r in refs)):
+    clouds = [("xyz" in r.modalities) for r in refs]
+    if not config.object_crop or not refs or (any(clouds) and not all(clouds)):
         return None
+    if all(clouds) and wanted is not None and "xyz" not in wanted:
+        return None
+    if not any(clouds) and not config.rgb_object_crop:
+        return None
+    least = max(config.image_size, min_side or 0)
+    if not any(clouds):  # RGB only: the part found by its colour; enlarged up to 2× (no cloud to duplicate)
+        least = -(-least // 2)
     p = ensure(progress)
     stage = "Measuring the parts"
     radii, sides = [], []
@@ -85,7 +95,7 @@ def part_frame(refs, config: FitConfig, progress: Progress | None, xyz_units: st
         radii.append(radius)
         sides.append(side)
     p.update(stage, len(refs), len(refs))
-    frame = frame_for(radii, max(config.image_size, min_side or 0))
+    frame = frame_for(radii, least)
     return None if frame is None or frame.side_px >= max(sides) else frame  # None: it would crop nothing
 
 

@@ -7,11 +7,14 @@ default) every sample is cropped, after background removal and square padding, t
 background removal), zero-padded where the square leaves the image, and then resized to the grid.
 
 ``side_px`` is fixed per model at fit time: 2 × the largest centroid-to-foreground distance over
-the training parts × :data:`MARGIN`, but at least the model grid's side, so an image is never
-enlarged (nearest resizing would duplicate points of the cloud), and at most the padded image.
-The centroid distance of a rigid part does not change with its in-plane rotation, so every part
-of a product is seen at the same scale. Samples without a point cloud (RGB-only data) or without
-foreground points are not cropped.
+the training parts × :data:`MARGIN`, but at least the model grid's side, so an image with a point
+cloud is never enlarged (nearest resizing would duplicate points of the cloud), and at most the
+padded image. Data without point clouds is cropped only with ``FitConfig.rgb_object_crop`` (off
+by default): the part found by its colour against the image border (core.rgb_foreground), the
+square centred on that mask's bounding box (:func:`box_extent`) and possibly enlarged up to 2×
+(the side at least half the largest grid; bicubic, nothing duplicated). The centroid distance of a rigid part does not change with its
+in-plane rotation, so every part of a product is seen at the same scale. A sample where no part
+is found is not cropped.
 
 Measured (docs/evaluation.md, "the object-centred crop"): tuning group mean fused I-AUROC
 0.901 -> 0.947.
@@ -62,6 +65,18 @@ class ObjectFrame:
         if "side_px" not in d:
             raise ValueError("object frame has no side_px")
         return cls(d["side_px"])
+
+
+def box_extent(foreground: np.ndarray) -> tuple[float, float, float] | None:
+    """As :func:`part_extent`, centred on the foreground's bounding box instead of its centroid: a
+    part found by its colour (core.rgb_foreground) may miss patches of itself (a tyre's dark
+    tread), which move a centroid but rarely the box's edges."""
+    rows, cols = np.nonzero(foreground)
+    if not len(rows):
+        return None
+    cy, cx = (rows.min() + rows.max()) / 2.0, (cols.min() + cols.max()) / 2.0
+    radius = math.sqrt(float(((rows - cy) ** 2 + (cols - cx) ** 2).max()))
+    return float(cy), float(cx), radius
 
 
 def part_extent(foreground: np.ndarray) -> tuple[float, float, float] | None:

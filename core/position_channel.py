@@ -16,8 +16,8 @@ of a training patch to its nearest other training patch, in that modality's feat
 at fit time on up to :data:`SCALE_QUERIES` patches, stored in the model file), so one cell of
 mismatch costs about one typical good-part neighbour distance on every modality and backbone.
 
-Only cropped models have the channel: without a crop (RGB-only data) the grid centre is not the
-part's. Shifted bank copies (``--bank-shifts``) take the radius of the cell they land in (off by at
+Only cropped models have the channel: without a crop (no part found in the training images, or
+``--no-object-crop``) the grid centre is not the part's. Shifted bank copies (``--bank-shifts``) take the radius of the cell they land in (off by at
 most 0.7 cells); turned copies keep it exactly (they turn about the grid centre).
 
 Measured (docs/evaluation.md, "the position channel"): mean fused I-AUROC over the tuning group's

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from core.data.sample import Sample
 from core.object_frame import ObjectFrame
 from core.user_cache import user_cache_dir
@@ -54,20 +56,35 @@ def padded_sample(sample: Sample, preprocess: bool = True, cache_dir: Path | Non
     return _on_square(sample, side, top, left), side, top, left
 
 
-def _extent(sample: Sample):
-    """The part's extent (core.object_frame.part_extent) of a padded sample; None without a cloud."""
+def _extent(sample: Sample, top: int, left: int, height: int, width: int):
+    """The part's extent (core.object_frame.part_extent) of a padded sample whose original
+    ``height``×``width`` pixels lie at (``top``, ``left``): its point cloud's foreground, or
+    without a cloud the part found in the RGB image (core.rgb_foreground, on the original pixels,
+    not the padding; centred on its bounding box, core.object_frame.box_extent); None when there
+    is none."""
     from core.data.sample import finite_valid_points
-    from core.object_frame import part_extent
+    from core.object_frame import box_extent, part_extent
+    from core.rgb_foreground import rgb_foreground
 
-    return None if sample.xyz is None else part_extent(finite_valid_points(sample.xyz))
+    if sample.xyz is not None:
+        return part_extent(finite_valid_points(sample.xyz))
+    if sample.rgb is None:
+        return None
+    found = rgb_foreground(sample.rgb[top:top + height, left:left + width])
+    if found is None:
+        return None
+    foreground = np.zeros(sample.rgb.shape[:2], bool)
+    foreground[top:top + height, left:left + width] = found
+    return box_extent(foreground)
 
 
 def part_extent_px(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
     """(radius, square side) in original pixels after preprocessing and padding: the part's
     extent, the largest distance from its foreground's centroid to a foreground point
     (core.object_frame.part_extent; None without a cloud or foreground), and the padded square's side."""
-    padded, side, _, _ = padded_sample(sample, preprocess, cache_dir)
-    extent = _extent(padded)
+    height, width = sample.shape
+    padded, side, top, left = padded_sample(sample, preprocess, cache_dir)
+    extent = _extent(padded, top, left, height, width)
     return (None if extent is None else extent[2]), side
 
 
@@ -82,7 +99,7 @@ def prepare_sample_sizes(
 
     height, width = sample.shape
     sample, side, top, left = padded_sample(sample, preprocess, cache_dir)
-    extent = None if frame is None else _extent(sample)
+    extent = None if frame is None else _extent(sample, top, left, height, width)
     window = None if frame is None else frame.window(extent, side)
     if window is not None and frame.cuts(extent):
         log.warning("%s: the part reaches beyond the model's %d px square around the part (it is larger "

@@ -217,10 +217,17 @@ def test_resolution_preset_and_self_check_are_offered_and_remembered(qtbot, sett
     # the crop around the part is on by default, can be switched off, and is remembered
     crop = make_dialog(qtbot, settings)
     assert crop.object_crop.isChecked() and crop.config().object_crop is True
+    # RGB-only data is cropped by the part's colour only when asked; offered only with the crop
+    assert not crop.rgb_object_crop.isChecked() and crop.config().rgb_object_crop is False
+    assert crop.rgb_object_crop.toolTip() == option_help("rgb_object_crop")
+    crop.rgb_object_crop.setChecked(True)
+    assert crop.config().rgb_object_crop is True
     crop.object_crop.setChecked(False)
-    assert crop.config().object_crop is False
+    assert crop.config().object_crop is False and not crop.rgb_object_crop.isEnabled()
     crop.accept()
-    assert not make_dialog(qtbot, settings).object_crop.isChecked()
+    reopened = make_dialog(qtbot, settings)
+    assert not reopened.object_crop.isChecked() and reopened.rgb_object_crop.isChecked()
+    assert not reopened.rgb_object_crop.isEnabled()
     # so is the colour-contrast block of the RGB features
     colour = make_dialog(qtbot, settings)
     assert colour.colour_contrast.isChecked() and colour.config().colour_contrast is True

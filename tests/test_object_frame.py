@@ -30,6 +30,19 @@ def test_part_extent_is_the_centroid_and_largest_distance():
     assert part_extent(np.zeros((8, 8), bool)) is None
 
 
+def test_box_extent_is_not_moved_by_holes_in_a_colour_mask():
+    from core.object_frame import box_extent
+
+    _, inside = disc_cloud()
+    holed = inside.copy()
+    holed[:, 72:88] = False  # a stretch of the part that its colour did not reveal
+    holed[:, 88:] = inside[:, 88:]
+    assert part_extent(holed)[1] < 68  # the centroid moves away from the hole
+    cy, cx, r = box_extent(holed)
+    assert (cy, cx) == pytest.approx((50, 70), abs=0.6) and r == pytest.approx(20, abs=0.6)
+    assert box_extent(np.zeros((8, 8), bool)) is None
+
+
 def test_frame_side_from_the_largest_part_at_least_the_grid():
     assert frame_for([10.0, 20.0, None], 32) == ObjectFrame(int(np.ceil(2 * 20 * MARGIN)))
     assert frame_for([10.0, 20.0], 64) == ObjectFrame(64)  # never smaller than the grid
@@ -150,9 +163,36 @@ def _refs(root):
     return open_dataset(root).samples("puck", "test")
 
 
-def test_no_crop_when_switched_off_or_without_clouds(small_part_data, tmp_path, monkeypatch):
+def test_no_crop_when_switched_off_or_when_the_clouds_are_not_used(small_part_data, tmp_path, monkeypatch):
     assert _fit(small_part_data, tmp_path, monkeypatch, object_crop=False).object_frame is None
     assert _fit(small_part_data, tmp_path, monkeypatch, modalities="rgb").object_frame is None
+
+
+def test_data_without_clouds_can_be_cropped_around_the_part_found_by_its_colour(small_part_data, tmp_path, monkeypatch):
+    """The same pucks with their point clouds left out: not cropped by default; with
+    rgb_object_crop the crop comes from the RGB images, may enlarge (side down to half the grid),
+    and a scored part is centred in it."""
+    import shutil
+
+    from core.data.dataset import open_dataset
+
+    rgb_only = tmp_path / "rgb_only"
+    shutil.copytree(small_part_data, rgb_only, ignore=shutil.ignore_patterns("xyz"))
+    assert _fit(rgb_only, tmp_path, monkeypatch, ensemble=[]).object_frame is None  # off by default
+    model = _fit(rgb_only, tmp_path, monkeypatch, ensemble=[], rgb_object_crop=True)  # one 32 px model
+    assert model.modalities == ("rgb",)
+    frame = model.object_frame
+    assert frame is not None and 16 <= frame.side_px < 100
+    ref = [r for r in open_dataset(rgb_only).samples("puck", "test") if r.label == "good"][0]
+    result = model.score(ref.load())
+    assert result.grid.side == frame.side_px
+    cloud_model = _fit(small_part_data, tmp_path, monkeypatch)
+    same = [r for r in open_dataset(small_part_data).samples("puck", "test") if r.name == ref.name]
+    assert len(same) == 1
+    cloud_grid = cloud_model.score(same[0].load()).grid
+    # the colour finds the part where its points are: the two crops' centres agree within a few pixels
+    centre = lambda g: (g.side / 2 - g.top, g.side / 2 - g.left)  # noqa: E731
+    assert np.allclose(centre(result.grid), centre(cloud_grid), atol=6)
 
 
 def test_model_files_written_before_the_crop_do_not_crop():
@@ -212,3 +252,15 @@ def test_an_ensembles_members_share_one_crop(small_part_data, tmp_path, monkeypa
     ref = [r for r in _refs(small_part_data) if r.label == "dent"][0]
     result = load_model(tmp_path / "e.lsfa").score(ref.load())
     assert result.grid.side == side and result.anomaly_map.shape == (96, 96)
+
+
+def test_cli_fit_takes_the_rgb_crop_switch():
+    import argparse
+
+    from core.commands.fit import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["fit", "data", "-c", "x", "-o", "m.lsfa"]
+    assert config_from_args(parser.parse_args(base)).rgb_object_crop is False
+    assert config_from_args(parser.parse_args(base + ["--rgb-object-crop"])).rgb_object_crop is True

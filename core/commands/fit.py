@@ -57,6 +57,8 @@ def register(sub) -> None:
     p.add_argument("--no-preprocess", action="store_true", help="skip the " + option_help("preprocess"))
     p.add_argument("--no-object-crop", dest="object_crop", action="store_false",
                    help="score the whole image: do not " + option_help("object_crop"))
+    p.add_argument("--rgb-object-crop", action="store_true",
+                   help=option_help("rgb_object_crop").replace("%", "%%"))
     p.add_argument("--no-colour-contrast", dest="colour_contrast", action="store_false",
                    help="RGB features without the colour-contrast block: by default the "
                    + option_help("colour_contrast").removeprefix("EfficientNet-Lite RGB features also hold "))
@@ -151,6 +153,7 @@ def config_from_args(args):
         search=args.search,
         preprocess=not args.no_preprocess,
         object_crop=args.object_crop,
+        rgb_object_crop=args.rgb_object_crop,
         colour_contrast=args.colour_contrast,
         position_weight=args.position_weight,
         self_check=args.self_check,

@@ -42,7 +42,7 @@ PATCH_DISTANCES = {"relative": "relative to the training patches' spread", "raw"
 CUSTOM_PRESET = "custom"  # shown when the resolution matches no preset
 # FitConfig fields this dialog edits (and remembers); everything else comes from the base config.
 DIALOG_FIELDS = ("modalities", "rgb_backbone", "xyz_backbone", "rgb_weights", "xyz_weights", "device",
-                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "position_weight", "colour_contrast", "image_size",
+                 "adapt", "coreset_ratio", "rgb_rotations", "bank_shifts", "patch_distance", "fusion", "seed", "self_check", "threshold_training_parts", "uncertain_band", "object_crop", "rgb_object_crop", "position_weight", "colour_contrast", "image_size",
                  "grid",
                  "blur_sigma", "ensemble")
 ADAPT_FIELDS = ("adaptor", "losses", "epochs")  # AdaptConfig overrides this dialog edits
@@ -212,6 +212,9 @@ class FitDialog(QDialog):
                                "slower to fit and to score on RGB + 3D data")
         self.object_crop = QCheckBox("Crop each image to the part (needs point clouds)")
         self.object_crop.setToolTip(option_help("object_crop"))
+        self.rgb_object_crop = QCheckBox("… and RGB-only images, by the part's colour (plain backgrounds)")
+        self.rgb_object_crop.setToolTip(option_help("rgb_object_crop"))
+        self.object_crop.toggled.connect(self.rgb_object_crop.setEnabled)
         self.colour_contrast = QCheckBox("Colour-contrast block in the RGB features")
         self.colour_contrast.setToolTip(option_help("colour_contrast"))
         self.position_weight = QDoubleSpinBox()
@@ -263,6 +266,7 @@ class FitDialog(QDialog):
         bform.addRow("Resolution", self.preset)
         bform.addRow("", self.resolution_note)
         bform.addRow("", self.object_crop)
+        bform.addRow("", self.rgb_object_crop)
         bform.addRow("Position weight", self.position_weight)
         bform.addRow("Coreset ratio", self.coreset_ratio)
         bform.addRow("RGB bank orientations", self.rgb_rotations)
@@ -319,6 +323,8 @@ class FitDialog(QDialog):
         for box in (self.threshold_training_parts, self.uncertain_band):
             box.setEnabled(bool(config.self_check))
         self.object_crop.setChecked(bool(config.object_crop))
+        self.rgb_object_crop.setChecked(bool(config.rgb_object_crop))
+        self.rgb_object_crop.setEnabled(bool(config.object_crop))
         self.position_weight.setValue(float(config.position_weight))
         self.position_weight.setEnabled(bool(config.object_crop))
         self.colour_contrast.setChecked(bool(config.colour_contrast))
@@ -364,6 +370,7 @@ class FitDialog(QDialog):
             "threshold_training_parts": self.threshold_training_parts.isChecked(),
             "uncertain_band": self.uncertain_band.isChecked(),
             "object_crop": self.object_crop.isChecked(),
+            "rgb_object_crop": self.rgb_object_crop.isChecked(),
             "position_weight": round(self.position_weight.value(), self.position_weight.decimals()),
             "colour_contrast": self.colour_contrast.isChecked(),
             **(PRESETS.get(self.preset.currentText()) or self._custom_resolution),
