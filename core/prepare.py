@@ -80,8 +80,8 @@ def _extent(sample: Sample, top: int, left: int, height: int, width: int):
 
 def part_extent_px(sample: Sample, preprocess: bool = True, cache_dir: Path | None = None):
     """(radius, square side) in original pixels after preprocessing and padding: the part's
-    extent, the largest distance from its foreground's centroid to a foreground point
-    (core.object_frame.part_extent; None without a cloud or foreground), and the padded square's side."""
+    extent, the largest distance from its foreground's centre to a foreground point
+    (:func:`_extent`; None when no part is found), and the padded square's side."""
     height, width = sample.shape
     padded, side, top, left = padded_sample(sample, preprocess, cache_dir)
     extent = _extent(padded, top, left, height, width)
