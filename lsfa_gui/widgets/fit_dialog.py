@@ -212,7 +212,7 @@ class FitDialog(QDialog):
                                "slower to fit and to score on RGB + 3D data")
         self.object_crop = QCheckBox("Crop each image to the part (needs point clouds)")
         self.object_crop.setToolTip(option_help("object_crop"))
-        self.rgb_object_crop = QCheckBox("… and RGB-only images, by the part's colour (plain backgrounds)")
+        self.rgb_object_crop = QCheckBox("… and RGB-only images, by colour")
         self.rgb_object_crop.setToolTip(option_help("rgb_object_crop"))
         self.object_crop.toggled.connect(self.rgb_object_crop.setEnabled)
         self.colour_contrast = QCheckBox("Colour-contrast block in the RGB features")
@@ -264,7 +264,7 @@ class FitDialog(QDialog):
         bank = QGroupBox("Memory bank and scoring")
         bform = QFormLayout(bank)
         bform.addRow("Resolution", self.preset)
-        bform.addRow("", self.resolution_note)
+        bform.addRow(self.resolution_note)  # the whole row's width: in the field column it wrapped and was cut
         bform.addRow("", self.object_crop)
         bform.addRow("", self.rgb_object_crop)
         bform.addRow("Position weight", self.position_weight)
