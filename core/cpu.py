@@ -44,47 +44,53 @@ def thread_budget() -> int:
     return max(1, min(cores, omp) if omp > 0 else cores)
 
 
-_side_pool: ThreadPoolExecutor | None = None
-_side_lock = threading.Lock()
-SIDE_THREADS = 3  # calls run beside the calling thread at most (an ensemble has 2 members)
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+SIDE_THREADS = 3  # threads of the pool calls run on beside the caller (an ensemble has 2 members)
 
 
-def _side_executor() -> ThreadPoolExecutor:
-    global _side_pool
-    with _side_lock:
-        if _side_pool is None:
-            _side_pool = ThreadPoolExecutor(SIDE_THREADS, thread_name_prefix="lsfa-side")
-        return _side_pool
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """The process's pool ``name`` (threads named after it), made on first use."""
+    with _pools_lock:
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        return _pools[name]
 
 
-def _forget_side_pool_after_fork() -> None:
-    """A forked child has none of the parent's threads; it starts its own pool."""
-    global _side_pool, _side_lock
-    _side_pool, _side_lock = None, threading.Lock()
+def _forget_pools_after_fork() -> None:
+    """A forked child has none of the parent's threads: a pool inherited from the parent would
+    take its calls and never run them. The child starts its own."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_side_pool_after_fork)
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)
+
+
+def in_parallel(calls: list[Callable[[], T]], pool: str = "lsfa-side", workers: int = SIDE_THREADS) -> list[T]:
+    """The results of ``calls``: the first in the calling thread, the others on the process's pool
+    ``pool`` of ``workers`` threads. Returns when every call is done (even after an error), then
+    raises the first error in list order. Each call sets its own thread limits (torch's and
+    OpenMP's counts are per thread)."""
+    futures = [_pool(pool, workers).submit(call) for call in calls[1:]]
+    try:
+        first = [calls[0]()] if calls else []
+    finally:
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    return first + [f.result() for f in futures]
 
 
 def side_by_side(calls: list[Callable[[], T]]) -> list[T]:
-    """The results of ``calls``, run on up to :func:`thread_budget` threads at once: the first in
-    the calling thread, the others beside it on a process-wide pool (one after the other when the
-    budget is 1). Returns when all are done; raises the first call's error in list order. Each
-    call sets its own thread limits (torch's and OpenMP's counts are per thread)."""
+    """The results of ``calls``, run at once (:func:`in_parallel`), or one after the other when
+    the :func:`thread_budget` is 1."""
     if len(calls) <= 1 or thread_budget() <= 1:
         return [call() for call in calls]
-    side = min(len(calls) - 1, thread_budget() - 1, SIDE_THREADS)
-    futures = [_side_executor().submit(call) for call in calls[1:1 + side]]
-    try:
-        first = [calls[0]()]
-        rest = [call() for call in calls[1 + side:]]  # more calls than threads: the caller takes them
-    finally:
-        done = [f.exception() for f in futures]  # wait for every side call, even after an error
-    for error in done:
-        if error is not None:
-            raise error
-    return first + [f.result() for f in futures] + rest
+    return in_parallel(calls)
 
 
 def threadpool_controller():

@@ -77,14 +77,15 @@ def part_frame(refs, config: FitConfig, progress: Progress | None, xyz_units: st
 
     wanted = config.requested_modalities()
     clouds = [("xyz" in r.modalities) for r in refs]
-    if not config.object_crop or not refs or (any(clouds) and not all(clouds)):
-        return None
-    if all(clouds) and wanted is not None and "xyz" not in wanted:
-        return None
-    if not any(clouds) and not config.rgb_object_crop:
-        return None
     least = max(config.image_size, min_side or 0)
-    if not any(clouds):  # RGB only: the part found by its colour; enlarged up to 2× (no cloud to duplicate)
+    if not config.object_crop or not refs:
+        return None
+    if all(clouds):
+        if wanted is not None and "xyz" not in wanted:
+            return None
+    elif any(clouds) or not config.rgb_object_crop:
+        return None
+    else:  # RGB only: the part found by its colour; enlarged up to 2× (no cloud to duplicate)
         least = -(-least // 2)
     p = ensure(progress)
     stage = "Measuring the parts"

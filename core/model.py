@@ -74,8 +74,11 @@ class Model(ScoringLoop):
     @property
     def trained_on_point_clouds(self) -> bool:
         """Whether its training data had point clouds (it scores them, or crops around the part by
-        them): what ``ensemble: auto`` resolved by (core.config.FitConfig.further_resolutions)."""
-        return self.object_frame is not None or "xyz" in self.modalities
+        them; a crop found by colour, ``rgb_object_crop``, is only made without them): what
+        ``ensemble: auto`` resolved by (core.config.FitConfig.further_resolutions)."""
+        if "xyz" in self.modalities:
+            return True
+        return self.object_frame is not None and not self.config.rgb_object_crop
 
     # ----------------------------------------------------------------- scoring
     def check_sample(self, sample: Sample) -> None:

@@ -43,9 +43,9 @@ def rgb_foreground(rgb: np.ndarray) -> np.ndarray | None:
     module docstring)."""
     from scipy import ndimage
 
-    if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 8:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 8:
         return None
-    small = _reduced(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8))
+    small = _reduced(np.ascontiguousarray(rgb, dtype=np.uint8))
     sh, sw = small.shape[:2]
     b = max(2, round(BAND * min(sh, sw)))
     band = np.zeros((sh, sw), bool)

@@ -181,12 +181,14 @@ def test_data_without_clouds_can_be_cropped_around_the_part_found_by_its_colour(
     assert _fit(rgb_only, tmp_path, monkeypatch, ensemble=[]).object_frame is None  # off by default
     model = _fit(rgb_only, tmp_path, monkeypatch, ensemble=[], rgb_object_crop=True)  # one 32 px model
     assert model.modalities == ("rgb",)
+    assert model.trained_on_point_clouds is False  # a crop found by colour is no point cloud (ensemble: auto)
     frame = model.object_frame
     assert frame is not None and 16 <= frame.side_px < 100
     ref = [r for r in open_dataset(rgb_only).samples("puck", "test") if r.label == "good"][0]
     result = model.score(ref.load())
     assert result.grid.side == frame.side_px
     cloud_model = _fit(small_part_data, tmp_path, monkeypatch)
+    assert cloud_model.trained_on_point_clouds
     same = [r for r in open_dataset(small_part_data).samples("puck", "test") if r.name == ref.name]
     assert len(same) == 1
     cloud_grid = cloud_model.score(same[0].load()).grid

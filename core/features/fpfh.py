@@ -24,15 +24,12 @@ Defaults mimic BTF's effective neighbourhoods at 224 px (k=30 normals, k=100 FPF
 from __future__ import annotations
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from core.cpu import thread_budget
+from core.cpu import in_parallel, thread_budget
 from core.data.sample import finite_valid_points
 from core.data.units import pixel_distances
 from core.errors import DataError, UserError
@@ -169,8 +166,6 @@ def fpfh_points(
 
 MAX_WORKERS = 4  # threads for one cloud's loops
 _MIN_POINTS_PER_WORKER = 4096  # below this a second thread costs more than it saves
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 def worker_count() -> int:
@@ -187,34 +182,10 @@ def _point_ranges(n: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(MAX_WORKERS - 1, thread_name_prefix="lsfa-fpfh")
-        return _pool
-
-
-def _forget_pool_after_fork() -> None:
-    """A forked child has none of the parent's threads: a pool inherited from the parent would
-    take the loops' ranges and never run them. The child starts its own."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
 def _in_parallel(call, parts: int) -> None:
     """Run ``call(k)`` for k = 0 .. parts - 1: k = 0 in the calling thread, the others on the
-    pool; returns when all are done (raising the first error)."""
-    futures = [_executor().submit(call, k) for k in range(1, parts)]
-    try:
-        call(0)
-    finally:
-        for future in futures:
-            future.result()
+    FPFH pool (core.cpu.in_parallel); returns when all are done (raising the first error)."""
+    in_parallel([lambda k=k: call(k) for k in range(parts)], "lsfa-fpfh", MAX_WORKERS - 1)
 
 
 def _pair_histograms(points: np.ndarray, normals: np.ndarray, grid: _Grid, config: FPFHConfig,
