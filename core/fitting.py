@@ -324,14 +324,38 @@ def fit_model(
         from core import self_check
 
         t_check = time.perf_counter()
-        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p, calib_features)
+        loo_samples = [train[i] for i in loo_parts]
+        left_out: dict = {}  # the chosen variant's maps of the left-out training parts, scored once
+        loo_s = 0.0
+
+        def left_out_maps(variant: Model) -> dict:
+            nonlocal loo_s
+            if left_out.get("model") is not variant:
+                t_loo = time.perf_counter()
+                left_out.update(model=variant, maps=leave_one_out.left_out_maps(variant, loo_samples, loo_features,
+                                                                                loo_parts, p))
+                loo_s += time.perf_counter() - t_loo
+            return left_out["maps"]
+
+        def pooled_units(variant: Model, good_maps: dict):
+            # the units image score's units from the held-out and the left-out good parts together
+            # (docs/evaluation.md, "units from the left-out training parts as well")
+            if not len(loo_parts):
+                return None
+            more = variant.modality_topk_scores(left_out_maps(variant), roi_stack(loo_samples))
+            return variant.fit_image_units(good_maps, roi_stack(calib), more)
+
+        check = self_check.run_self_check(variants, calib, fit_fusion, config.seed, p, calib_features,
+                                          image_units=pooled_units)
         model = variants[check.chosen.variant]
-        training_good, t_loo = None, time.perf_counter()
+        training_good = None
         if len(loo_parts):
-            training_good = leave_one_out.fused_scores(
-                model, check.chosen, check.calibration[check.chosen.variant][1], roi_stack(calib),
-                [train[i] for i in loo_parts], loo_features, loo_parts, p)
-        loo_s = time.perf_counter() - t_loo
+            units = check.image_units
+            if units is None and model.units_image_score:
+                units = model.fit_image_units(check.calibration[check.chosen.variant][1], roi_stack(calib))
+            training_good = leave_one_out.fused_scores(model, check.chosen, left_out_maps(model),
+                                                       roi_stack(loo_samples), units)
+            left_out.clear()
         self_check_s = time.perf_counter() - t_check
         if check.chosen.variant == "frozen" and adapter is not None:
             adapt_notes.append("self-check: frozen features scored better on synthetic defects; adaptors not kept")
@@ -345,7 +369,9 @@ def fit_model(
     for m, bank in model.banks.items():
         log.info("%s: %s nearest-neighbour search: %s", where, m, bank.search.describe())
     model.pixel_fusion = check.chosen.fusion if check is not None else fit_fusion(model, maps)
-    if model.units_image_score:  # the same units the self-check scored with
+    if check is not None and check.image_units is not None:  # the units the chosen candidate scores in
+        model.image_fusion = check.image_units
+    elif model.units_image_score:  # the same units the self-check scored with
         model.image_fusion = model.fit_image_units(maps, roi_stack(calib))
     else:
         model.image_fusion.fit(np.stack([scores[m] for m in modalities], axis=1))

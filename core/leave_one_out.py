@@ -52,17 +52,18 @@ def set_owners(bank, regions: np.ndarray) -> None:
     bank.owners = owners
 
 
-def fused_scores(model, candidate, good_maps: dict, good_roi, samples: list, features: dict,
-                 parts: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-    """(len(samples),) fused image scores of training ``samples`` (the training parts numbered
-    ``parts``), each scored without its own bank rows, in the units of ``candidate``'s scores of
-    the held-out good parts (``good_maps``, ``good_roi``: their per-modality maps and regions of
-    interest, from which a units image score is fitted). ``features``: their frozen features."""
-    from core.roi import roi_stack
-
-    maps = model.modality_maps_batched(samples, progress, STAGE, features, leave_out=parts)[1]
-    units = model.fit_image_units(good_maps, good_roi) if model.units_image_score else None
-    return np.asarray(model.fuse_maps(maps, candidate.fusion, roi_stack(samples), units)[0], float)
+def left_out_maps(model, samples: list, features: dict, parts: np.ndarray, progress: Progress | None = None) -> dict:
+    """{modality: (len(samples), S, S) raw maps} of training ``samples`` (the training parts
+    numbered ``parts``), each scored without its own bank rows. ``features``: their frozen features."""
+    return model.modality_maps_batched(samples, progress, STAGE, features, leave_out=parts)[1]
 
 
-__all__ = ["EVERY", "MAX_PARTS", "chosen_parts", "scorable", "set_owners", "fused_scores"]
+def fused_scores(model, candidate, maps: dict, roi, image_units=None) -> np.ndarray:
+    """(n,) fused image scores of the left-out parts' ``maps`` (:func:`left_out_maps`; ``roi``
+    their regions of interest, or None) with ``candidate``'s fusion, in the units its scores of the
+    held-out good parts are in; ``image_units``: the units image score's fitted units
+    (:meth:`core.model.Model.fit_image_units`), when the model has one."""
+    return np.asarray(model.fuse_maps(maps, candidate.fusion, roi, image_units)[0], float)
+
+
+__all__ = ["EVERY", "MAX_PARTS", "chosen_parts", "scorable", "set_owners", "left_out_maps", "fused_scores"]

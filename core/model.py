@@ -309,13 +309,18 @@ class Model(ScoringLoop):
             return np.zeros((0, len(self.modalities)), np.float32)
         return np.stack([self._topk_mean(apply_roi(maps[m], roi)) for m in self.modalities], axis=1).astype(np.float32)
 
-    def fit_image_units(self, maps: dict, roi: np.ndarray | None = None):
+    def fit_image_units(self, maps: dict, roi: np.ndarray | None = None, more_topk: np.ndarray | None = None):
         """The image fusion of "modality_units": a LateFusion of ``config.fusion``'s mode fitted on
         the per-modality top-k means (:meth:`modality_topk_scores`) of held-out good samples' raw
-        ``maps``, so that one unit is how far this product's good parts reach on each modality."""
+        ``maps``, so that one unit is how far this product's good parts reach on each modality.
+        ``more_topk``: (n, modalities) top-k means of further good parts pooled with them (training
+        parts scored leave-one-out, core.leave_one_out)."""
         from core.scoring.fusion import LateFusion
 
-        return LateFusion(self.config.fusion).fit(self.modality_topk_scores(maps, roi))
+        good = self.modality_topk_scores(maps, roi)
+        if more_topk is not None and len(more_topk):
+            good = np.concatenate([good, np.asarray(more_topk, np.float32)])
+        return LateFusion(self.config.fusion).fit(good)
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
         """(B,) image scores of (B,S,S) maps: the mean of the top-k pixels ("modality_topk",

@@ -75,6 +75,7 @@ class SelfCheck:
     estimate: dict  # the estimate record of chosen_estimate
     calibration: dict = field(default_factory=dict)  # {variant: (scores, maps)} of the good samples
     adapted_wins: float | None = None  # adapted_wins_share, when both variants were compared
+    image_units: object = None  # the units image score's units (LateFusion) the chosen candidate scores in, if any
 
 
 @dataclass
@@ -90,6 +91,8 @@ class Candidate:
     pseudo_maps: np.ndarray = field(repr=False)
     informativeness: dict = field(default_factory=dict)
     informativeness_upper: dict = field(default_factory=dict)  # informativeness_upper of the same maps
+    good_topk: np.ndarray | None = field(default=None, repr=False)  # (n, modalities) raw top-k means, units score only
+    pseudo_topk: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def score(self) -> float:
@@ -147,11 +150,14 @@ def shrink_uninformative(base_fusion, upper: dict[str, float | None], modalities
     return base_fusion.with_weights(w), f"{'+'.join(kept)} only ({', '.join(m for m, k in zip(modalities, weak) if k)} uninformative)"
 
 
-def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray]):
-    """(image scores good, image scores pseudo, fused maps good, fused maps pseudo, I-AUROC, AUPRO)."""
+def evaluate_candidate(model, fusion, maps: VariantMaps, masks: list[np.ndarray], units=None):
+    """(image scores good, image scores pseudo, fused maps good, fused maps pseudo, I-AUROC, AUPRO).
+    ``units``: the units image score's units (:meth:`core.model.Model.fit_image_units`); None: fitted
+    on ``maps.good`` when the model has a units image score."""
     from core.metrics import aupro, image_auroc
 
-    units = model.fit_image_units(maps.good, maps.good_roi) if model.units_image_score else None
+    if units is None and model.units_image_score:
+        units = model.fit_image_units(maps.good, maps.good_roi)
     good_img, good_maps = model.fuse_maps(maps.good, fusion, maps.good_roi, units)
     bad_img, bad_maps = model.fuse_maps(maps.pseudo, fusion, maps.pseudo_roi, units)
     labels = np.r_[np.zeros(len(good_img), bool), np.ones(len(bad_img), bool)]
@@ -169,7 +175,26 @@ def select_fusion(model, base_fusion, maps: VariantMaps, masks: list[np.ndarray]
     upper = informativeness_upper(scores, model.config.seed)
     fusion, name = shrink_uninformative(base_fusion, upper, model.modalities)
     gi, bi, gm, bm, ia, pro = evaluate_candidate(model, fusion, maps, masks)
-    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, info, upper), info
+    topk = ((model.modality_topk_scores(maps.good, maps.good_roi), model.modality_topk_scores(maps.pseudo, maps.pseudo_roi))
+            if model.units_image_score else (None, None))
+    return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, info, upper, *topk), info
+
+
+def in_image_units(model, candidate: Candidate, units) -> Candidate:
+    """``candidate`` with its image scores (and I-AUROC) in other ``units`` of the units image
+    score (its maps, fusion and AUPRO unchanged): the units fitted on more good parts than the
+    held-out ones it was chosen with."""
+    from dataclasses import replace
+
+    from core.metrics import image_auroc
+
+    if candidate.fusion.weights is not None and units.mode.startswith("tail_"):
+        units = units.with_weights(candidate.fusion.weights)  # a modality the self-check dropped stays out
+    good = np.asarray(units.transform(candidate.good_topk), np.float32)
+    bad = np.asarray(units.transform(candidate.pseudo_topk), np.float32)
+    labels = np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)]
+    return replace(candidate, good_scores=good, pseudo_scores=bad,
+                   image_auroc=float(image_auroc(labels, np.r_[good, bad])))
 
 
 def _pair_wins(good: np.ndarray, bad: np.ndarray) -> np.ndarray:
@@ -235,6 +260,7 @@ def run_self_check(
     seed: int,
     progress: Progress | None = None,
     good_features: dict | None = None,
+    image_units=None,
 ) -> SelfCheck:
     """Score ``calib`` and its pseudo-defects with each model variant ({name: Model}, the first
     is the default) and choose a variant and fusion. Each variant scores with its banks' own
@@ -243,6 +269,10 @@ def run_self_check(
     ``fusion_fitter(model, good_maps) -> LateFusion`` fits the default fusion on good maps.
     ``good_features``: {modality: (len(calib), grid*grid, dim)} frozen features of ``calib``
     extracted already (not extracted again).
+    ``image_units(model, good_maps) -> LateFusion | None``: called with the chosen variant's model and
+    its maps of ``calib`` once the choices are made (they are made in units fitted on ``calib``); the
+    units it returns (e.g. fitted on more good parts) are what the chosen candidate and the estimate
+    score in from then on, and :attr:`SelfCheck.image_units`.
     Samples carrying a region of interest (``Sample.roi``) are judged inside it only."""
     from core.pseudo_defects import make_pseudo_defects
     from core.roi import roi_stack
@@ -277,9 +307,14 @@ def run_self_check(
     chosen, wins = best_per_variant[names[0]], None
     if len(names) > 1:  # names[0] = adapted, names[1] = frozen
         chosen, wins = choose_variant(chosen, best_per_variant[names[1]], seed)
-    estimate = chosen_estimate(variants[chosen.variant], chosen, calib, calibration[chosen.variant][1], seed, p)
+    units = None
+    if image_units is not None and chosen.good_topk is not None:
+        units = image_units(variants[chosen.variant], calibration[chosen.variant][1])
+        if units is not None:
+            chosen = in_image_units(variants[chosen.variant], chosen, units)
+    estimate = chosen_estimate(variants[chosen.variant], chosen, calib, calibration[chosen.variant][1], seed, p, units)
     p.update("Self-check on synthetic defects", len(variants), len(variants))
-    return SelfCheck(chosen, all_candidates, masks, len(calib), estimate, calibration, wins)
+    return SelfCheck(chosen, all_candidates, masks, len(calib), estimate, calibration, wins, units)
 
 
 def estimate_defects(calib: list[Sample], modalities, seed: int) -> list[Sample]:
@@ -304,15 +339,16 @@ def synthetic_estimate(good_scores, bad_scores, good_maps, bad_maps, bad_masks, 
 
 
 def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: dict, seed: int,
-                    progress: Progress | None = None) -> dict:
+                    progress: Progress | None = None, units=None) -> dict:
     """The estimate record (:func:`estimate_record`) of the chosen candidate on the estimate's own
-    synthetic defects (:func:`estimate_defects`; not the subtle ones its choices were made on)."""
+    synthetic defects (:func:`estimate_defects`; not the subtle ones its choices were made on);
+    ``units``: as :func:`evaluate_candidate`'s."""
     from core.roi import roi_stack
 
     extra = estimate_defects(calib, model.modalities, seed)
     bad = model.modality_maps_batched(extra, progress, "Self-check: synthetic defects for the estimate")[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
-    good_img, bad_img, _, _, i_auroc, pro = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra])
+    good_img, bad_img, _, _, i_auroc, pro = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra], units)
     return estimate_record(i_auroc, pro, len(bad_img), len(good_img), auroc_interval(good_img, bad_img, seed))
 
 
