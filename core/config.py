@@ -121,13 +121,15 @@ class FitConfig:
         "(0.999 quantile of held-out good pixels) and add / take the max; sum standardises and adds; "
         "ocsvm is M3DM's one-class SVM (core.scoring.fusion)", FUSION_CHOICES)
     fused_image_score: str = _setting(
-        "modality_topk",
-        "image score of the fused model: the sum of each modality's mean top-k pixel in good-tail "
-        "pixel units, with the self-check's modality weights (modality_topk, the default since the "
-        "ninth round; with one modality the same as map_topk), the mean of the top-k fused-map pixels "
-        "(map_topk, the default before), each modality's mean top-k pixel in units of how far the "
-        "held-out good parts reach on that modality, fused (modality_units; measured, not the default: "
-        "docs/evaluation.md), the maximum of the fused map (map_max), or late fusion of the "
+        "modality_units",
+        "image score of the fused model: each modality's mean top-k pixel in units of how far the "
+        "good parts reach on that modality (median and 0.999 quantile over the held-out good parts and "
+        "every third training part scored leave-one-out), summed with the self-check's modality weights "
+        "(modality_units, the default since the twenty-third round: a modality that is noisy on this "
+        "product counts for less; docs/evaluation.md); the sum of each modality's mean top-k pixel in "
+        "good-tail pixel units (modality_topk, the default from the ninth round to the twenty-second; "
+        "with one modality both are the same as map_topk), the mean of the top-k fused-map pixels "
+        "(map_topk, the default before), the maximum of the fused map (map_max), or late fusion of the "
         "per-modality image scores (late, M3DM's decision layer)", FUSED_IMAGE_SCORE_CHOICES)
     image_topk: int = _setting(250, "pixels averaged by the top-k image scores, counted at 224×224 (scaled with the "
                                "image size squared)")

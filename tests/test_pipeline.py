@@ -90,8 +90,8 @@ def test_fit_counts_the_held_out_good_parts_its_image_threshold_flags(model, dem
 
 
 def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache_dir):
-    """``fused_image_score="modality_topk"`` (the sum of per-modality top-k scores, the default):
-    the pixel threshold comes down until every flagged self-check sample is outlined, so the
+    """``fused_image_score="modality_topk"`` (the sum of per-modality top-k scores, the default
+    before the twenty-third round): the pixel threshold comes down until every flagged self-check sample is outlined, so the
     held-out parts at or above the image threshold, scored again, all have an outline."""
     m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_topk"))
     t = m.thresholds
@@ -102,9 +102,9 @@ def test_modality_topk_image_score_keeps_flagged_parts_outlined(demo_root, cache
 
 
 def test_modality_units_image_score_thresholds_match_what_scoring_gives(demo_root, cache_dir):
-    """``fused_image_score="modality_units"``: the image fusion is fitted on the held-out good
-    parts' per-modality top-k means (the self-check scored with the same units), so scoring them
-    again reproduces the recorded good-flagged count; every flagged part is outlined."""
+    """``fused_image_score="modality_units"`` (the default): the image fusion is fitted on the good
+    parts' per-modality top-k means (the self-check's chosen candidate scores in the same units),
+    so scoring the held-out ones again reproduces the recorded good-flagged count; every flagged part is outlined."""
     m = fit(demo_root, "puck", FitConfig(cache_dir=cache_dir, adapt=False, fused_image_score="modality_units"))
     t = m.thresholds
     assert "outlines every flagged self-check sample" in t.source
@@ -115,6 +115,30 @@ def test_modality_units_image_score_thresholds_match_what_scoring_gives(demo_roo
     assert scores.max() <= 1.01 * len(m.modalities)  # no held-out good part past ~one unit per modality
     flagged = [r for r in results if r.image_score >= t.image]
     assert all((r.anomaly_map >= t.pixel).any() for r in flagged)
+
+
+def test_modality_units_are_fitted_on_the_held_out_and_the_left_out_training_parts(demo_root, cache_dir, monkeypatch):
+    """With training parts scored leave-one-out, the units image score's units come from them and
+    the held-out good parts together, and the left-out parts are scored once; with
+    ``threshold_training_parts`` off, from the held-out parts alone (docs/evaluation.md, "the
+    image units from the left-out training parts as well")."""
+    from core import leave_one_out
+
+    calls = []
+    real = leave_one_out.left_out_maps
+    monkeypatch.setattr(leave_one_out, "left_out_maps", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = dict(cache_dir=cache_dir, adapt=False, fused_image_score="modality_units")
+    pooled = fit(demo_root, "puck", FitConfig(**cfg))
+    assert len(calls) == 1 and pooled.info["self_check"]["training_parts_left_out"]["n"] > 0
+    held = fit(demo_root, "puck", FitConfig(**cfg, threshold_training_parts=False))
+    assert len(calls) == 1 and "training_parts_left_out" not in held.info["self_check"]
+    # the same banks and held-out maps; only the image units' good parts differ
+    assert held.pixel_fusion.mean == pytest.approx(pooled.pixel_fusion.mean)
+    assert not np.allclose(held.image_fusion.mean, pooled.image_fusion.mean)
+    # the held-out parts scored with the pooled units reproduce the recorded good-flagged count
+    refs = open_dataset(demo_root).samples("puck", "validation")
+    scores = np.array([r.image_score for r in pooled.score_refs(refs)])
+    assert pooled.info["self_check"]["estimate"]["good_flagged"] == int((scores >= pooled.thresholds.image).sum())
 
 
 def test_evaluate_reports_all_metrics_and_point_scores(model, demo_root):

@@ -101,6 +101,7 @@ def _noise_case(amplitude: float, n_good: int, n_defects: int):
     kinds = ["stain"] * n_defects + ["dent"] * n_defects
     base = LateFusion("tail_sum").fit(np.stack([cal_i.ravel(), cal_n.ravel()], 1))
     chosen, info = select_fusion(model, base, maps, list(stain_masks) + list(dent_masks), kinds)
+    model.image_fusion = model.fit_image_units(maps.good)  # the default image score's units, as a fit sets them
     good_i, good_n, _ = _maps(60, rng, False)
     bad_i, bad_n, _ = _maps(60, rng, True, amplitude)
     labels = np.r_[np.zeros(60), np.ones(60)]
