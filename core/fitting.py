@@ -339,7 +339,7 @@ def fit_model(
 
         def pooled_units(variant: Model, good_maps: dict):
             # the units image score's units from the held-out and the left-out good parts together
-            # (docs/evaluation.md, "units from the left-out training parts as well")
+            # (docs/evaluation.md, "the image score in units of how far the good parts reach")
             if not len(loo_parts):
                 return None
             more = variant.modality_topk_scores(left_out_maps(variant), roi_stack(loo_samples))

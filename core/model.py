@@ -247,9 +247,10 @@ class Model(ScoringLoop):
         """(image scores (B,), fused maps (B,S,S)) from per-modality raw maps, with the model's
         pixel fusion or ``fusion``. The image score follows ``config.fused_image_score``: with
         "modality_topk" and a tail fusion, the sum over modalities of each modality's top-k
-        mean in good-tail units; with "modality_units" and two or more modalities, each modality's
-        top-k mean put in the units of the held-out good parts' top-k means by the model's image
-        fusion or ``image_units`` (:meth:`fit_image_units`) and fused; otherwise map-based (top-k
+        mean in good-tail units; with "modality_units" (the default) and two or more modalities,
+        each modality's top-k mean put in the units of the good parts' top-k means (the held-out and
+        the left-out training parts) by the model's image fusion or ``image_units``
+        (:meth:`fit_image_units`) and fused; otherwise map-based (top-k
         mean, else the map maximum). ``roi``: (B,S,S) bool regions of interest on the grid
         (core.roi.roi_stack): ignored pixels score 0 before the image score is taken. A modality
         that ``fusion``'s weights drop leaves the image score, and the map only as

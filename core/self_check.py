@@ -31,7 +31,10 @@ defects painted on (:mod:`core.pseudo_defects`). On these labelled pseudo-sample
    underestimate real test sets, which mix subtle and gross defects (docs/evaluation.md).
 
 The self-check score of a candidate is the mean of its image AUROC and AUPRO@0.3 on the
-pseudo-samples. All map values are in fused good-tail units (core.scoring.fusion).
+pseudo-samples. All map values are in fused good-tail units (core.scoring.fusion). With the units
+image score (``modality_units``, the default) the choices are made in units fitted on the held-out
+parts; the chosen candidate, its thresholds and the estimate then use the units the fit passes in
+(``run_self_check(image_units=...)``: the held-out and the left-out training parts together).
 """
 
 from __future__ import annotations
@@ -180,7 +183,7 @@ def select_fusion(model, base_fusion, maps: VariantMaps, masks: list[np.ndarray]
     return Candidate(variant, name, fusion, ia, pro, gi, bi, gm, bm, info, upper, *topk), info
 
 
-def in_image_units(model, candidate: Candidate, units) -> Candidate:
+def in_image_units(candidate: Candidate, units) -> Candidate:
     """``candidate`` with its image scores (and I-AUROC) in other ``units`` of the units image
     score (its maps, fusion and AUPRO unchanged): the units fitted on more good parts than the
     held-out ones it was chosen with."""
@@ -311,7 +314,7 @@ def run_self_check(
     if image_units is not None and chosen.good_topk is not None:
         units = image_units(variants[chosen.variant], calibration[chosen.variant][1])
         if units is not None:
-            chosen = in_image_units(variants[chosen.variant], chosen, units)
+            chosen = in_image_units(chosen, units)
     estimate = chosen_estimate(variants[chosen.variant], chosen, calib, calibration[chosen.variant][1], seed, p, units)
     p.update("Self-check on synthetic defects", len(variants), len(variants))
     return SelfCheck(chosen, all_candidates, masks, len(calib), estimate, calibration, wins, units)
