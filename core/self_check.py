@@ -359,9 +359,10 @@ CUT_SPREAD = (10.0, 90.0)  # percentiles of the bootstrap cuts reported with the
 
 
 class SeededThresholds(NamedTuple):
-    image: float  # the bagged best-F1 cut (raw fused units)
+    image: float  # the bagged best-F1 cut (raw fused units), raised off the score's floor (see seeded_thresholds)
     pixel: float | None  # the best pixel F1 cut, when asked for
     image_spread: tuple[float, float]  # CUT_SPREAD percentiles of the resamples' cuts
+    raised_from_floor: bool = False  # the cut sat at the floor (0) and was raised to the lowest good score above it
 
 
 def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
@@ -373,7 +374,12 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
     ``training_good``: fused image scores of training parts scored leave-one-out
     (core.leave_one_out), pooled with the held-out good parts for the image threshold, each good
     part weighted so that together they count as many as the held-out ones (the synthetic defects,
-    painted on the held-out parts, keep their share)."""
+    painted on the held-out parts, keep their share).
+
+    A cut at the floor of a score that cannot go below 0 (the units image score: a good part below
+    the median on every modality scores exactly 0) flags every part there will ever be; it is raised
+    to the lowest good score above 0, so the parts at the floor pass (docs/evaluation.md, "the
+    seeded threshold off the score's floor")."""
     from core.thresholds import bootstrap_best_f1_cuts, pixel_best_f1_threshold
 
     extra = np.zeros(0) if training_good is None else np.asarray(training_good, float)
@@ -383,11 +389,15 @@ def seeded_thresholds(chosen: Candidate, masks: list[np.ndarray], seed: int,
     cuts = bootstrap_best_f1_cuts(labels, np.r_[good, chosen.pseudo_scores], seed, good_weight=weight)
     image_thr = float(np.median(cuts))
     low, high = (float(v) for v in np.percentile(cuts, CUT_SPREAD))
+    above_floor = good[good > 0.0]
+    raised = bool(image_thr <= 0.0 <= good.min() and len(above_floor))
+    if raised:
+        image_thr = float(above_floor.min())
     pixel_thr = None
     if pixel:
         all_masks = [np.zeros(m.shape, bool) for m in chosen.good_maps] + list(masks)
         pixel_thr = float(pixel_best_f1_threshold(all_masks, list(chosen.good_maps) + list(chosen.pseudo_maps))[0])
-    return SeededThresholds(image_thr, pixel_thr, (low, high))
+    return SeededThresholds(image_thr, pixel_thr, (low, high), raised)
 
 
 def seeded_how(n_defects: int, source: str, seeded: SeededThresholds, n_training: int = 0) -> str:
@@ -398,8 +408,10 @@ def seeded_how(n_defects: int, source: str, seeded: SeededThresholds, n_training
     share = CUT_SPREAD[1] - CUT_SPREAD[0]
     also = (f" and {n_training} training parts scored leave-one-out (all good parts together weighted as the "
             f"held-out ones)" if n_training else "")
+    floor = ("; that cut (0) flagged every part, so it was raised to the lowest good score above 0"
+             if seeded.raised_from_floor else "")
     return (f"best F1 on {n_defects} synthetic defects vs {source}{also}, the median over bootstrap resamples "
-            f"({share:.0f} % of their cuts within {low:.4g}–{high:.4g})")
+            f"({share:.0f} % of their cuts within {low:.4g}–{high:.4g}){floor}")
 
 
 def outline_threshold(chosen: Candidate, image_threshold: float, same_units: bool = True) -> float:

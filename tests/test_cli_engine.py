@@ -69,9 +69,8 @@ def test_fit_eval_score(setup, capsys, tmp_path):
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert len(rows) == 3 and {r["verdict"] for r in rows} <= {"OK", "NG"}
-    # every row names the model and the image threshold it was judged at (on 3 held-out parts the
-    # seeded cut may flag everything: 0 in the units image score)
-    assert all(r["model_id"] and float(r["image_threshold"]) == pytest.approx(thresholds.image) for r in rows)
+    # every row names the model and the image threshold it was judged at (as written: 4 significant digits)
+    assert all(r["model_id"] and float(r["image_threshold"]) == pytest.approx(thresholds.image, rel=1e-3) for r in rows)
     assert len(list((tmp_path / "maps").glob("*.png"))) == 3
     assert {r["uncertain_until"] for r in rows} == {""}  # no band unless the fit was asked for one
 

@@ -183,6 +183,27 @@ def test_seeded_image_threshold_is_the_bagged_cut_with_its_spread_in_the_record(
     assert f"80 % of their cuts within {low:.4g}–{high:.4g}" in how
 
 
+def test_a_seeded_cut_at_the_scores_floor_is_raised_to_the_lowest_good_score_above_it():
+    """A units image score is 0 for a good part below the median on every modality; where the best
+    F1 is to flag every self-check sample the cut lands on 0, which would flag every part there will
+    ever be. It is raised to the lowest good score above 0 (training parts scored leave-one-out
+    count), and the record says so; a cut above the floor is left alone."""
+    from core.self_check import Candidate, seeded_how, seeded_thresholds
+
+    empty = np.zeros((0, 4, 4))
+    good = np.r_[np.zeros(4), [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]]
+    bad = np.r_[np.zeros(20), np.full(10, 0.3)]  # subtle synthetic defects at the floor: F1 flags everything
+    floor = Candidate("frozen", "x", None, 0.5, 0.5, good, bad, empty, empty)
+    seeded = seeded_thresholds(floor, [], 7, pixel=False, training_good=np.array([0.0, 0.45]))
+    assert seeded.raised_from_floor and seeded.image == 0.45
+    assert seeded_how(30, "validation/good (10 samples)", seeded).endswith(
+        "that cut (0) flagged every part, so it was raised to the lowest good score above 0")
+    apart = Candidate("frozen", "x", None, 1.0, 1.0, good, np.full(30, 5.0), empty, empty)
+    kept = seeded_thresholds(apart, [], 7, pixel=False)
+    assert not kept.raised_from_floor and kept.image > 1.0
+    assert "raised" not in seeded_how(30, "validation/good (10 samples)", kept)
+
+
 def test_outline_threshold_outlines_every_flagged_self_check_sample():
     from core.self_check import Candidate, outline_threshold
 
