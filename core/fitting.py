@@ -349,12 +349,9 @@ def fit_model(
                                           image_units=pooled_units)
         model = variants[check.chosen.variant]
         training_good = None
-        if len(loo_parts):
-            units = check.image_units
-            if units is None and model.units_image_score:
-                units = model.fit_image_units(check.calibration[check.chosen.variant][1], roi_stack(calib))
+        if len(loo_parts):  # with a units image score, in the pooled units the self-check used
             training_good = leave_one_out.fused_scores(model, check.chosen, left_out_maps(model),
-                                                       roi_stack(loo_samples), units)
+                                                       roi_stack(loo_samples), check.image_units)
             left_out.clear()
         self_check_s = time.perf_counter() - t_check
         if check.chosen.variant == "frozen" and adapter is not None:

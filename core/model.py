@@ -272,9 +272,7 @@ class Model(ScoringLoop):
             return np.sum([self._topk_mean(t) for t in own], axis=0).astype(np.float32), pix
         pix = apply_roi(np.asarray(map_fusion.transform(stacked), np.float32).reshape(b, s, s), roi)
         if self.units_image_score:
-            units = image_units or self.image_fusion
-            if fusion.weights is not None and units.mode.startswith("tail_"):
-                units = units.with_weights(fusion.weights)  # a modality the self-check dropped stays out
+            units = (image_units or self.image_fusion).weighted_as(fusion)
             return np.asarray(units.transform(self.modality_topk_scores(maps, roi)), np.float32), pix
         return self._map_image_scores(pix), pix
 

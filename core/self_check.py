@@ -191,8 +191,7 @@ def in_image_units(candidate: Candidate, units) -> Candidate:
 
     from core.metrics import image_auroc
 
-    if candidate.fusion.weights is not None and units.mode.startswith("tail_"):
-        units = units.with_weights(candidate.fusion.weights)  # a modality the self-check dropped stays out
+    units = units.weighted_as(candidate.fusion)
     good = np.asarray(units.transform(candidate.good_topk), np.float32)
     bad = np.asarray(units.transform(candidate.pseudo_topk), np.float32)
     labels = np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)]

@@ -144,6 +144,13 @@ class LateFusion:
         out.weights = None if np.all(w == 1) else w
         return out
 
+    def weighted_as(self, fusion) -> LateFusion:
+        """This fusion with ``fusion``'s per-modality weights (a modality the self-check dropped
+        stays out) when ``fusion`` has weights and this is a tail mode; else this fusion."""
+        if fusion.weights is not None and self.mode.startswith("tail_"):
+            return self.with_weights(fusion.weights)
+        return self
+
     def fit_transform(self, scores: np.ndarray, seed: int = 0) -> np.ndarray:
         return self.fit(scores, seed).transform(scores)
 
