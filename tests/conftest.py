@@ -56,6 +56,37 @@ def tiny_xyz_model(_tiny_xyz_fit, tmp_path_factory, monkeypatch):
     return _tiny_xyz_fit
 
 
+@pytest.fixture(scope="session")
+def _tiny_xyz_flagging_fit(_tiny_xyz_fit, tmp_path_factory):
+    """(dataset root, model path): a copy of the tiny xyz model whose image threshold flags both
+    test parts and whose pixel threshold leaves a defect region on each (the 0.99 quantile of the
+    lower-scoring part's map), for tests of what flagged parts get (region columns, reports)
+    whatever the tiny model's own thresholds flag."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from core.data.dataset import open_dataset
+    from core.model_io import load_model, save_model
+
+    root, model_path = _tiny_xyz_fit
+    model = load_model(model_path)
+    results = [model.score(r.load()) for r in open_dataset(root).samples("cookie", "test")]
+    low = min(results, key=lambda r: r.image_score)
+    model.thresholds = replace(model.thresholds, image=0.5 * low.image_score,
+                               pixel=float(np.quantile(low.anomaly_map, 0.99)), source="user")
+    out = tmp_path_factory.mktemp("tiny-xyz-flagging") / "m.lsfa"
+    save_model(model, out)
+    return root, out
+
+
+@pytest.fixture
+def tiny_xyz_flagging_model(_tiny_xyz_flagging_fit, tmp_path_factory, monkeypatch):
+    """The tiny xyz model with thresholds that flag both test parts, used with a private cache dir."""
+    monkeypatch.setenv("LSFA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    return _tiny_xyz_flagging_fit
+
+
 @pytest.fixture
 def settings(tmp_path):
     """Private QSettings (an ini file in tmp_path), so tests never touch the user's settings."""

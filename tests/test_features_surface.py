@@ -206,7 +206,8 @@ def test_output_shape_fpfh_block_and_weight():
     assert torch.equal(out[:, :FPFH_DIM], create_extractor("fpfh").extract(clouds, grid=12))
     blocks = create_extractor("fpfh_surface", fpfh_stride=2).extract(clouds, grid=12)
     assert torch.equal(blocks[:, FPFH_DIM:], out[:, FPFH_DIM:])  # the surface block stays full-res
-    heavier = create_extractor("fpfh_surface", surface_weight=10.0).extract(clouds, grid=12)
+    assert ex.surface_config.surface_weight == 20.0 and ex.params["surface_weight"] == 20.0
+    heavier = create_extractor("fpfh_surface", surface_weight=40.0).extract(clouds, grid=12)
     assert torch.allclose(heavier[:, FPFH_DIM:], 2 * out[:, FPFH_DIM:])
     off = create_extractor("fpfh_surface", surface_weight=0.0).extract(clouds, grid=12)
     assert torch.count_nonzero(off[:, FPFH_DIM:]) == 0

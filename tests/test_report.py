@@ -22,8 +22,8 @@ def significant_digits(text: str) -> int:
     return len(mantissa)
 
 
-def test_score_csv_and_report_agree(tiny_xyz_model, tmp_path):
-    root, model_path = tiny_xyz_model
+def test_score_csv_and_report_agree(tiny_xyz_flagging_model, tmp_path):
+    root, model_path = tiny_xyz_flagging_model
     out, report = tmp_path / "s.csv", tmp_path / "r.html"
     assert main(["score", str(model_path), str(root / "cookie" / "test"), "--csv", str(out),
                  "--report", str(report), "--maps", str(tmp_path / "maps"), "--annotate"]) == 0
