@@ -42,9 +42,9 @@ two blocks' good-part spreads on the same footing; ×20 lets the surface block l
 measured better with the default fit on both suite groups (tuning 14 generated sets 0.964 →
 0.970 fused I-AUROC, fresh parts seed 928 0.890 → 0.894 and AUPRO@0.3 0.891 → 0.902;
 docs/evaluation.md, "the surface block weighted 20"). Model files keep the weight they were
-fitted with (it is one of the extractor's stored parameters; tests/test_features_surface.py). Point-normal tilt and surface variation
-(λ0 / Σλ) per scale were tried as extra channels and left out: on the demo data they added
-noise (dominated by the depth noise) and on clean synthetic parts nothing the height
+fitted with: it is one of the extractor's stored ``params``. Point-normal tilt and surface
+variation (λ0 / Σλ) per scale were tried as extra channels and left out: on the demo data they
+added noise (dominated by the depth noise) and on clean synthetic parts nothing the height
 channels did not already give.
 
 ``fpfh_stride=2`` computes FPFH on 2×2 pixel block means instead (a block counts when at least
