@@ -49,10 +49,12 @@ def load_prepared(
     for i, ref in enumerate(refs):
         p.update(stage, i, len(refs), ref.name)
         sample = apply_units(ref.load(), xyz_units)
-        if config.requested_modalities() != ("rgb",):
-            check_sample_spacing(sample, train_spacing, xyz_units)
+        spacing = None
         if spacings is not None and sample.xyz is not None:
-            spacings.append((str(sample.xyz_path or sample.source()), point_spacing(sample.xyz)))
+            spacing = point_spacing(sample.xyz)
+            spacings.append((str(sample.xyz_path or sample.source()), spacing))
+        if config.requested_modalities() != ("rgb",):
+            check_sample_spacing(sample, train_spacing, xyz_units, spacing)
         grid = sample.rgb if sample.rgb is not None else sample.xyz
         if sizes is not None and grid is not None:
             sizes.append(grid.shape[:2])

@@ -148,3 +148,32 @@ def test_the_app_fits_millimetre_data_with_the_chosen_unit_and_scores_it(mm_fit,
     ready = next(m for m in messages if isinstance(m, tasks.ModelReady))
     assert ready.model.info["xyz_units"] == "mm" and load_model(ready.path).info["xyz_units"] == "mm"
     assert out.failed == 0 and out.scored == len(out.listing.refs) > 0
+
+
+def _flat_part(shape, rows, spacing_m):
+    """An organized cloud (metres) of a flat part at 0.3 m with ``spacing_m`` between pixels, on
+    ``rows`` (a slice) only; elsewhere invalid (0)."""
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    xyz = np.stack([xs * spacing_m, ys * spacing_m, np.full(shape, 0.3, np.float32)], axis=-1)
+    out = np.zeros_like(xyz)
+    out[rows] = xyz[rows]
+    return out
+
+
+@pytest.mark.parametrize("rows", [slice(100, 300), slice(204, 206)], ids=["large part", "two-row part"])
+def test_the_scoring_unit_check_measures_few_rows_and_still_refuses_millimetres(rows):
+    """The check at scoring time measures the spacing on CHECK_ROWS of the 400 rows (the full
+    measurement only where those rows miss the part, here the part on two rows between them):
+    a cloud in metres passes, the same cloud in millimetres is refused naming the unit."""
+    from core.data.sample import Sample
+    from core.data.units import CHECK_ROWS, check_sample_spacing, point_spacing
+    from core.errors import DataError
+
+    metres = _flat_part((400, 300), rows, 5e-4)
+    assert CHECK_ROWS < 400
+    sampled = point_spacing(metres, CHECK_ROWS)
+    assert (sampled == 0) == (rows.stop - rows.start == 2)  # the sampled rows miss the thin part
+    sample = Sample("part", rgb=None, xyz=metres)
+    check_sample_spacing(sample, 5e-4, None)  # passes
+    with pytest.raises(DataError, match="1e\\+03× the training data's"):
+        check_sample_spacing(Sample("part", rgb=None, xyz=metres * np.float32(1000)), 5e-4, None)
