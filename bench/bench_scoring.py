@@ -9,8 +9,8 @@ sizes and search choices, peak RSS. Those are per-sample latencies of samples al
 disk. ``batch`` then scores the test files end to end (read, preprocess, score) as ``lsfa score``
 and ``lsfa eval`` do (core.model.Model.score_each), one after the other and with the next sample
 read, preprocessed and (RGB + xyz models) its RGB features extracted in a background thread
-(core.prefetch), alternating over ``--rounds``:
-wall seconds per sample (throughput) of each, and whether both gave identical maps and scores.
+(core.prefetch), alternating over ``--rounds``: wall seconds per sample (throughput) of each, the
+process's CPU seconds per sample, and whether both gave identical maps and scores.
 Targets on a 2-core CPU: scoring <= 0.1 s/sample with I-AUROC and AUPRO within 0.005 of exact
 search, fit (200 samples, no adaptation) <= 60 s, peak RSS <= 2.5 GB.
 
@@ -116,10 +116,12 @@ def summarise(results, totals, modalities) -> dict:
 
 def batch_throughput(model, refs, rounds: int) -> dict:
     """Wall seconds per sample scoring ``refs`` end to end, sequential vs prefetched, alternating
-    which goes first; each with the 1-minute load average at its end; CPU seconds per sample of the
-    calling thread and of the rest of the process (the background thread) in the prefetched runs
-    (on free cores their maximum bounds the throughput); and whether every round gave the same
-    image scores and maps (bit for bit) as the first sequential one."""
+    which goes first; each with the 1-minute load average at its end; the process's CPU seconds per
+    sample in every run (all threads: steadier than wall time on a machine whose speed varies), and
+    in the prefetched runs those of the calling thread and of the rest of the process (the
+    background thread and FPFH's helpers; on free cores their maximum bounds the throughput); and
+    whether every round gave the same image scores and maps (bit for bit) as the first sequential
+    one."""
     from core.prefetch import PREFETCH_DEPTH
 
     modes = {"sequential": 0, "prefetch": PREFETCH_DEPTH}
@@ -131,8 +133,9 @@ def batch_throughput(model, refs, rounds: int) -> dict:
             t, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             results = [res for _i, _ref, res in model.score_each(refs, prefetch=modes[name])]
             out[f"{name}_s_per_sample"].append(round((time.perf_counter() - t) / len(refs), 4))
+            main, cpu = time.thread_time() - main, time.process_time() - cpu
+            out.setdefault("process_cpu_s_per_sample", {}).setdefault(name, []).append(round(cpu / len(refs), 4))
             if name == "prefetch":
-                main, cpu = time.thread_time() - main, time.process_time() - cpu
                 out.setdefault("prefetch_cpu_s_per_sample", []).append(
                     {"calling_thread": round(main / len(refs), 4), "background": round((cpu - main) / len(refs), 4)})
             out["load_average_1min"].append(round(os.getloadavg()[0], 2))
