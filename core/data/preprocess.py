@@ -14,13 +14,12 @@
 Removed points become (0, 0, 0) and, with ``zero_rgb_background``, black in RGB (points that
 were already invalid keep their colour, as in the reference). All distances are in metres.
 Results can be cached in ``cache_dir`` keyed by a SHA-256 of the xyz content and the
-parameters; only the kept-pixel mask is stored. The user's files are never written.
+parameters; only the kept-pixel mask is stored, and the folder is kept under a size limit
+(:mod:`core.data.preprocess_cache`). The user's files are never written.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, replace
@@ -28,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.atomic import atomic_target
+from core.data import preprocess_cache as cache
 from core.data.sample import Sample, valid_points
 from core.errors import DataError, UserError
 
-CACHE_VERSION = "lsfa-preprocess-v1"
 log = logging.getLogger(__name__)
 
 
@@ -329,77 +327,6 @@ def pad_to_square(arr: np.ndarray | None, side: int, top: int, left: int) -> np.
     return out
 
 
-# ---------------------------------------------------------------------------- cache
-
-
-def cache_key(xyz: np.ndarray, params: PreprocessParams) -> str:
-    """SHA-256 of the xyz content (shape, dtype, bytes) and the parameters that affect it."""
-    h = hashlib.sha256()
-    h.update(CACHE_VERSION.encode())
-    h.update(json.dumps(params.cache_fields(), sort_keys=True).encode())
-    arr = np.ascontiguousarray(xyz, dtype=np.float32)
-    h.update(str(arr.shape).encode())
-    h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()[:40]
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str, *args) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        log.warning(message, *args)
-
-
-def _cache_read(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
-    """The cached kept-pixel mask, or None (missing or unusable: then it is recomputed; a
-    corrupt entry is deleted)."""
-    try:
-        if not path.is_file():
-            return None
-    except OSError:
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            stored_shape = tuple(int(v) for v in z["shape"])
-            if stored_shape != shape:
-                return None
-            keep = np.unpackbits(z["keep"], count=shape[0] * shape[1]).astype(bool).reshape(shape)
-            info = json.loads(bytes(z["info"]).decode())
-        return keep, info
-    except Exception as exc:  # truncated zip (BadZipFile), bad JSON, bad arrays, unreadable file
-        _warn_once(f"read:{path.parent}", "preprocessing cache: dropping unusable entry %s (%s); recomputing",
-                   path, exc.__class__.__name__)
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        return None
-
-
-def _cache_write(path: Path, keep: np.ndarray, info: dict) -> None:
-    """Store an entry; a read-only, full or missing cache folder is logged once and ignored."""
-    try:
-        with atomic_target(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                shape=np.array(keep.shape, dtype=np.int64),
-                keep=np.packbits(keep.ravel()),
-                info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8),
-            )
-    except OSError as exc:
-        _warn_once(f"write:{path.parent}", "preprocessing cache %s cannot be written (%s); continuing without it",
-                   path.parent, exc.strerror or exc.__class__.__name__)
-
-
-def _check_cache_dir(cache_dir: Path, sample: Sample) -> None:
-    target = cache_dir.resolve()
-    for p in (sample.rgb_path, sample.xyz_path, sample.mask_path):
-        if p is not None and Path(p).resolve().parent == target:
-            raise UserError(f"cache folder {cache_dir} is a data folder; choose a separate cache folder")
-
-
 # ---------------------------------------------------------------------------- main entry
 
 
@@ -443,16 +370,16 @@ def preprocess(
         cache_file = None
         if cache_dir is not None:
             cache_dir = Path(cache_dir)
-            _check_cache_dir(cache_dir, sample)
-            cache_file = cache_dir / f"{cache_key(xyz, p)}.npz"
-            hit = _cache_read(cache_file, (h, w))
+            cache.check_cache_dir(cache_dir, (sample.rgb_path, sample.xyz_path, sample.mask_path))
+            cache_file = cache_dir / f"{cache.cache_key(xyz, p.cache_fields())}.npz"
+            hit = cache.read(cache_file, (h, w))
             if hit is not None:
                 keep, info = hit
         cached = keep is not None
         if keep is None:
             keep, info = foreground_mask(xyz, p, source)
             if cache_file is not None:
-                _cache_write(cache_file, keep, info)
+                cache.write(cache_file, keep, info)
         removed = valid_points(xyz) & ~keep
         xyz = xyz.astype(np.float32, copy=True)
         xyz[~keep] = 0
