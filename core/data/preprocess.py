@@ -20,7 +20,6 @@ parameters; only the kept-pixel mask is stored, and the folder is kept under a s
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,8 +29,6 @@ import numpy as np
 from core.data import preprocess_cache as cache
 from core.data.sample import Sample, valid_points
 from core.errors import DataError, UserError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
