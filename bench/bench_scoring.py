@@ -10,12 +10,15 @@ disk. ``batch`` then scores the test files end to end (read, preprocess, score) 
 and ``lsfa eval`` do (core.model.Model.score_each), one after the other and with the next sample
 read, preprocessed and (RGB + xyz models) its RGB features extracted in a background thread
 (core.prefetch), alternating over ``--rounds``: wall seconds per sample (throughput) of each, the
-process's CPU seconds per sample, and whether both gave identical maps and scores.
+process's CPU seconds per sample, and whether both gave identical maps and scores. Those samples
+were preprocessed before (the interleaved runs above), so their background removal comes from the
+preprocessing cache; ``--new-parts`` gives every end-to-end run an empty cache of its own, as for
+parts a line has never seen.
 Targets on a 2-core CPU: scoring <= 0.1 s/sample with I-AUROC and AUPRO within 0.005 of exact
 search, fit (200 samples, no adaptation) <= 60 s, peak RSS <= 2.5 GB.
 
     python bench/bench_scoring.py [--train 200] [--test 20] [--size 224]
-    python bench/bench_scoring.py --data DIR --category C [--test N] [--rounds 2] [--threads 1]
+    python bench/bench_scoring.py --data DIR --category C [--test N] [--rounds 2] [--threads 1] [--new-parts]
     python bench/bench_scoring.py --tire-fullres [--train 200]
 
 With ``--data`` the preprocessing cache is ``$LSFA_CACHE_DIR`` (or the per-user one).
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import resource
@@ -114,14 +118,22 @@ def summarise(results, totals, modalities) -> dict:
     }
 
 
-def batch_throughput(model, refs, rounds: int) -> dict:
+def use_cache_folder(model, folder: Path) -> None:
+    """Point the model's (and an ensemble's members') preprocessing cache at ``folder``."""
+    for m in [model, *getattr(model, "members", [])]:
+        m.config = dataclasses.replace(m.config, cache_dir=str(folder))
+
+
+def batch_throughput(model, refs, rounds: int, new_parts: Path | None = None) -> dict:
     """Wall seconds per sample scoring ``refs`` end to end, sequential vs prefetched, alternating
     which goes first; each with the 1-minute load average at its end; the process's CPU seconds per
     sample in every run (all threads: steadier than wall time on a machine whose speed varies), and
     in the prefetched runs those of the calling thread and of the rest of the process (the
     background thread and FPFH's helpers; on free cores their maximum bounds the throughput); and
     whether every round gave the same image scores and maps (bit for bit) as the first sequential
-    one."""
+    one. ``new_parts``: a folder under which every run gets an empty preprocessing cache of its own,
+    so that each sample costs what a part never seen before costs (background removal included,
+    its cache entry written)."""
     from core.prefetch import PREFETCH_DEPTH
 
     modes = {"sequential": 0, "prefetch": PREFETCH_DEPTH}
@@ -130,6 +142,8 @@ def batch_throughput(model, refs, rounds: int) -> dict:
     reference, identical, metrics = None, True, None
     for r in range(rounds):
         for name in (list(modes) if r % 2 == 0 else list(modes)[::-1]):
+            if new_parts is not None:
+                use_cache_folder(model, new_parts / f"round{r}-{name}")
             t, cpu, main = time.perf_counter(), time.process_time(), time.thread_time()
             results = [res for _i, _ref, res in model.score_each(refs, prefetch=modes[name])]
             out[f"{name}_s_per_sample"].append(round((time.perf_counter() - t) / len(refs), 4))
@@ -166,6 +180,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="existing dataset (else demo data is generated)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of the end-to-end batch timing (0: skip it)")
     ap.add_argument("--model", type=Path, help="a saved model of --data/--category instead of fitting")
+    ap.add_argument("--new-parts", action="store_true",
+                    help="end-to-end runs each start with an empty preprocessing cache (a line's never-seen parts)")
     ap.add_argument("--threads", type=int, help="torch threads while scoring (default: as the process has them)")
     ap.add_argument("--tire-fullres", action="store_true",
                     help="RGB-only 600×800 case from the shared tire upsampled 2× (see the module docstring)")
@@ -212,7 +228,8 @@ def main() -> None:
     out_runs = {name: summarise(res, tot, model.modalities) for name, (_, res, tot) in runs.items()}
     a, e = out_runs["approximate"], out_runs["exact"]
     del samples, runs
-    batch = batch_throughput(model, refs, args.rounds) if args.rounds else None
+    fresh = Path(tmp.name) / "new-parts" if args.new_parts else None
+    batch = batch_throughput(model, refs, args.rounds, fresh) if args.rounds else None
 
     def diff(key):
         return None if a[key] is None or e[key] is None else round(a[key] - e[key], 5)
