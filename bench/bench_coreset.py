@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.scoring._threads import single_thread_blas  # noqa: E402
+from core.cpu import single_thread_blas  # noqa: E402
 from core.scoring.coreset import _project, greedy_coreset  # noqa: E402
 from core.scoring.maps import upsample_and_blur  # noqa: E402
 

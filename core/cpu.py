@@ -1,6 +1,6 @@
 """The CPU cores this process may run on: the one owner of that count (thread limits while
 reading ahead, core.prefetch; the FPFH loops' threads, core.features.fpfh; an ensemble's members
-scored side by side, core.ensemble), and the OpenMP thread limit of a block (faiss searches)."""
+scored side by side, core.ensemble), the OpenMP thread limit of a block (faiss searches) and single-threaded BLAS for a block."""
 
 from __future__ import annotations
 
@@ -113,3 +113,36 @@ def openmp_threads(n: int):
     on one thread, and a fit's results depend on whether a search ran before it."""
     with threadpool_controller().limit(limits=max(1, int(n)), user_api="openmp"):
         yield
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+@contextmanager
+def single_thread_blas():
+    """One BLAS thread (numpy's and scipy's OpenBLAS) while any thread is inside such a block.
+
+    The engine issues many small matrix products (maps, coreset, the plane fit of background
+    removal). On a busy or small CPU, OpenBLAS's worker-thread hand-off makes each of them cost
+    milliseconds instead of microseconds (28x28 -> 224x224 map 0.08 ms single-threaded vs 3-9 ms
+    with 2 threads on a shared 2-core machine), and its idle workers spin: background removal of a
+    400x400 cloud took 73 ms of wall time either way but 143-148 ms of CPU with 2 threads against
+    71-73 ms with one. The limit is process-wide while any thread runs such a block (an
+    ensemble's members score side by side, core.ensemble; the read-ahead thread prepares a
+    sample): the first to enter sets it, the last to leave restores it, so one thread's exit never
+    lifts it under another's products."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None

@@ -53,8 +53,8 @@ def on_member_threads(calls: list) -> list:
     thread sets itself did not reach that thread's own products: its maps differed from one after
     the other by 1e-7). The same bits as one after the other (tests/test_ensemble.py), in about the
     slower member's time on two cores."""
-    from core.cpu import ENGINE_TORCH_THREADS, side_by_side
-    from core.scoring._threads import single_thread_blas, torch_threads_at_most
+    from core.cpu import ENGINE_TORCH_THREADS, side_by_side, single_thread_blas
+    from core.scoring._threads import torch_threads_at_most
 
     def pinned(call):
         def run():

@@ -82,9 +82,12 @@ def part_extent_px(sample: Sample, preprocess: bool = True, cache_dir: Path | No
     """(radius, square side) in original pixels after preprocessing and padding: the part's
     extent, the largest distance from its foreground's centre to a foreground point
     (:func:`_extent`; None when no part is found), and the padded square's side."""
+    from core.cpu import single_thread_blas
+
     height, width = sample.shape
-    padded, side, top, left = padded_sample(sample, preprocess, cache_dir)
-    extent = _extent(padded, top, left, height, width)
+    with single_thread_blas():  # as prepare_sample_sizes
+        padded, side, top, left = padded_sample(sample, preprocess, cache_dir)
+        extent = _extent(padded, top, left, height, width)
     return (None if extent is None else extent[2]), side
 
 
@@ -93,7 +96,17 @@ def prepare_sample_sizes(
     frame: ObjectFrame | None = None,
 ) -> list[Sample]:
     """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
-    and the crop run once, then the square is resized to each size."""
+    and the crop run once, then the square is resized to each size. BLAS runs on one thread meanwhile
+    (:func:`core.cpu.single_thread_blas`: the background removal's small products gain nothing
+    from a second one, whose spinning took as much CPU again)."""
+    from core.cpu import single_thread_blas
+
+    with single_thread_blas():
+        return _prepared_sizes(sample, sizes, preprocess, cache_dir, frame)
+
+
+def _prepared_sizes(sample: Sample, sizes, preprocess: bool, cache_dir: Path | None,
+                    frame: ObjectFrame | None) -> list[Sample]:
     from core.data.resize import resize_sample
     from core.grid_map import GridMap
 

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from core.progress import Progress, ensure
-from core.scoring._threads import single_thread_blas
+from core.cpu import single_thread_blas
 
 DEFAULT_BLOCK_SIZE = 512
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from core.scoring._threads import single_thread_blas
+from core.cpu import single_thread_blas
 
 
 def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
