@@ -96,9 +96,9 @@ def prepare_sample_sizes(
     frame: ObjectFrame | None = None,
 ) -> list[Sample]:
     """:func:`prepare_sample` on several grid sizes (an ensemble's members): the preprocessing
-    and the crop run once, then the square is resized to each size. BLAS runs on one thread meanwhile
-    (:func:`core.cpu.single_thread_blas`: the background removal's small products gain nothing
-    from a second one, whose spinning took as much CPU again)."""
+    and the crop run once, then the square is resized to each size. BLAS runs on one thread
+    meanwhile (:func:`core.cpu.single_thread_blas`: the background removal's small products gain
+    nothing from a second one, whose spinning took as much CPU again)."""
     from core.cpu import single_thread_blas
 
     with single_thread_blas():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 from pathlib import Path
@@ -109,8 +110,9 @@ def write(path: Path, keep: np.ndarray, info: dict) -> None:
         return
     folder = path.parent
     with _lock:
-        due = folder not in _writes or _writes[folder] + 1 >= PRUNE_EVERY
-        _writes[folder] = 0 if due else _writes[folder] + 1
+        since = _writes.get(folder)  # None: this process has not measured the folder yet
+        due = since is None or since + 1 >= PRUNE_EVERY
+        _writes[folder] = 0 if due else since + 1
     if due:
         prune(folder, max_bytes())
 
@@ -122,7 +124,7 @@ def max_bytes() -> int:
     if text:
         try:
             mb = float(text)
-            if mb > 0 and mb != float("inf"):
+            if mb > 0 and math.isfinite(mb):
                 return int(mb * 1024 * 1024)
         except ValueError:
             pass
