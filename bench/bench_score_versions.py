@@ -8,7 +8,9 @@ first release has: ``core.pipeline.fit``, ``core.data.dataset.open_dataset``, ``
 (no adaptation; the same data for both versions), then per round, each with an empty
 preprocessing cache (parts never seen): every test sample scored one at a time (already read
 from disk) and all test files end to end. Prints one JSON line: wall seconds per sample (median
-of one at a time; mean of end to end) and the process's CPU seconds per sample, per round.
+of one at a time; mean of end to end) and the process's CPU seconds per sample, per round, and
+each scoring stage's median seconds one at a time (the results' ``timings``: preprocessing,
+features per modality, search, ...) over all rounds.
 
     python bench/bench_score_versions.py --data DATA/demo_301 --category puck [--repo ../old] [--rounds 2]
 
@@ -60,15 +62,17 @@ def main() -> None:
     def with_new_cache(name: str) -> None:
         model.config = dataclasses.replace(model.config, cache_dir=str(caches / name))
 
-    one_at_a_time, end_to_end = [], []
+    one_at_a_time, end_to_end, stages = [], [], {}
     for k in range(args.rounds):
         with_new_cache(f"single{k}")
         walls, cpus = [], []
         for sample in samples:
             c0, t = time.process_time(), time.perf_counter()
-            model.score(sample)
+            result = model.score(sample)
             walls.append(time.perf_counter() - t)
             cpus.append(time.process_time() - c0)
+            for stage, seconds in result.timings.items():
+                stages.setdefault(stage, []).append(seconds)
         one_at_a_time.append({"median_s": round(float(np.median(walls)), 4),
                               "cpu_s": round(float(np.mean(cpus)), 4)})
         with_new_cache(f"files{k}")
@@ -79,6 +83,7 @@ def main() -> None:
     print(json.dumps({
         "engine": str(Path(core.__file__).resolve().parents[1]), "samples": len(samples), "fit_s": round(fit_s, 1),
         "one_at_a_time": one_at_a_time, "end_to_end": end_to_end,
+        "stage_median_s": {k: round(float(np.median(v)), 4) for k, v in stages.items()},
         "load_1min": round(os.getloadavg()[0], 2),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
     }))
