@@ -395,11 +395,32 @@ def test_dent_shading_zero_leaves_the_image_alone_but_not_the_geometry(kind):
     assert np.array_equal(stain.rgb, S.render_sample(5, "puck", "test/stain", 0, size=128).rgb)
 
 
+def test_print_variation_changes_each_parts_colour_and_nothing_else():
+    """print_variation > 0: the object's colour varies by a field of each part's own (not the
+    table's colour, not the geometry, not a defect's mask); 0 is the standard render."""
+    plain = [S.render_sample(5, "cookie", "train", i, size=128) for i in (0, 1)]
+    varied = [S.render_sample(5, "cookie", "train", i, size=128, print_variation=0.3) for i in (0, 1)]
+    assert np.array_equal(S.render_sample(5, "cookie", "train", 0, size=128, print_variation=0.0).rgb, plain[0].rgb)
+    on = np.logical_and(*(p.albedo_grid.min(-1) > 0.05 for p in plain))  # on both parts
+    gains = []
+    for p, v in zip(plain, varied):
+        assert np.array_equal(p.xyz, v.xyz) and np.array_equal(p.height, v.height)
+        assert np.array_equal(p.rgb[:12, :12], v.rgb[:12, :12])  # a corner of the table
+        assert np.abs(p.rgb.astype(int) - v.rgb).max() > 40
+        gains.append(v.albedo_grid[on] / p.albedo_grid[on])
+        assert 0.15 < np.std(gains[-1]) < 0.45  # about the amount, one standard deviation
+    assert np.mean(np.abs(gains[0] - gains[1])) > 0.1  # each part's own field
+    _, stain = S.render_sample_pair(5, "puck", "test/stain", 0, size=128)
+    _, stain_v = S.render_sample_pair(5, "puck", "test/stain", 0, size=128, print_variation=0.3)
+    assert np.array_equal(stain.mask, stain_v.mask) and not np.array_equal(stain.rgb, stain_v.rgb)
+
+
 def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     for kwargs in ({"object_scale": 0.4}, {"object_scale": 2.5}, {"noise_scale": -0.1},
                    {"noise_scale": 5.5}, {"defect_scale": 0.2}, {"defect_scale": 3.5},
                    {"defect_scale": float("nan")}, {"object_scale": "big"}, {"flying_pixels": 1.5},
-                   {"dent_shading": -0.5}, {"dent_shading": 1.2}):
+                   {"dent_shading": -0.5}, {"dent_shading": 1.2}, {"print_variation": -0.1},
+                   {"print_variation": 1.5}):
         name = next(iter(kwargs)).replace("_", " ")
         with pytest.raises(UserError, match=name):
             S.demo_parameters(**kwargs)
@@ -417,11 +438,11 @@ def test_variation_factors_are_validated_and_stored(tmp_path, capsys):
     args = ["demo-data", str(out), "--size", "64", "--train", "1", "--validation", "0", "--test-good", "0",
             "--test-per-defect", "1", "--categories", "cookie", "--defect-types", "hole", "--workers", "1"]
     varied = args + ["--object-scale", "1.25", "--noise-scale", "2", "--defect-scale", "0.5",
-                     "--flying-pixels", "0.3", "--dent-shading", "0.5"]
+                     "--flying-pixels", "0.3", "--dent-shading", "0.5", "--print-variation", "0.2"]
     assert main(varied) == 0
     marker = S.read_marker(out)
-    assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"],
-            marker["flying_pixels"], marker["dent_shading"]) == (1.25, 2.0, 0.5, 0.3, 0.5)
+    assert (marker["object_scale"], marker["noise_scale"], marker["defect_scale"], marker["flying_pixels"],
+            marker["dent_shading"], marker["print_variation"]) == (1.25, 2.0, 0.5, 0.3, 0.5, 0.2)
     stamp = (out / S.MARKER_NAME).stat().st_mtime_ns
     assert main(varied) == 0  # same factors: up to date, kept
     assert (out / S.MARKER_NAME).stat().st_mtime_ns == stamp

@@ -57,6 +57,10 @@ def register(subparsers) -> None:
     p.add_argument("--dent-shading", type=float, default=1.0,
                    help=f"how much of a dent's or bump's shading shows in the RGB image ({span('dent_shading')}, "
                         f"default 1 = as lit; 0 = geometry only, as on matte textured parts)")
+    p.add_argument("--print-variation", type=float, default=0.0,
+                   help=f"how much each part's colour varies by a smooth random field of its own, one standard "
+                        f"deviation per channel ({span('print_variation')}, default 0): a print or finish that "
+                        f"differs from part to part")
     p.add_argument("--workers", type=int, default=0, help="rendering processes (default 0 = automatic)")
     p.add_argument("--force", action="store_true", help="replace a demo dataset made with other options")
     p.set_defaults(func=run)
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         defect_scale=args.defect_scale,
         flying_pixels=args.flying_pixels,
         dent_shading=args.dent_shading,
+        print_variation=args.print_variation,
         progress=Progress(show),
         force=args.force,
         workers=args.workers,

@@ -24,7 +24,8 @@ Variation factors (at their defaults they give exactly the standard dataset):
 ``noise_scale`` the sensor's depth/RGB noise and random dropout rates, ``defect_scale`` the
 defects' lateral size (radius, length, width), ``flying_pixels`` (default 0) the share of mixed
 pixels at depth steps, ``dent_shading`` (default 1) how much of a dent's or bump's shading shows
-in the RGB image (0: geometry only). None of them changes the random draws.
+in the RGB image (0: geometry only), ``print_variation`` (default 0) how much each part's colour
+varies by a smooth random field of its own. None of them changes the random draws.
 
 Every sample draws from its own random streams derived from (seed, category, split/label,
 index), so the same seed gives byte-identical files and changing the counts does not change

@@ -223,6 +223,26 @@ def _build_object(category: str, size: int, object_scale: float, tex: _Textures,
 
 
 
+PRINT_BLOTCHES = 12  # the print variation's random field has about this many blotches across the grid
+
+
+def _varied_print(obj: _Object, rng: np.random.Generator, amount: float) -> _Object:
+    """``obj`` with its albedo multiplied, on the object only, by a smooth random colour field
+    of this sample (each channel 1 + ``amount`` × unit-std noise, blotches ~1/12 of the grid
+    wide, clipped to [0.1, 2]): a print or finish that differs from part to part, so that the
+    RGB image of good parts varies as much as a defect changes it."""
+    from dataclasses import replace
+
+    from scipy.ndimage import zoom
+
+    coarse = rng.standard_normal((PRINT_BLOTCHES + 3, PRINT_BLOTCHES + 3, 3))
+    field = zoom(coarse, (obj.albedo.shape[0] / coarse.shape[0], obj.albedo.shape[1] / coarse.shape[1], 1), order=3,
+                 mode="nearest", grid_mode=True)
+    field /= field.std() + 1e-12
+    gain = np.clip(1.0 + amount * field * obj.coverage[..., None], 0.1, 2.0)
+    return replace(obj, albedo=np.clip(obj.albedo * gain, 0.0, 1.0).astype(obj.albedo.dtype))
+
+
 @lru_cache(maxsize=4)
 def _grid(size: int, object_scale: float = 1.0) -> _Grid:
     """The object grid (metres, object coordinates) for images of ``size`` and objects

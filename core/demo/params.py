@@ -20,6 +20,7 @@ VARIATION_RANGES: dict[str, tuple[float, float]] = {
     "defect_scale": (0.3, 3.0),
     "flying_pixels": (0.0, 1.0),
     "dent_shading": (0.0, 1.0),
+    "print_variation": (0.0, 1.0),
 }
 VARIATION_DEFAULTS: dict[str, float] = {
     "object_scale": 1.0,
@@ -27,6 +28,7 @@ VARIATION_DEFAULTS: dict[str, float] = {
     "defect_scale": 1.0,
     "flying_pixels": 0.0,
     "dent_shading": 1.0,
+    "print_variation": 0.0,
 }
 _VARIATION_WHAT = {
     "object_scale": "object scale",
@@ -34,14 +36,15 @@ _VARIATION_WHAT = {
     "defect_scale": "defect scale",
     "flying_pixels": "flying pixels share",
     "dent_shading": "dent shading",
+    "print_variation": "print variation",
 }
 
 
 def _variation(object_scale, noise_scale, defect_scale, flying_pixels=0.0,
-               dent_shading=1.0) -> tuple[float, float, float, float, float]:
+               dent_shading=1.0, print_variation=0.0) -> tuple[float, float, float, float, float, float]:
     """The variation factors as floats; UserError when one is not a number in its range."""
     out = []
-    values = (object_scale, noise_scale, defect_scale, flying_pixels, dent_shading)
+    values = (object_scale, noise_scale, defect_scale, flying_pixels, dent_shading, print_variation)
     for name, value in zip(VARIATION_RANGES, values):
         lo, hi = VARIATION_RANGES[name]
         what = _VARIATION_WHAT[name]

@@ -8,10 +8,10 @@ import numpy as np
 
 from core.demo.camera import _MARCH_STEP_M
 from core.demo.defects import DEFECT_TYPES, _DefectSpec, _apply_defect
-from core.demo.objects import DEMO_CATEGORIES, _BUILDERS, _Grid, _Object, _build_object, _grid
+from core.demo.objects import DEMO_CATEGORIES, _BUILDERS, _Grid, _Object, _build_object, _grid, _varied_print
 from core.demo.params import DEFAULT_SIZE, _variation
 from core.demo.scene import _Render, _affected_pixels, _draw_noise, _draw_pose, _render, _sensor
-from core.demo.textures import _sample_streams, _textures
+from core.demo.textures import _print_stream, _sample_streams, _textures
 from core.errors import UserError
 
 
@@ -62,6 +62,7 @@ def render_sample_pair(
     defect_scale: float = 1.0,
     flying_pixels: float = 0.0,
     dent_shading: float = 1.0,
+    print_variation: float = 0.0,
 ) -> tuple[SyntheticSample, SyntheticSample]:
     """Render sample ``index`` of ``folder`` ("train", "validation", "test/good",
     "test/<defect>") without and with its defect (the same object for good samples).
@@ -70,9 +71,10 @@ def render_sample_pair(
     pixels whose noise-free geometry, validity or colour the defect changed. The defective
     render re-traces only the pixels the defect can reach; ``full_render`` re-traces all
     (for checking that shortcut). ``object_scale``, ``noise_scale``, ``defect_scale``,
-    ``flying_pixels`` and ``dent_shading`` are the variation factors of :func:`demo_parameters`."""
-    object_scale, noise_scale, defect_scale, flying_pixels, dent_shading = _variation(
-        object_scale, noise_scale, defect_scale, flying_pixels, dent_shading)
+    ``flying_pixels``, ``dent_shading`` and ``print_variation`` are the variation factors of
+    :func:`demo_parameters`."""
+    object_scale, noise_scale, defect_scale, flying_pixels, dent_shading, print_variation = _variation(
+        object_scale, noise_scale, defect_scale, flying_pixels, dent_shading, print_variation)
     if category not in _BUILDERS:
         raise UserError(f"unknown demo category {category!r}; known: {', '.join(DEMO_CATEGORIES)}")
     label = folder.split("/", 1)[1] if folder.startswith("test/") else "good"
@@ -84,6 +86,8 @@ def render_sample_pair(
     tex = _textures(int(seed), category)
     g = _grid(size, object_scale)
     obj = _build_object(category, size, object_scale, tex, streams["scene"])
+    if print_variation > 0.0:
+        obj = _varied_print(obj, _print_stream(seed, category, folder, index), print_variation)
     pose = _draw_pose(streams["scene"], obj.light_azimuth)
     noise = _draw_noise(streams["noise"], size, noise_scale, flying_pixels)
     dobj = spec = None
@@ -116,12 +120,12 @@ def render_sample_pair(
 def render_sample(
     seed: int, category: str, folder: str, index: int, size: int = DEFAULT_SIZE, defect_strength: float = 1.0,
     *, object_scale: float = 1.0, noise_scale: float = 1.0, defect_scale: float = 1.0,
-    flying_pixels: float = 0.0, dent_shading: float = 1.0,
+    flying_pixels: float = 0.0, dent_shading: float = 1.0, print_variation: float = 0.0,
 ) -> SyntheticSample:
     """The sample as written to ``<category>/<folder>/{rgb,xyz,gt}/<index:03d>.*`` (with its
     defect, if any); ``folder`` is "train", "validation", "test/good" or "test/<defect>"."""
     return render_sample_pair(
         seed, category, folder, index, size, defect_strength,
         object_scale=object_scale, noise_scale=noise_scale, defect_scale=defect_scale,
-        flying_pixels=flying_pixels, dent_shading=dent_shading,
+        flying_pixels=flying_pixels, dent_shading=dent_shading, print_variation=print_variation,
     )[1]

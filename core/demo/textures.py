@@ -24,6 +24,13 @@ def _sample_streams(seed: int, category: str, folder: str, index: int) -> dict[s
     }
 
 
+def _print_stream(seed: int, category: str, folder: str, index: int) -> np.random.Generator:
+    """The random stream of one sample's print variation, apart from :func:`_sample_streams`
+    (so drawing it changes none of the other draws)."""
+    ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(_key(category), _key(folder), int(index), _key("print")))
+    return np.random.default_rng(ss)
+
+
 def _periodic_noise(rng: np.random.Generator, n: int, beta: float, lowpass: float) -> np.ndarray:
     """n×n tileable noise with a 1/f^beta spectrum, zero mean, unit std (float32)."""
     white = rng.standard_normal((n, n))

@@ -63,11 +63,12 @@ def _folder_path(root: Path, category: str, folder: str) -> Path:
 
 def _write_sample(root: str, seed: int, category: str, folder: str, index: int, size: int,
                   defect_strength: float, object_scale: float = 1.0, noise_scale: float = 1.0,
-                  defect_scale: float = 1.0, flying_pixels: float = 0.0, dent_shading: float = 1.0) -> str:
+                  defect_scale: float = 1.0, flying_pixels: float = 0.0, dent_shading: float = 1.0,
+                  print_variation: float = 0.0) -> str:
     """Render one sample and write its rgb/xyz(/gt) files under ``root``; returns its name."""
     s = render_sample(seed, category, folder, index, size, defect_strength, object_scale=object_scale,
                       noise_scale=noise_scale, defect_scale=defect_scale, flying_pixels=flying_pixels,
-                      dent_shading=dent_shading)
+                      dent_shading=dent_shading, print_variation=print_variation)
     base = _folder_path(Path(root), category, folder)
     name = f"{index:03d}"
     subs = ("rgb", "xyz") + (("gt",) if folder.startswith("test/") else ())
@@ -159,6 +160,7 @@ def demo_parameters(
     defect_scale: float = 1.0,
     flying_pixels: float = 0.0,
     dent_shading: float = 1.0,
+    print_variation: float = 0.0,
 ) -> dict:
     """Validated, normalised generation parameters (as stored in the dataset's marker file,
     which leaves out variation factors at 1.0); UserError on bad values.
@@ -172,7 +174,10 @@ def demo_parameters(
     depth discontinuities (> 1 mm) that the sensor places between the two surfaces ("mixed" or
     "flying" pixels of real depth sensors); 0 leaves the output unchanged. ``dent_shading`` (0-1,
     default 1) is how much of a dent's or bump's change of shading reaches the RGB image: 1 as lit,
-    0 none (geometry-only defects, as on matte textured parts); the xyz and the mask are the same."""
+    0 none (geometry-only defects, as on matte textured parts); the xyz and the mask are the same.
+    ``print_variation`` (0-1, default 0) multiplies each part's colour by a smooth random field of
+    its own (per channel 1 ± this much, one standard deviation): a print or finish that differs
+    from part to part, so the RGB image of good parts varies (0 leaves the output unchanged)."""
     categories = list(DEMO_CATEGORIES if categories is None else categories)
     defect_types = list(DEFECT_TYPES if defect_types is None else defect_types)
     if not categories:
@@ -199,7 +204,7 @@ def demo_parameters(
     if not 0 < float(defect_strength) <= 10:
         raise UserError(f"defect strength must be in (0, 10], got {defect_strength}")
     variation = dict(zip(VARIATION_RANGES, _variation(object_scale, noise_scale, defect_scale, flying_pixels,
-                                                      dent_shading)))
+                                                      dent_shading, print_variation)))
     return {
         "generator": "lsfa-demo",
         "version": GENERATOR_VERSION,
@@ -229,6 +234,7 @@ def generate_demo_dataset(
     defect_scale: float = 1.0,
     flying_pixels: float = 0.0,
     dent_shading: float = 1.0,
+    print_variation: float = 0.0,
     progress: progress_mod.Progress | None = None,
     force: bool = False,
     workers: int = 1,
@@ -242,12 +248,14 @@ def generate_demo_dataset(
     deleted. ``workers`` > 1 renders in that many spawned processes, 0 picks up to 4 for
     larger sets; files do not depend on it (scripts calling with workers != 1 need the
     ``if __name__ == "__main__":`` guard). ``object_scale``, ``noise_scale``,
-    ``defect_scale``, ``flying_pixels`` and ``dent_shading`` vary the scene (see :func:`demo_parameters`).
+    ``defect_scale``, ``flying_pixels``, ``dent_shading`` and ``print_variation`` vary the scene
+    (see :func:`demo_parameters`).
     """
     p = progress_mod.ensure(progress)
     params = demo_parameters(
         seed, categories, size, n_train, n_validation, n_test_good, n_test_per_defect,
         defect_types, defect_strength, object_scale, noise_scale, defect_scale, flying_pixels, dent_shading,
+        print_variation,
     )
     out = Path(out_dir).expanduser().absolute()
     replacing = False
