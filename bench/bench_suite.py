@@ -2,9 +2,9 @@
 
 Two groups (see docs/evaluation.md):
 
-* tuning: the built-in demo generator at seven seeds (two with other object scale, sensor noise
+* tuning: the built-in demo generator at eight seeds (two with other object scale, sensor noise
   and defect size, one with flying pixels at the objects' rims, one with dents and bumps that do
-  not show in the RGB image), the shared real MVTec 3D-AD ``tire`` (half-resolution subset, RGB only) and
+  not show in the RGB image, one with each part's colour varied), the shared real MVTec 3D-AD ``tire`` (half-resolution subset, RGB only) and
   the shared real MVTec AD ``bottle`` (2D layout). Defaults are chosen on these only.
 * confirmation: the independently written "parts" generator (core/data/parts/: other shapes,
   materials, lighting, sensor noise; 0.2-1 mm dents and bumps), never used to choose anything.
@@ -53,6 +53,7 @@ DEMO_SETS = {  # seed -> demo generator variation factors
     305: dict(object_scale=1.3, noise_scale=0.5, defect_scale=1.5),
     306: dict(flying_pixels=0.4),  # mixed ("flying") pixels at the objects' rims
     307: dict(dent_shading=0.0),  # dents and bumps geometry only: not in the RGB image
+    308: dict(print_variation=0.3),  # each part's colour varies: the RGB image of good parts varies
 }
 PARTS_SEED = 901
 

@@ -12,6 +12,7 @@ from core.errors import UserError
 MODALITY_CHOICES = ("auto", "rgb", "xyz", "rgb,xyz")
 FUSION_CHOICES = ("tail_sum", "tail_max", "sum", "ocsvm")  # see core.scoring.fusion
 FUSED_IMAGE_SCORE_CHOICES = ("modality_units", "modality_topk", "map_topk", "map_max", "late")
+UNITS_FUSION_CHOICES = ("sum", "max")
 IMAGE_SCORE_CHOICES = ("max", "reweighted")
 PATCH_DISTANCE_CHOICES = ("raw", "relative")
 SEARCH_CHOICES = ("auto", "exact")
@@ -40,7 +41,7 @@ DEFAULT_PRESET = "auto"
 # lacks one was fitted (and its thresholds set) with the old behaviour, given here.
 STORED_BEFORE_SETTING = {"patch_distance": "raw", "dropped_modality_in_map": False, "object_crop": False,
                          "threshold_training_parts": False, "colour_contrast": False,
-                         "position_weight": 0.0, "ensemble": []}
+                         "position_weight": 0.0, "ensemble": [], "units_fusion": "sum"}
 
 MAX_IMAGE_SIZE = 1024  # model grid side limit: memory grows with its square (accurate = 320)
 
@@ -124,13 +125,20 @@ class FitConfig:
         "modality_units",
         "image score of the fused model: each modality's mean top-k pixel in units of how far the "
         "good parts reach on that modality (median and 0.999 quantile over the held-out good parts and "
-        "every third training part scored leave-one-out), summed with the self-check's modality weights "
+        "every third training part scored leave-one-out), combined (units_fusion: the largest by default) with the self-check's modality weights "
         "(modality_units, the default since the twenty-third round: a modality that is noisy on this "
         "product counts for less; docs/evaluation.md); the sum of each modality's mean top-k pixel in "
         "good-tail pixel units (modality_topk, the default from the ninth round to the twenty-second; "
         "with one modality both are the same as map_topk), the mean of the top-k fused-map pixels "
         "(map_topk, the default before), the maximum of the fused map (map_max), or late fusion of the "
         "per-modality image scores (late, M3DM's decision layer)", FUSED_IMAGE_SCORE_CHOICES)
+    units_fusion: str = _setting(
+        "max",
+        "how the modality_units image score combines the modalities' units: max (the default since the "
+        "twenty-eighth round) takes the largest, so a modality that is noisy on good parts adds nothing "
+        "to a part another modality finds; sum adds them (the default before; model files written "
+        "before sum). docs/evaluation.md, \"the units image score as the largest modality\"; the "
+        "anomaly map is the same either way", UNITS_FUSION_CHOICES)
     image_topk: int = _setting(250, "pixels averaged by the top-k image scores, counted at 224×224 (scaled with the "
                                "image size squared)")
     search: str = _setting(
@@ -245,6 +253,9 @@ class FitConfig:
                 f"fused image score must be one of {', '.join(FUSED_IMAGE_SCORE_CHOICES)}, "
                 f"got {self.fused_image_score!r}"
             )
+        if self.units_fusion not in UNITS_FUSION_CHOICES:
+            raise UserError(f"--units-fusion must be one of {', '.join(UNITS_FUSION_CHOICES)}, "
+                            f"got {self.units_fusion!r}")
         if not (isinstance(self.image_topk, int) and self.image_topk >= 1):
             raise UserError(f"image top-k must be a positive number of pixels, got {self.image_topk!r}")
         if self.bank_shifts not in BANK_SHIFT_CHOICES or isinstance(self.bank_shifts, bool):

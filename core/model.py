@@ -250,7 +250,7 @@ class Model(ScoringLoop):
         mean in good-tail units; with "modality_units" (the default) and two or more modalities,
         each modality's top-k mean put in the units of the good parts' top-k means (the held-out and
         the left-out training parts) by the model's image fusion or ``image_units``
-        (:meth:`fit_image_units`) and fused; otherwise map-based (top-k
+        (:meth:`fit_image_units`) and fused (summed, or the largest: ``config.units_fusion``); otherwise map-based (top-k
         mean, else the map maximum). ``roi``: (B,S,S) bool regions of interest on the grid
         (core.roi.roi_stack): ignored pixels score 0 before the image score is taken. A modality
         that ``fusion``'s weights drop leaves the image score, and the map only as
@@ -319,7 +319,16 @@ class Model(ScoringLoop):
         good = self.modality_topk_scores(maps, roi)
         if more_topk is not None and len(more_topk):
             good = np.concatenate([good, np.asarray(more_topk, np.float32)])
-        return LateFusion(self.config.fusion).fit(good)
+        return LateFusion(self.units_fusion_mode).fit(good)
+
+    @property
+    def units_fusion_mode(self) -> str:
+        """The LateFusion mode of the units image score: ``config.fusion``, or with
+        ``config.units_fusion`` "max" its maximum form (tail_max for the tail modes, else max)."""
+        mode = self.config.fusion
+        if self.config.units_fusion == "max":
+            return "tail_max" if mode.startswith("tail_") else "max"
+        return mode
 
     def _map_image_scores(self, pix: np.ndarray) -> np.ndarray:
         """(B,) image scores of (B,S,S) maps: the mean of the top-k pixels ("modality_topk",

@@ -45,6 +45,8 @@ def register(sub) -> None:
     p.add_argument("--fused-image-score", default=FitConfig.fused_image_score,
                    choices=option_choices("fused_image_score"),
                    help=f"{option_help('fused_image_score')} (default {FitConfig.fused_image_score})")
+    p.add_argument("--units-fusion", default=FitConfig.units_fusion, choices=option_choices("units_fusion"),
+                   help=f"{option_help('units_fusion')} (default {FitConfig.units_fusion})")
     p.add_argument("--image-topk", type=int, default=FitConfig.image_topk,
                    help=f"{option_help('image_topk')} (default {FitConfig.image_topk})")
     p.add_argument("--patch-distance", default=FitConfig.patch_distance,
@@ -149,6 +151,7 @@ def config_from_args(args):
         patch_distance=args.patch_distance,
         image_score=args.image_score,
         fused_image_score=args.fused_image_score,
+        units_fusion=args.units_fusion,
         image_topk=args.image_topk,
         search=args.search,
         preprocess=not args.no_preprocess,

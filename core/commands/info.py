@@ -53,7 +53,9 @@ def _scoring_fields(model) -> dict:
         "adapted": model.adapted,
         "fusion": model.pixel_fusion.mode,
         "fusion_weights": None if model.pixel_fusion.weights is None else list(model.pixel_fusion.weights),
-        "image_score": model.config.fused_image_score,
+        "image_score": model.config.fused_image_score + (
+            f" ({'largest' if model.image_fusion.mode in ('tail_max', 'max') else 'sum'} of the modalities' units)"
+            if model.units_image_score and model.image_fusion.fitted else ""),
         "patch_distance": model.config.patch_distance,
         "search": {m: b.search.to_dict() for m, b in model.banks.items()},
         "bank_sizes": {m: b.size for m, b in model.banks.items()},
