@@ -125,7 +125,7 @@ class FitConfig:
         "modality_units",
         "image score of the fused model: each modality's mean top-k pixel in units of how far the "
         "good parts reach on that modality (median and 0.999 quantile over the held-out good parts and "
-        "every third training part scored leave-one-out), combined (units_fusion: the largest by default) with the self-check's modality weights "
+        "every third training part scored leave-one-out), summed (units_fusion) with the self-check's modality weights "
         "(modality_units, the default since the twenty-third round: a modality that is noisy on this "
         "product counts for less; docs/evaluation.md); the sum of each modality's mean top-k pixel in "
         "good-tail pixel units (modality_topk, the default from the ninth round to the twenty-second; "
@@ -133,12 +133,12 @@ class FitConfig:
         "(map_topk, the default before), the maximum of the fused map (map_max), or late fusion of the "
         "per-modality image scores (late, M3DM's decision layer)", FUSED_IMAGE_SCORE_CHOICES)
     units_fusion: str = _setting(
-        "max",
-        "how the modality_units image score combines the modalities' units: max (the default since the "
-        "twenty-eighth round) takes the largest, so a modality that is noisy on good parts adds nothing "
-        "to a part another modality finds; sum adds them (the default before; model files written "
-        "before sum). docs/evaluation.md, \"the units image score as the largest modality\"; the "
-        "anomaly map is the same either way", UNITS_FUSION_CHOICES)
+        "sum",
+        "how the modality_units image score combines the modalities' units: sum (the default) adds "
+        "them; max takes the largest, so a modality that is noisy on good parts adds nothing to a part "
+        "another modality finds, but evidence that two modalities each see a little does not add up "
+        "(measured, not the default: docs/evaluation.md, \"the units image score as the largest "
+        "modality\"); the anomaly map is the same either way", UNITS_FUSION_CHOICES)
     image_topk: int = _setting(250, "pixels averaged by the top-k image scores, counted at 224×224 (scaled with the "
                                "image size squared)")
     search: str = _setting(

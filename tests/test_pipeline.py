@@ -112,13 +112,13 @@ def test_modality_units_image_score_thresholds_match_what_scoring_gives(demo_roo
     results = m.score_refs(refs)
     scores = np.array([r.image_score for r in results])
     assert m.info["self_check"]["estimate"]["good_flagged"] == int((scores >= t.image).sum())
-    # the largest modality's units (units_fusion="max", the default): no held-out good part past ~one unit
-    assert m.image_fusion.mode == "tail_max" and scores.max() <= 1.01
+    # the sum of the modalities' units (units_fusion="sum", the default): no held-out good part past ~one unit each
+    assert m.image_fusion.mode == "tail_sum" and scores.max() <= 1.01 * len(m.modalities)
     flagged = [r for r in results if r.image_score >= t.image]
     assert all((r.anomaly_map >= t.pixel).any() for r in flagged)
     from core.commands.info import model_summary
 
-    assert model_summary(m)["image_score"] == "modality_units (largest of the modalities' units)"
+    assert model_summary(m)["image_score"] == "modality_units (sum of the modalities' units)"
 
 
 def test_modality_units_are_fitted_on_the_held_out_and_the_left_out_training_parts(demo_root, cache_dir, monkeypatch):
