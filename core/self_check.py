@@ -288,14 +288,17 @@ def run_self_check(
     all_candidates: list[Candidate] = []
     calibration: dict = {}
     best_per_variant: dict[str, Candidate] = {}
-    shared_good, shared_bad = good_features, None
-    if len(variants) > 1:  # the variants differ only after the frozen features: extract them once
-        from core.tokens import extract_tokens
+    # the variants differ only after the frozen features: extract them once; a synthetic defect's
+    # point cloud that it left as it was keeps its good part's 3D features (core.tokens.known_features)
+    from core.tokens import extract_tokens, known_features
 
-        grid, bs = first.config.grid, first.config.batch_size
-        if shared_good is None:
-            shared_good = extract_tokens(first.extractors, calib, grid, bs, p, "Self-check: features of good samples")
-        shared_bad = extract_tokens(first.extractors, pseudo, grid, bs, p, "Self-check: features of synthetic defects")
+    grid, bs = first.config.grid, first.config.batch_size
+    shared_good = good_features
+    if shared_good is None:
+        shared_good = extract_tokens(first.extractors, calib, grid, bs, p, "Self-check: features of good samples")
+    known = known_features(calib, shared_good)
+    shared_bad = extract_tokens(first.extractors, pseudo, grid, bs, p, "Self-check: features of synthetic defects",
+                                known=known)
     for vi, (vname, model) in enumerate(variants.items()):
         p.update("Self-check on synthetic defects", vi, len(variants), vname)
         good_scores, good = model.modality_maps_batched(calib, p, f"Self-check ({vname}): good samples", shared_good)
@@ -314,7 +317,8 @@ def run_self_check(
         units = image_units(variants[chosen.variant], calibration[chosen.variant][1])
         if units is not None:
             chosen = in_image_units(chosen, units)
-    estimate = chosen_estimate(variants[chosen.variant], chosen, calib, calibration[chosen.variant][1], seed, p, units)
+    estimate = chosen_estimate(variants[chosen.variant], chosen, calib, calibration[chosen.variant][1], seed, p, units,
+                               known)
     p.update("Self-check on synthetic defects", len(variants), len(variants))
     return SelfCheck(chosen, all_candidates, masks, len(calib), estimate, calibration, wins, units)
 
@@ -341,14 +345,19 @@ def synthetic_estimate(good_scores, bad_scores, good_maps, bad_maps, bad_masks, 
 
 
 def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: dict, seed: int,
-                    progress: Progress | None = None, units=None) -> dict:
+                    progress: Progress | None = None, units=None, known: dict | None = None) -> dict:
     """The estimate record (:func:`estimate_record`) of the chosen candidate on the estimate's own
     synthetic defects (:func:`estimate_defects`; not the subtle ones its choices were made on);
-    ``units``: as :func:`evaluate_candidate`'s."""
+    ``units``: as :func:`evaluate_candidate`'s; ``known``: the good parts' features to reuse
+    (core.tokens.known_features)."""
     from core.roi import roi_stack
+    from core.tokens import extract_tokens
 
     extra = estimate_defects(calib, model.modalities, seed)
-    bad = model.modality_maps_batched(extra, progress, "Self-check: synthetic defects for the estimate")[1]
+    stage = "Self-check: synthetic defects for the estimate"
+    features = extract_tokens(model.extractors, extra, model.config.grid, model.config.batch_size, progress, stage,
+                              known=known) if known else None
+    bad = model.modality_maps_batched(extra, progress, stage, features)[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
     good_img, bad_img, _, _, i_auroc, pro = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra], units)
     return estimate_record(i_auroc, pro, len(bad_img), len(good_img), auroc_interval(good_img, bad_img, seed))

@@ -63,6 +63,30 @@ def as_banked(frozen: dict, fg: np.ndarray, adapter, position, grid: int) -> dic
     return tokens if position is None else position.apply(tokens, grid)
 
 
+REUSABLE_MODALITIES = ("xyz",)  # extractors whose per-sample features do not depend on the batch (FPFH, surface heights)
+
+
+def _input_key(array: np.ndarray) -> bytes:
+    """A digest of one extractor input (its dtype, shape and bytes)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{array.dtype.str}{array.shape}".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.digest()
+
+
+def known_features(samples: list[Sample], features: dict) -> dict:
+    """{modality: {input digest: (grid*grid, dim) features}} of ``samples`` whose frozen ``features``
+    ({modality: (B, grid*grid, dim)}) are extracted already, for the REUSABLE_MODALITIES: what
+    :func:`extract_tokens` ``known`` takes."""
+    out: dict = {}
+    for m in REUSABLE_MODALITIES:
+        if m in features:
+            out[m] = {_input_key(a): features[m][i] for i, a in enumerate(modality_inputs(samples, m))}
+    return out
+
+
 def extract_tokens(
     extractors: dict,
     samples: list[Sample],
@@ -71,10 +95,15 @@ def extract_tokens(
     progress: Progress | None = None,
     stage: str = "Extracting features",
     timings: dict | None = None,
+    known: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """{modality: (B, grid*grid, dim) float32} of frozen features, in batches with progress.
 
-    ``timings`` (optional) accumulates seconds per modality under "features_<modality>"."""
+    ``timings`` (optional) accumulates seconds per modality under "features_<modality>".
+    ``known`` (:func:`known_features`): a sample whose input of a REUSABLE_MODALITIES modality is
+    byte-identical to one extracted already takes those features instead of extracting them again
+    (a synthetic defect that changes only the RGB image keeps its good part's point cloud); the
+    result is the same, bit for bit, since those extractors treat each sample on its own."""
     p = ensure(progress)
     out = {m: np.zeros((len(samples), grid * grid, ex.dim), np.float32) for m, ex in extractors.items()}
     n = len(samples)
@@ -84,9 +113,18 @@ def extract_tokens(
         chunk = samples[start : start + batch_size]
         for m, ex in extractors.items():
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                feats = ex.extract(modality_inputs(chunk, m), grid=grid, progress=inner)
-            out[m][start : start + len(chunk)] = feats.flatten(2).transpose(1, 2).float().numpy()
+            inputs = modality_inputs(chunk, m)
+            todo = list(range(len(chunk)))
+            if known and m in known:
+                found = [known[m].get(_input_key(a)) for a in inputs]
+                for i, f in enumerate(found):
+                    if f is not None:
+                        out[m][start + i] = f
+                todo = [i for i, f in enumerate(found) if f is None]
+            if todo:
+                with torch.inference_mode():
+                    feats = ex.extract([inputs[i] for i in todo], grid=grid, progress=inner)
+                out[m][[start + i for i in todo]] = feats.flatten(2).transpose(1, 2).float().numpy()
             if timings is not None:
                 key = f"features_{m}"
                 timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0

@@ -422,3 +422,37 @@ def test_estimate_record_carries_the_interval_and_its_text():
     assert interval_text(record) == " (90 % bootstrap interval 0.712–0.923)"
     assert "image_auroc_interval" not in estimate_record(0.8, 0.9, 40, 10)
     assert interval_text(estimate_record(0.8, 0.9, 40, 10)) == ""
+
+
+def test_a_synthetic_defect_that_leaves_the_point_cloud_keeps_its_good_parts_3d_features(tmp_path, monkeypatch):
+    """The self-check's synthetic defects that change only the RGB image (stain, cut-paste, scratch)
+    take their good part's 3D features instead of extracting them again (core.tokens.known_features):
+    fewer point clouds go through the 3D extractor, and every self-check output, threshold and the
+    estimate are those of a fit that extracts each of them anew."""
+    from core import tokens
+    from core.demo import generate_demo_dataset
+    from core.features.surface import FPFHSurfaceFeatures
+    from core.pipeline import fit
+
+    root = generate_demo_dataset(tmp_path / "d", seed=6, categories=["puck"], size=128, n_train=8,
+                                 n_validation=3, n_test_good=1, n_test_per_defect=1)
+    clouds: list[int] = []
+    real_extract = FPFHSurfaceFeatures.extract
+
+    def counting_extract(self, batch, grid=28, progress=None):
+        clouds.append(len(batch))
+        return real_extract(self, batch, grid, progress)
+
+    monkeypatch.setattr(FPFHSurfaceFeatures, "extract", counting_extract)
+    config = FitConfig(cache_dir=str(tmp_path / "cache"), adapt=False)
+    reused = fit(root, "puck", config)
+    n_reused = sum(clouds)
+    monkeypatch.setattr(tokens, "REUSABLE_MODALITIES", ())
+    clouds.clear()
+    anew = fit(root, "puck", config)
+    n_anew = sum(clouds)
+    # 3 held-out parts x (3 subtle + 2 estimate) synthetic defects; about 3 of every 7 change only the RGB
+    assert n_anew >= 3 * 5 and n_reused <= n_anew - 4  # measured 20 against 26
+    assert reused.info["self_check"]["candidates"] == anew.info["self_check"]["candidates"]
+    assert reused.info["self_check"]["estimate"] == anew.info["self_check"]["estimate"]
+    assert (reused.thresholds.image, reused.thresholds.pixel) == (anew.thresholds.image, anew.thresholds.pixel)
