@@ -356,7 +356,7 @@ def chosen_estimate(model, chosen: Candidate, calib: list[Sample], good_maps: di
     extra = estimate_defects(calib, model.modalities, seed)
     stage = "Self-check: synthetic defects for the estimate"
     features = extract_tokens(model.extractors, extra, model.config.grid, model.config.batch_size, progress, stage,
-                              known=known) if known else None
+                              known=known)
     bad = model.modality_maps_batched(extra, progress, stage, features)[1]
     maps = VariantMaps(good_maps, bad, roi_stack(calib), roi_stack(extra))
     good_img, bad_img, _, _, i_auroc, pro = evaluate_candidate(model, chosen.fusion, maps, [s.mask for s in extra], units)

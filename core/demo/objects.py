@@ -230,7 +230,7 @@ def _varied_print(obj: _Object, rng: np.random.Generator, amount: float) -> _Obj
     """``obj`` with its albedo multiplied, on the object only, by a smooth random colour field
     of this sample (each channel 1 + ``amount`` × unit-std noise, blotches ~1/12 of the grid
     wide, clipped to [0.1, 2]): a print or finish that differs from part to part, so that the
-    RGB image of good parts varies (the print of each sample is drawn from its own stream)."""
+    RGB image of good parts varies (``rng``: the sample's own print stream)."""
     from dataclasses import replace
 
     from scipy.ndimage import zoom

@@ -11,7 +11,7 @@ from core.demo.defects import DEFECT_TYPES, _DefectSpec, _apply_defect
 from core.demo.objects import DEMO_CATEGORIES, _BUILDERS, _Grid, _Object, _build_object, _grid, _varied_print
 from core.demo.params import DEFAULT_SIZE, _variation
 from core.demo.scene import _Render, _affected_pixels, _draw_noise, _draw_pose, _render, _sensor
-from core.demo.textures import _print_stream, _sample_streams, _textures
+from core.demo.textures import _sample_streams, _textures
 from core.errors import UserError
 
 
@@ -87,7 +87,7 @@ def render_sample_pair(
     g = _grid(size, object_scale)
     obj = _build_object(category, size, object_scale, tex, streams["scene"])
     if print_variation > 0.0:
-        obj = _varied_print(obj, _print_stream(seed, category, folder, index), print_variation)
+        obj = _varied_print(obj, streams["print"], print_variation)
     pose = _draw_pose(streams["scene"], obj.light_azimuth)
     noise = _draw_noise(streams["noise"], size, noise_scale, flying_pixels)
     dobj = spec = None

@@ -14,21 +14,17 @@ def _key(text: str) -> int:
 
 
 def _sample_streams(seed: int, category: str, folder: str, index: int) -> dict[str, np.random.Generator]:
-    """Independent generators for one sample: pose/appearance, defect and sensor noise."""
-    ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(_key(category), _key(folder), int(index)))
-    pose, defect, noise = ss.spawn(3)
+    """Independent generators for one sample: pose/appearance, defect, sensor noise, and the print
+    variation's (a seed of its own, so drawing it changes none of the others)."""
+    key = (_key(category), _key(folder), int(index))
+    pose, defect, noise = np.random.SeedSequence(entropy=int(seed), spawn_key=key).spawn(3)
+    print_ = np.random.SeedSequence(entropy=int(seed), spawn_key=(*key, _key("print")))
     return {
         "scene": np.random.default_rng(pose),
         "defect": np.random.default_rng(defect),
         "noise": np.random.default_rng(noise),
+        "print": np.random.default_rng(print_),
     }
-
-
-def _print_stream(seed: int, category: str, folder: str, index: int) -> np.random.Generator:
-    """The random stream of one sample's print variation, apart from :func:`_sample_streams`
-    (so drawing it changes none of the other draws)."""
-    ss = np.random.SeedSequence(entropy=int(seed), spawn_key=(_key(category), _key(folder), int(index), _key("print")))
-    return np.random.default_rng(ss)
 
 
 def _periodic_noise(rng: np.random.Generator, n: int, beta: float, lowpass: float) -> np.ndarray:
