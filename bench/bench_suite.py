@@ -41,6 +41,9 @@ tv_shim.install()
 
 from core.config import PRESETS, FitConfig  # noqa: E402
 from core.metrics import aupro, image_auroc  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite_stats  # noqa: E402  (bench/suite_stats.py, beside this script)
 from core.pipeline import evaluate, fit  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -140,6 +143,8 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
         "self_check": check or None,
         "adapted": model.adapted,
     }
+    # each test part's image score, for the bootstrap intervals (bench/suite_stats.py)
+    row["samples"] = {"names": [r.name for r in labelled], "defect": labels.tolist(), "fused": scores.tolist()}
     if len(model.modalities) > 1:
         for m in model.modalities:
             # the single-modality detector: the same image-score rule on this modality's own map
@@ -150,7 +155,22 @@ def run_one(root: Path, category: str, config: FitConfig) -> dict:
                 "I": image_auroc(labels, own),
                 "PRO": aupro([mask for _, mask in frames], [amap for amap, _ in frames], 0.3, 100),
             }
+            row["samples"][m] = np.asarray(own, float).tolist()
     return row
+
+
+def uncertainty_line(rows: list[dict]) -> str:
+    """' | …' text for a group's MEAN line: the bootstrap intervals (bench/suite_stats.py) of the
+    mean fused I-AUROC and of the largest gap to the best single modality ('' without kept scores)."""
+    mean = suite_stats.group_mean(rows)
+    if mean is None:
+        return ""
+    text = f" | mean fused I-AUROC 90 % interval over test parts {mean[1][0]:.3f}-{mean[1][1]:.3f} ({mean[2]} sets)"
+    gaps = [(g, r) for g, r in ((suite_stats.single_gap(r), r) for r in rows) if g is not None]
+    if gaps:
+        (gap, _, (low, high)), worst = max(gaps, key=lambda g: g[0][0])
+        text += f"; largest gap {gap:+.3f} ({worst['name']} {worst['category']}: {low:+.3f} to {high:+.3f})"
+    return text
 
 
 def _seconds(v) -> str:
@@ -194,7 +214,8 @@ def print_table(results: list[dict]) -> None:
               + (f" (real inside the estimate's bootstrap interval: {sum(covered)} of {len(covered)})" if covered else "")
               + (f" | F1 seeded/best: mean {np.mean(f1):.2f}, min {np.min(f1):.2f}" if f1 else "")
               + (f" | good test parts flagged: mean {np.mean(fr):.2f}" if fr else "")
-              + (f" | self-check share of fit time: mean {np.mean(share):.0%}, max {np.max(share):.0%}" if share else ""))
+              + (f" | self-check share of fit time: mean {np.mean(share):.0%}, max {np.max(share):.0%}" if share else "")
+              + uncertainty_line(rows))
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -8,15 +8,24 @@ decision rule written before a run is checked ("tuning mean +0.010, confirmation
 
 A run split over several files (e.g. ``--group tuning`` and ``--group confirmation`` run apart)
 is given as one comma-separated argument: ``cand_tuning.json,cand_confirmation.json``.
+
+Where both the first and the last run kept each test part's image score (suite JSON written since
+the twenty-ninth session) on the same parts, each group's line also gives the 90 % bootstrap
+interval of the mean change of fused I-AUROC, the test parts resampled and scored by both runs
+(bench/suite_stats.py): a change whose interval holds 0 is within what other test parts could give.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import suite_stats  # noqa: E402  (bench/suite_stats.py, beside this script)
 
 
 def load_rows(paths: str) -> dict[tuple[str, str, str], dict]:
@@ -54,7 +63,23 @@ def compare(runs: list[dict]) -> tuple[list[dict], dict[str, dict]]:
             "higher": sum(r["dI"] > 0.0005 for r in g if r["dI"] is not None),
             "lower": sum(r["dI"] < -0.0005 for r in g if r["dI"] is not None),
         }
+        pairs = [p for p in (_paired_scores(runs[0][(group, r["name"], r["category"])],
+                                            runs[-1][(group, r["name"], r["category"])]) for r in g) if p]
+        if pairs:
+            means[group]["dI_interval"] = suite_stats.mean_difference([(lab, b, a) for lab, a, b in pairs])
+            means[group]["paired"] = len(pairs)
     return rows, means
+
+
+def _paired_scores(first: dict, last: dict):
+    """(defect labels, first run's fused scores, last run's) of one dataset when both runs kept
+    them for the same test parts with good and defective among them; else None."""
+    a, b = first.get("samples"), last.get("samples")
+    if not a or not b or a["names"] != b["names"] or a["defect"] != b["defect"]:
+        return None
+    if not 0 < sum(a["defect"]) < len(a["defect"]):
+        return None
+    return a["defect"], a["fused"], b["fused"]
 
 
 def _f(v) -> str:
@@ -80,7 +105,9 @@ def main() -> None:
     for group, m in means.items():
         print(f"{group:12s} MEAN ({m['n']:2d})          | I " + " ".join(f"{v:.4f}" for v in m["I"])
               + " | AUPRO " + " ".join(f"{v:.4f}" for v in m["PRO"])
-              + f" | last vs first: {m['higher']} higher, {m['lower']} lower (by more than 0.0005)")
+              + f" | last vs first: {m['higher']} higher, {m['lower']} lower (by more than 0.0005)"
+              + (f" | mean change 90 % interval over test parts {m['dI_interval'][0]:+.4f} to {m['dI_interval'][1]:+.4f}"
+                 f" ({m['paired']} of {m['n']} sets)" if "dI_interval" in m else ""))
 
 
 if __name__ == "__main__":

@@ -48,3 +48,46 @@ def test_datasets_missing_from_a_run_are_left_out(compare_suite, tmp_path):
     cand = write(tmp_path / "cand.json", [row("tuning", "tire", "tire", 0.92, 0.95)])
     rows, means = compare_suite.compare([compare_suite.load_rows(base), compare_suite.load_rows(cand)])
     assert [r["name"] for r in rows] == ["tire"] and means["tuning"]["I"] == pytest.approx([0.9, 0.92])
+
+
+def scored_row(name, labels, fused, rgb=None, xyz=None):
+    """A row that kept each test part's scores (as bench_suite writes since the 29th session)."""
+    from sklearn.metrics import roc_auc_score
+
+    r = row("tuning", name, "puck", float(roc_auc_score(labels, fused)), 0.9)
+    r["samples"] = {"names": [f"p{i}" for i in range(len(labels))], "defect": list(map(bool, labels)), "fused": list(fused)}
+    for m, s in (("rgb", rgb), ("xyz", xyz)):
+        if s is not None:
+            r[m] = {"I": float(roc_auc_score(labels, s)), "PRO": 0.9}
+            r["samples"][m] = list(s)
+    return r
+
+
+def test_a_change_far_beyond_sampling_noise_has_an_interval_clear_of_zero(compare_suite, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(12), np.ones(30)].astype(bool)
+    noise = rng.normal(size=labels.size)
+    weak, strong = noise + 0.5 * labels, noise + 3.0 * labels  # the same parts, scored better
+    base = write(tmp_path / "b.json", [scored_row("demo-1", labels, weak), scored_row("demo-2", labels, weak)])
+    same = write(tmp_path / "s.json", [scored_row("demo-1", labels, weak), scored_row("demo-2", labels, weak)])
+    better = write(tmp_path / "c.json", [scored_row("demo-1", labels, strong), scored_row("demo-2", labels, strong)])
+    _, up = compare_suite.compare([compare_suite.load_rows(base), compare_suite.load_rows(better)])
+    low, high = up["tuning"]["dI_interval"]
+    assert up["tuning"]["paired"] == 2 and 0 < low < up["tuning"]["I"][1] - up["tuning"]["I"][0] < high
+    _, flat = compare_suite.compare([compare_suite.load_rows(base), compare_suite.load_rows(same)])
+    assert flat["tuning"]["dI_interval"] == (0.0, 0.0)  # identical scores: nothing to resample apart
+
+
+def test_runs_on_other_test_parts_or_without_scores_get_no_interval(compare_suite, tmp_path):
+    import numpy as np
+
+    labels = np.r_[np.zeros(4), np.ones(6)].astype(bool)
+    scores = np.arange(10.0)
+    other = scored_row("demo-1", labels, scores)
+    other["samples"]["names"][0] = "elsewhere"
+    base = write(tmp_path / "b.json", [scored_row("demo-1", labels, scores), row("tuning", "tire", "tire", 0.9, 0.9)])
+    cand = write(tmp_path / "c.json", [other, row("tuning", "tire", "tire", 0.9, 0.9)])
+    _, means = compare_suite.compare([compare_suite.load_rows(base), compare_suite.load_rows(cand)])
+    assert "dI_interval" not in means["tuning"]
