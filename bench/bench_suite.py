@@ -69,8 +69,10 @@ def test_counts(test_scale: int = 1) -> dict:
 
 
 def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
-             parts_distance: float = 1.0, test_scale: int = 1) -> list[tuple[str, str, Path, str]]:
-    """(group, name, root, category) rows; generates synthetic data that is missing. ``parts_seed``:
+             parts_distance: float = 1.0, test_scale: int = 1, wanted=None) -> list[tuple[str, str, Path, str]]:
+    """(group, name, root, category) rows; generates synthetic data that is missing for the
+    datasets whose name ``wanted(name)`` accepts (default: all; the others are listed, not
+    generated). ``parts_seed``:
     the confirmation group's seed (another seed gives a fresh, never-seen confirmation set);
     ``parts_distance``: its camera distance as a multiple of the usual (2: parts half as wide in
     the frame); ``test_scale``: the generated sets with that many times the test parts (their
@@ -82,9 +84,10 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
         from core.demo import DEMO_CATEGORIES, generate_demo_dataset
 
         for seed, knobs in DEMO_SETS.items():
-            root = data_dir / f"demo_{seed}{more}"
-            generate_demo_dataset(root, seed=seed, size=400, **counts, **knobs)
-            rows += [("tuning", f"demo-{seed}{more.replace('_', '-')}", root, c) for c in DEMO_CATEGORIES]
+            root, name = data_dir / f"demo_{seed}{more}", f"demo-{seed}{more.replace('_', '-')}"
+            if wanted is None or wanted(name):
+                generate_demo_dataset(root, seed=seed, size=400, **counts, **knobs)
+            rows += [("tuning", name, root, c) for c in DEMO_CATEGORIES]
         for name, root, cat in (("tire (real, RGB)", SHARED / "mvtec3d_tire_rgb", "tire"),
                                 ("bottle (real, 2D)", SHARED / "mvtec_ad_bottle_small", "bottle")):
             if root.is_dir():
@@ -96,8 +99,9 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
 
         far = ("" if parts_distance == 1.0 else f"_far{parts_distance:g}") + more
         root = data_dir / f"parts_{parts_seed}{far}"
-        generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance, **counts)
         name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + far.replace("_", "-")
+        if wanted is None or wanted(name):
+            generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance, **counts)
         rows += [("confirmation", name, root, c) for c in PARTS_CATEGORIES]
     return rows
 
@@ -239,6 +243,15 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def named(only: str | None):
+    """``wanted(name)`` for :func:`datasets`: whether the comma list ``only`` (names or their first
+    words) names a dataset; None (all wanted) without a list."""
+    if not only:
+        return None
+    keep = {k.strip() for k in only.split(",") if k.strip()}
+    return lambda name: name in keep or name.split()[0] in keep
+
+
 def select(rows: list, only: str, ap: argparse.ArgumentParser) -> list:
     """The rows of :func:`datasets` named in the comma list ``only`` (a name or its first word);
     an item that matches nothing is an argparse error."""
@@ -246,7 +259,8 @@ def select(rows: list, only: str, ap: argparse.ArgumentParser) -> list:
     unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
     if unknown:
         ap.error(f"--only: no dataset named {', '.join(unknown)} (names: {', '.join(sorted({r[1] for r in rows}))})")
-    return [r for r in rows if r[1] in keep or r[1].split()[0] in keep]
+    wanted = named(only)
+    return [r for r in rows if wanted(r[1])]
 
 
 def main() -> None:
@@ -278,7 +292,7 @@ def main() -> None:
     config = FitConfig(**overrides)
     if args.test_scale < 1:
         ap.error("--test-scale must be a whole number ≥ 1")
-    rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance, args.test_scale)
+    rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance, args.test_scale, named(args.only))
     if args.rgb_only:
         rows = rgb_only_rows(rows, args.data)
     if args.only:

@@ -30,3 +30,13 @@ def test_a_larger_test_set_keeps_the_first_parts_and_the_training_parts(tmp_path
     files_a = sorted(p.relative_to(a) for p in a.rglob("*.*") if not p.name.startswith("."))
     assert files_a and all((a / f).read_bytes() == (b / f).read_bytes() for f in files_a)
     assert len([p for p in b.rglob("*.png") if "test" in p.parts]) > len([p for p in a.rglob("*.png") if "test" in p.parts])
+
+
+def test_only_the_datasets_asked_for_are_generated(bench_suite, tmp_path):
+    wanted = bench_suite.named("parts-7-test2")
+    rows = bench_suite.datasets("all", tmp_path, parts_seed=7, test_scale=2,
+                                wanted=lambda name: False)  # nothing asked for: listed only
+    names = {r[1] for r in rows}
+    assert "demo-301-test2" in names and "parts-7-test2" in names
+    assert list(tmp_path.iterdir()) == []
+    assert wanted("parts-7-test2") and not wanted("demo-301-test2") and bench_suite.named(None) is None
