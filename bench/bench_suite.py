@@ -20,6 +20,11 @@ generated once into ``--data`` (deterministic); fits use FitConfig defaults plus
 ``rgb/`` and ``gt/`` folders (symbolic links under ``--data``/rgb_only), so they are fitted as data
 without point clouds are (not cropped unless ``--set rgb_object_crop=true``; two models by default);
 the real sets are RGB only already.
+
+Each group's MEAN line ends with 90 % bootstrap intervals over the test parts (bench/suite_stats.py:
+the mean fused I-AUROC, and the largest gap to the best single modality, paired); the JSON rows keep
+every test part's image scores for them. ``--test-scale K`` generates the sets with K times the test
+parts on the same training parts (names ending in ``-testK``), for narrower intervals.
 """
 
 from __future__ import annotations
@@ -41,10 +46,10 @@ tv_shim.install()
 
 from core.config import PRESETS, FitConfig  # noqa: E402
 from core.metrics import aupro, image_auroc  # noqa: E402
+from core.pipeline import evaluate, fit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import suite_stats  # noqa: E402  (bench/suite_stats.py, beside this script)
-from core.pipeline import evaluate, fit  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 COUNTS = dict(n_train=60, n_validation=10, n_test_good=12, n_test_per_defect=6)
@@ -243,20 +248,23 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def _items(only: str) -> set[str]:
+    return {k.strip() for k in only.split(",") if k.strip()}
+
+
 def named(only: str | None):
     """``wanted(name)`` for :func:`datasets`: whether the comma list ``only`` (names or their first
     words) names a dataset; None (all wanted) without a list."""
     if not only:
         return None
-    keep = {k.strip() for k in only.split(",") if k.strip()}
+    keep = _items(only)
     return lambda name: name in keep or name.split()[0] in keep
 
 
 def select(rows: list, only: str, ap: argparse.ArgumentParser) -> list:
     """The rows of :func:`datasets` named in the comma list ``only`` (a name or its first word);
     an item that matches nothing is an argparse error."""
-    keep = {k.strip() for k in only.split(",") if k.strip()}
-    unknown = sorted(k for k in keep if not any(r[1] == k or r[1].split()[0] == k for r in rows))
+    unknown = sorted(k for k in _items(only) if not any(named(k)(r[1]) for r in rows))
     if unknown:
         ap.error(f"--only: no dataset named {', '.join(unknown)} (names: {', '.join(sorted({r[1] for r in rows}))})")
     wanted = named(only)
