@@ -63,23 +63,24 @@ def compare(runs: list[dict]) -> tuple[list[dict], dict[str, dict]]:
             "higher": sum(r["dI"] > 0.0005 for r in g if r["dI"] is not None),
             "lower": sum(r["dI"] < -0.0005 for r in g if r["dI"] is not None),
         }
-        pairs = [p for p in (_paired_scores(runs[0][(group, r["name"], r["category"])],
+        pairs = [p for p in (_change_scores(runs[0][(group, r["name"], r["category"])],
                                             runs[-1][(group, r["name"], r["category"])]) for r in g) if p]
         if pairs:
-            means[group]["dI_interval"] = suite_stats.mean_difference([(lab, b, a) for lab, a, b in pairs])
+            means[group]["dI_interval"] = suite_stats.mean_difference(pairs)
             means[group]["paired"] = len(pairs)
     return rows, means
 
 
-def _paired_scores(first: dict, last: dict):
-    """(defect labels, first run's fused scores, last run's) of one dataset when both runs kept
-    them for the same test parts with good and defective among them; else None."""
-    a, b = first.get("samples"), last.get("samples")
-    if not a or not b or a["names"] != b["names"] or a["defect"] != b["defect"]:
+def _change_scores(first: dict, last: dict):
+    """(defect labels, last run's fused scores, first run's) of one dataset — the order
+    :func:`suite_stats.mean_difference` takes for the change last − first — when both runs kept
+    their scores (:func:`suite_stats.kept`) for the same test parts; else None."""
+    if not (suite_stats.kept(first) and suite_stats.kept(last)):
         return None
-    if not 0 < sum(a["defect"]) < len(a["defect"]):
+    a, b = first["samples"], last["samples"]
+    if a["names"] != b["names"] or a["defect"] != b["defect"]:
         return None
-    return a["defect"], a["fused"], b["fused"]
+    return a["defect"], b["fused"], a["fused"]
 
 
 def _f(v) -> str:
