@@ -74,14 +74,17 @@ def test_counts(test_scale: int = 1) -> dict:
 
 
 def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
-             parts_distance: float = 1.0, test_scale: int = 1, wanted=None) -> list[tuple[str, str, Path, str]]:
+             parts_distance: float = 1.0, test_scale: int = 1, wanted=None,
+             one_design: bool = False) -> list[tuple[str, str, Path, str]]:
     """(group, name, root, category) rows; generates synthetic data that is missing for the
     datasets whose name ``wanted(name)`` accepts (default: all; the others are listed, not
     generated). ``parts_seed``:
     the confirmation group's seed (another seed gives a fresh, never-seen confirmation set);
     ``parts_distance``: its camera distance as a multiple of the usual (2: parts half as wide in
     the frame); ``test_scale``: the generated sets with that many times the test parts (their
-    folders and names end in ``-testK``), for figures with less sampling noise."""
+    folders and names end in ``-testK``), for figures with less sampling noise; ``one_design``:
+    the parts with one design per category (one product, as on a line; folders and names end in
+    ``onedesign``) instead of a new design per part."""
     rows = []
     counts = test_counts(test_scale)
     more = "" if test_scale == 1 else f"_test{test_scale}"
@@ -102,11 +105,12 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
     if group in ("confirmation", "all"):
         from core.data.parts import PARTS_CATEGORIES, generate_parts_dataset
 
-        far = ("" if parts_distance == 1.0 else f"_far{parts_distance:g}") + more
+        far = ("" if parts_distance == 1.0 else f"_far{parts_distance:g}") + ("_onedesign" if one_design else "") + more
         root = data_dir / f"parts_{parts_seed}{far}"
         name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + far.replace("_", "-")
         if wanted is None or wanted(name):
-            generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance, **counts)
+            generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance,
+                                   one_design=one_design, **counts)
         rows += [("confirmation", name, root, c) for c in PARTS_CATEGORIES]
     return rows
 
@@ -292,6 +296,10 @@ def main() -> None:
     ap.add_argument("--test-scale", type=int, default=1, metavar="K",
                     help="generated sets with K times the test parts (K x 12 good, K x 6 per defect type; "
                          "the same training parts): narrower intervals, K times the scoring time")
+    ap.add_argument("--parts-one-design", action="store_true",
+                    help="the confirmation parts with one design per category (one product, as a line makes it; "
+                         "each part keeps its own texture, pose, light, noise, defect) instead of a new design "
+                         "per part")
     ap.add_argument("--rgb-only", action="store_true",
                     help="every dataset without its point clouds (the generated ones through symbolic-link "
                          "copies holding only rgb/ and gt/): fitted as 2D data is")
@@ -300,7 +308,8 @@ def main() -> None:
     config = FitConfig(**overrides)
     if args.test_scale < 1:
         ap.error("--test-scale must be a whole number ≥ 1")
-    rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance, args.test_scale, named(args.only))
+    rows = datasets(args.group, args.data, args.parts_seed, args.parts_distance, args.test_scale, named(args.only),
+                    args.parts_one_design)
     if args.rgb_only:
         rows = rgb_only_rows(rows, args.data)
     if args.only:

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validation", type=int, default=10)
     ap.add_argument("--test-good", type=int, default=12)
     ap.add_argument("--test-per-defect", type=int, default=6)
+    ap.add_argument("--one-design", action="store_true",
+                    help="one design per category (one product, as on a line) instead of a new design per part")
     ap.add_argument("--force", action="store_true", help="replace a parts dataset made with other parameters")
     ap.add_argument("--quiet", action="store_true", help="no per-sample progress")
     args = ap.parse_args(argv)
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             defect_types=_names(args.defects),
             progress=Progress(report),
             force=args.force,
+            one_design=args.one_design,
         )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

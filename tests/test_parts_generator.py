@@ -194,3 +194,31 @@ def test_camera_distance_shows_the_part_smaller(tmp_path):
     assert json.loads((out / MARKER_NAME).read_text())["camera_distance"] == 2.0
     plain = generate_parts_dataset(tmp_path / "plain", **kw)
     assert "camera_distance" not in json.loads((plain / MARKER_NAME).read_text())  # older sets still match
+
+
+def test_one_design_shares_the_design_and_keeps_each_parts_texture(tmp_path):
+    from core.data.parts.common import _design_rng
+    from core.data.parts.shapes import _BUILDERS
+
+    for cat in PARTS_CATEGORIES:
+        parts = [_BUILDERS[cat](_design_rng(5, cat), np.random.default_rng(i), 0.5) for i in (1, 2)]
+        family = [_BUILDERS[cat](rng, rng, 0.5) for rng in (np.random.default_rng(1), np.random.default_rng(2))]
+        assert parts[0].height.shape == parts[1].height.shape  # the same outline and size
+        if cat != "tile":  # a tile keeps a bow of its own
+            assert np.array_equal(parts[0].height, parts[1].height)
+        assert not np.array_equal(parts[0].mat, parts[1].mat)  # each part's own texture
+        assert family[0].height.shape != family[1].height.shape or not np.array_equal(family[0].height, family[1].height)
+    gear = _BUILDERS["gear"](_design_rng(5, "gear"), np.random.default_rng(1), 0.5)
+    other = _BUILDERS["gear"](_design_rng(6, "gear"), np.random.default_rng(1), 0.5)  # another dataset seed
+    assert not (other.height.shape == gear.height.shape and np.array_equal(other.height, gear.height))
+
+    a = render_parts_sample("gear", 5, "train", "good", 0, SIZE, one_design=True)
+    b = render_parts_sample("gear", 5, "test", "good", 3, SIZE, one_design=True)
+    assert a.info["one_design"] and "one_design" not in render_parts_sample("gear", 5, "train", "good", 0, SIZE).info
+    assert not np.array_equal(a.xyz, b.xyz)  # pose, light and noise still differ
+    kw = dict(categories=["hose"], size=64, n_train=1, n_validation=0, n_test_good=0, n_test_per_defect=1,
+              defect_types=["dent"])
+    out = generate_parts_dataset(tmp_path / "one", one_design=True, **kw)
+    assert json.loads((out / MARKER_NAME).read_text())["one_design"] is True
+    with pytest.raises(UserError, match="other parameters"):  # a family set is not taken for a one-design set
+        generate_parts_dataset(out, **kw)

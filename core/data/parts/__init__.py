@@ -68,6 +68,14 @@ table)
     comparing renders of the same sample with and without the defect. At 400 px the masks
     cover roughly 0.15–2.7 % of the image (scratches 0.15–0.8 %, dents/bumps 0.25–2.7 %).
 
+Designs: by default every part is a new design of its category (the ranges above: tooth count,
+hub and web, holes, dimensions, colour scheme, a tile's glaze colours and motif, a hose's print
+line), so a category is a family of products, much wider than one product's part-to-part
+variation. ``one_design=True`` (``bench/make_parts_data.py --one-design``, ``bench_suite.py
+--parts-one-design``) draws the design once per dataset seed and category: every part is the same
+product, as a line makes it, and keeps its own surface texture and tone, a tile its own bow, and
+its own pose, lighting, sensor noise and defect. The default files are unchanged by the option.
+
 Determinism: each sample draws from its own ``numpy.random.Generator`` seeded from a hash of
 (seed, category, split, label, index), so a seed reproduces the files byte for byte (on the same
 platform and numpy) and changing the counts or categories does not change the other samples.

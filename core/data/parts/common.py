@@ -92,6 +92,14 @@ def _kelvin(k: float) -> np.ndarray:
     )
 
 
+def _design_rng(seed: int, category: str) -> np.random.Generator:
+    """A fresh generator of the one design that every part of ``category`` shares in a
+    one-design dataset of ``seed`` (the same draws for every sample)."""
+    key = f"{GENERATOR_NAME}/v{GENERATOR_VERSION}/{int(seed)}/{category}/design"
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
 def _sample_rng(seed: int, category: str, split: str, label: str, index: int) -> np.random.SeedSequence:
     key = f"{GENERATOR_NAME}/v{GENERATOR_VERSION}/{int(seed)}/{category}/{split}/{label}/{int(index)}"
     digest = hashlib.sha256(key.encode("utf-8")).digest()

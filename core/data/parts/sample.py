@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.data.parts.common import (
-    _sample_rng, FOCAL_PER_PIXEL, MASK_COLOUR, MASK_DEPTH_MM, PARTS_CATEGORIES, PARTS_DEFECT_TYPES,
+    _design_rng, _sample_rng, FOCAL_PER_PIXEL, MASK_COLOUR, MASK_DEPTH_MM, PARTS_CATEGORIES, PARTS_DEFECT_TYPES,
 )
 from core.data.parts.defects import _apply_defect
 from core.data.parts.optics import _lights, _merge, _rays_over, _render, _render_table, _table_albedo, _view
@@ -37,6 +37,7 @@ def render_parts_sample(
     size: int = 400,
     with_nodefect: bool = False,
     camera_distance: float = 1.0,
+    one_design: bool = False,
 ) -> PartsSample:
     """Render one sample of the parts family (deterministic in all arguments).
 
@@ -45,6 +46,10 @@ def render_parts_sample(
     otherwise None unless asked for). camera_distance: the camera's distance from the table as a
     multiple of the usual 390–420 mm (2: the part half as wide in the frame, every pixel twice as
     wide on the part, the range noise as the sensor model gives it at that distance).
+    one_design: every part of the category has the same design (dimensions, holes, teeth,
+    colour scheme, decor; drawn from ``seed`` and the category), as on a production line making
+    one product; each part keeps its own surface texture, tone, pose, lighting, sensor noise and
+    defect. False (default): each part is a new design of its category, a family of products.
     """
     if not (isinstance(camera_distance, (int, float)) and 0.5 <= camera_distance <= 4):
         raise UserError(f"camera_distance must be a number in 0.5..4, got {camera_distance!r}")
@@ -56,9 +61,12 @@ def render_parts_sample(
     ss = _sample_rng(seed, category, split, label, index)
     r_part, r_view, r_light, r_table, r_defect, r_cam, r_sensor = (np.random.default_rng(s) for s in ss.spawn(7))
     pitch = 405.0 * camera_distance / FOCAL_PER_PIXEL / size  # approximate pixel pitch on the table (mm)
-    clean = _BUILDERS[category](r_part, pitch / 1.25)
+    design = _design_rng(seed, category) if one_design else r_part
+    clean = _BUILDERS[category](design, r_part, pitch / 1.25)
     part, window = clean, None
     info: dict = {"category": category, "split": split, "label": label, "index": int(index), "seed": int(seed)}
+    if one_design:
+        info["one_design"] = True
     if label != "good":
         part, dinfo, window = _apply_defect(r_defect, clean, label)
         info["defect"] = dinfo

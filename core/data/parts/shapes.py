@@ -83,15 +83,15 @@ def _finish(p0, q0, cell, height, albedo, spec, shine, aniso, tx, ty, top_extra,
     return _Part(p0, q0, cell, height.astype(np.float32), mat, top, kind, scratch)
 
 
-def _build_bracket(rng: np.random.Generator, cell: float) -> _Part:
-    length = rng.uniform(58, 66)
-    width = rng.uniform(34, 40)
-    thick = rng.uniform(7.0, 9.0)
-    step = rng.uniform(5.0, 8.0)
-    bend = rng.uniform(3.5, 5.5)
-    flange = rng.uniform(0.22, 0.32) * length
-    corner = rng.uniform(2.5, 5.0)
-    r_edge = rng.uniform(0.4, 0.8)
+def _build_bracket(design: np.random.Generator, rng: np.random.Generator, cell: float) -> _Part:
+    length = design.uniform(58, 66)
+    width = design.uniform(34, 40)
+    thick = design.uniform(7.0, 9.0)
+    step = design.uniform(5.0, 8.0)
+    bend = design.uniform(3.5, 5.5)
+    flange = design.uniform(0.22, 0.32) * length
+    corner = design.uniform(2.5, 5.0)
+    r_edge = design.uniform(0.4, 0.8)
     p, q, p0, q0 = _grid(length / 2, width / 2, cell)
     pb = length / 2 - flange - bend  # start of the bend
     t = np.clip((p - pb) / bend, 0, 1)
@@ -99,9 +99,9 @@ def _build_bracket(rng: np.random.Generator, cell: float) -> _Part:
     sdf = _sdf_box(p, q, length / 2, width / 2, corner)
     low_len = pb + length / 2
     holes = [
-        (-length / 2 + low_len * rng.uniform(0.3, 0.45), width * rng.uniform(0.22, 0.3), rng.uniform(2.5, 3.8)),
-        (-length / 2 + low_len * rng.uniform(0.3, 0.45), -width * rng.uniform(0.22, 0.3), rng.uniform(2.5, 3.8)),
-        (length / 2 - flange * rng.uniform(0.45, 0.55), rng.uniform(-2, 2), rng.uniform(2.5, 4.0)),
+        (-length / 2 + low_len * design.uniform(0.3, 0.45), width * design.uniform(0.22, 0.3), design.uniform(2.5, 3.8)),
+        (-length / 2 + low_len * design.uniform(0.3, 0.45), -width * design.uniform(0.22, 0.3), design.uniform(2.5, 3.8)),
+        (length / 2 - flange * design.uniform(0.45, 0.55), design.uniform(-2, 2), design.uniform(2.5, 4.0)),
     ]
     for hp, hq, hr in holes:
         sdf = np.maximum(sdf, hr - np.hypot(p - hp, q - hq))
@@ -135,22 +135,22 @@ _ANODISED = {
 }
 
 
-def _build_gear(rng: np.random.Generator, cell: float) -> _Part:
-    teeth = int(rng.integers(16, 26))
-    r_tip = rng.uniform(29, 33)
-    depth = rng.uniform(2.4, 3.4)
+def _build_gear(design: np.random.Generator, rng: np.random.Generator, cell: float) -> _Part:
+    teeth = int(design.integers(16, 26))
+    r_tip = design.uniform(29, 33)
+    depth = design.uniform(2.4, 3.4)
     r_root = r_tip - depth
-    thick = rng.uniform(8.0, 10.0)
-    hub_r = rng.uniform(9.0, 12.0)
-    hub_h = rng.uniform(2.0, 3.5)
-    bore_r = rng.uniform(4.0, 5.5)
-    key_w = rng.uniform(1.6, 2.6)
-    key_d = rng.uniform(1.2, 2.0)
-    key_angle = rng.uniform(0, 2 * np.pi)
-    web_in = hub_r + rng.uniform(1.5, 2.5)
-    web_out = r_root - rng.uniform(2.5, 3.5)
-    web_depth = rng.uniform(0.6, 1.5)
-    phase = rng.uniform(0, 2 * np.pi)
+    thick = design.uniform(8.0, 10.0)
+    hub_r = design.uniform(9.0, 12.0)
+    hub_h = design.uniform(2.0, 3.5)
+    bore_r = design.uniform(4.0, 5.5)
+    key_w = design.uniform(1.6, 2.6)
+    key_d = design.uniform(1.2, 2.0)
+    key_angle = design.uniform(0, 2 * np.pi)
+    web_in = hub_r + design.uniform(1.5, 2.5)
+    web_out = r_root - design.uniform(2.5, 3.5)
+    web_depth = design.uniform(0.6, 1.5)
+    phase = design.uniform(0, 2 * np.pi)
     p, q, p0, q0 = _grid(r_tip, r_tip, cell)
     r = np.hypot(p, q)
     phi = np.arctan2(q, p)
@@ -161,11 +161,11 @@ def _build_gear(rng: np.random.Generator, cell: float) -> _Part:
     kv = -p * np.sin(key_angle) + q * np.cos(key_angle)
     key = np.maximum(np.maximum(-ku, ku - (bore_r + key_d)), np.abs(kv) - key_w / 2)  # <0 inside keyway
     sdf = np.maximum(sdf, np.maximum(bore_r - r, -key))
-    n_light = int(rng.choice([0, 4, 5, 6]))
+    n_light = int(design.choice([0, 4, 5, 6]))
     if n_light and web_out - web_in > 5.0:
-        lr = min(rng.uniform(2.2, 3.5), (web_out - web_in) / 2 - 1.2)
+        lr = min(design.uniform(2.2, 3.5), (web_out - web_in) / 2 - 1.2)
         lc = (web_in + web_out) / 2
-        a0 = rng.uniform(0, 2 * np.pi)
+        a0 = design.uniform(0, 2 * np.pi)
         for k in range(n_light):
             a = a0 + 2 * np.pi * k / n_light
             sdf = np.maximum(sdf, lr - np.hypot(p - lc * np.cos(a), q - lc * np.sin(a)))
@@ -177,8 +177,8 @@ def _build_gear(rng: np.random.Generator, cell: float) -> _Part:
         - web_depth * _smoothstep(web_in - 0.4, web_in + 0.4, r) * (1 - _smoothstep(web_out - 0.4, web_out + 0.4, r))
     )
     height = np.where(inside, base - _edge_drop(e, 0.5), 0.0)
-    colour_name = str(rng.choice(list(_ANODISED)))
-    colour = np.array(_ANODISED[colour_name]) * rng.uniform(0.85, 1.15, 3)
+    colour_name = str(design.choice(list(_ANODISED)))
+    colour = np.array(_ANODISED[colour_name]) * design.uniform(0.85, 1.15, 3)
     n_r = int(np.ceil(r_tip / 0.02)) + 4
     rings = _interp1d(_noise1d(rng, n_r, 1.5), r, 0.0, 0.02)
     slow = _noise2d(rng, p.shape, 10.0 / cell)
@@ -200,15 +200,15 @@ _GLAZES = [
 ]
 
 
-def _build_tile(rng: np.random.Generator, cell: float) -> _Part:
-    side_p = rng.uniform(50, 56)
-    side_q = side_p * rng.uniform(0.96, 1.04)
-    thick = rng.uniform(7.0, 9.0)
-    corner = rng.uniform(0.6, 1.6)
-    r_edge = rng.uniform(0.8, 1.3)
-    band = rng.uniform(1.2, 2.0)
-    glaze_t = rng.uniform(0.15, 0.35)
-    bow = rng.uniform(-0.12, 0.12)
+def _build_tile(design: np.random.Generator, rng: np.random.Generator, cell: float) -> _Part:
+    side_p = design.uniform(50, 56)
+    side_q = side_p * design.uniform(0.96, 1.04)
+    thick = design.uniform(7.0, 9.0)
+    corner = design.uniform(0.6, 1.6)
+    r_edge = design.uniform(0.8, 1.3)
+    band = design.uniform(1.2, 2.0)
+    glaze_t = design.uniform(0.15, 0.35)
+    bow = rng.uniform(-0.12, 0.12)  # each tile warps in the kiln its own way
     p, q, p0, q0 = _grid(side_p / 2, side_q / 2, cell)
     sdf = _sdf_box(p, q, side_p / 2, side_q / 2, corner)
     inside = sdf < 0
@@ -216,11 +216,11 @@ def _build_tile(rng: np.random.Generator, cell: float) -> _Part:
     glazed = _smoothstep(band - 0.25, band + 0.25, e)
     dome = bow * (1 - (2 * p / side_p) ** 2) * (1 - (2 * q / side_q) ** 2)
     height = np.where(inside, thick + glaze_t * glazed + dome - _edge_drop(e, r_edge), 0.0)
-    c1, c2 = (np.array(c) for c in _GLAZES[int(rng.integers(len(_GLAZES)))])
-    if rng.random() < 0.5:
+    c1, c2 = (np.array(c) for c in _GLAZES[int(design.integers(len(_GLAZES)))])
+    if design.random() < 0.5:
         c1, c2 = c2, c1
-    style = int(rng.integers(4))
-    period = rng.uniform(7.0, 13.0)
+    style = int(design.integers(4))
+    period = design.uniform(7.0, 13.0)
     soft = max(cell, 0.15)
     u, v = p / period, q / period
     if style == 0:  # checker rotated by 45 degrees
@@ -246,10 +246,10 @@ def _build_tile(rng: np.random.Generator, cell: float) -> _Part:
     return _finish(p0, q0, cell, height, albedo, spec, shine, 0.0, 1.0, 0.0, top, "tile", scratch)
 
 
-def _build_hose(rng: np.random.Generator, cell: float) -> _Part:
-    length = rng.uniform(60, 70)
-    radius = rng.uniform(9.0, 11.5)
-    sag = rng.uniform(-4.0, 4.0)
+def _build_hose(design: np.random.Generator, rng: np.random.Generator, cell: float) -> _Part:
+    length = design.uniform(60, 70)
+    radius = design.uniform(9.0, 11.5)
+    sag = design.uniform(-4.0, 4.0)
     kappa = sag / (length / 2) ** 2
     p, q, p0, q0 = _grid(length / 2, radius + abs(sag), cell)
     centre = kappa * p * p - sag / 2
@@ -261,11 +261,11 @@ def _build_hose(rng: np.random.Generator, cell: float) -> _Part:
     rubber = np.array([0.032, 0.032, 0.035]) * rng.uniform(0.85, 1.3)
     grain = 1 + 0.1 * _noise2d(rng, p.shape, 0.25 / cell) + 0.06 * _noise2d(rng, p.shape, 6.0 / cell)
     albedo = rubber * grain[..., None]
-    if rng.random() < 0.5:  # faded print line along the hose
-        col = np.array([[0.7, 0.7, 0.65], [0.75, 0.6, 0.1], [0.1, 0.25, 0.6]][int(rng.integers(3))])
-        d0 = radius * rng.uniform(-0.5, 0.5)
-        w = rng.uniform(0.8, 1.6)
-        dash = rng.uniform(4, 9)
+    if design.random() < 0.5:  # faded print line along the hose
+        col = np.array([[0.7, 0.7, 0.65], [0.75, 0.6, 0.1], [0.1, 0.25, 0.6]][int(design.integers(3))])
+        d0 = radius * design.uniform(-0.5, 0.5)
+        w = design.uniform(0.8, 1.6)
+        dash = design.uniform(4, 9)
         line = _smoothstep(w, w - 0.3, np.abs(d - d0)) * _smoothstep(0.3 * dash, 0.4 * dash, np.mod(p, dash))
         alpha = rng.uniform(0.08, 0.25) * line * (1 + 0.3 * _noise2d(rng, p.shape, 0.5 / cell))
         albedo = albedo * (1 - alpha[..., None]) + col * alpha[..., None]
@@ -280,6 +280,11 @@ def _build_hose(rng: np.random.Generator, cell: float) -> _Part:
     return part
 
 
+# Each builder takes ``(design, rng, cell)``: ``design`` draws what makes the product (dimensions,
+# holes, teeth, colour scheme, decor), ``rng`` what differs from part to part of one product
+# (surface texture, tone, a tile's bow). Passing the same generator as both gives a new design
+# for every part, the family the confirmation group was written with; a design generator seeded
+# once per dataset and category gives one product per category (``one_design``).
 _BUILDERS = {"bracket": _build_bracket, "gear": _build_gear, "tile": _build_tile, "hose": _build_hose}
 
 

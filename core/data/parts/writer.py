@@ -79,9 +79,10 @@ def generate_parts_dataset(
     progress: Progress | None = None,
     force: bool = False,
     camera_distance: float = 1.0,
+    one_design: bool = False,
 ) -> Path:
     """Write a parts dataset in the MVTec 3D-AD layout to ``out_dir`` and return its path
-    (``camera_distance``: see :func:`render_parts_sample`).
+    (``camera_distance``, ``one_design``: see :func:`render_parts_sample`).
 
     The folder is built beside ``out_dir`` and renamed into place at the end, with
     ``.lsfa_parts.json`` holding the parameters. An existing parts dataset with the same
@@ -101,6 +102,8 @@ def generate_parts_dataset(
     params = _params(seed, cats, size, n_train, n_validation, n_test_good, n_test_per_defect, defects)
     if camera_distance != 1.0:  # recorded only when set, so datasets made before it still match
         params["camera_distance"] = float(camera_distance)
+    if one_design:
+        params["one_design"] = True
     out = Path(out_dir).expanduser().absolute()
     existing = None
     if out.exists():
@@ -140,7 +143,9 @@ def generate_parts_dataset(
         stage = "Generating parts data"
         for n, (cat, split, label, i) in enumerate(jobs):
             p.update(stage, n, len(jobs), f"{cat}/{split}/{label}/{i}")
-            sample = render_parts_sample(cat, seed, split, label, i, size, camera_distance=camera_distance)
+            sample = render_parts_sample(
+                cat, seed, split, label, i, size, camera_distance=camera_distance, one_design=one_design
+            )
             name = str(i).zfill(widths[(cat, split, label)])
             _write_sample(tmp / cat / split / label, name, sample, with_gt=split == "test")
         p.update(stage, len(jobs), len(jobs))
