@@ -496,6 +496,43 @@ def describe_good_flagged(estimate: dict) -> str:
     return line
 
 
+def _chosen_candidate(record: dict) -> dict | None:
+    return next((c for c in record.get("candidates", []) if c.get("variant") == record.get("variant")), None)
+
+
+def weak_kept_modalities(record: dict) -> list[tuple[str, float, float | None]]:
+    """[(modality, informativeness, its upper end)] of the modalities the chosen candidate of a
+    self-check ``record`` (:func:`summary`) kept although their own synthetic defects scored below
+    ``UNINFORMATIVE_AUROC`` (not confidently enough to drop them)."""
+    chosen = _chosen_candidate(record)
+    if chosen is None:
+        return []
+    upper = chosen.get("informativeness_upper") or {}
+    fusion = str(record.get("fusion", ""))
+    return [(m, float(v), upper.get(m)) for m, v in (chosen.get("modality_informativeness") or {}).items()
+            if v is not None and v < UNINFORMATIVE_AUROC and f"{m} uninformative" not in fusion]
+
+
+def describe_weak_modalities(record: dict) -> str:
+    """One line per modality of :func:`weak_kept_modalities` ("" when none): its branch told its own
+    synthetic defects from the held-out good parts about as well as chance, yet it was kept. On the
+    suite such a branch was noise on real defects as often as it was useful (docs/evaluation.md), so
+    the line asks for a comparison on real defective parts rather than advising a choice."""
+    lines = []
+    for m, v, up in weak_kept_modalities(record):
+        others = [o for o in (_chosen_candidate(record) or {}).get("modality_informativeness", {}) if o != m]
+        other = others[0] if others else None
+        why = (f"not below {UNINFORMATIVE_AUROC:.2f} in {DROP_CONFIDENCE:.0%} of bootstrap resamples"
+               + (f", upper end {up:.2f}" if up is not None else ""))
+        lines.append(
+            f"self-check: the {m} branch told its own synthetic defects from the held-out good parts at "
+            f"I-AUROC {v:.2f} (0.50 = chance) and was kept ({why}); whether it helps on real defects is "
+            "unknown"
+            + (f": with defective samples, compare `lsfa eval` of this model with one fitted with "
+               f"--modalities {other}" if other else ""))
+    return "\n".join(lines)
+
+
 def interval_text(estimate: dict, digits: int = 3) -> str:
     """" (90 % bootstrap interval 0.741–0.902)" for an estimate record that has one, else ""."""
     interval = estimate.get("image_auroc_interval")
@@ -538,4 +575,4 @@ def summary(check: SelfCheck) -> dict:
 
 
 __all__ = ["run_self_check", "seeded_thresholds", "SeededThresholds", "seeded_how", "seeded_uncertain_until", "band_with_note", "held_out_good_flagged", "training_flagged_text", "describe_good_flagged", "outline_threshold", "summary", "shrink_uninformative", "modality_informativeness", "own_defect_scores", "informativeness_upper", "DROP_CONFIDENCE",
-           "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "synthetic_estimate", "estimate_record", "auroc_interval", "interval_text", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]
+           "PSEUDO_PER_SAMPLE", "WIDE_PER_SAMPLE", "estimate_defects", "synthetic_estimate", "estimate_record", "auroc_interval", "interval_text", "weak_kept_modalities", "describe_weak_modalities", "INTERVAL_LEVEL", "ADAPT_MARGIN", "ADAPT_CONFIDENCE", "adapted_wins_share", "choose_variant", "UNINFORMATIVE_AUROC"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 
+from core.self_check import describe_weak_modalities
 from lsfa_gui import export, tasks
 from lsfa_gui.colormaps import lut
 from lsfa_gui.runner import JobRunner
@@ -202,7 +203,8 @@ class JobControl:
         name = Path(path).name if path else "unsaved model"
         check = (getattr(model, "info", None) or {}).get("self_check") or {}
         self.state.set_model(ModelInfo(model=model, path=path, name=name, seeded=seeded, colour_range=tuple(rng) if rng else None,
-                                       estimate=check.get("estimate"), model_id=getattr(model, "model_id", "") or "",
+                                       estimate=check.get("estimate"), self_check_note=describe_weak_modalities(check),
+                                       model_id=getattr(model, "model_id", "") or "",
                                        threshold_spread=getattr(thr, "image_spread", None)))
 
     def _on_job_succeeded(self, _rid: int, result: Any):

@@ -119,6 +119,9 @@ class ModelInfo:
     seeded: ThresholdSettings = field(default_factory=ThresholdSettings)
     colour_range: tuple[float, float] | None = None
     estimate: dict | None = None  # fit-time self-check on synthetic defects (core.self_check), if run
+    # the self-check's lines on modalities kept although their synthetic defects scored near chance
+    # (core.self_check.describe_weak_modalities); "" when none
+    self_check_note: str = ""
     model_id: str = ""  # the model file's id (core.model_file: its tensors' checksum prefix)
     # the fit's seeded image threshold: (low, high) raw units holding 80 % of its bootstrap cuts
     # (core.results.Thresholds.image_spread); None for thresholds not seeded by the self-check

@@ -233,6 +233,11 @@ def test_metrics_panel_shows_the_self_check_estimate_labelled_as_one(qtbot, stat
                                         "n_training": 20}))
     assert "training parts scored leave-one-out flagged: 2 of 20" in w.estimate.text()
     assert "interval" not in w.estimate.text()  # a model file written before the interval existed
+    assert "⚠" not in w.estimate.text()
+    state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
+                              estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x"},
+                              self_check_note="self-check: the rgb branch told its own synthetic defects ..."))
+    assert "\n⚠ Self-check: the rgb branch told" in w.estimate.text()
     state.set_model(ModelInfo(path="m.lsfa", name="m", seeded=ThresholdSettings(0.6, 0.5),
                               estimate={"image_auroc": 0.934, "aupro_30": 0.912, "what": "x",
                                         "image_auroc_interval": [0.861, 0.987], "interval_level": 0.9}))

@@ -456,3 +456,24 @@ def test_a_synthetic_defect_that_leaves_the_point_cloud_keeps_its_good_parts_3d_
     assert reused.info["self_check"]["candidates"] == anew.info["self_check"]["candidates"]
     assert reused.info["self_check"]["estimate"] == anew.info["self_check"]["estimate"]
     assert (reused.thresholds.image, reused.thresholds.pixel) == (anew.thresholds.image, anew.thresholds.pixel)
+
+
+def _record(chosen, info) -> dict:
+    """The model file's self-check record (self_check.summary) of one candidate."""
+    return {"variant": chosen.variant, "fusion": chosen.fusion_name,
+            "candidates": [{"variant": chosen.variant, "fusion": chosen.fusion_name, "modality_informativeness": info,
+                            "informativeness_upper": chosen.informativeness_upper}]}
+
+
+def test_a_modality_kept_near_chance_is_reported_and_a_dropped_one_is_not():
+    from core.self_check import describe_weak_modalities, weak_kept_modalities
+
+    chosen, info, _, _ = _noise_case(1.0, 10, 15)  # pure noise, kept: its uselessness is uncertain
+    record = _record(chosen, info)
+    assert [m for m, _, _ in weak_kept_modalities(record)] == ["xyz"]
+    line = describe_weak_modalities(record)
+    assert f"the xyz branch told its own synthetic defects from the held-out good parts at I-AUROC {info['xyz']:.2f}" in line
+    assert "unknown" in line and "--modalities rgb" in line and "rgb branch" not in line
+    dropped, info2, _, _ = _noise_case(1.0, 150, 150)  # dropped with confidence: the fusion says so already
+    assert dropped.fusion_name.startswith("rgb only") and describe_weak_modalities(_record(dropped, info2)) == ""
+    assert describe_weak_modalities({}) == ""  # a model fitted without the self-check

@@ -223,10 +223,10 @@ def run(args) -> int:
               + (f" (adapted better in {check['adapted_wins_share']:.0%} of bootstrap resamples of the synthetic "
                  f"defects; {ADAPT_CONFIDENCE:.0%} needed)" if check.get("adapted_wins_share") is not None else "")
               + f", fusion {check['fusion']}")
-        from core.self_check import describe_good_flagged
+        from core.self_check import describe_good_flagged, describe_weak_modalities
 
-        flagged = describe_good_flagged(est)
-        if flagged:
-            print(flagged)
+        for line in (describe_good_flagged(est), describe_weak_modalities(check)):
+            if line:
+                print(line)
     print(f"wrote {args.out} (model id {model_id})")
     return 0

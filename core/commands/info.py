@@ -146,7 +146,7 @@ def format_model(summary: dict) -> str:
                          + SearchChoice.from_dict(entry).describe())
     check = summary.get("self_check")
     if check:
-        from core.self_check import describe_good_flagged, interval_text
+        from core.self_check import describe_good_flagged, describe_weak_modalities, interval_text
 
         est = check["estimate"]
         lines.append(
@@ -154,9 +154,7 @@ def format_model(summary: dict) -> str:
             f"{interval_text(est)}, AUPRO@0.3 {est['aupro_30']:.3f} — {est['what']}"
         )
 
-        flagged = describe_good_flagged(est)
-        if flagged:
-            lines.append(flagged)
+        lines += [line for line in (describe_good_flagged(est), describe_weak_modalities(check)) if line]
     else:
         lines.append("self-check: not run (no held-out calibration samples, or --no-self-check)")
     lines += [f"note: {n}" for n in summary["adaptation_notes"]]

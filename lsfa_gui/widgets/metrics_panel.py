@@ -161,6 +161,9 @@ class MetricsPanel(QWidget):
             text += f" · held-out good parts flagged at the fitted threshold: {est['good_flagged']} of {est['n_good']}"
         if est.get("n_training"):
             text += f" · training parts scored leave-one-out flagged: {est['training_flagged']} of {est['n_training']}"
+        note = getattr(self.state.model, "self_check_note", "")
+        if note:
+            text += "".join(f"\n⚠ {line[0].upper()}{line[1:]}" for line in note.splitlines())
         self.estimate.setText(text)
 
     def refresh_metrics(self):
