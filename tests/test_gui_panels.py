@@ -276,3 +276,24 @@ def test_pred_outline_matches_core_render(qtbot, state):
     amap = state.entries[5].result.anomaly_map
     expected = render.outline(render.predicted_mask(amap, 0.5))
     assert np.array_equal(w.pred_item.image[..., 3] > 0, expected)
+
+
+def test_a_model_whose_self_check_kept_a_modality_near_chance_says_so_in_the_metrics_panel(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from lsfa_gui.main_window import MainWindow
+
+    w = MainWindow(settings=QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat), enable_3d=False)
+    qtbot.addWidget(w)
+    candidate = {"variant": "frozen", "fusion": "tail_sum (equal weights)",
+                 "modality_informativeness": {"rgb": 0.48, "xyz": 0.77}, "informativeness_upper": {"rgb": 0.64, "xyz": 0.91}}
+    record = {"estimate": {"image_auroc": 0.77, "aupro_30": 0.74, "what": "x"}, "variant": "frozen",
+              "fusion": "tail_sum (equal weights)", "candidates": [candidate]}
+    thresholds = SimpleNamespace(image=0.6, pixel=0.5)
+    w._set_model(SimpleNamespace(thresholds=thresholds, info={"self_check": record}), "/x/m.lsfa")
+    text = w.metrics.estimate.text()
+    assert "⚠ Self-check: the rgb branch" in text and "I-AUROC 0.48" in text and "--modalities xyz" in text
+    dropped = dict(record, fusion="xyz only (rgb uninformative)")
+    w._set_model(SimpleNamespace(thresholds=thresholds, info={"self_check": dropped}), "/x/m.lsfa")
+    assert "⚠" not in w.metrics.estimate.text() and "I-AUROC 0.77" in w.metrics.estimate.text()
+    w.close()
