@@ -105,9 +105,9 @@ def datasets(group: str, data_dir: Path, parts_seed: int = PARTS_SEED,
     if group in ("confirmation", "all"):
         from core.data.parts import PARTS_CATEGORIES, generate_parts_dataset
 
-        far = ("" if parts_distance == 1.0 else f"_far{parts_distance:g}") + ("_onedesign" if one_design else "") + more
-        root = data_dir / f"parts_{parts_seed}{far}"
-        name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + far.replace("_", "-")
+        suffix = ("" if parts_distance == 1.0 else f"_far{parts_distance:g}") + ("_onedesign" if one_design else "") + more
+        root = data_dir / f"parts_{parts_seed}{suffix}"
+        name = ("parts" if parts_seed == PARTS_SEED else f"parts-{parts_seed}") + suffix.replace("_", "-")
         if wanted is None or wanted(name):
             generate_parts_dataset(root, seed=parts_seed, size=400, camera_distance=parts_distance,
                                    one_design=one_design, **counts)

@@ -518,10 +518,10 @@ def describe_weak_modalities(record: dict) -> str:
     synthetic defects from the held-out good parts about as well as chance, yet it was kept. On the
     suite such a branch was noise on real defects as often as it was useful (docs/evaluation.md), so
     the line asks for a comparison on real defective parts rather than advising a choice."""
+    modalities = list((_chosen_candidate(record) or {}).get("modality_informativeness") or {})
     lines = []
     for m, v, up in weak_kept_modalities(record):
-        others = [o for o in (_chosen_candidate(record) or {}).get("modality_informativeness", {}) if o != m]
-        other = others[0] if others else None
+        other = next((o for o in modalities if o != m), None)
         why = (f"not below {UNINFORMATIVE_AUROC:.2f} in {DROP_CONFIDENCE:.0%} of bootstrap resamples"
                + (f", upper end {up:.2f}" if up is not None else ""))
         lines.append(
