@@ -28,15 +28,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from suite_stats import _auroc_rows  # noqa: E402  (bench/suite_stats.py, beside this script)
+from suite_stats import auroc_rows  # noqa: E402  (bench/suite_stats.py, beside this script)
 
 SUM_WEIGHTS = np.linspace(0.0, 1.0, 41)
 MAX_WEIGHTS = np.linspace(0.05, 0.95, 19)
-
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Image AUROC of ``scores`` (N,) against boolean ``labels`` (N,) (ties count half)."""
-    return float(_auroc_rows(labels, scores[None, :])[0])
 
 
 def good_units(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -50,11 +45,12 @@ def oracles(samples: dict) -> dict[str, float]:
     """I-AUROC of the fused score, each branch, and oracles (a) and (b) for one row's ``samples``."""
     labels = np.asarray(samples["defect"], bool)
     fused, rgb, xyz = (np.asarray(samples[k], np.float64) for k in ("fused", "rgb", "xyz"))
-    out = {"fused": auroc(labels, fused), "rgb": auroc(labels, rgb), "xyz": auroc(labels, xyz)}
-    out["a"] = max(out.values())
     r, x = good_units(rgb, labels), good_units(xyz, labels)
     weighted = [w * r + (1 - w) * x for w in SUM_WEIGHTS] + [np.maximum(w * r, (1 - w) * x) for w in MAX_WEIGHTS]
-    out["b"] = max(out["fused"], float(_auroc_rows(labels, np.stack(weighted)).max()))
+    aurocs = auroc_rows(labels, np.stack([fused, rgb, xyz, *weighted]))  # ties count half
+    out = {k: float(v) for k, v in zip(("fused", "rgb", "xyz"), aurocs[:3])}
+    out["a"] = max(out.values())
+    out["b"] = max(out["fused"], float(aurocs[3:].max()))
     return out
 
 

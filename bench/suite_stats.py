@@ -28,7 +28,7 @@ REPLICATES = 2000
 LEVEL = 0.9  # two-sided: the 5th and 95th percentiles
 
 
-def _auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def auroc_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """AUROC of each row of ``scores`` (R, N) against boolean ``labels`` (N,) (ties count half)."""
     pos, neg = scores[:, labels], scores[:, ~labels]
     greater = (pos[:, :, None] > neg[:, None, :]).mean(axis=(1, 2))
@@ -48,7 +48,7 @@ def resampled_aurocs(labels, score_sets, replicates: int = REPLICATES, seed: int
     idx = np.concatenate([good[rng.integers(len(good), size=(replicates, len(good)))],
                           bad[rng.integers(len(bad), size=(replicates, len(bad)))]], axis=1)
     lab = np.r_[np.zeros(len(good), bool), np.ones(len(bad), bool)]
-    return np.stack([_auroc_rows(lab, s[idx]) for s in scores])
+    return np.stack([auroc_rows(lab, s[idx]) for s in scores])
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
